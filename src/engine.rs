@@ -1,0 +1,219 @@
+//! The step engine: every task first checks (reads only, returns the changes
+//! it would make), then applies exactly those changes. Handlers notified by a
+//! change run once, at the end.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::facts::Facts;
+use crate::host::cmd::CmdError;
+use crate::host::root::RootError;
+use crate::host::systemd::SystemdError;
+use crate::host::{Command, Root, Runner, Systemd};
+use crate::report::{Report, Status, TaskReport};
+
+/// Why a task could not check or apply.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Fs(#[from] RootError),
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The one kind of thing a change does to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create a directory chain; new directories get `mode`.
+    EnsureDir { path: PathBuf, mode: u32 },
+    /// Atomically write a file with exactly `mode`.
+    WriteFile {
+        path: PathBuf,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    /// Change the mode of an existing file.
+    SetMode { path: PathBuf, mode: u32 },
+    /// Point a symlink at `target`.
+    Symlink { path: PathBuf, target: PathBuf },
+    /// Run a mutating command.
+    Run(Command),
+}
+
+/// One change a task would make, with a line for the report and, for file
+/// writes, a unified diff (key material redacted).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub summary: String,
+    pub action: Action,
+    pub diff: Option<String>,
+}
+
+/// Something that runs once at the end when any change notified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Handler {
+    /// `nginx -t`, then reload nginx.
+    ReloadNginx,
+}
+
+impl Handler {
+    pub fn name(self) -> &'static str {
+        match self {
+            Handler::ReloadNginx => "reload nginx",
+        }
+    }
+}
+
+/// Whether a task touches only files (done under any `--root`) or the
+/// running host (packages, firewall, services: skipped under `--root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Files,
+    Host,
+}
+
+/// What every task sees: the seams and the facts gathered before planning.
+pub struct Ctx<'a> {
+    pub root: &'a Root,
+    pub runner: &'a dyn Runner,
+    pub systemd: &'a dyn Systemd,
+    pub facts: &'a Facts,
+}
+
+/// A unit of work. `check` must only read.
+pub trait Task {
+    /// Unique within a run; dependencies refer to it.
+    fn name(&self) -> String;
+    fn scope(&self) -> Scope;
+    /// Names of the tasks that must have succeeded before this one runs.
+    fn after(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Handlers to notify when this task changed something.
+    fn notifies(&self) -> Vec<Handler> {
+        Vec::new()
+    }
+    /// Reads the host and returns the changes needed; empty when all is right.
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Report what would change; touch nothing.
+    Check,
+    Apply,
+}
+
+/// Runs `tasks` in order and then the notified handlers.
+pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
+    let mut report = Report::default();
+    // Tasks that failed, or were skipped because something they need failed.
+    let mut broken: HashMap<String, String> = HashMap::new();
+    let mut notified: BTreeSet<Handler> = BTreeSet::new();
+    for task in tasks {
+        let name = task.name();
+        if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
+            let reason = format!("needs {dep:?}, which did not succeed");
+            broken.insert(name.clone(), reason.clone());
+            report.push(TaskReport::skipped(name, reason));
+            continue;
+        }
+        if task.scope() == Scope::Host && !ctx.root.is_host() {
+            report.push(TaskReport::skipped(
+                name,
+                format!(
+                    "host-level step; not run under --root {}",
+                    ctx.root.base().display()
+                ),
+            ));
+            continue;
+        }
+        let changes = match task.check(ctx) {
+            Ok(c) => c,
+            Err(e) => {
+                broken.insert(name.clone(), e.to_string());
+                report.push(TaskReport::failed(name, Vec::new(), e.to_string()));
+                continue;
+            }
+        };
+        if changes.is_empty() {
+            report.push(TaskReport::new(name, Status::Unchanged, &[]));
+            continue;
+        }
+        if mode == Mode::Apply {
+            if let Err(e) = changes.iter().try_for_each(|c| execute(ctx, &c.action)) {
+                broken.insert(name.clone(), e.to_string());
+                report.push(TaskReport::failed(name, summaries(&changes), e.to_string()));
+                continue;
+            }
+        }
+        notified.extend(task.notifies());
+        report.push(TaskReport::new(name, Status::Changed, &changes));
+    }
+    for handler in notified {
+        report.push(run_handler(handler, ctx, mode, !broken.is_empty()));
+    }
+    report
+}
+
+fn summaries(changes: &[Change]) -> Vec<String> {
+    changes.iter().map(|c| c.summary.clone()).collect()
+}
+
+/// Carries out one action through the seams.
+pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
+    match action {
+        Action::EnsureDir { path, mode } => ctx.root.create_dir_all(path, *mode)?,
+        Action::WriteFile {
+            path,
+            content,
+            mode,
+        } => ctx.root.write_atomic(path, content, *mode)?,
+        Action::SetMode { path, mode } => ctx.root.set_mode(path, *mode)?,
+        Action::Symlink { path, target } => ctx.root.symlink(path, target)?,
+        Action::Run(cmd) => {
+            ctx.runner.run_ok(cmd)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) -> TaskReport {
+    let name = format!("handler: {}", handler.name());
+    if !ctx.root.is_host() {
+        return TaskReport::skipped(name, "host-level step; not run under --root".into());
+    }
+    if something_failed {
+        // A half-applied run must not be made live.
+        return TaskReport::skipped(name, "a task failed; not reloading".into());
+    }
+    let change = vec![format!("would {}", handler.name())];
+    if mode == Mode::Check {
+        return TaskReport::planned(name, change);
+    }
+    match handler {
+        Handler::ReloadNginx => match reload_nginx(ctx) {
+            Ok(true) => TaskReport::planned(name, vec!["nginx -t passed; reloaded".into()]),
+            Ok(false) => {
+                TaskReport::skipped(name, "nginx is not running; nothing to reload".into())
+            }
+            Err(e) => TaskReport::failed(name, Vec::new(), e.to_string()),
+        },
+    }
+}
+
+/// `nginx -t` first, always: a config nginx rejects is never reloaded.
+fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
+    if !ctx.systemd.is_active("nginx.service")? {
+        return Ok(false);
+    }
+    ctx.runner.run_ok(&Command::query(["nginx", "-t", "-q"]))?;
+    ctx.systemd.reload("nginx.service")?;
+    Ok(true)
+}

@@ -1,0 +1,115 @@
+//! What the host is: pure parsers of what its files and tools say, and
+//! [`gather`], which asks the host through the seams.
+
+pub mod cert;
+pub mod firewall;
+pub mod nginx;
+pub mod os_release;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::host::{Command, Root, Runner};
+pub use firewall::Backend as FirewallBackend;
+pub use nginx::{Layout, NginxBuild, Version};
+pub use os_release::{Distro, Family, PackageManager};
+
+/// nginx as found on the host.
+#[derive(Debug, Clone, Serialize)]
+pub struct NginxFacts {
+    pub installed: bool,
+    pub version: Option<String>,
+    pub openssl: Option<String>,
+    pub http2: bool,
+    pub http3: bool,
+    pub layout: Layout,
+}
+
+impl NginxFacts {
+    pub fn version(&self) -> Option<Version> {
+        self.version.as_deref().and_then(Version::parse)
+    }
+}
+
+/// Everything portico needs to know about the host before planning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub distro: Distro,
+    pub package_manager: PackageManager,
+    pub systemd: bool,
+    pub nginx: NginxFacts,
+    pub firewall: FirewallBackend,
+    pub hostname: String,
+}
+
+/// Reads the host's facts. Under a root other than `/` only files are read:
+/// the tree is not a running system, so no command is run.
+pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
+    let os_text = read(root, "/etc/os-release")
+        .or_else(|| read(root, "/usr/lib/os-release"))
+        .unwrap_or_default();
+    let distro = os_release::parse(&os_text);
+    let package_manager = os_release::package_manager(&distro);
+    // sd_booted(3): systemd is PID 1 exactly when this directory exists.
+    let systemd = root.exists(Path::new("/run/systemd/system"));
+    let live = root.is_host();
+
+    let query = |argv: &[&str]| -> Option<String> {
+        if !live {
+            return None;
+        }
+        let out = runner.run(&Command::query(argv.iter().copied())).ok()?;
+        // nginx -V writes to stderr; the firewall tools to stdout.
+        Some(format!("{}{}", out.stdout, out.stderr))
+    };
+
+    let build = query(&["nginx", "-V"]).and_then(|t| nginx::parse_v(&t));
+    let layout = nginx::layout(
+        root.exists(Path::new("/etc/nginx/sites-available")),
+        root.exists(Path::new("/etc/nginx/conf.d")),
+        distro.family != Family::Rhel,
+    );
+    let nginx = NginxFacts {
+        installed: build.is_some() || root.exists(Path::new("/etc/nginx/nginx.conf")),
+        version: build.as_ref().map(|b| b.version.clone()),
+        openssl: build.as_ref().and_then(|b| b.openssl.clone()),
+        http2: build.as_ref().is_some_and(|b| b.http2),
+        http3: build.as_ref().is_some_and(|b| b.http3),
+        layout,
+    };
+
+    let ufw = query(&["ufw", "status"]);
+    let firewalld = query(&["firewall-cmd", "--state"]);
+    let iptables = query(&["iptables", "-S"]);
+    let nft = query(&["nft", "list", "ruleset"]);
+    let firewall = firewall::active_backend(&firewall::Probes {
+        ufw_status: ufw.as_deref(),
+        firewalld_state: firewalld.as_deref(),
+        iptables_rules: iptables.as_deref(),
+        nft_ruleset: nft.as_deref(),
+    });
+
+    let hostname = read(root, "/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            live.then(|| nix::unistd::gethostname().ok())
+                .flatten()
+                .and_then(|h| h.into_string().ok())
+        })
+        .unwrap_or_else(|| "localhost".into());
+
+    Facts {
+        distro,
+        package_manager,
+        systemd,
+        nginx,
+        firewall,
+        hostname,
+    }
+}
+
+fn read(root: &Root, path: &str) -> Option<String> {
+    root.read_to_string(Path::new(path)).ok().flatten()
+}

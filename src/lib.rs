@@ -1,0 +1,13 @@
+//! portico: turns a fresh VM into a hardened nginx HTTPS front end and keeps
+//! its certificates renewed. See the README for the playbook reference.
+
+pub mod cli;
+pub mod engine;
+pub mod facts;
+pub mod host;
+pub mod nginx;
+pub mod plan;
+pub mod playbook;
+pub mod report;
+pub mod tasks;
+pub mod tls;

@@ -1,0 +1,4 @@
+//! Pure rendering of nginx configuration: sites, TLS profiles, snippets.
+
+pub mod profile;
+pub mod render;

@@ -1,0 +1,128 @@
+//! Turns a validated playbook and the host's facts into the ordered tasks.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::engine::{Handler, Task};
+use crate::facts::{Facts, Layout};
+use crate::nginx::{profile, render};
+use crate::playbook::{CertSource, Playbook};
+use crate::tasks::certificate::{CertPaths, CertificateTask};
+use crate::tasks::file::{FileTask, SymlinkTask};
+use crate::tasks::packages::PackagesTask;
+
+/// Name of the package task, for dependencies.
+const PACKAGES: &str = "packages nginx";
+
+/// The tasks that bring the host to what the playbook describes, in order.
+pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    tasks.push(Box::new(PackagesTask {
+        packages: vec!["nginx".into()],
+        manager: facts.package_manager,
+    }));
+    debug_assert_eq!(tasks[0].name(), PACKAGES);
+
+    let mut cert_task_names = Vec::new();
+    for c in &pb.certificates {
+        let names: BTreeSet<String> = match &c.names {
+            Some(n) => n.iter().cloned().collect(),
+            None => pb
+                .sites
+                .iter()
+                .filter(|s| s.certificate == c.name)
+                .flat_map(|s| s.server_names.iter().cloned())
+                .collect(),
+        };
+        let task = CertificateTask {
+            name: c.name.clone(),
+            source: c.source,
+            names,
+            key: c.key,
+            days: c.days.unwrap_or(365),
+            remaining_fraction: pb.renewal.remaining_fraction,
+            paths: cert_paths(c),
+            now,
+        };
+        cert_task_names.push(task.name());
+        tasks.push(Box::new(task));
+    }
+
+    let target = render::Target {
+        layout: facts.nginx.layout,
+        version: facts.nginx.version(),
+        http2: facts.nginx.http2 || facts.nginx.version.is_none(),
+    };
+    let snippets = render::Snippets::for_target(&target);
+    let nginx_file = |path: String, content: String, after: Vec<String>| -> Box<dyn Task> {
+        Box::new(FileTask {
+            path: PathBuf::from(path),
+            content: content.into_bytes(),
+            mode: 0o644,
+            dir_mode: 0o755,
+            notify: vec![Handler::ReloadNginx],
+            after,
+        })
+    };
+    let needs_nginx = vec![PACKAGES.to_string()];
+    tasks.push(nginx_file(
+        snippets.tls.clone(),
+        render::tls_snippet(&profile::directives(pb.tls.profile, None)),
+        needs_nginx.clone(),
+    ));
+    tasks.push(nginx_file(
+        snippets.proxy.clone(),
+        render::proxy_snippet(),
+        needs_nginx.clone(),
+    ));
+    tasks.push(nginx_file(
+        "/etc/nginx/conf.d/portico-http.conf".into(),
+        render::http_snippet(),
+        needs_nginx.clone(),
+    ));
+
+    for site in &pb.sites {
+        let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
+            continue; // validation guarantees it exists
+        };
+        let paths = cert_paths(cert);
+        let content = render::site(
+            site,
+            &paths.cert.display().to_string(),
+            &paths.key.display().to_string(),
+            &target,
+        );
+        let mut after = needs_nginx.clone();
+        after.push(format!("certificate {}", cert.name));
+        let file = format!("portico-{}.conf", site.id());
+        match target.layout {
+            Layout::SitesEnabled => {
+                let available = format!("/etc/nginx/sites-available/{file}");
+                tasks.push(nginx_file(available.clone(), content, after.clone()));
+                after.push(format!("file {available}"));
+                tasks.push(Box::new(SymlinkTask {
+                    path: PathBuf::from(format!("/etc/nginx/sites-enabled/{file}")),
+                    target: PathBuf::from(available),
+                    notify: vec![Handler::ReloadNginx],
+                    after,
+                }));
+            }
+            Layout::ConfD => tasks.push(nginx_file(
+                format!("/etc/nginx/conf.d/{file}"),
+                content,
+                after,
+            )),
+        }
+    }
+    tasks
+}
+
+fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
+    match (c.source, &c.cert_file, &c.key_file) {
+        (CertSource::Files, Some(cert), Some(key)) => CertPaths {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        },
+        _ => CertPaths::managed(&c.name),
+    }
+}

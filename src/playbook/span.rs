@@ -1,0 +1,138 @@
+//! Maps a field path (`site[1].location[0].proxy`) to its place in the TOML
+//! text, and a byte offset back to the deepest field that contains it.
+
+use std::fmt;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path to a field, printed as `site[1].location[0].proxy`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldPath(pub Vec<Seg>);
+
+impl FieldPath {
+    pub fn root() -> Self {
+        FieldPath(Vec::new())
+    }
+
+    pub fn key(&self, k: &str) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(k.to_string()));
+        FieldPath(v)
+    }
+
+    pub fn index(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(i));
+        FieldPath(v)
+    }
+
+    /// `site[1]` style path from a key and an index in one step.
+    pub fn item(&self, k: &str, i: usize) -> Self {
+        self.key(k).index(i)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if n == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
+    (line, col)
+}
+
+/// The parsed document with spans, for locating fields.
+pub struct SpanIndex<'i> {
+    doc: Option<Spanned<DeTable<'i>>>,
+}
+
+impl<'i> SpanIndex<'i> {
+    pub fn new(text: &'i str) -> Self {
+        SpanIndex {
+            doc: DeTable::parse(text).ok(),
+        }
+    }
+
+    /// Byte offset of the value at `path`, or of its deepest existing parent.
+    pub fn offset_of(&self, path: &FieldPath) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut best = None;
+        let mut table: Option<&DeTable> = Some(doc.get_ref());
+        let mut value: Option<&Spanned<DeValue>> = None;
+        for seg in &path.0 {
+            let next = match (seg, table, value) {
+                (Seg::Key(k), Some(t), _) => t
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                    .map(|(_, v)| v),
+                (Seg::Index(i), _, Some(v)) => v.get_ref().as_array().and_then(|a| a.get(*i)),
+                _ => None,
+            };
+            let Some(v) = next else { break };
+            best = Some(v.span().start);
+            value = Some(v);
+            table = match v.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            };
+        }
+        best
+    }
+
+    /// The deepest field whose value contains `offset`.
+    pub fn path_at(&self, offset: usize) -> FieldPath {
+        let mut path = FieldPath::root();
+        let Some(doc) = &self.doc else { return path };
+        let mut table: Option<&DeTable> = Some(doc.get_ref());
+        let mut array: Option<&Spanned<DeValue>> = None;
+        loop {
+            let found = if let Some(t) = table.take() {
+                t.iter()
+                    .find(|(k, v)| contains(v.span(), offset) || contains(k.span(), offset))
+                    .map(|(k, v)| (Seg::Key(k.get_ref().to_string()), v))
+            } else if let Some(a) = array.take().and_then(|v| v.get_ref().as_array()) {
+                a.iter()
+                    .enumerate()
+                    .find(|(_, v)| contains(v.span(), offset))
+                    .map(|(i, v)| (Seg::Index(i), v))
+            } else {
+                None
+            };
+            let Some((seg, v)) = found else { break };
+            path.0.push(seg);
+            match v.get_ref() {
+                DeValue::Table(t) => table = Some(t),
+                DeValue::Array(_) => array = Some(v),
+                _ => break,
+            }
+        }
+        path
+    }
+}
+
+fn contains(span: std::ops::Range<usize>, offset: usize) -> bool {
+    span.start <= offset && offset < span.end.max(span.start + 1)
+}

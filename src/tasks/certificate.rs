@@ -1,0 +1,167 @@
+//! Server certificates: self-signed ones are made here; provided files are
+//! validated. Keys are 0600 in a 0700 directory.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
+use crate::facts::cert::inspect_pem;
+use crate::playbook::{CertSource, KeyType};
+use crate::tasks::file::file_changes;
+
+/// Where a certificate and its key live on the host.
+#[derive(Debug, Clone)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl CertPaths {
+    /// The default place of portico-made certificate `name`.
+    pub fn managed(name: &str) -> Self {
+        CertPaths {
+            cert: PathBuf::from(format!("/etc/ssl/certs/portico-{name}.crt")),
+            key: PathBuf::from(format!("/etc/ssl/private/portico-{name}.key")),
+        }
+    }
+}
+
+/// One certificate of the playbook, with the names it must cover.
+pub struct CertificateTask {
+    pub name: String,
+    pub source: CertSource,
+    pub names: BTreeSet<String>,
+    pub key: KeyType,
+    pub days: i64,
+    pub remaining_fraction: f64,
+    pub paths: CertPaths,
+    /// Seconds since the epoch; a field so tests can move time.
+    pub now: i64,
+}
+
+impl CertificateTask {
+    /// Why the current certificate must be replaced, or `None` when it is fine.
+    fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
+        let Some(pem) = ctx.root.read(&self.paths.cert)? else {
+            return Ok(Some("missing".into()));
+        };
+        if ctx.root.meta(&self.paths.key)?.is_none() {
+            return Ok(Some("its key is missing".into()));
+        }
+        let Some(info) = inspect_pem(&pem) else {
+            return Ok(Some(
+                "the existing file is not a readable certificate".into(),
+            ));
+        };
+        if info.names != self.names {
+            return Ok(Some(format!(
+                "names changed ({} -> {})",
+                join(&info.names),
+                join(&self.names)
+            )));
+        }
+        if crate::tls::renewal_due(
+            self.now,
+            info.not_before,
+            info.not_after,
+            self.remaining_fraction,
+        ) {
+            return Ok(Some("due for renewal".into()));
+        }
+        Ok(None)
+    }
+
+    fn check_files(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let cert = &self.paths.cert;
+        let pem = ctx.root.read(cert)?.ok_or_else(|| {
+            TaskError::Other(format!(
+                "{}: certificate file does not exist",
+                cert.display()
+            ))
+        })?;
+        let info = inspect_pem(&pem).ok_or_else(|| {
+            TaskError::Other(format!("{}: not a PEM certificate", cert.display()))
+        })?;
+        if ctx.root.meta(&self.paths.key)?.is_none() {
+            return Err(TaskError::Other(format!(
+                "{}: key file does not exist",
+                self.paths.key.display()
+            )));
+        }
+        if info.not_after <= self.now {
+            return Err(TaskError::Other(format!(
+                "{}: certificate has expired",
+                cert.display()
+            )));
+        }
+        let uncovered: BTreeSet<_> = self.names.difference(&info.names).cloned().collect();
+        if !uncovered.is_empty() {
+            return Err(TaskError::Other(format!(
+                "{}: does not cover {}",
+                cert.display(),
+                join(&uncovered)
+            )));
+        }
+        Ok(Vec::new())
+    }
+}
+
+fn join(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+impl Task for CertificateTask {
+    fn name(&self) -> String {
+        format!("certificate {}", self.name)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        vec![Handler::ReloadNginx]
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        match self.source {
+            CertSource::SelfSigned => {}
+            CertSource::Files => return self.check_files(ctx),
+            CertSource::Acme => {
+                return Err(TaskError::Other(
+                    "ACME issuance is not part of this portico build yet; use source = \"self-signed\" or \"files\" meanwhile".into(),
+                ))
+            }
+            CertSource::Ca => {
+                return Err(TaskError::Other(
+                    "certificates from a private CA are not part of this portico build yet".into(),
+                ))
+            }
+        }
+        let Some(reason) = self.reissue_reason(ctx)? else {
+            // Right certificate; only make sure the key is not readable by others.
+            let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
+            return file_changes(ctx, &self.paths.key, &key, 0o600, 0o700);
+        };
+        let issued = crate::tls::self_signed(&self.names, self.key, self.days)
+            .map_err(|e| TaskError::Other(e.to_string()))?;
+        let mut changes = file_changes(
+            ctx,
+            &self.paths.key,
+            issued.key_pem.as_bytes(),
+            0o600,
+            0o700,
+        )?;
+        changes.extend(file_changes(
+            ctx,
+            &self.paths.cert,
+            issued.cert_pem.as_bytes(),
+            0o644,
+            0o755,
+        )?);
+        if let Some(first) = changes.first_mut() {
+            first.summary = format!("{} [self-signed certificate {reason}]", first.summary);
+        }
+        Ok(changes)
+    }
+}

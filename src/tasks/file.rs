@@ -1,0 +1,165 @@
+//! Files and symlinks portico owns: written only when bytes or mode differ.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Action, Change, Ctx, Handler, Scope, Task, TaskError};
+
+/// A file with exact content and mode.
+pub struct FileTask {
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    /// Mode for the parent directory when portico has to create it.
+    pub dir_mode: u32,
+    pub notify: Vec<Handler>,
+    pub after: Vec<String>,
+}
+
+impl Task for FileTask {
+    fn name(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn after(&self) -> Vec<String> {
+        self.after.clone()
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        self.notify.clone()
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        file_changes(ctx, &self.path, &self.content, self.mode, self.dir_mode)
+    }
+}
+
+/// The changes that make `path` hold `content` with `mode`: the missing
+/// parent directory, the write, or only a mode fix.
+pub fn file_changes(
+    ctx: &Ctx,
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    dir_mode: u32,
+) -> Result<Vec<Change>, TaskError> {
+    let mut changes = Vec::new();
+    if let Some(dir) = path.parent() {
+        if ctx.root.meta(dir)?.is_none() {
+            changes.push(Change {
+                summary: format!("create directory {} (mode {dir_mode:04o})", dir.display()),
+                action: Action::EnsureDir {
+                    path: dir.to_path_buf(),
+                    mode: dir_mode,
+                },
+                diff: None,
+            });
+        }
+    }
+    let meta = ctx.root.meta(path)?;
+    if meta.is_some_and(|m| m.is_symlink) {
+        return Err(TaskError::Other(format!(
+            "{}: is a symbolic link; portico refuses to write through it",
+            path.display()
+        )));
+    }
+    let old = ctx.root.read(path)?;
+    if old.as_deref() != Some(content) {
+        let verb = if old.is_some() { "update" } else { "create" };
+        changes.push(Change {
+            summary: format!("{verb} {} (mode {mode:04o})", path.display()),
+            action: Action::WriteFile {
+                path: path.to_path_buf(),
+                content: content.to_vec(),
+                mode,
+            },
+            diff: Some(unified_diff(path, old.as_deref(), content)),
+        });
+    } else if let Some(m) = meta.filter(|m| m.mode != mode) {
+        changes.push(Change {
+            summary: format!("chmod {:04o} -> {mode:04o} {}", m.mode, path.display()),
+            action: Action::SetMode {
+                path: path.to_path_buf(),
+                mode,
+            },
+            diff: None,
+        });
+    }
+    Ok(changes)
+}
+
+/// A unified diff of a file change; private keys are never printed.
+pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
+    let name = path.display().to_string();
+    let is_secret = |b: &[u8]| String::from_utf8_lossy(b).contains("PRIVATE KEY-----");
+    if is_secret(new) || old.is_some_and(is_secret) {
+        return format!(
+            "--- {name}\n+++ {name}\n@@ key material redacted ({} bytes) @@\n",
+            new.len()
+        );
+    }
+    let old_text = old.map(String::from_utf8_lossy).unwrap_or_default();
+    let new_text = String::from_utf8_lossy(new);
+    similar::TextDiff::from_lines(old_text.as_ref(), new_text.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(if old.is_some() { &name } else { "/dev/null" }, &name)
+        .to_string()
+}
+
+/// A symlink portico owns (`sites-enabled/x` → `sites-available/x`).
+pub struct SymlinkTask {
+    pub path: PathBuf,
+    pub target: PathBuf,
+    pub notify: Vec<Handler>,
+    pub after: Vec<String>,
+}
+
+impl Task for SymlinkTask {
+    fn name(&self) -> String {
+        format!("link {}", self.path.display())
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn after(&self) -> Vec<String> {
+        self.after.clone()
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        self.notify.clone()
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        if ctx.root.read_link(&self.path)?.as_deref() == Some(self.target.as_path()) {
+            return Ok(Vec::new());
+        }
+        let mut changes = Vec::new();
+        if let Some(dir) = self.path.parent() {
+            if ctx.root.meta(dir)?.is_none() {
+                changes.push(Change {
+                    summary: format!("create directory {}", dir.display()),
+                    action: Action::EnsureDir {
+                        path: dir.to_path_buf(),
+                        mode: 0o755,
+                    },
+                    diff: None,
+                });
+            }
+        }
+        changes.push(Change {
+            summary: format!("link {} -> {}", self.path.display(), self.target.display()),
+            action: Action::Symlink {
+                path: self.path.clone(),
+                target: self.target.clone(),
+            },
+            diff: None,
+        });
+        Ok(changes)
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per kind of task. Each task checks (reads only) and returns the
+//! changes it needs; the engine applies them.
+
+pub mod certificate;
+pub mod file;
+pub mod packages;
