@@ -116,6 +116,7 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
         runner: &runner,
         systemd: &systemd,
         facts: &facts,
+        live_host: root.is_host(),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

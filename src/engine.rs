@@ -84,6 +84,9 @@ pub struct Ctx<'a> {
     pub runner: &'a dyn Runner,
     pub systemd: &'a dyn Systemd,
     pub facts: &'a Facts,
+    /// False under `--root DIR`: the tree is not a running host, so packages,
+    /// firewall, services and handlers are skipped.
+    pub live_host: bool,
 }
 
 /// A unit of work. `check` must only read.
@@ -124,7 +127,7 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
             report.push(TaskReport::skipped(name, reason));
             continue;
         }
-        if task.scope() == Scope::Host && !ctx.root.is_host() {
+        if task.scope() == Scope::Host && !ctx.live_host {
             report.push(TaskReport::skipped(
                 name,
                 format!(
@@ -186,7 +189,7 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
 
 fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) -> TaskReport {
     let name = format!("handler: {}", handler.name());
-    if !ctx.root.is_host() {
+    if !ctx.live_host {
         return TaskReport::skipped(name, "host-level step; not run under --root".into());
     }
     if something_failed {

@@ -102,35 +102,43 @@ impl<'i> SpanIndex<'i> {
         best
     }
 
-    /// The deepest field whose value contains `offset`.
+    /// The deepest field whose key or value contains `offset`.
     pub fn path_at(&self, offset: usize) -> FieldPath {
-        let mut path = FieldPath::root();
-        let Some(doc) = &self.doc else { return path };
-        let mut table: Option<&DeTable> = Some(doc.get_ref());
-        let mut array: Option<&Spanned<DeValue>> = None;
-        loop {
-            let found = if let Some(t) = table.take() {
-                t.iter()
-                    .find(|(k, v)| contains(v.span(), offset) || contains(k.span(), offset))
-                    .map(|(k, v)| (Seg::Key(k.get_ref().to_string()), v))
-            } else if let Some(a) = array.take().and_then(|v| v.get_ref().as_array()) {
-                a.iter()
-                    .enumerate()
-                    .find(|(_, v)| contains(v.span(), offset))
-                    .map(|(i, v)| (Seg::Index(i), v))
-            } else {
-                None
-            };
-            let Some((seg, v)) = found else { break };
-            path.0.push(seg);
-            match v.get_ref() {
-                DeValue::Table(t) => table = Some(t),
-                DeValue::Array(_) => array = Some(v),
-                _ => break,
-            }
+        let mut path = Vec::new();
+        if let Some(doc) = &self.doc {
+            find_in_table(doc.get_ref(), offset, &mut path);
         }
-        path
+        FieldPath(path)
     }
+}
+
+// Spans of `[[array]]` tables cover only their header, so a container is
+// searched whether or not its own span contains the offset.
+fn find_in_table(t: &DeTable, offset: usize, path: &mut Vec<Seg>) -> bool {
+    for (k, v) in t.iter() {
+        path.push(Seg::Key(k.get_ref().to_string()));
+        if find_in_value(v, offset, path) || contains(k.span(), offset) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+fn find_in_value(v: &Spanned<DeValue>, offset: usize, path: &mut Vec<Seg>) -> bool {
+    let inner = match v.get_ref() {
+        DeValue::Table(t) => find_in_table(t, offset, path),
+        DeValue::Array(a) => a.iter().enumerate().any(|(i, item)| {
+            path.push(Seg::Index(i));
+            let found = find_in_value(item, offset, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        _ => false,
+    };
+    inner || contains(v.span(), offset)
 }
 
 fn contains(span: std::ops::Range<usize>, offset: usize) -> bool {

@@ -1,0 +1,304 @@
+//! Drives the built `portico` binary the way users and image builders do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn portico(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .output()
+        .expect("run portico")
+}
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn tree(name: &str) -> String {
+    manifest(&format!("tests/fixtures/trees/{name}"))
+        .display()
+        .to_string()
+}
+
+/// The JSON report's contract: integer counts, tasks with a known status.
+fn report(out: &Output) -> Value {
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    for key in ["changed", "unchanged", "failed"] {
+        assert!(v[key].is_u64(), "{key} is not an integer: {v}");
+    }
+    for t in v["tasks"].as_array().expect("tasks array") {
+        assert!(t["name"].is_string(), "{t}");
+        assert!(t["changes"].is_array(), "{t}");
+        let s = t["status"].as_str().unwrap();
+        assert!(
+            ["changed", "unchanged", "failed", "skipped"].contains(&s),
+            "{t}"
+        );
+    }
+    v
+}
+
+fn task<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name} in {v}"))
+}
+
+#[test]
+fn check_of_the_embedded_default_on_a_debian_tree() {
+    let out = portico(&["apply", "--check", "--json", "--root", &tree("debian12")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = report(&out);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(task(&v, "packages nginx")["status"], "skipped");
+    let site = task(&v, "file /etc/nginx/sites-available/portico-default.conf");
+    assert_eq!(site["status"], "changed");
+    assert_eq!(
+        task(&v, "link /etc/nginx/sites-enabled/portico-default.conf")["status"],
+        "changed"
+    );
+    let cert = task(&v, "certificate default");
+    assert!(
+        cert["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("self-signed certificate missing"),
+        "{cert}"
+    );
+}
+
+#[test]
+fn check_on_a_rhel_tree_uses_conf_d() {
+    let out = portico(&["apply", "--check", "--json", "--root", &tree("rocky9")]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = report(&out);
+    task(&v, "file /etc/nginx/conf.d/portico-default.conf");
+    task(&v, "file /etc/nginx/portico/portico-tls.conf");
+}
+
+#[test]
+fn check_of_every_seed_playbook() {
+    for entry in std::fs::read_dir(manifest("playbooks")).unwrap() {
+        let path = entry.unwrap().path();
+        let out = portico(&[
+            "apply",
+            "--check",
+            "--json",
+            "--root",
+            &tree("debian12"),
+            path.to_str().unwrap(),
+        ]);
+        let v = report(&out);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // A failed task is exit 1, and everything that needs it is skipped, never half-done.
+        let expected = if v["failed"] == 0 { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected), "{name}: {v}");
+        for t in v["tasks"].as_array().unwrap() {
+            if t["status"] == "failed" {
+                assert!(
+                    t["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                    "{name}: {t}"
+                );
+            }
+        }
+        if name == "self-signed-proxy.toml" || name == "mtls-api.toml" {
+            assert!(v["changed"].as_u64().unwrap() > 0, "{name}: {v}");
+        }
+    }
+}
+
+#[test]
+fn check_diff_redacts_keys_and_shows_the_config() {
+    let out = portico(&["apply", "--check", "--diff", "--root", &tree("debian12")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("@@ key material redacted"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "a key leaked into the diff");
+    assert!(
+        text.contains("+    server_name web1.example.com localhost;"),
+        "{text}"
+    );
+    assert!(text.contains("+ssl_protocols TLSv1.2 TLSv1.3;"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("changed, 0 unchanged, 0 failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_playbook_exits_2_naming_file_line_and_column_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("site.toml");
+    std::fs::write(
+        &pb,
+        "version = 1\n[[certificate]]\nname = \"c\"\nsource = \"self-signed\"\n[[site]]\nserver_names = [\"a.example\"]\ncertificate = \"c\"\n[[site.location]]\npath = \"/\"\nproxy = \"htp://x\"\n",
+    )
+    .unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let out = portico(&[
+        "apply",
+        "--root",
+        root.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:10:9: site[0].location[0].proxy: \"htp://x\" is not an http or https URL",
+            pb.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "the tree was touched"
+    );
+}
+
+#[test]
+fn a_missing_playbook_and_a_bad_root_exit_2() {
+    let out = portico(&["apply", "--check", "/nonexistent/site.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("/nonexistent/site.toml: cannot read playbook"));
+    let out = portico(&["apply", "--check", "--root", "/nonexistent-root"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = portico(&["apply", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn apply_under_a_root_writes_files_then_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    // Start from a copy of the Debian tree.
+    let status = Command::new("cp")
+        .args(["-a", &format!("{}/.", tree("debian12")), root])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let first = portico(&["apply", "--json", "--root", root]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let v = report(&first);
+    assert!(v["changed"].as_u64().unwrap() >= 5);
+    let conf = std::fs::read_to_string(
+        dir.path()
+            .join("etc/nginx/sites-available/portico-default.conf"),
+    )
+    .unwrap();
+    assert!(conf.starts_with("# Managed by portico"));
+    let link = std::fs::read_link(
+        dir.path()
+            .join("etc/nginx/sites-enabled/portico-default.conf"),
+    )
+    .unwrap();
+    assert_eq!(
+        link,
+        Path::new("/etc/nginx/sites-available/portico-default.conf")
+    );
+
+    let second = portico(&["apply", "--json", "--root", root]);
+    let v = report(&second);
+    assert_eq!(v["changed"], 0, "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+}
+
+#[test]
+fn facts_json_on_this_machine() {
+    let out = portico(&["facts", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let os = std::fs::read_to_string("/etc/os-release").unwrap();
+    let id = os
+        .lines()
+        .find_map(|l| l.strip_prefix("ID="))
+        .unwrap()
+        .trim_matches('"');
+    assert_eq!(v["distro"]["id"], id);
+    assert!(v["distro"]["version"].is_string());
+    assert!(["debian", "rhel", "unknown"].contains(&v["distro"]["family"].as_str().unwrap()));
+    assert!(["apt", "yum", "dnf", "unknown"].contains(&v["package_manager"].as_str().unwrap()));
+    assert!(v["systemd"].is_boolean());
+    assert!(v["nginx"]["installed"].is_boolean());
+    assert!(["ufw", "firewalld", "iptables", "nftables", "none"]
+        .contains(&v["firewall"].as_str().unwrap()));
+    // tests/run installs nginx: its real `nginx -V` must have been read.
+    assert!(
+        v["nginx"]["version"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1.")),
+        "nginx -V was not read (install nginx: tests/run does): {v}"
+    );
+}
+
+#[test]
+fn the_rendered_default_passes_real_nginx_t() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test bind-mounts the rendered tree over /etc in a private mount namespace: run it as root (tests/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let status = Command::new("cp")
+        .args(["-a", &format!("{}/.", tree("debian12")), root])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = portico(&["apply", "--root", root]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The host's /etc is untouched: the tree is mounted over it only inside
+    // a mount namespace that ends with the command.
+    let script = format!(
+        "mount --bind {root}/etc/nginx /etc/nginx && mount --bind {root}/etc/ssl /etc/ssl && nginx -t"
+    );
+    let t = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(
+        t.status.success() && err.contains("test is successful"),
+        "nginx -t rejected the config:\n{err}"
+    );
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = portico(&["apply", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Examples:") && text.contains("--check") && text.contains("--root"),
+        "{text}"
+    );
+}

@@ -1,0 +1,371 @@
+//! The engine's contract: order, check/apply, handlers once and only when
+//! notified, dependencies, and no mutation in check mode or on an empty plan.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use portico::engine::{self, Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError};
+use portico::facts::{self, Facts};
+use portico::host::cmd::{Command, FakeRunner};
+use portico::host::systemd::{Systemd, SystemdError};
+use portico::host::{Output, Root};
+use portico::playbook;
+use portico::report::Status;
+
+/// Records what the engine asked of systemd.
+#[derive(Default)]
+struct FakeSystemd {
+    reloads: RefCell<Vec<String>>,
+}
+
+impl Systemd for FakeSystemd {
+    fn reload(&self, unit: &str) -> Result<(), SystemdError> {
+        self.reloads.borrow_mut().push(unit.into());
+        Ok(())
+    }
+    fn is_active(&self, _unit: &str) -> Result<bool, SystemdError> {
+        Ok(true)
+    }
+}
+
+/// A scripted task: logs its checks, returns a fixed list of changes.
+struct Scripted<'a> {
+    name: &'static str,
+    changes: Vec<Action>,
+    fail: bool,
+    after: Vec<String>,
+    notify: Vec<Handler>,
+    log: &'a RefCell<Vec<String>>,
+}
+
+impl Task for Scripted<'_> {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+    fn after(&self) -> Vec<String> {
+        self.after.clone()
+    }
+    fn notifies(&self) -> Vec<Handler> {
+        self.notify.clone()
+    }
+    fn check(&self, _ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        self.log.borrow_mut().push(self.name.into());
+        if self.fail {
+            return Err(TaskError::Other(format!("{} broke", self.name)));
+        }
+        Ok(self
+            .changes
+            .iter()
+            .map(|a| Change {
+                summary: format!("{a:?}"),
+                action: a.clone(),
+                diff: None,
+            })
+            .collect())
+    }
+}
+
+fn scripted<'a>(
+    name: &'static str,
+    changes: Vec<Action>,
+    log: &'a RefCell<Vec<String>>,
+) -> Scripted<'a> {
+    Scripted {
+        name,
+        changes,
+        fail: false,
+        after: Vec::new(),
+        notify: vec![Handler::ReloadNginx],
+        log,
+    }
+}
+
+fn debian_facts(root: &Root) -> Facts {
+    std::fs::create_dir_all(root.base().join("etc")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/os-release/debian-12"),
+        root.base().join("etc/os-release"),
+    )
+    .unwrap();
+    facts::gather(root, &FakeRunner::new())
+}
+
+/// dpkg answers as on a host where nginx is (or is not) installed; `nginx -t` passes.
+fn runner(nginx_installed: bool) -> FakeRunner {
+    let status = if nginx_installed {
+        "install ok installed"
+    } else {
+        "unknown ok not-installed"
+    };
+    FakeRunner::new()
+        .answer("dpkg-query -W -f ${Status} nginx", Output::ok(status))
+        .answer("nginx -t -q", Output::ok(""))
+}
+
+#[test]
+fn tasks_run_in_order_and_the_handler_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let log = RefCell::new(Vec::new());
+    let write = |p: &str| Action::WriteFile {
+        path: p.into(),
+        content: b"x".to_vec(),
+        mode: 0o644,
+    };
+    let tasks: Vec<Box<dyn Task>> = vec![
+        Box::new(scripted("first", vec![write("/a")], &log)),
+        Box::new(scripted("second", vec![], &log)),
+        Box::new(scripted("third", vec![write("/b")], &log)),
+    ];
+    let report = engine::run(&tasks, &ctx, Mode::Apply);
+    assert_eq!(*log.borrow(), ["first", "second", "third"]);
+    let statuses: Vec<_> = report
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("first", Status::Changed),
+            ("second", Status::Unchanged),
+            ("third", Status::Changed),
+            ("handler: reload nginx", Status::Changed)
+        ]
+    );
+    assert_eq!(
+        *systemd.reloads.borrow(),
+        ["nginx.service"],
+        "reloaded exactly once"
+    );
+    assert!(dir.path().join("a").exists() && dir.path().join("b").exists());
+    // nginx -t ran before the reload.
+    assert!(fake.calls().iter().any(|c| c.display() == "nginx -t -q"));
+}
+
+#[test]
+fn no_change_means_no_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let log = RefCell::new(Vec::new());
+    let tasks: Vec<Box<dyn Task>> = vec![Box::new(scripted("quiet", vec![], &log))];
+    let report = engine::run(&tasks, &ctx, Mode::Apply);
+    assert_eq!(report.tasks.len(), 1);
+    assert!(systemd.reloads.borrow().is_empty());
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn a_failed_task_skips_its_dependents_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let log = RefCell::new(Vec::new());
+    let mut broken = scripted("cert", vec![], &log);
+    broken.fail = true;
+    let mut dependent = scripted(
+        "site",
+        vec![Action::Run(Command::mutation(["touch", "/x"]))],
+        &log,
+    );
+    dependent.after = vec!["cert".into()];
+    let mut transitive = scripted("link", vec![], &log);
+    transitive.after = vec!["site".into()];
+    let independent = scripted("other", vec![], &log);
+    let tasks: Vec<Box<dyn Task>> = vec![
+        Box::new(broken),
+        Box::new(dependent),
+        Box::new(transitive),
+        Box::new(independent),
+    ];
+    let report = engine::run(&tasks, &ctx, Mode::Apply);
+    assert_eq!((report.failed, report.skipped, report.unchanged), (1, 2, 1));
+    assert_eq!(report.tasks[1].status, Status::Skipped);
+    assert_eq!(
+        report.tasks[1].reason.as_deref(),
+        Some("needs \"cert\", which did not succeed")
+    );
+    assert_eq!(report.tasks[2].status, Status::Skipped);
+    assert_eq!(
+        *log.borrow(),
+        ["cert", "other"],
+        "dependents were not even checked"
+    );
+    assert!(fake.mutating_calls().is_empty());
+}
+
+fn default_plan(root: &Root, facts: &Facts) -> Vec<Box<dyn Task>> {
+    let mut pb = playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap();
+    pb.resolve_hostname("web1.example.com");
+    let _ = root;
+    portico::plan::plan(&pb, facts, 1_800_000_000)
+}
+
+#[test]
+fn check_mode_sends_no_mutating_command_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let (fake, systemd) = (runner(false), FakeSystemd::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let before = tree(dir.path());
+    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Check);
+    assert!(report.changed >= 5, "{report:?}");
+    assert_eq!(report.failed, 0);
+    assert!(
+        fake.mutating_calls().is_empty(),
+        "{:?}",
+        fake.mutating_calls()
+    );
+    assert!(systemd.reloads.borrow().is_empty());
+    assert_eq!(tree(dir.path()), before, "check mode touched the tree");
+    let pkg = report
+        .tasks
+        .iter()
+        .find(|t| t.name == "packages nginx")
+        .unwrap();
+    assert_eq!(
+        pkg.changes,
+        [
+            "apt-get update (package lists are missing)",
+            "install nginx"
+        ],
+        "would refresh the empty lists, then install the missing package"
+    );
+}
+
+#[test]
+fn a_second_apply_changes_nothing_and_runs_no_mutating_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let systemd = FakeSystemd::default();
+    let first = runner(true);
+    let ctx = Ctx {
+        root: &root,
+        runner: &first,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(systemd.reloads.borrow().len(), 1);
+
+    let second = runner(true);
+    let ctx = Ctx {
+        root: &root,
+        runner: &second,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    assert_eq!(report.changed, 0, "{report:#?}");
+    assert!(second.mutating_calls().is_empty());
+    assert_eq!(systemd.reloads.borrow().len(), 1, "no second reload");
+    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(key.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn a_loosened_key_mode_is_tightened_without_reissuing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = debian_facts(&root);
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    let cert = dir.path().join("etc/ssl/certs/portico-default.crt");
+    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    let cert_before = std::fs::read(&cert).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    let t = report
+        .tasks
+        .iter()
+        .find(|t| t.name == "certificate default")
+        .unwrap();
+    assert_eq!(
+        t.changes,
+        ["chmod 0644 -> 0600 /etc/ssl/private/portico-default.key"]
+    );
+    assert_eq!(std::fs::read(&cert).unwrap(), cert_before, "not reissued");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// Every path under `dir` with its bytes, to compare before and after.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+                out.push((p.display().to_string(), Vec::new()));
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

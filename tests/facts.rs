@@ -1,0 +1,179 @@
+//! Every fact parser on fixtures of real output (tests/fixtures/).
+
+use std::path::Path;
+
+use portico::facts::firewall::{self, Backend, Probes};
+use portico::facts::nginx::{self, Layout, Version};
+use portico::facts::os_release::{self, Family, PackageManager};
+
+fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(rel),
+    )
+    .unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn os_release_of_every_supported_family() {
+    let cases = [
+        (
+            "ubuntu-16.04",
+            "ubuntu",
+            "16.04",
+            Family::Debian,
+            PackageManager::Apt,
+        ),
+        (
+            "ubuntu-22.04",
+            "ubuntu",
+            "22.04",
+            Family::Debian,
+            PackageManager::Apt,
+        ),
+        (
+            "ubuntu-24.04",
+            "ubuntu",
+            "24.04",
+            Family::Debian,
+            PackageManager::Apt,
+        ),
+        (
+            "debian-12",
+            "debian",
+            "12",
+            Family::Debian,
+            PackageManager::Apt,
+        ),
+        ("centos-7", "centos", "7", Family::Rhel, PackageManager::Yum),
+        ("rocky-9", "rocky", "9.4", Family::Rhel, PackageManager::Dnf),
+        (
+            "alma-8",
+            "almalinux",
+            "8.10",
+            Family::Rhel,
+            PackageManager::Dnf,
+        ),
+        (
+            "amzn-2023",
+            "amzn",
+            "2023",
+            Family::Rhel,
+            PackageManager::Dnf,
+        ),
+        (
+            "fedora-40",
+            "fedora",
+            "40",
+            Family::Rhel,
+            PackageManager::Dnf,
+        ),
+    ];
+    for (file, id, version, family, pm) in cases {
+        let d = os_release::parse(&fixture(&format!("os-release/{file}")));
+        assert_eq!(
+            (d.id.as_str(), d.version.as_str(), d.family),
+            (id, version, family),
+            "{file}"
+        );
+        assert_eq!(os_release::package_manager(&d), pm, "{file}");
+        assert!(d.supported, "{file} should be supported");
+    }
+}
+
+#[test]
+fn unknown_and_unsupported_releases_are_said_so() {
+    let d = os_release::parse("ID=arch\nPRETTY_NAME=\"Arch Linux\"\n");
+    assert_eq!(d.family, Family::Unknown);
+    assert_eq!(os_release::package_manager(&d), PackageManager::Unknown);
+    let old = os_release::parse("ID=debian\nVERSION_ID=\"9\"\n");
+    assert_eq!(old.family, Family::Debian);
+    assert!(!old.supported);
+}
+
+#[test]
+fn nginx_v_of_debian_12() {
+    let b = nginx::parse_v(&fixture("nginx/debian12-nginx-1.22.1.txt")).unwrap();
+    assert_eq!(b.version, "1.22.1");
+    assert_eq!(b.version(), Some(Version(1, 22, 1)));
+    // nginx runs with the library it found at start, not the one it was built with.
+    assert_eq!(b.openssl.as_deref(), Some("3.0.19"));
+    assert!(b.http2);
+    assert!(!b.http3);
+    assert_eq!(b.conf_path.as_deref(), Some("/etc/nginx/nginx.conf"));
+    assert!(nginx::parse_v("bash: nginx: command not found").is_none());
+}
+
+#[test]
+fn versions_compare_numerically() {
+    assert!(Version::parse("1.25.1").unwrap() > Version::parse("1.9.15").unwrap());
+    assert_eq!(Version::parse("3.0.19"), Some(Version(3, 0, 19)));
+    assert_eq!(Version::parse("1.26"), Some(Version(1, 26, 0)));
+}
+
+#[test]
+fn nginx_layout_from_the_tree_or_the_family() {
+    assert_eq!(nginx::layout(true, true, false), Layout::SitesEnabled);
+    assert_eq!(nginx::layout(false, true, true), Layout::ConfD);
+    assert_eq!(nginx::layout(false, false, true), Layout::SitesEnabled);
+    assert_eq!(nginx::layout(false, false, false), Layout::ConfD);
+}
+
+#[test]
+fn firewall_backends_from_captured_output() {
+    let ufw_on = fixture("firewall/ufw-active.txt");
+    let ufw_off = fixture("firewall/ufw-inactive.txt");
+    let ipt_ufw = fixture("firewall/iptables-under-ufw.txt");
+    let ipt_rules = fixture("firewall/iptables-rules.txt");
+    let ipt_empty = fixture("firewall/iptables-empty.txt");
+    let nft_rules = fixture("firewall/nft-rules.txt");
+    let nft_empty = fixture("firewall/nft-empty.txt");
+    let fwd_on = fixture("firewall/firewalld-running.txt");
+    let fwd_off = fixture("firewall/firewalld-not-running.txt");
+
+    assert!(firewall::ufw_active(&ufw_on));
+    assert!(!firewall::ufw_active(&ufw_off));
+    assert!(firewall::iptables_in_use(&ipt_rules));
+    assert!(!firewall::iptables_in_use(&ipt_empty));
+    assert!(firewall::nftables_in_use(&nft_rules));
+    assert!(!firewall::nftables_in_use(&nft_empty));
+    // iptables-nft leaves an empty chain behind after a flush: not in use.
+    assert!(!firewall::nftables_in_use("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n"));
+
+    let probe = |ufw, fwd, ipt, nft| {
+        firewall::active_backend(&Probes {
+            ufw_status: ufw,
+            firewalld_state: fwd,
+            iptables_rules: ipt,
+            nft_ruleset: nft,
+        })
+    };
+    // ufw fills iptables with its own chains: ufw is still the one in charge.
+    assert_eq!(
+        probe(Some(&ufw_on), None, Some(&ipt_ufw), None),
+        Backend::Ufw
+    );
+    assert_eq!(
+        probe(Some(&ufw_off), Some(&fwd_on), Some(&ipt_empty), None),
+        Backend::Firewalld
+    );
+    assert_eq!(
+        probe(Some(&ufw_off), Some(&fwd_off), Some(&ipt_rules), None),
+        Backend::Iptables
+    );
+    assert_eq!(
+        probe(None, None, Some(&ipt_empty), Some(&nft_rules)),
+        Backend::Nftables
+    );
+    assert_eq!(
+        probe(
+            Some(&ufw_off),
+            Some(&fwd_off),
+            Some(&ipt_empty),
+            Some(&nft_empty)
+        ),
+        Backend::None
+    );
+    assert_eq!(probe(None, None, None, None), Backend::None);
+}
