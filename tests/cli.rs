@@ -22,6 +22,21 @@ fn tree(name: &str) -> String {
         .to_string()
 }
 
+/// A writable copy of a fixture tree.
+fn copy_of_tree(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/.", tree(name)),
+            dir.path().to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {name}");
+    dir
+}
+
 /// The JSON report's contract: integer counts, tasks with a known status.
 fn report(out: &Output) -> Value {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -190,14 +205,8 @@ fn a_missing_playbook_and_a_bad_root_exit_2() {
 
 #[test]
 fn apply_under_a_root_writes_files_then_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    // Start from a copy of the Debian tree.
-    let status = Command::new("cp")
-        .args(["-a", &format!("{}/.", tree("debian12")), root])
-        .status()
-        .unwrap();
-    assert!(status.success());
     let first = portico(&["apply", "--json", "--root", root]);
     assert_eq!(
         first.status.code(),
@@ -263,13 +272,8 @@ fn the_rendered_default_passes_real_nginx_t() {
         nix::unistd::geteuid().is_root(),
         "this test bind-mounts the rendered tree over /etc in a private mount namespace: run it as root (tests/run does)"
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    let status = Command::new("cp")
-        .args(["-a", &format!("{}/.", tree("debian12")), root])
-        .status()
-        .unwrap();
-    assert!(status.success());
     let out = portico(&["apply", "--root", root]);
     assert_eq!(
         out.status.code(),

@@ -83,6 +83,36 @@ fn scripted<'a>(
     }
 }
 
+/// A Debian 12 host in a temp directory.
+struct Host {
+    dir: tempfile::TempDir,
+    root: Root,
+    facts: Facts,
+}
+
+impl Host {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let facts = debian_facts(&root);
+        Host { dir, root, facts }
+    }
+
+    fn ctx<'a>(&'a self, runner: &'a FakeRunner, systemd: &'a FakeSystemd) -> Ctx<'a> {
+        Ctx {
+            root: &self.root,
+            runner,
+            systemd,
+            facts: &self.facts,
+            live_host: true,
+        }
+    }
+
+    fn plan(&self) -> Vec<Box<dyn Task>> {
+        default_plan(&self.facts)
+    }
+}
+
 fn debian_facts(root: &Root) -> Facts {
     std::fs::create_dir_all(root.base().join("etc")).unwrap();
     std::fs::copy(
@@ -107,17 +137,9 @@ fn runner(nginx_installed: bool) -> FakeRunner {
 
 #[test]
 fn tasks_run_in_order_and_the_handler_runs_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let (fake, systemd) = (runner(true), FakeSystemd::default());
-    let ctx = Ctx {
-        root: &root,
-        runner: &fake,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
+    let ctx = host.ctx(&fake, &systemd);
     let log = RefCell::new(Vec::new());
     let write = |p: &str| Action::WriteFile {
         path: p.into(),
@@ -150,24 +172,16 @@ fn tasks_run_in_order_and_the_handler_runs_once() {
         ["nginx.service"],
         "reloaded exactly once"
     );
-    assert!(dir.path().join("a").exists() && dir.path().join("b").exists());
+    assert!(host.dir.path().join("a").exists() && host.dir.path().join("b").exists());
     // nginx -t ran before the reload.
     assert!(fake.calls().iter().any(|c| c.display() == "nginx -t -q"));
 }
 
 #[test]
 fn no_change_means_no_handler() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let (fake, systemd) = (runner(true), FakeSystemd::default());
-    let ctx = Ctx {
-        root: &root,
-        runner: &fake,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
+    let ctx = host.ctx(&fake, &systemd);
     let log = RefCell::new(Vec::new());
     let tasks: Vec<Box<dyn Task>> = vec![Box::new(scripted("quiet", vec![], &log))];
     let report = engine::run(&tasks, &ctx, Mode::Apply);
@@ -178,17 +192,9 @@ fn no_change_means_no_handler() {
 
 #[test]
 fn a_failed_task_skips_its_dependents_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let (fake, systemd) = (runner(true), FakeSystemd::default());
-    let ctx = Ctx {
-        root: &root,
-        runner: &fake,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
+    let ctx = host.ctx(&fake, &systemd);
     let log = RefCell::new(Vec::new());
     let mut broken = scripted("cert", vec![], &log);
     broken.fail = true;
@@ -223,28 +229,19 @@ fn a_failed_task_skips_its_dependents_with_the_reason() {
     assert!(fake.mutating_calls().is_empty());
 }
 
-fn default_plan(root: &Root, facts: &Facts) -> Vec<Box<dyn Task>> {
+fn default_plan(facts: &Facts) -> Vec<Box<dyn Task>> {
     let mut pb = playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap();
     pb.resolve_hostname("web1.example.com");
-    let _ = root;
     portico::plan::plan(&pb, facts, 1_800_000_000)
 }
 
 #[test]
 fn check_mode_sends_no_mutating_command_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let (fake, systemd) = (runner(false), FakeSystemd::default());
-    let ctx = Ctx {
-        root: &root,
-        runner: &fake,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
-    let before = tree(dir.path());
-    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Check);
+    let ctx = host.ctx(&fake, &systemd);
+    let before = tree(host.dir.path());
+    let report = engine::run(&host.plan(), &ctx, Mode::Check);
     assert!(report.changed >= 5, "{report:?}");
     assert_eq!(report.failed, 0);
     assert!(
@@ -253,7 +250,7 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
         fake.mutating_calls()
     );
     assert!(systemd.reloads.borrow().is_empty());
-    assert_eq!(tree(dir.path()), before, "check mode touched the tree");
+    assert_eq!(tree(host.dir.path()), before, "check mode touched the tree");
     let pkg = report
         .tasks
         .iter()
@@ -271,35 +268,20 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
 
 #[test]
 fn a_second_apply_changes_nothing_and_runs_no_mutating_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let systemd = FakeSystemd::default();
     let first = runner(true);
-    let ctx = Ctx {
-        root: &root,
-        runner: &first,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
-    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    let report = engine::run(&host.plan(), &host.ctx(&first, &systemd), Mode::Apply);
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(systemd.reloads.borrow().len(), 1);
 
     let second = runner(true);
-    let ctx = Ctx {
-        root: &root,
-        runner: &second,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
-    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    let ctx = host.ctx(&second, &systemd);
+    let report = engine::run(&host.plan(), &ctx, Mode::Apply);
     assert_eq!(report.changed, 0, "{report:#?}");
     assert!(second.mutating_calls().is_empty());
     assert_eq!(systemd.reloads.borrow().len(), 1, "no second reload");
-    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    let key = host.dir.path().join("etc/ssl/private/portico-default.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -317,24 +299,16 @@ fn a_second_apply_changes_nothing_and_runs_no_mutating_command() {
 
 #[test]
 fn a_loosened_key_mode_is_tightened_without_reissuing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let facts = debian_facts(&root);
+    let host = Host::new();
     let (fake, systemd) = (runner(true), FakeSystemd::default());
-    let ctx = Ctx {
-        root: &root,
-        runner: &fake,
-        systemd: &systemd,
-        facts: &facts,
-        live_host: true,
-    };
-    engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
-    let cert = dir.path().join("etc/ssl/certs/portico-default.crt");
-    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    let ctx = host.ctx(&fake, &systemd);
+    engine::run(&host.plan(), &ctx, Mode::Apply);
+    let cert = host.dir.path().join("etc/ssl/certs/portico-default.crt");
+    let key = host.dir.path().join("etc/ssl/private/portico-default.key");
     let cert_before = std::fs::read(&cert).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let report = engine::run(&default_plan(&root, &facts), &ctx, Mode::Apply);
+    let report = engine::run(&host.plan(), &ctx, Mode::Apply);
     let t = report
         .tasks
         .iter()

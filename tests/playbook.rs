@@ -56,29 +56,12 @@ fn every_seed_playbook_is_valid() {
 
 #[test]
 fn a_bad_proxy_url_is_named_with_its_line_and_column() {
-    let text = r#"version = 1
-
-[[certificate]]
-name = "main"
-source = "self-signed"
-
-[[site]]
-server_names = ["a.example.com"]
-certificate = "main"
-[[site.location]]
-path = "/"
-proxy = "http://127.0.0.1:3000"
-
-[[site]]
-server_names = ["b.example.com"]
-certificate = "main"
-[[site.location]]
-path = "/"
-    proxy = "htp://x"
-"#;
+    let text = format!(
+        "{BASE}\n[[site]]\nserver_names = [\"b.example.com\"]\ncertificate = \"main\"\n[[site.location]]\npath = \"/\"\n    proxy = \"htp://x\"\n"
+    );
     assert_eq!(
-        errors(text),
-        [r#"site.toml:19:13: site[1].location[0].proxy: "htp://x" is not an http or https URL"#]
+        errors(&text),
+        [r#"site.toml:20:13: site[1].location[0].proxy: "htp://x" is not an http or https URL"#]
     );
 }
 

@@ -46,19 +46,7 @@ pub fn file_changes(
     mode: u32,
     dir_mode: u32,
 ) -> Result<Vec<Change>, TaskError> {
-    let mut changes = Vec::new();
-    if let Some(dir) = path.parent() {
-        if ctx.root.meta(dir)?.is_none() {
-            changes.push(Change {
-                summary: format!("create directory {} (mode {dir_mode:04o})", dir.display()),
-                action: Action::EnsureDir {
-                    path: dir.to_path_buf(),
-                    mode: dir_mode,
-                },
-                diff: None,
-            });
-        }
-    }
+    let mut changes = parent_dir(ctx, path, dir_mode)?;
     let meta = ctx.root.meta(path)?;
     if meta.is_some_and(|m| m.is_symlink) {
         return Err(TaskError::Other(format!(
@@ -89,6 +77,21 @@ pub fn file_changes(
         });
     }
     Ok(changes)
+}
+
+/// Creating `path`'s parent directory with `mode`, when it is missing.
+fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskError> {
+    match path.parent() {
+        Some(dir) if ctx.root.meta(dir)?.is_none() => Ok(vec![Change {
+            summary: format!("create directory {} (mode {mode:04o})", dir.display()),
+            action: Action::EnsureDir {
+                path: dir.to_path_buf(),
+                mode,
+            },
+            diff: None,
+        }]),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// A unified diff of a file change; private keys are never printed.
@@ -139,19 +142,7 @@ impl Task for SymlinkTask {
         if ctx.root.read_link(&self.path)?.as_deref() == Some(self.target.as_path()) {
             return Ok(Vec::new());
         }
-        let mut changes = Vec::new();
-        if let Some(dir) = self.path.parent() {
-            if ctx.root.meta(dir)?.is_none() {
-                changes.push(Change {
-                    summary: format!("create directory {}", dir.display()),
-                    action: Action::EnsureDir {
-                        path: dir.to_path_buf(),
-                        mode: 0o755,
-                    },
-                    diff: None,
-                });
-            }
-        }
+        let mut changes = parent_dir(ctx, &self.path, 0o755)?;
         changes.push(Change {
             summary: format!("link {} -> {}", self.path.display(), self.target.display()),
             action: Action::Symlink {
