@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use crate::engine::{Handler, Task};
 use crate::facts::{Facts, Layout};
 use crate::nginx::{profile, render};
-use crate::playbook::{CertSource, Playbook};
+use crate::playbook::{CertSource, Playbook, Profile, Site};
 use crate::tasks::certificate::{CertPaths, CertificateTask};
 use crate::tasks::file::{FileTask, SymlinkTask};
 use crate::tasks::packages::PackagesTask;
+use crate::tasks::refused::RefusedTask;
+use crate::tls::dhparam;
 
 /// Name of the package task, for dependencies.
 const PACKAGES: &str = "packages nginx";
@@ -65,10 +67,31 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         })
     };
     let needs_nginx = vec![PACKAGES.to_string()];
+    let mut tls_after = needs_nginx.clone();
+    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
+    if dhparam_path.is_some() {
+        let task: Box<dyn Task> = if pb.tls.generate_dhparam {
+            Box::new(RefusedTask {
+                name: "dhparam".into(),
+                reason:
+                    "generate_dhparam = true is not available in this build; the RFC 7919 group \
+                         written by default is as strong and costs no CPU"
+                        .into(),
+            })
+        } else {
+            nginx_file(
+                dhparam::PATH.into(),
+                dhparam::rfc7919_pem(pb.tls.dhparam).into(),
+                needs_nginx.clone(),
+            )
+        };
+        tls_after.push(task.name());
+        tasks.push(task);
+    }
     tasks.push(nginx_file(
         snippets.tls.clone(),
-        render::tls_snippet(&profile::directives(pb.tls.profile, None)),
-        needs_nginx.clone(),
+        render::tls_snippet(&profile::directives(pb.tls.profile, dhparam_path)),
+        tls_after,
     ));
     tasks.push(nginx_file(
         snippets.proxy.clone(),
@@ -85,6 +108,13 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
             continue; // validation guarantees it exists
         };
+        if let Some(reason) = unprotectable(site) {
+            tasks.push(Box::new(RefusedTask {
+                name: format!("site {}", site.id()),
+                reason,
+            }));
+            continue;
+        }
         let paths = cert_paths(cert);
         let content = render::site(
             site,
@@ -125,4 +155,27 @@ fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
         },
         _ => CertPaths::managed(&c.name),
     }
+}
+
+/// Why a site cannot be rendered with the protection it asks for yet.
+/// Rendering it without would serve it open: it is refused instead.
+fn unprotectable(site: &Site) -> Option<String> {
+    let id = site.id();
+    if site.client_auth.is_some() {
+        return Some(format!(
+            "site {id}: client-certificate auth is not rendered by this build yet; \
+             refusing to serve the site without it"
+        ));
+    }
+    let oauth2 = site.oauth2.is_some()
+        || site
+            .locations
+            .iter()
+            .any(|l| l.oauth2.as_deref().is_some_and(|o| o != "none"));
+    oauth2.then(|| {
+        format!(
+            "site {id}: oauth2-proxy auth is not rendered by this build yet; \
+             refusing to serve the site without it"
+        )
+    })
 }

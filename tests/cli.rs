@@ -267,34 +267,88 @@ fn facts_json_on_this_machine() {
 }
 
 #[test]
-fn the_rendered_default_passes_real_nginx_t() {
+fn the_rendered_configs_pass_real_nginx_t() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test bind-mounts the rendered tree over /etc in a private mount namespace: run it as root (tests/run does)"
     );
-    let dir = copy_of_tree("debian12");
-    let root = dir.path().to_str().unwrap();
-    let out = portico(&["apply", "--root", root]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    // The host's /etc is untouched: the tree is mounted over it only inside
-    // a mount namespace that ends with the command.
-    let script = format!(
-        "mount --bind {root}/etc/nginx /etc/nginx && mount --bind {root}/etc/ssl /etc/ssl && nginx -t"
-    );
-    let t = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .output()
-        .expect("unshare (util-linux)");
-    let err = String::from_utf8_lossy(&t.stderr);
-    assert!(
-        t.status.success() && err.contains("test is successful"),
-        "nginx -t rejected the config:\n{err}"
-    );
+    // The embedded default (intermediate profile) and seed 001 (compat: DHE + dhparam).
+    let playbook = manifest("playbooks/self-signed-proxy.toml")
+        .display()
+        .to_string();
+    for args in [vec![], vec![playbook.as_str()]] {
+        let dir = copy_of_tree("debian12");
+        let root = dir.path().to_str().unwrap();
+        let mut apply = vec!["apply", "--root", root];
+        apply.extend(args.iter().copied());
+        let out = portico(&apply);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // The host's /etc is untouched: the tree is mounted over it only inside
+        // a mount namespace that ends with the command.
+        let script = format!(
+            "mount --bind {root}/etc/nginx /etc/nginx && mount --bind {root}/etc/ssl /etc/ssl && nginx -t"
+        );
+        let t = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .output()
+            .expect("unshare (util-linux)");
+        let err = String::from_utf8_lossy(&t.stderr);
+        assert!(
+            t.status.success() && err.contains("test is successful"),
+            "nginx -t rejected the config of {args:?}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn sites_asking_for_protection_not_built_yet_are_refused_not_served_open() {
+    for (playbook, site) in [
+        ("playbooks/mtls-api.toml", "site api.example.com"),
+        (
+            "playbooks/oauth2-internal-services.toml",
+            "site grafana.example.com",
+        ),
+    ] {
+        let pb = manifest(playbook).display().to_string();
+        let out = portico(&[
+            "apply",
+            "--check",
+            "--json",
+            "--root",
+            &tree("debian12"),
+            &pb,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{playbook}");
+        let v = report(&out);
+        let t = task(&v, site);
+        assert_eq!(t["status"], "failed");
+        assert!(
+            t["reason"]
+                .as_str()
+                .unwrap()
+                .contains("refusing to serve the site without it"),
+            "{t}"
+        );
+        let rendered = v["tasks"].as_array().unwrap().iter().any(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .contains("sites-available/portico-api")
+                || t["name"]
+                    .as_str()
+                    .unwrap()
+                    .contains("sites-available/portico-grafana")
+        });
+        assert!(
+            !rendered,
+            "{playbook}: an unprotected config was planned: {v}"
+        );
+    }
 }
 
 #[test]

@@ -4,3 +4,4 @@
 pub mod certificate;
 pub mod file;
 pub mod packages;
+pub mod refused;

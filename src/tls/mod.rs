@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+pub mod dhparam;
+
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 use thiserror::Error;
 

@@ -1,0 +1,88 @@
+//! Diffie-Hellman parameters: the RFC 7919 groups, written instead of
+//! generated. `openssl dhparam 2048` spends seconds of CPU to produce a group
+//! no better than these published, verified ones.
+//!
+//! The PEM files are OpenSSL's built-in `ffdhe*` groups as written by
+//! `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdheN`; the tests
+//! check them against that command and with `openssl dhparam -check`.
+
+use crate::playbook::DhGroup;
+
+/// The PEM (`BEGIN DH PARAMETERS`) of an RFC 7919 group.
+pub fn rfc7919_pem(group: DhGroup) -> &'static str {
+    match group {
+        DhGroup::Ffdhe2048 => include_str!("ffdhe2048.pem"),
+        DhGroup::Ffdhe3072 => include_str!("ffdhe3072.pem"),
+        DhGroup::Ffdhe4096 => include_str!("ffdhe4096.pem"),
+    }
+}
+
+/// Where portico writes the dhparam file nginx's `ssl_dhparam` reads.
+pub const PATH: &str = "/etc/nginx/portico-dhparam.pem";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn openssl(args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl CLI (tests/run installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    #[test]
+    fn every_group_is_openssls_own_and_passes_its_check() {
+        for (group, name, bits) in [
+            (DhGroup::Ffdhe2048, "ffdhe2048", 2048),
+            (DhGroup::Ffdhe3072, "ffdhe3072", 3072),
+            (DhGroup::Ffdhe4096, "ffdhe4096", 4096),
+        ] {
+            let pem = rfc7919_pem(group);
+            let reference = openssl(
+                &[
+                    "genpkey",
+                    "-genparam",
+                    "-algorithm",
+                    "DH",
+                    "-pkeyopt",
+                    &format!("group:{name}"),
+                ],
+                "",
+            );
+            assert_eq!(
+                pem, reference,
+                "{name} differs from openssl's built-in group"
+            );
+            let check = openssl(&["dhparam", "-check", "-noout"], pem);
+            assert!(
+                check.contains("DH parameters appear to be ok"),
+                "{name}: {check}"
+            );
+            let text = openssl(&["dhparam", "-text", "-noout"], pem);
+            assert!(text.contains(&format!("({bits} bit)")), "{name}: {text}");
+        }
+    }
+}
