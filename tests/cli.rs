@@ -360,3 +360,59 @@ fn help_teaches_with_examples() {
         "{text}"
     );
 }
+
+#[test]
+fn provided_certificate_files_are_validated() {
+    // Two trees, each with a certificate and key portico made itself.
+    let a = copy_of_tree("debian12");
+    let b = copy_of_tree("debian12");
+    for t in [&a, &b] {
+        let out = portico(&["apply", "--root", t.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let pb = a.path().join("files.toml");
+    let playbook = |key: &str| {
+        format!(
+            "version = 1\n[[certificate]]\nname = \"own\"\nsource = \"files\"\n\
+             cert_file = \"/etc/ssl/certs/portico-default.crt\"\nkey_file = \"{key}\"\n\
+             [[site]]\nserver_names = [\"localhost\"]\ncertificate = \"own\"\n\
+             [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        )
+    };
+    std::fs::write(&pb, playbook("/etc/ssl/private/portico-default.key")).unwrap();
+    let root = a.path().to_str().unwrap();
+    let out = portico(&[
+        "apply",
+        "--check",
+        "--json",
+        "--root",
+        root,
+        pb.to_str().unwrap(),
+    ]);
+    let v = report(&out);
+    assert_eq!(task(&v, "certificate own")["status"], "unchanged", "{v}");
+
+    // The other tree's key does not belong to this certificate.
+    std::fs::copy(
+        b.path().join("etc/ssl/private/portico-default.key"),
+        a.path().join("etc/ssl/private/other.key"),
+    )
+    .unwrap();
+    std::fs::write(&pb, playbook("/etc/ssl/private/other.key")).unwrap();
+    let out = portico(&[
+        "apply",
+        "--check",
+        "--json",
+        "--root",
+        root,
+        pb.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = report(&out);
+    let t = task(&v, "certificate own");
+    assert_eq!(t["status"], "failed");
+    assert_eq!(
+        t["reason"],
+        "/etc/ssl/certs/portico-default.crt with /etc/ssl/private/other.key: the key does not match the certificate"
+    );
+}

@@ -50,3 +50,117 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
         issuer: cert.issuer().to_string(),
     })
 }
+
+/// What is wrong with a certificate/key pair a user provides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairProblem {
+    #[error("no PEM certificate in the file")]
+    NoCertificate,
+    #[error("certificate {index} of the chain cannot be parsed")]
+    Unparsable { index: usize },
+    #[error("the key cannot be read (PKCS#8 or SEC1 PEM expected)")]
+    BadKey,
+    #[error("the key does not match the certificate")]
+    KeyMismatch,
+    #[error("chain out of order: certificate {index} is issued by {issuer:?}, but the next one is {next:?} (leaf first, then each issuer)")]
+    ChainOrder {
+        index: usize,
+        issuer: String,
+        next: String,
+    },
+}
+
+/// Checks a full-chain PEM (leaf first) and its key: every certificate parses,
+/// each is followed by its issuer, and the key belongs to the leaf.
+pub fn check_pair(chain_pem: &[u8], key_pem: &[u8]) -> Result<CertInfo, PairProblem> {
+    let pems: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(chain_pem)
+        .filter_map(Result::ok)
+        .filter(|p| p.label == "CERTIFICATE")
+        .collect();
+    if pems.is_empty() {
+        return Err(PairProblem::NoCertificate);
+    }
+    let certs = pems
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            p.parse_x509()
+                .map_err(|_| PairProblem::Unparsable { index })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (index, pair) in certs.windows(2).enumerate() {
+        if pair[0].issuer().as_raw() != pair[1].subject().as_raw() {
+            return Err(PairProblem::ChainOrder {
+                index,
+                issuer: pair[0].issuer().to_string(),
+                next: pair[1].subject().to_string(),
+            });
+        }
+    }
+    let key_text = std::str::from_utf8(key_pem).map_err(|_| PairProblem::BadKey)?;
+    let key = rcgen::KeyPair::from_pem(key_text).map_err(|_| PairProblem::BadKey)?;
+    use rcgen::PublicKeyData;
+    if key.subject_public_key_info() != certs[0].public_key().raw {
+        return Err(PairProblem::KeyMismatch);
+    }
+    inspect_pem(chain_pem).ok_or(PairProblem::Unparsable { index: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    /// A CA and a leaf it signed: (leaf pem, ca pem, leaf key pem).
+    fn chain() -> (String, String, String) {
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name
+            .push(DnType::CommonName, "portico test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["files.example".to_string()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "files.example");
+        let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
+        (leaf.pem(), ca.pem(), leaf_key.serialize_pem())
+    }
+
+    #[test]
+    fn a_good_chain_and_its_key_pass() {
+        let (leaf, ca, key) = chain();
+        let info = check_pair(format!("{leaf}{ca}").as_bytes(), key.as_bytes()).unwrap();
+        assert!(info.names.contains("files.example"));
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let (leaf, ca, _) = chain();
+        let other = KeyPair::generate().unwrap().serialize_pem();
+        let err = check_pair(format!("{leaf}{ca}").as_bytes(), other.as_bytes()).unwrap_err();
+        assert_eq!(err, PairProblem::KeyMismatch);
+    }
+
+    #[test]
+    fn a_chain_with_the_issuer_first_is_refused() {
+        let (leaf, ca, key) = chain();
+        let err = check_pair(format!("{ca}{leaf}").as_bytes(), key.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, PairProblem::ChainOrder { index: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_named() {
+        assert_eq!(
+            check_pair(b"hello", b"").unwrap_err(),
+            PairProblem::NoCertificate
+        );
+        let (leaf, _, _) = chain();
+        assert_eq!(
+            check_pair(leaf.as_bytes(), b"not a key").unwrap_err(),
+            PairProblem::BadKey
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
-use crate::facts::cert::inspect_pem;
+use crate::facts::cert::{check_pair, inspect_pem};
 use crate::playbook::{CertSource, KeyType};
 use crate::tasks::file::file_changes;
 
@@ -73,21 +73,24 @@ impl CertificateTask {
 
     fn check_files(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let cert = &self.paths.cert;
-        let pem = ctx.root.read(cert)?.ok_or_else(|| {
+        let missing = |p: &std::path::Path, what: &str| {
+            TaskError::Other(format!("{}: {what} file does not exist", p.display()))
+        };
+        let pem = ctx
+            .root
+            .read(cert)?
+            .ok_or_else(|| missing(cert, "certificate"))?;
+        let key = ctx
+            .root
+            .read(&self.paths.key)?
+            .ok_or_else(|| missing(&self.paths.key, "key"))?;
+        let info = check_pair(&pem, &key).map_err(|e| {
             TaskError::Other(format!(
-                "{}: certificate file does not exist",
-                cert.display()
+                "{} with {}: {e}",
+                cert.display(),
+                self.paths.key.display()
             ))
         })?;
-        let info = inspect_pem(&pem).ok_or_else(|| {
-            TaskError::Other(format!("{}: not a PEM certificate", cert.display()))
-        })?;
-        if ctx.root.meta(&self.paths.key)?.is_none() {
-            return Err(TaskError::Other(format!(
-                "{}: key file does not exist",
-                self.paths.key.display()
-            )));
-        }
         if info.not_after <= self.now {
             return Err(TaskError::Other(format!(
                 "{}: certificate has expired",
