@@ -8,7 +8,8 @@ use thiserror::Error;
 use crate::engine::{self, Ctx, Mode};
 use crate::facts;
 use crate::host::cmd::SystemRunner;
-use crate::host::systemd::DirectNginx;
+use crate::host::dbus::DbusSystemd;
+use crate::host::systemd::{DirectNginx, Systemd, SystemdError};
 use crate::host::Root;
 use crate::playbook::{self, PlaybookError};
 
@@ -81,6 +82,8 @@ pub enum CliError {
     BadRoot(PathBuf),
     #[error("applying to this host needs root; run with sudo, or use --check to only plan")]
     NeedsRoot,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
 }
 
 /// Runs the command; returns the process exit code.
@@ -110,11 +113,11 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
     let runner = SystemRunner;
     let facts = facts::gather(&root, &runner);
     pb.resolve_hostname(&facts.hostname);
-    let systemd = DirectNginx { runner: &runner };
+    let systemd = service_manager(&facts, root.is_host(), &runner)?;
     let ctx = Ctx {
         root: &root,
         runner: &runner,
-        systemd: &systemd,
+        systemd: systemd.as_ref(),
         facts: &facts,
         live_host: root.is_host(),
     };
@@ -133,6 +136,19 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
         print!("{}", report.render_text(a.diff, a.check));
     }
     Ok(if report.failed > 0 { 1 } else { 0 })
+}
+
+/// systemd over D-Bus where it runs; nginx driven directly where it does not.
+fn service_manager<'a>(
+    facts: &facts::Facts,
+    live_host: bool,
+    runner: &'a SystemRunner,
+) -> Result<Box<dyn Systemd + 'a>, CliError> {
+    if facts.systemd && live_host {
+        Ok(Box::new(DbusSystemd::connect()?))
+    } else {
+        Ok(Box::new(DirectNginx { runner }))
+    }
 }
 
 fn facts_cmd(f: FactsArgs) -> Result<i32, CliError> {

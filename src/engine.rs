@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::facts::Facts;
 use crate::host::cmd::CmdError;
 use crate::host::root::RootError;
-use crate::host::systemd::SystemdError;
+use crate::host::systemd::{ServiceOp, SystemdError};
 use crate::host::{Command, Root, Runner, Systemd};
 use crate::report::{Report, Status, TaskReport};
 
@@ -44,6 +44,14 @@ pub enum Action {
     Symlink { path: PathBuf, target: PathBuf },
     /// Run a mutating command.
     Run(Command),
+    /// Write what a command prints to a file, atomically (`iptables-save`).
+    Capture {
+        cmd: Command,
+        path: PathBuf,
+        mode: u32,
+    },
+    /// Start, stop, reload, restart, enable or disable a systemd unit.
+    Service { op: ServiceOp, unit: String },
 }
 
 /// One change a task would make, with a line for the report and, for file
@@ -183,6 +191,14 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
         Action::Run(cmd) => {
             ctx.runner.run_ok(cmd)?;
         }
+        Action::Capture { cmd, path, mode } => {
+            let out = ctx.runner.run_ok(cmd)?;
+            if let Some(dir) = path.parent() {
+                ctx.root.create_dir_all(dir, 0o755)?;
+            }
+            ctx.root.write_atomic(path, out.stdout.as_bytes(), *mode)?;
+        }
+        Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,
     }
     Ok(())
 }
@@ -213,10 +229,10 @@ fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) 
 
 /// `nginx -t` first, always: a config nginx rejects is never reloaded.
 fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
-    if !ctx.systemd.is_active("nginx.service")? {
+    if !ctx.systemd.state("nginx.service")?.is_active() {
         return Ok(false);
     }
     ctx.runner.run_ok(&Command::query(["nginx", "-t", "-q"]))?;
-    ctx.systemd.reload("nginx.service")?;
+    ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
     Ok(true)
 }

@@ -4,13 +4,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::engine::{Handler, Task};
+use crate::facts::FirewallBackend as Active;
 use crate::facts::{Facts, Layout};
 use crate::nginx::{profile, render};
-use crate::playbook::{CertSource, Playbook, Profile, Site};
+use crate::playbook::{CertSource, FirewallBackend, Playbook, Profile, Site};
 use crate::tasks::certificate::{CertPaths, CertificateTask};
 use crate::tasks::file::{FileTask, SymlinkTask};
+use crate::tasks::firewall::{Backend, FirewallTask};
 use crate::tasks::packages::PackagesTask;
 use crate::tasks::refused::RefusedTask;
+use crate::tasks::service::ServiceTask;
 use crate::tls::dhparam;
 
 /// Name of the package task, for dependencies.
@@ -24,6 +27,9 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         manager: facts.package_manager,
     }));
     debug_assert_eq!(tasks[0].name(), PACKAGES);
+    if let Some(task) = firewall(pb, facts) {
+        tasks.push(task);
+    }
 
     let mut cert_task_names = Vec::new();
     for c in &pb.certificates {
@@ -144,7 +150,51 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
             )),
         }
     }
+    // Started (and enabled) last, so a first start already reads the config.
+    tasks.push(Box::new(ServiceTask {
+        unit: "nginx.service".into(),
+        enable: facts.systemd,
+        after: needs_nginx,
+    }));
     tasks
+}
+
+/// The firewall task for the playbook's choice (`auto`: the active one).
+fn firewall(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
+    let backend = match pb.firewall.backend {
+        FirewallBackend::None => return None,
+        FirewallBackend::Ufw => Backend::Ufw,
+        FirewallBackend::Firewalld => Backend::Firewalld,
+        FirewallBackend::Iptables => Backend::Iptables,
+        FirewallBackend::Auto => match facts.firewall {
+            Active::Ufw => Backend::Ufw,
+            Active::Firewalld => Backend::Firewalld,
+            Active::Iptables => Backend::Iptables,
+            // No active firewall: nothing blocks the ports.
+            Active::None => return None,
+            Active::Nftables => {
+                return Some(Box::new(RefusedTask {
+                    name: "firewall".into(),
+                    reason: "an nftables ruleset is active and portico does not edit raw nftables; \
+                             open the ports yourself and set [firewall] backend = \"none\", or name \
+                             ufw, firewalld or iptables"
+                        .into(),
+                }))
+            }
+        },
+    };
+    Some(Box::new(FirewallTask {
+        backend,
+        // Validation keeps every port in 1..=65535.
+        ports: pb
+            .firewall
+            .ports
+            .iter()
+            .filter_map(|p| u16::try_from(*p).ok())
+            .collect(),
+        enable: pb.firewall.enable,
+        family: facts.distro.family,
+    }))
 }
 
 fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {

@@ -7,7 +7,7 @@ use std::path::Path;
 use portico::engine::{self, Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError};
 use portico::facts::{self, Facts};
 use portico::host::cmd::{Command, FakeRunner};
-use portico::host::systemd::{Systemd, SystemdError};
+use portico::host::systemd::{ServiceOp, Systemd, SystemdError, UnitState};
 use portico::host::{Output, Root};
 use portico::playbook;
 use portico::report::Status;
@@ -19,12 +19,16 @@ struct FakeSystemd {
 }
 
 impl Systemd for FakeSystemd {
-    fn reload(&self, unit: &str) -> Result<(), SystemdError> {
+    fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
+        assert_eq!(op, ServiceOp::Reload, "only reloads are expected here");
         self.reloads.borrow_mut().push(unit.into());
         Ok(())
     }
-    fn is_active(&self, _unit: &str) -> Result<bool, SystemdError> {
-        Ok(true)
+    fn state(&self, _unit: &str) -> Result<UnitState, SystemdError> {
+        Ok(UnitState {
+            active: "active".into(),
+            file: "enabled".into(),
+        })
     }
 }
 

@@ -177,3 +177,46 @@ fn firewall_backends_from_captured_output() {
     );
     assert_eq!(probe(None, None, None, None), Backend::None);
 }
+
+#[test]
+fn ufw_rules_from_show_added_active_or_not() {
+    use std::collections::BTreeSet;
+    assert!(firewall::ufw_allowed(&fixture("firewall/ufw-show-added-empty.txt")).is_empty());
+    // 22/tcp, the 'Nginx Full' app profile (80, 443) and a bare 8443; a rule
+    // limited to one source network does not open the port to everyone.
+    assert_eq!(
+        firewall::ufw_allowed(&fixture("firewall/ufw-show-added.txt")),
+        BTreeSet::from([22, 80, 443, 8443])
+    );
+}
+
+#[test]
+fn firewalld_services_and_ports_are_one_set() {
+    use std::collections::BTreeSet;
+    // `firewall-cmd --list-services` / `--list-ports` print space-separated words
+    // (firewall-cmd(1)); the defaults of the public zone are transcribed here.
+    let open = firewall::firewalld_open(
+        "cockpit dhcpv6-client ssh\n",
+        "8080/tcp 5000-5002/tcp 53/udp\n",
+    );
+    assert_eq!(open, BTreeSet::from([22, 8080, 5000, 5001, 5002]));
+    assert_eq!(
+        firewall::firewalld_open("http https", ""),
+        BTreeSet::from([80, 443])
+    );
+    assert_eq!(firewall::firewalld_service(443), Some("https"));
+    assert_eq!(firewall::firewalld_service(8443), None);
+}
+
+#[test]
+fn ssh_port_from_sshd_t_then_config_then_22() {
+    // `sshd -T` prints its effective configuration in lowercase, one key per line.
+    let sshd_t = "port 2222\naddressfamily any\nlistenaddress [::]:2222\n";
+    assert_eq!(firewall::ssh_ports(Some(sshd_t), Some("Port 22\n")), [2222]);
+    assert_eq!(
+        firewall::ssh_ports(None, Some("# Port 22\nPort 2200\n")),
+        [2200]
+    );
+    assert_eq!(firewall::ssh_ports(None, Some("#Port 22\n")), [22]);
+    assert_eq!(firewall::ssh_ports(None, None), [22]);
+}

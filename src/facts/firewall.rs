@@ -69,3 +69,97 @@ pub fn active_backend(p: &Probes) -> Backend {
         Backend::None
     }
 }
+
+/// A TCP port.
+pub type Port = u16;
+
+/// Well-known names the firewall front ends use for ports.
+fn service_ports(name: &str) -> &'static [Port] {
+    match name {
+        "http" | "Nginx HTTP" | "WWW" => &[80],
+        "https" | "Nginx HTTPS" | "WWW Secure" => &[443],
+        "Nginx Full" | "WWW Full" => &[80, 443],
+        "ssh" | "OpenSSH" => &[22],
+        _ => &[],
+    }
+}
+
+/// `ufw show added`: the user rules, active or not, as `ufw allow ...` lines.
+/// Returns the TCP ports allowed from anywhere.
+pub fn ufw_allowed(show_added: &str) -> std::collections::BTreeSet<Port> {
+    let mut ports = std::collections::BTreeSet::new();
+    for line in show_added.lines() {
+        let Some(rule) = line.trim().strip_prefix("ufw allow ") else {
+            continue;
+        };
+        let rule = rule.trim();
+        // Only rules that apply from anywhere: "22/tcp", "80", "'Nginx Full'".
+        if rule.contains(" from ") || rule.starts_with("in on ") {
+            continue;
+        }
+        let rule = rule.trim_matches(|c| c == '\'' || c == '"');
+        let (port, proto) = rule.split_once('/').unwrap_or((rule, "any"));
+        if let Ok(p) = port.parse::<Port>() {
+            if proto == "tcp" || proto == "any" {
+                ports.insert(p);
+            }
+        } else {
+            ports.extend(service_ports(rule));
+        }
+    }
+    ports
+}
+
+/// `firewall-cmd [--permanent] --list-services` and `--list-ports` → TCP ports open.
+pub fn firewalld_open(services: &str, ports: &str) -> std::collections::BTreeSet<Port> {
+    let mut open: std::collections::BTreeSet<Port> = services
+        .split_whitespace()
+        .flat_map(|s| service_ports(s).iter().copied())
+        .collect();
+    for p in ports.split_whitespace() {
+        if let Some((port, "tcp")) = p.split_once('/') {
+            if let Ok(n) = port.parse() {
+                open.insert(n);
+            } else if let Some((lo, hi)) = port.split_once('-') {
+                if let (Ok(lo), Ok(hi)) = (lo.parse::<Port>(), hi.parse::<Port>()) {
+                    open.extend(lo..=hi);
+                }
+            }
+        }
+    }
+    open
+}
+
+/// The firewalld service name for a port, where one exists.
+pub fn firewalld_service(port: Port) -> Option<&'static str> {
+    match port {
+        80 => Some("http"),
+        443 => Some("https"),
+        22 => Some("ssh"),
+        _ => None,
+    }
+}
+
+/// `sshd -T` (`port 22` lines) or, failing that, `sshd_config` (`Port 22`):
+/// the ports SSH listens on; 22 when neither says.
+pub fn ssh_ports(sshd_t: Option<&str>, sshd_config: Option<&str>) -> Vec<Port> {
+    let parse = |text: &str| -> Vec<Port> {
+        text.lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let key = words.next()?;
+                if !key.eq_ignore_ascii_case("port") {
+                    return None;
+                }
+                words.next()?.parse().ok()
+            })
+            .collect()
+    };
+    for text in [sshd_t, sshd_config].into_iter().flatten() {
+        let ports = parse(text);
+        if !ports.is_empty() {
+            return ports;
+        }
+    }
+    vec![22]
+}

@@ -2,6 +2,7 @@
 //! runner and systemd. Everything else in portico is pure.
 
 pub mod cmd;
+pub mod dbus;
 pub mod root;
 pub mod systemd;
 

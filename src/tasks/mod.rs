@@ -3,5 +3,7 @@
 
 pub mod certificate;
 pub mod file;
+pub mod firewall;
 pub mod packages;
 pub mod refused;
+pub mod service;

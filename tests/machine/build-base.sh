@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds (once) the pristine Debian bookworm rootfs the booted-machine tests
+# copy for every fresh machine: systemd + D-Bus, and an offline apt repository
+# at /srv/repo holding what the tests install inside (nginx, firewalls, curl),
+# because inside --private-network there is only loopback.
+#
+#   tests/machine/build-base.sh CACHE_DIR     -> CACHE_DIR/base (reused when complete)
+set -euo pipefail
+cache=${1:?usage: build-base.sh CACHE_DIR}
+base="$cache/base"
+stamp="$base/.portico-base-v1"
+[ -e "$stamp" ] && exit 0
+
+# The mirror the host itself uses (never hard-coded).
+mirror=$(
+  { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } |
+  grep -v -- '-security' | grep -E 'debian/?$' | head -n1 || true
+)
+[ -n "$mirror" ] || { echo "build-base: no Debian mirror in the host's apt sources" >&2; exit 1; }
+
+rm -rf "$base" "$base.tmp"
+mkdir -p "$cache"
+debootstrap --variant=minbase \
+  --include=systemd,systemd-sysv,dbus,iproute2,ca-certificates \
+  bookworm "$base.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+  { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+
+# Packages the tests install inside the machine, downloaded with the host's
+# network through a chroot, then served offline from /srv/repo.
+PKGS="nginx ufw firewalld iptables nftables curl openssl procps"
+cp /etc/resolv.conf "$base.tmp/etc/resolv.conf"
+chroot "$base.tmp" apt-get update -qq
+chroot "$base.tmp" apt-get install -y -qq --download-only $PKGS >/dev/null
+mkdir -p "$base.tmp/srv/repo"
+mv "$base.tmp"/var/cache/apt/archives/*.deb "$base.tmp/srv/repo/"
+(cd "$base.tmp/srv/repo" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages)
+echo 'deb [trusted=yes] file:/srv/repo ./' > "$base.tmp/etc/apt/sources.list"
+rm -f "$base.tmp"/etc/apt/sources.list.d/*
+rm -rf "$base.tmp"/var/lib/apt/lists/*
+chroot "$base.tmp" apt-get update -qq
+
+# A quiet, fast boot: no getty on a console nobody reads.
+chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
+echo portico-test > "$base.tmp/etc/hostname"
+: > "$base.tmp/etc/machine-id"
+touch "$base.tmp/.portico-base-v1"
+mv "$base.tmp" "$base"
