@@ -9,8 +9,9 @@ use crate::engine::{self, Ctx, Mode};
 use crate::facts;
 use crate::host::cmd::SystemRunner;
 use crate::host::dbus::DbusSystemd;
-use crate::host::systemd::{DirectNginx, Systemd, SystemdError};
+use crate::host::systemd::{DirectNginx, ServiceOp, Systemd, SystemdError};
 use crate::host::Root;
+use crate::host::{Command, Runner};
 use crate::playbook::{self, PlaybookError};
 
 #[derive(Debug, Parser)]
@@ -42,6 +43,35 @@ pub enum Cmd {
     /// systemd, nginx build and layout, active firewall.
     #[command(after_help = "Examples:\n  portico facts\n  portico facts --json | jq .nginx")]
     Facts(FactsArgs),
+    /// Start, stop, reload, restart, enable, disable a service or show its
+    /// state, through systemd's D-Bus API (nginx directly where systemd is
+    /// not running). Reloading or restarting nginx runs `nginx -t` first.
+    #[command(
+        after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
+    )]
+    Service(ServiceArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Reload,
+    Restart,
+    Enable,
+    Disable,
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    pub action: ServiceAction,
+    /// The unit (default nginx.service; ".service" is added when missing).
+    #[arg(default_value = "nginx.service")]
+    pub unit: String,
+    /// Print the status as JSON ({unit, active, file}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +114,8 @@ pub enum CliError {
     NeedsRoot,
     #[error(transparent)]
     Systemd(#[from] SystemdError),
+    #[error("`portico service {0}` needs root; run it with sudo")]
+    ServiceNeedsRoot(&'static str),
 }
 
 /// Runs the command; returns the process exit code.
@@ -91,6 +123,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Cmd::Apply(a) => apply(a),
         Cmd::Facts(f) => facts_cmd(f),
+        Cmd::Service(s) => service_cmd(s),
     }
 }
 
@@ -203,4 +236,100 @@ fn facts_cmd(f: FactsArgs) -> Result<i32, CliError> {
     println!("firewall:        {:?}", facts.firewall);
     println!("hostname:        {}", facts.hostname);
     Ok(0)
+}
+
+fn service_cmd(a: ServiceArgs) -> Result<i32, CliError> {
+    let unit = if a.unit.contains('.') {
+        a.unit.clone()
+    } else {
+        format!("{}.service", a.unit)
+    };
+    let root = Root::new("/");
+    let runner = SystemRunner;
+    let facts = facts::gather(&root, &runner);
+    let systemd = service_manager(&facts, true, &runner)?;
+    let op = match a.action {
+        ServiceAction::Status => {
+            let state = systemd.state(&unit)?;
+            if a.json {
+                let v =
+                    serde_json::json!({"unit": unit, "active": state.active, "file": state.file});
+                println!("{v}");
+            } else {
+                println!(
+                    "{unit}: {} ({})",
+                    state.active,
+                    if state.file.is_empty() {
+                        "unknown"
+                    } else {
+                        &state.file
+                    }
+                );
+            }
+            return Ok(0);
+        }
+        ServiceAction::Start => ServiceOp::Start,
+        ServiceAction::Stop => ServiceOp::Stop,
+        ServiceAction::Reload => ServiceOp::Reload,
+        ServiceAction::Restart => ServiceOp::Restart,
+        ServiceAction::Enable => ServiceOp::Enable,
+        ServiceAction::Disable => ServiceOp::Disable,
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return Err(CliError::ServiceNeedsRoot(op.name()));
+    }
+    if unit == "nginx.service" && matches!(op, ServiceOp::Reload | ServiceOp::Restart) {
+        // A config nginx rejects is never loaded: the running nginx keeps serving.
+        let test =
+            runner
+                .run(&Command::query(["nginx", "-t"]))
+                .map_err(|e| SystemdError::Command {
+                    unit: unit.clone(),
+                    op: op.name(),
+                    source: e,
+                })?;
+        if !test.success() {
+            eprintln!(
+                "nginx -t failed; not running {}:\n{}",
+                op.name(),
+                test.stderr.trim_end()
+            );
+            return Ok(1);
+        }
+        if op == ServiceOp::Reload {
+            let ctx = Ctx {
+                root: &root,
+                runner: &runner,
+                systemd: systemd.as_ref(),
+                facts: &facts,
+                live_host: true,
+            };
+            return match crate::tasks::reload::reload_nginx(&ctx) {
+                Ok(true) => {
+                    println!("{unit}: reloaded (new workers running)");
+                    Ok(0)
+                }
+                Ok(false) => {
+                    eprintln!(
+                        "{unit}: not running; nothing to reload (use `portico service start`)"
+                    );
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(1)
+                }
+            };
+        }
+    }
+    match systemd.run(op, &unit) {
+        Ok(()) => {
+            println!("{unit}: {} done", op.name());
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
 }

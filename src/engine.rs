@@ -217,7 +217,7 @@ fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) 
         return TaskReport::planned(name, change);
     }
     match handler {
-        Handler::ReloadNginx => match reload_nginx(ctx) {
+        Handler::ReloadNginx => match crate::tasks::reload::reload_nginx(ctx) {
             Ok(true) => TaskReport::planned(name, vec!["nginx -t passed; reloaded".into()]),
             Ok(false) => {
                 TaskReport::skipped(name, "nginx is not running; nothing to reload".into())
@@ -225,14 +225,4 @@ fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) 
             Err(e) => TaskReport::failed(name, Vec::new(), e.to_string()),
         },
     }
-}
-
-/// `nginx -t` first, always: a config nginx rejects is never reloaded.
-fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
-    if !ctx.systemd.state("nginx.service")?.is_active() {
-        return Ok(false);
-    }
-    ctx.runner.run_ok(&Command::query(["nginx", "-t", "-q"]))?;
-    ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
-    Ok(true)
 }

@@ -22,9 +22,12 @@ const PACKAGES: &str = "packages nginx";
 /// The tasks that bring the host to what the playbook describes, in order.
 pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let el7 = matches!(facts.distro.id.as_str(), "centos" | "rhel")
+        && facts.distro.version.split('.').next() == Some("7");
     tasks.push(Box::new(PackagesTask {
         packages: vec!["nginx".into()],
         manager: facts.package_manager,
+        needs_epel: el7,
     }));
     debug_assert_eq!(tasks[0].name(), PACKAGES);
     if let Some(task) = firewall(pb, facts) {

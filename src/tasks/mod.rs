@@ -6,4 +6,5 @@ pub mod file;
 pub mod firewall;
 pub mod packages;
 pub mod refused;
+pub mod reload;
 pub mod service;

@@ -1,19 +1,110 @@
-//! Packages: installed-ness from the package database, install when missing.
+//! Packages: installed-ness from the package database (`dpkg-query`,
+//! `rpm -q`), installed with the distro's tool when missing.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::facts::PackageManager;
 use crate::host::Command;
 
+/// How long apt waits for another apt/dpkg (unattended-upgrades on a fresh
+/// VM) to release its lock before failing with a clear message.
+pub const APT_LOCK_TIMEOUT_SECS: u32 = 300;
+
+/// Package lists older than this are refreshed before installing.
+const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// Ensures packages are installed with the distro's package manager.
 pub struct PackagesTask {
     pub packages: Vec<String>,
     pub manager: PackageManager,
+    /// CentOS/RHEL 7: nginx comes from EPEL, so `epel-release` goes first.
+    pub needs_epel: bool,
 }
 
-/// `dpkg-query -W -f '${Status}'`: installed when the status says so.
+/// `dpkg-query -W -f '${Status}'`: "install ok installed" when installed.
 pub fn dpkg_installed(status: &str) -> bool {
-    status.split_whitespace().last() == Some("installed")
-        && status.split_whitespace().next() == Some("install")
+    status.split_whitespace().collect::<Vec<_>>() == ["install", "ok", "installed"]
+}
+
+/// `apt-cache policy PKG`: whether apt knows a version it could install.
+pub fn apt_has_candidate(policy: &str) -> bool {
+    policy.lines().any(|l| {
+        l.trim()
+            .strip_prefix("Candidate:")
+            .is_some_and(|c| c.trim() != "(none)" && !c.trim().is_empty())
+    })
+}
+
+fn apt(args: &[&str]) -> Command {
+    let lock = format!("DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS}");
+    let mut argv = vec!["apt-get", "-o", &lock];
+    argv.extend_from_slice(args);
+    Command::mutation(argv).env("DEBIAN_FRONTEND", "noninteractive")
+}
+
+fn change(summary: String, cmd: Command) -> Change {
+    Change {
+        summary,
+        action: Action::Run(cmd),
+        diff: None,
+    }
+}
+
+impl PackagesTask {
+    fn installed(&self, ctx: &Ctx, p: &str) -> Result<bool, TaskError> {
+        Ok(match self.manager {
+            PackageManager::Apt => {
+                let out =
+                    ctx.runner
+                        .run(&Command::query(["dpkg-query", "-W", "-f", "${Status}", p]))?;
+                out.success() && dpkg_installed(&out.stdout)
+            }
+            PackageManager::Yum | PackageManager::Dnf => {
+                ctx.runner.run(&Command::query(["rpm", "-q", p]))?.success()
+            }
+            PackageManager::Unknown => return Err(TaskError::Other(
+                "unknown distribution: no package manager to install with (see `portico facts`)"
+                    .into(),
+            )),
+        })
+    }
+
+    /// Why apt's lists must be refreshed first, if they must.
+    fn apt_update_reason(
+        &self,
+        ctx: &Ctx,
+        missing: &[String],
+    ) -> Result<Option<String>, TaskError> {
+        let lists = ctx.root.host_path(Path::new("/var/lib/apt/lists"))?;
+        let newest = std::fs::read_dir(&lists)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+            .filter_map(|e| e.metadata().ok()?.modified().ok())
+            .max();
+        let Some(newest) = newest else {
+            return Ok(Some("package lists are missing".into()));
+        };
+        let age = SystemTime::now().duration_since(newest).unwrap_or_default();
+        if age > LISTS_MAX_AGE {
+            return Ok(Some(format!(
+                "package lists are {} hours old",
+                age.as_secs() / 3600
+            )));
+        }
+        for p in missing {
+            let out = ctx
+                .runner
+                .run(&Command::query(["apt-cache", "policy", p]))?;
+            if !apt_has_candidate(&out.stdout) {
+                return Ok(Some(format!("apt does not know {p} yet")));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Task for PackagesTask {
@@ -28,24 +119,7 @@ impl Task for PackagesTask {
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let mut missing = Vec::new();
         for p in &self.packages {
-            let installed = match self.manager {
-                PackageManager::Apt => {
-                    let out = ctx
-                        .runner
-                        .run(&Command::query(["dpkg-query", "-W", "-f", "${Status}", p]))?;
-                    out.success() && dpkg_installed(&out.stdout)
-                }
-                PackageManager::Yum | PackageManager::Dnf => {
-                    ctx.runner.run(&Command::query(["rpm", "-q", p]))?.success()
-                }
-                PackageManager::Unknown => {
-                    return Err(TaskError::Other(
-                        "unknown distribution: no package manager to install with (see `portico facts`)"
-                            .into(),
-                    ))
-                }
-            };
-            if !installed {
+            if !self.installed(ctx, p)? {
                 missing.push(p.clone());
             }
         }
@@ -53,38 +127,15 @@ impl Task for PackagesTask {
             return Ok(Vec::new());
         }
         let mut changes = Vec::new();
-        let mut install = |argv: Vec<String>, summary: String| {
-            changes.push(Change {
-                summary,
-                action: Action::Run(
-                    Command::mutation(argv).env("DEBIAN_FRONTEND", "noninteractive"),
-                ),
-                diff: None,
-            })
-        };
+        let list = missing.join(" ");
         match self.manager {
             PackageManager::Apt => {
-                let lists_missing = ctx
-                    .root
-                    .host_path(std::path::Path::new("/var/lib/apt/lists"))
-                    .ok()
-                    .and_then(|p| std::fs::read_dir(p).ok())
-                    .is_none_or(|mut d| {
-                        !d.any(|e| {
-                            e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with("Packages"))
-                        })
-                    });
-                if lists_missing {
-                    install(
-                        vec!["apt-get".into(), "update".into()],
-                        "apt-get update (package lists are missing)".into(),
-                    );
+                if let Some(why) = self.apt_update_reason(ctx, &missing)? {
+                    changes.push(change(format!("apt-get update ({why})"), apt(&["update"])));
                 }
-                let mut argv: Vec<String> = ["apt-get", "install", "-y", "--no-install-recommends"]
-                    .map(String::from)
-                    .into();
-                argv.extend(missing.iter().cloned());
-                install(argv, format!("install {}", missing.join(" ")));
+                let mut args = vec!["install", "-y", "--no-install-recommends"];
+                args.extend(missing.iter().map(String::as_str));
+                changes.push(change(format!("install {list}"), apt(&args)));
             }
             PackageManager::Yum | PackageManager::Dnf => {
                 let tool = if self.manager == PackageManager::Yum {
@@ -92,12 +143,46 @@ impl Task for PackagesTask {
                 } else {
                     "dnf"
                 };
-                let mut argv: Vec<String> = [tool, "install", "-y"].map(String::from).into();
-                argv.extend(missing.iter().cloned());
-                install(argv, format!("install {}", missing.join(" ")));
+                if self.needs_epel && !self.installed(ctx, "epel-release")? {
+                    changes.push(change(
+                        "install epel-release (nginx is in EPEL on EL7)".into(),
+                        Command::mutation([tool, "install", "-y", "epel-release"]),
+                    ));
+                }
+                let mut argv = vec![tool, "install", "-y"];
+                argv.extend(missing.iter().map(String::as_str));
+                changes.push(change(format!("install {list}"), Command::mutation(argv)));
             }
             PackageManager::Unknown => {}
         }
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packages");
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn dpkg_status_words() {
+        assert!(dpkg_installed(&fixture("dpkg-query-installed.txt")));
+        assert!(!dpkg_installed(&fixture("dpkg-query-not-installed.txt")));
+        assert!(!dpkg_installed("deinstall ok config-files"));
+    }
+
+    #[test]
+    fn apt_cache_policy_candidate() {
+        assert!(apt_has_candidate(&fixture(
+            "apt-cache-policy-nginx-available.txt"
+        )));
+        assert!(!apt_has_candidate(&fixture("apt-cache-policy-unknown.txt")));
+        assert!(!apt_has_candidate(
+            "nginx:\n  Installed: (none)\n  Candidate: (none)\n"
+        ));
     }
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 cache=${1:?usage: build-base.sh CACHE_DIR}
 base="$cache/base"
-stamp="$base/.portico-base-v1"
+stamp="$base/.portico-base-v2"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
@@ -39,10 +39,13 @@ echo 'deb [trusted=yes] file:/srv/repo ./' > "$base.tmp/etc/apt/sources.list"
 rm -f "$base.tmp"/etc/apt/sources.list.d/*
 rm -rf "$base.tmp"/var/lib/apt/lists/*
 chroot "$base.tmp" apt-get update -qq
+# The tests' own probes (curl, pgrep) are there from the start; what portico
+# installs (nginx) and the firewalls stay in the repository only.
+chroot "$base.tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl procps >/dev/null
 
 # A quiet, fast boot: no getty on a console nobody reads.
 chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
 echo portico-test > "$base.tmp/etc/hostname"
 : > "$base.tmp/etc/machine-id"
-touch "$base.tmp/.portico-base-v1"
+touch "$base.tmp/.portico-base-v2"
 mv "$base.tmp" "$base"

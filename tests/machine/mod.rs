@@ -1,0 +1,205 @@
+//! A freshly booted Debian machine for end-to-end tests: a copy of a cached
+//! debootstrap rootfs booted by `systemd-nspawn --boot --private-network`,
+//! with systemd as its PID 1, D-Bus, and an offline apt repository.
+//! Commands run inside through `nsenter`; the machine is stopped by
+//! signalling the nspawn process this harness started, and its copy removed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CACHE: &str = "/var/cache/portico-tests";
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Builds the pristine rootfs once (a lock keeps parallel tests from racing).
+fn ensure_base() -> PathBuf {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "booted-machine tests need root (debootstrap, systemd-nspawn, nsenter): run sudo tests/run"
+    );
+    for tool in [
+        "debootstrap",
+        "systemd-nspawn",
+        "dpkg-scanpackages",
+        "nsenter",
+        "flock",
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(found, "{tool} is missing: tests/run installs debootstrap, systemd-container, dpkg-dev and util-linux");
+    }
+    std::fs::create_dir_all(CACHE).unwrap();
+    let out = Command::new("flock")
+        .arg(format!("{CACHE}/lock"))
+        .arg(manifest("tests/machine/build-base.sh"))
+        .arg(CACHE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the base rootfs failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(CACHE).join("base")
+}
+
+pub struct Machine {
+    nspawn: Child,
+    leader: i32,
+    dir: tempfile::TempDir,
+}
+
+impl Machine {
+    /// Boots a fresh copy of the base with the freshly built portico in /usr/local/bin.
+    pub fn boot() -> Machine {
+        let base = ensure_base();
+        let work = PathBuf::from(CACHE).join("machines");
+        std::fs::create_dir_all(&work).unwrap();
+        let dir = tempfile::tempdir_in(&work).unwrap();
+        let root = dir.path().join("root");
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&base)
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(cp.success(), "copying the base rootfs");
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_portico"),
+            root.join("usr/local/bin/portico"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
+        let nspawn = Command::new("systemd-nspawn")
+            .args([
+                "--quiet",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+                "--boot",
+                "-D",
+            ])
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("systemd-nspawn");
+        let mut m = Machine {
+            nspawn,
+            leader: 0,
+            dir,
+        };
+        m.leader = m.wait_for_leader();
+        m.wait_until_running();
+        m
+    }
+
+    /// The container's PID 1, as seen from the host: nspawn's child.
+    fn wait_for_leader(&mut self) -> i32 {
+        let pid = self.nspawn.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.nspawn.try_wait() {
+                panic!("systemd-nspawn exited ({status}):\n{}", self.console());
+            }
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            if let Some(child) = children.split_whitespace().next() {
+                return child.parse().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no container process after 30 s:\n{}", self.console());
+    }
+
+    fn wait_until_running(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let out = self.run(&["systemctl", "is-system-running"]);
+            last = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if last == "running" || last == "degraded" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "machine not up after 90 s (state {last:?}):\n{}",
+            self.console()
+        );
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+
+    /// The machine's root directory, seen from the host.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Runs argv inside the machine, with a clean environment.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        self.run_env(&[], argv)
+    }
+
+    pub fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.leader.to_string(), "-a", "env", "-i"]);
+        cmd.args([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+        ]);
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.args(argv);
+        cmd.output().expect("nsenter")
+    }
+
+    /// Runs argv inside and returns its stdout; panics with its output when it fails.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes a file inside the machine.
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        // SIGTERM asks nspawn to shut the machine down cleanly.
+        let pid = nix::unistd::Pid::from_raw(self.nspawn.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
