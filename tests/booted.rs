@@ -111,8 +111,13 @@ fn fresh_machine_with_ufw() {
         "/root/site.toml",
         &playbook("backend = \"ufw\"\nenable = true"),
     );
-    let (report, _) = apply(&m, "/root/site.toml");
+    let (report, mutating) = apply(&m, "/root/site.toml");
     assert_eq!(report["failed"], 0, "{report:#}");
+    // The log line the idempotence check relies on is really there when something runs.
+    assert!(
+        mutating.iter().any(|l| l.contains("apt-get")),
+        "{mutating:?}"
+    );
     assert_nginx_serving(&m);
     let ufw = m.ok(&["ufw", "status"]);
     assert!(ufw.contains("Status: active"), "{ufw}");

@@ -347,3 +347,69 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// rpm(8): `rpm -q` exits 1 and says so when a package is not installed.
+fn rpm_missing(pkg: &str) -> Output {
+    Output {
+        code: Some(1),
+        stdout: format!("package {pkg} is not installed\n"),
+        stderr: String::new(),
+    }
+}
+
+fn planned_package_commands(os_release: &str, fake: &FakeRunner) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/os-release")
+            .join(os_release),
+        dir.path().join("etc/os-release"),
+    )
+    .unwrap();
+    let facts = facts::gather(&root, &FakeRunner::new());
+    let systemd = FakeSystemd::default();
+    let ctx = Ctx {
+        root: &root,
+        runner: fake,
+        systemd: &systemd,
+        facts: &facts,
+        live_host: true,
+    };
+    let tasks = default_plan(&facts);
+    let pkg = tasks.iter().find(|t| t.name() == "packages nginx").unwrap();
+    pkg.check(&ctx)
+        .unwrap()
+        .into_iter()
+        .map(|c| match c.action {
+            Action::Run(cmd) => cmd.display(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn centos_7_installs_epel_release_then_nginx_with_yum() {
+    let fake = FakeRunner::new()
+        .answer("rpm -q nginx", rpm_missing("nginx"))
+        .answer("rpm -q epel-release", rpm_missing("epel-release"));
+    assert_eq!(
+        planned_package_commands("centos-7", &fake),
+        ["yum install -y epel-release", "yum install -y nginx"]
+    );
+}
+
+#[test]
+fn rocky_9_installs_nginx_from_appstream_with_dnf() {
+    let fake = FakeRunner::new().answer("rpm -q nginx", rpm_missing("nginx"));
+    assert_eq!(
+        planned_package_commands("rocky-9", &fake),
+        ["dnf install -y nginx"]
+    );
+    let installed = FakeRunner::new().answer(
+        "rpm -q nginx",
+        Output::ok("nginx-1.20.1-14.el9_2.1.x86_64\n"),
+    );
+    assert!(planned_package_commands("rocky-9", &installed).is_empty());
+}
