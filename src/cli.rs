@@ -13,6 +13,7 @@ use crate::host::systemd::{DirectNginx, ServiceOp, Systemd, SystemdError};
 use crate::host::Root;
 use crate::host::{Command, Runner};
 use crate::playbook::{self, PlaybookError};
+use crate::tls::ca::{Ca, CaError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,8 +51,54 @@ pub enum Cmd {
         after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
     )]
     Service(ServiceArgs),
+    /// A private certificate authority for client certificates (mTLS).
+    #[command(
+        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs /var/lib/portico/ca/clients/crl.pem\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
+    )]
+    Ca(CaArgs),
 }
 
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    pub command: CaCmd,
+    /// Keep the CA under DIR/var/lib/portico/ca instead of /var/lib/portico/ca.
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Create the CA (nothing happens when it exists).
+    Init {
+        name: String,
+        /// Lifetime of the CA certificate.
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a client certificate (clientAuth) with its key and a PKCS#12 bundle.
+    Issue {
+        name: String,
+        /// The client's common name; also the output files' name.
+        #[arg(long)]
+        cn: String,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Where CN.crt, CN.key (0600), CN.p12 and CN.p12.pass (0600) go.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate by serial (hex, colons allowed) and re-sign the CRL.
+    Revoke { name: String, serial: String },
+    /// Show issued certificates: serial, CN, expiry, revoked.
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ServiceAction {
     Start,
@@ -116,6 +163,19 @@ pub enum CliError {
     Systemd(#[from] SystemdError),
     #[error("`portico service {0}` needs root; run it with sudo")]
     ServiceNeedsRoot(&'static str),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+impl CliError {
+    /// 2 for bad input (nothing was changed), 1 when the host said no.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Ca(CaError::Fs(_) | CaError::Generate(_) | CaError::Pkcs12(_))
+            | CliError::Systemd(_) => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// Runs the command; returns the process exit code.
@@ -124,6 +184,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Apply(a) => apply(a),
         Cmd::Facts(f) => facts_cmd(f),
         Cmd::Service(s) => service_cmd(s),
+        Cmd::Ca(c) => ca_cmd(c),
     }
 }
 
@@ -332,4 +393,72 @@ fn service_cmd(a: ServiceArgs) -> Result<i32, CliError> {
             Ok(1)
         }
     }
+}
+
+fn ca_cmd(a: CaArgs) -> Result<i32, CliError> {
+    let root = open_root(a.root)?;
+    match a.command {
+        CaCmd::Init { name, days } => {
+            let ca = Ca::new(&root, &name);
+            let dir = root.host_path(&ca.dir()).map_err(CaError::from)?;
+            if ca.init(days)? {
+                println!("created CA {name} in {}", dir.display());
+            } else {
+                println!("CA {name} exists in {}; left as it is", dir.display());
+            }
+        }
+        CaCmd::Issue {
+            name,
+            cn,
+            days,
+            out,
+            json,
+        } => {
+            let out = std::path::absolute(&out).map_err(|_| CliError::BadRoot(out.clone()))?;
+            let files = Ca::new(&root, &name).issue(&cn, days, &Root::new("/"), &out)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&files).expect("serializes")
+                );
+            } else {
+                println!("issued {cn} (serial {})", files.serial);
+                for p in [
+                    &files.cert,
+                    &files.key,
+                    &files.p12,
+                    &files.p12_password_file,
+                ] {
+                    println!("  {}", p.display());
+                }
+            }
+        }
+        CaCmd::Revoke { name, serial } => {
+            let e = Ca::new(&root, &name).revoke(&serial)?;
+            println!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
+        }
+        CaCmd::List { name, json } => {
+            let entries = Ca::new(&root, &name).list()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).expect("serializes")
+                );
+            } else {
+                println!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
+                for e in entries {
+                    let expires = time::OffsetDateTime::from_unix_timestamp(e.not_after)
+                        .map(|t| format!("{}", t.date()))
+                        .unwrap_or_default();
+                    let state = if e.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "valid"
+                    };
+                    println!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
+                }
+            }
+        }
+    }
+    Ok(0)
 }

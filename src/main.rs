@@ -20,7 +20,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            2
+            e.exit_code()
         }
     };
     std::process::exit(code);

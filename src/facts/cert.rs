@@ -15,6 +15,8 @@ pub struct CertInfo {
     pub not_after: i64,
     pub serial: String,
     pub issuer: String,
+    /// SHA-256 of the DER, as `AB:CD:...` (what `openssl x509 -fingerprint -sha256` prints).
+    pub fingerprint: String,
 }
 
 /// Parses the first certificate of a PEM file; `None` when it is not one.
@@ -42,7 +44,15 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
             }
         }
     }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem.contents);
+    let fingerprint = digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
     Some(CertInfo {
+        fingerprint,
         names,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),

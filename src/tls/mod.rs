@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+pub mod ca;
 pub mod dhparam;
 
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
@@ -28,12 +29,15 @@ pub struct Issued {
 
 /// Generates a key of the requested type.
 pub fn generate_key(key: KeyType) -> Result<KeyPair, TlsError> {
-    let alg = match key {
-        KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        other => return Err(TlsError::UnsupportedKey(other)),
-    };
-    Ok(KeyPair::generate_for(alg)?)
+    use rcgen::RsaKeySize;
+    let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
+    Ok(match key {
+        KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+        KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
+        KeyType::Rsa2048 => rsa(RsaKeySize::_2048)?,
+        KeyType::Rsa3072 => rsa(RsaKeySize::_3072)?,
+        KeyType::Rsa4096 => rsa(RsaKeySize::_4096)?,
+    })
 }
 
 /// A self-signed server certificate for `names` valid from now for `days`.
@@ -102,5 +106,35 @@ mod tests {
         let days = (info.not_after - info.not_before) / 86_400;
         assert_eq!(days, 30);
         assert!(issued.key_pem.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn rsa_keys_of_every_size_are_made() {
+        let names: BTreeSet<String> = ["rsa.example".to_string()].into();
+        for (key, bits) in [(KeyType::Rsa2048, 2048), (KeyType::Rsa3072, 3072)] {
+            let issued = self_signed(&names, key, 10).unwrap();
+            let text = openssl_text(&issued.cert_pem);
+            assert!(
+                text.contains(&format!("Public-Key: ({bits} bit)")),
+                "{text}"
+            );
+        }
+    }
+
+    fn openssl_text(pem: &str) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-text"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl CLI (tests/run installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
     }
 }
