@@ -34,6 +34,13 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         tasks.push(task);
     }
 
+    for ca in &pb.cas {
+        tasks.push(Box::new(crate::tasks::ca::CaTask {
+            name: ca.name.clone(),
+            days: ca.days,
+        }));
+    }
+
     let mut cert_task_names = Vec::new();
     for c in &pb.certificates {
         let names: BTreeSet<String> = match &c.names {
@@ -80,12 +87,9 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
     if dhparam_path.is_some() {
         let task: Box<dyn Task> = if pb.tls.generate_dhparam {
-            Box::new(RefusedTask {
-                name: "dhparam".into(),
-                reason:
-                    "generate_dhparam = true is not available in this build; the RFC 7919 group \
-                         written by default is as strong and costs no CPU"
-                        .into(),
+            Box::new(crate::tasks::dhparam::GeneratedDhparam {
+                group: pb.tls.dhparam,
+                after: needs_nginx.clone(),
             })
         } else {
             nginx_file(

@@ -416,3 +416,112 @@ fn provided_certificate_files_are_validated() {
         "/etc/ssl/certs/portico-default.crt with /etc/ssl/private/other.key: the key does not match the certificate"
     );
 }
+
+#[test]
+fn a_playbook_ca_is_created_once_with_private_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let pb = manifest("playbooks/mtls-api.toml").display().to_string();
+    let first = report(&portico(&["apply", "--json", "--root", root, &pb]));
+    assert_eq!(task(&first, "ca clients")["status"], "changed", "{first}");
+    let ca = dir.path().join("var/lib/portico/ca/clients");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&ca), 0o700);
+    assert_eq!(mode(&ca.join("ca.key")), 0o600);
+    let crl = std::fs::read_to_string(ca.join("crl.pem")).unwrap();
+    assert!(crl.starts_with("-----BEGIN X509 CRL-----"));
+    let key_before = std::fs::read(ca.join("ca.key")).unwrap();
+    let second = report(&portico(&["apply", "--json", "--root", root, &pb]));
+    assert_eq!(task(&second, "ca clients")["status"], "unchanged");
+    assert_eq!(
+        std::fs::read(ca.join("ca.key")).unwrap(),
+        key_before,
+        "the CA key was replaced"
+    );
+}
+
+#[test]
+fn generate_dhparam_runs_openssl_once_and_keeps_the_result() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let pb = dir.path().join("dh.toml");
+    let text = std::fs::read_to_string(manifest("playbooks/self-signed-proxy.toml"))
+        .unwrap()
+        .replace(
+            "dhparam = \"ffdhe2048\"",
+            "dhparam = \"ffdhe2048\"\ngenerate_dhparam = true",
+        );
+    std::fs::write(&pb, text).unwrap();
+    let pb = pb.to_str().unwrap();
+    let plan = report(&portico(&[
+        "apply", "--check", "--json", "--root", root, pb,
+    ]));
+    let t = task(&plan, "file /etc/nginx/portico-dhparam.pem");
+    assert!(
+        t["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("generate 2048-bit"),
+        "{t}"
+    );
+    // A real generation: seconds of CPU, once.
+    let applied = report(&portico(&["apply", "--json", "--root", root, pb]));
+    assert_eq!(applied["failed"], 0, "{applied}");
+    let file = dir.path().join("etc/nginx/portico-dhparam.pem");
+    let check = Command::new("openssl")
+        .args(["dhparam", "-check", "-noout", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    // openssl 3 reports the check on stderr.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        check.status.success() && said.contains("DH parameters appear to be ok"),
+        "{said}"
+    );
+    let generated = std::fs::read(&file).unwrap();
+    assert_ne!(
+        generated,
+        portico::tls::dhparam::rfc7919_pem(portico::playbook::DhGroup::Ffdhe2048).as_bytes()
+    );
+    let again = report(&portico(&["apply", "--json", "--root", root, pb]));
+    assert_eq!(
+        task(&again, "file /etc/nginx/portico-dhparam.pem")["status"],
+        "unchanged"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), generated);
+}
+
+#[test]
+fn tightened_permissions_are_never_loosened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
+    let snippet = dir.path().join("etc/nginx/snippets/portico-proxy.conf");
+    std::fs::set_permissions(&snippet, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(
+        task(&v, "file /etc/nginx/snippets/portico-proxy.conf")["status"],
+        "unchanged"
+    );
+    // Even a rewrite keeps the operator's tighter mode.
+    std::fs::write(&snippet, "# edited by hand\n").unwrap();
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(
+        task(&v, "file /etc/nginx/snippets/portico-proxy.conf")["status"],
+        "changed"
+    );
+    assert_eq!(
+        std::fs::metadata(&snippet).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(std::fs::read_to_string(&snippet)
+        .unwrap()
+        .starts_with("# Managed by portico"));
+}

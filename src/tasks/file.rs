@@ -54,6 +54,9 @@ pub fn file_changes(
             path.display()
         )));
     }
+    // Never loosen what an operator tightened: an existing file keeps any
+    // permission bit it lacks (a 0640 key stays 0640 when 0644 is asked).
+    let mode = meta.map_or(mode, |m| m.mode & mode);
     let old = ctx.root.read(path)?;
     if old.as_deref() != Some(content) {
         let verb = if old.is_some() { "update" } else { "create" };

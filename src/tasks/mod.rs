@@ -1,7 +1,9 @@
 //! One file per kind of task. Each task checks (reads only) and returns the
 //! changes it needs; the engine applies them.
 
+pub mod ca;
 pub mod certificate;
+pub mod dhparam;
 pub mod file;
 pub mod firewall;
 pub mod packages;

@@ -158,6 +158,16 @@ impl<'a> Ca<'a> {
         }
         self.root.create_dir_all(Path::new(CA_BASE), 0o700)?;
         self.root.create_dir_all(&self.dir(), 0o700)?;
+        for (path, bytes, mode) in self.new_files(days)? {
+            self.root.write_atomic(&path, &bytes, mode)?;
+        }
+        Ok(true)
+    }
+
+    /// The files of a brand-new CA, made in memory: key first (a CA
+    /// certificate without its key would be useless), then the certificate,
+    /// an empty index and an empty signed CRL.
+    pub fn new_files(&self, days: i64) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, CaError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         params
@@ -169,14 +179,17 @@ impl<'a> Ca<'a> {
         params.not_after = now() + time::Duration::days(days);
         params.serial_number = Some(SerialNumber::from(random_serial()));
         let cert = params.self_signed(&key)?;
-        // The key first: a CA certificate without its key would be useless.
-        self.root
-            .write_atomic(&self.key_path(), key.serialize_pem().as_bytes(), 0o600)?;
-        self.root
-            .write_atomic(&self.cert_path(), cert.pem().as_bytes(), 0o644)?;
-        self.write_index(&Index::default())?;
-        self.write_crl(&mut Index::default())?;
-        Ok(true)
+        let (key_pem, cert_pem) = (key.serialize_pem(), cert.pem());
+        let mut index = Index::default();
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        let crl = signed_crl(&issuer, params.not_after, &mut index)?;
+        let index_json = serde_json::to_vec_pretty(&index).expect("index serializes");
+        Ok(vec![
+            (self.key_path(), key_pem.into_bytes(), 0o600),
+            (self.cert_path(), cert_pem.into_bytes(), 0o644),
+            (self.index_path(), index_json, 0o600),
+            (self.crl_path(), crl.into_bytes(), 0o644),
+        ])
     }
 
     fn read_index(&self) -> Result<Index, CaError> {
@@ -225,37 +238,9 @@ impl<'a> Ca<'a> {
     /// Signs a fresh CRL listing every revoked certificate.
     fn write_crl(&self, index: &mut Index) -> Result<(), CaError> {
         let (issuer, ca_not_after) = self.issuer()?;
-        index.crl_number += 1;
-        let revoked = index
-            .certs
-            .iter()
-            .filter_map(|e| {
-                let at = OffsetDateTime::from_unix_timestamp(e.revoked_at?).ok()?;
-                let serial = (0..e.serial.len())
-                    .step_by(2)
-                    .filter_map(|i| u8::from_str_radix(e.serial.get(i..i + 2)?, 16).ok())
-                    .collect::<Vec<u8>>();
-                Some(RevokedCertParams {
-                    serial_number: SerialNumber::from(serial),
-                    revocation_time: at,
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-            })
-            .collect();
-        let crl = CertificateRevocationListParams {
-            this_update: now() - time::Duration::minutes(5),
-            // nginx rejects every client once a CRL has expired; portico
-            // re-signs it on each revoke, so it lasts as long as the CA.
-            next_update: ca_not_after,
-            crl_number: SerialNumber::from(index.crl_number.to_be_bytes().to_vec()),
-            issuing_distribution_point: None,
-            revoked_certs: revoked,
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(&issuer)?;
+        let crl = signed_crl(&issuer, ca_not_after, index)?;
         self.root
-            .write_atomic(&self.crl_path(), crl.pem()?.as_bytes(), 0o644)?;
+            .write_atomic(&self.crl_path(), crl.as_bytes(), 0o644)?;
         Ok(())
     }
 
@@ -361,6 +346,44 @@ impl<'a> Ca<'a> {
     pub fn list(&self) -> Result<Vec<Entry>, CaError> {
         Ok(self.read_index()?.certs)
     }
+}
+
+/// A CRL of every revoked certificate in `index`, with the next CRL number.
+fn signed_crl(
+    issuer: &Issuer<'_, KeyPair>,
+    ca_not_after: OffsetDateTime,
+    index: &mut Index,
+) -> Result<String, CaError> {
+    index.crl_number += 1;
+    let revoked = index
+        .certs
+        .iter()
+        .filter_map(|e| {
+            let at = OffsetDateTime::from_unix_timestamp(e.revoked_at?).ok()?;
+            let serial = (0..e.serial.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(e.serial.get(i..i + 2)?, 16).ok())
+                .collect::<Vec<u8>>();
+            Some(RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time: at,
+                reason_code: None,
+                invalidity_date: None,
+            })
+        })
+        .collect();
+    let crl = CertificateRevocationListParams {
+        this_update: now() - time::Duration::minutes(5),
+        // nginx rejects every client once a CRL has expired; portico
+        // re-signs it on each revoke, so it lasts as long as the CA.
+        next_update: ca_not_after,
+        crl_number: SerialNumber::from(index.crl_number.to_be_bytes().to_vec()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)?;
+    Ok(crl.pem()?)
 }
 
 /// A PKCS#12 bundle (key, certificate, CA) for curl and browsers, encrypted
