@@ -40,6 +40,8 @@ pub enum Action {
     },
     /// Change the mode of an existing file.
     SetMode { path: PathBuf, mode: u32 },
+    /// Change the owner of an existing file.
+    SetOwner { path: PathBuf, uid: u32, gid: u32 },
     /// Point a symlink at `target`.
     Symlink { path: PathBuf, target: PathBuf },
     /// Run a mutating command.
@@ -187,6 +189,7 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
             mode,
         } => ctx.root.write_atomic(path, content, *mode)?,
         Action::SetMode { path, mode } => ctx.root.set_mode(path, *mode)?,
+        Action::SetOwner { path, uid, gid } => ctx.root.set_owner(path, *uid, *gid)?,
         Action::Symlink { path, target } => ctx.root.symlink(path, target)?,
         Action::Run(cmd) => {
             ctx.runner.run_ok(cmd)?;

@@ -525,3 +525,27 @@ fn tightened_permissions_are_never_loosened() {
         .unwrap()
         .starts_with("# Managed by portico"));
 }
+
+#[test]
+fn a_managed_file_given_away_is_owned_by_root_again() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run as root (tests/run does)"
+    );
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
+    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    std::os::unix::fs::lchown(&key, Some(65534), Some(65534)).unwrap();
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    let t = task(&v, "certificate default");
+    assert_eq!(
+        t["changes"][0], "chown 65534:65534 -> 0:0 /etc/ssl/private/portico-default.key",
+        "{t}"
+    );
+    let m = std::fs::metadata(&key).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(v["changed"], 0, "{v}");
+}

@@ -218,6 +218,12 @@ impl Root {
         }
     }
 
+    /// Changes the owner of an existing file (never follows a symlink).
+    pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<(), RootError> {
+        let p = self.host_path(path)?;
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err(path))
+    }
+
     /// Removes a file or symlink; absent is fine.
     pub fn remove(&self, path: &Path) -> Result<(), RootError> {
         let p = self.host_path(path)?;

@@ -79,6 +79,20 @@ pub fn file_changes(
             diff: None,
         });
     }
+    // Files portico manages belong to root; only root can give them back.
+    if let Some(m) = meta.filter(|m| (m.uid, m.gid) != (0, 0)) {
+        if nix::unistd::geteuid().is_root() {
+            changes.push(Change {
+                summary: format!("chown {}:{} -> 0:0 {}", m.uid, m.gid, path.display()),
+                action: Action::SetOwner {
+                    path: path.to_path_buf(),
+                    uid: 0,
+                    gid: 0,
+                },
+                diff: None,
+            });
+        }
+    }
     Ok(changes)
 }
 
