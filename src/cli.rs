@@ -218,6 +218,9 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    for w in crate::plan::warnings(&pb, &facts) {
+        eprintln!("warning: {w}");
+    }
     let tasks = crate::plan::plan(&pb, &facts, now);
     let mode = if a.check { Mode::Check } else { Mode::Apply };
     let report = engine::run(&tasks, &ctx, mode);

@@ -12,6 +12,7 @@ use crate::host::cmd::CmdError;
 use crate::host::root::RootError;
 use crate::host::systemd::{ServiceOp, SystemdError};
 use crate::host::{Command, Root, Runner, Systemd};
+use crate::journal::Journal;
 use crate::report::{Report, Status, TaskReport};
 
 /// Why a task could not check or apply.
@@ -114,6 +115,11 @@ pub trait Task {
     }
     /// Reads the host and returns the changes needed; empty when all is right.
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError>;
+    /// When this task fails, every file change of the run is undone (the
+    /// `nginx -t` gate: a configuration nginx rejects never stays on disk).
+    fn rolls_back_on_failure(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +135,7 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
     // Tasks that failed, or were skipped because something they need failed.
     let mut broken: HashMap<String, String> = HashMap::new();
     let mut notified: BTreeSet<Handler> = BTreeSet::new();
+    let mut journal = Journal::default();
     for task in tasks {
         let name = task.name();
         if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
@@ -150,8 +157,12 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
         let changes = match task.check(ctx) {
             Ok(c) => c,
             Err(e) => {
-                broken.insert(name.clone(), e.to_string());
-                report.push(TaskReport::failed(name, Vec::new(), e.to_string()));
+                let mut reason = e.to_string();
+                if task.rolls_back_on_failure() {
+                    reason.push_str(&roll_back(&mut journal, ctx));
+                }
+                broken.insert(name.clone(), reason.clone());
+                report.push(TaskReport::failed(name, Vec::new(), reason));
                 continue;
             }
         };
@@ -160,7 +171,11 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
             continue;
         }
         if mode == Mode::Apply {
-            if let Err(e) = changes.iter().try_for_each(|c| execute(ctx, &c.action)) {
+            let applied = changes.iter().try_for_each(|c| {
+                journal.record(ctx.root, &c.action)?;
+                execute(ctx, &c.action)
+            });
+            if let Err(e) = applied {
                 broken.insert(name.clone(), e.to_string());
                 report.push(TaskReport::failed(name, summaries(&changes), e.to_string()));
                 continue;
@@ -170,9 +185,26 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
         report.push(TaskReport::new(name, Status::Changed, &changes));
     }
     for handler in notified {
-        report.push(run_handler(handler, ctx, mode, !broken.is_empty()));
+        report.push(run_handler(
+            handler,
+            ctx,
+            mode,
+            !broken.is_empty(),
+            &mut journal,
+        ));
     }
     report
+}
+
+/// Undoes the run's file changes; returns a sentence for the report.
+fn roll_back(journal: &mut Journal, ctx: &Ctx) -> String {
+    if journal.is_empty() {
+        return String::new();
+    }
+    match journal.roll_back(ctx.root) {
+        Ok(n) => format!("\nrolled back: {n} file changes of this run restored byte for byte"),
+        Err(e) => format!("\nROLLBACK FAILED: {e}; check the files this run changed"),
+    }
 }
 
 fn summaries(changes: &[Change]) -> Vec<String> {
@@ -206,7 +238,13 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
     Ok(())
 }
 
-fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) -> TaskReport {
+fn run_handler(
+    handler: Handler,
+    ctx: &Ctx,
+    mode: Mode,
+    something_failed: bool,
+    journal: &mut Journal,
+) -> TaskReport {
     let name = format!("handler: {}", handler.name());
     if !ctx.live_host {
         return TaskReport::skipped(name, "host-level step; not run under --root".into());
@@ -225,7 +263,10 @@ fn run_handler(handler: Handler, ctx: &Ctx, mode: Mode, something_failed: bool) 
             Ok(false) => {
                 TaskReport::skipped(name, "nginx is not running; nothing to reload".into())
             }
-            Err(e) => TaskReport::failed(name, Vec::new(), e.to_string()),
+            Err(e) => {
+                let reason = format!("{e}{}", roll_back(journal, ctx));
+                TaskReport::failed(name, Vec::new(), reason)
+            }
         },
     }
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod engine;
 pub mod facts;
 pub mod host;
+pub mod journal;
 pub mod nginx;
 pub mod plan;
 pub mod playbook;

@@ -66,12 +66,6 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         tasks.push(Box::new(task));
     }
 
-    let target = render::Target {
-        layout: facts.nginx.layout,
-        version: facts.nginx.version(),
-        http2: facts.nginx.http2 || facts.nginx.version.is_none(),
-    };
-    let snippets = render::Snippets::for_target(&target);
     let nginx_file = |path: String, content: String, after: Vec<String>| -> Box<dyn Task> {
         Box::new(FileTask {
             path: PathBuf::from(path),
@@ -84,8 +78,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     };
     let needs_nginx = vec![PACKAGES.to_string()];
     let mut tls_after = needs_nginx.clone();
-    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
-    if dhparam_path.is_some() {
+    if pb.tls.profile == Profile::Compat {
         let task: Box<dyn Task> = if pb.tls.generate_dhparam {
             Box::new(crate::tasks::dhparam::GeneratedDhparam {
                 group: pb.tls.dhparam,
@@ -101,62 +94,37 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         tls_after.push(task.name());
         tasks.push(task);
     }
-    tasks.push(nginx_file(
-        snippets.tls.clone(),
-        render::tls_snippet(&profile::directives(pb.tls.profile, dhparam_path)),
-        tls_after,
-    ));
-    tasks.push(nginx_file(
-        snippets.proxy.clone(),
-        render::proxy_snippet(),
-        needs_nginx.clone(),
-    ));
-    tasks.push(nginx_file(
-        "/etc/nginx/conf.d/portico-http.conf".into(),
-        render::http_snippet(),
-        needs_nginx.clone(),
-    ));
 
-    for site in &pb.sites {
-        let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
-            continue; // validation guarantees it exists
-        };
-        if let Some(reason) = unprotectable(site) {
-            tasks.push(Box::new(RefusedTask {
-                name: format!("site {}", site.id()),
-                reason,
-            }));
-            continue;
-        }
-        let paths = cert_paths(cert);
-        let content = render::site(
-            site,
-            &paths.cert.display().to_string(),
-            &paths.key.display().to_string(),
-            &target,
-        );
-        let mut after = needs_nginx.clone();
-        after.push(format!("certificate {}", cert.name));
-        let file = format!("portico-{}.conf", site.id());
-        match target.layout {
-            Layout::SitesEnabled => {
-                let available = format!("/etc/nginx/sites-available/{file}");
-                tasks.push(nginx_file(available.clone(), content, after.clone()));
-                after.push(format!("file {available}"));
-                tasks.push(Box::new(SymlinkTask {
-                    path: PathBuf::from(format!("/etc/nginx/sites-enabled/{file}")),
-                    target: PathBuf::from(available),
-                    notify: vec![Handler::ReloadNginx],
-                    after,
-                }));
+    for file in rendered(pb, facts) {
+        let mut after = match file.site {
+            None if file.path.ends_with("portico-tls.conf") => tls_after.clone(),
+            None => needs_nginx.clone(),
+            Some(site) => {
+                let mut a = needs_nginx.clone();
+                a.push(format!("certificate {}", site.certificate));
+                if let Some(ca) = &site.client_auth {
+                    a.push(format!("ca {}", ca.ca));
+                }
+                a
             }
-            Layout::ConfD => tasks.push(nginx_file(
-                format!("/etc/nginx/conf.d/{file}"),
-                content,
+        };
+        let path = file.path.clone();
+        tasks.push(nginx_file(file.path, file.content, after.clone()));
+        if let Some(enabled) = file.enable_link {
+            after.push(format!("file {path}"));
+            tasks.push(Box::new(SymlinkTask {
+                path: PathBuf::from(enabled),
+                target: PathBuf::from(path),
+                notify: vec![Handler::ReloadNginx],
                 after,
-            )),
+            }));
         }
     }
+
+    // The gate: a configuration nginx rejects is rolled back, never started.
+    tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
+        after: needs_nginx.clone(),
+    }));
     // Started (and enabled) last, so a first start already reads the config.
     tasks.push(Box::new(ServiceTask {
         unit: "nginx.service".into(),
@@ -204,7 +172,7 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
     }))
 }
 
-fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
+pub fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
     match (c.source, &c.cert_file, &c.key_file) {
         (CertSource::Files, Some(cert), Some(key)) => CertPaths {
             cert: PathBuf::from(cert),
@@ -214,25 +182,137 @@ fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
     }
 }
 
-/// Why a site cannot be rendered with the protection it asks for yet.
-/// Rendering it without would serve it open: it is refused instead.
-fn unprotectable(site: &Site) -> Option<String> {
-    let id = site.id();
-    if site.client_auth.is_some() {
-        return Some(format!(
-            "site {id}: client-certificate auth is not rendered by this build yet; \
-             refusing to serve the site without it"
-        ));
+/// One nginx file portico writes.
+pub struct Rendered<'a> {
+    pub path: String,
+    pub content: String,
+    /// The site it serves, for its dependencies (certificate, CA).
+    pub site: Option<&'a Site>,
+    /// Debian layout: the `sites-enabled` link that turns it on.
+    pub enable_link: Option<String>,
+}
+
+/// What the nginx target looks like, from the facts.
+pub fn target(facts: &Facts) -> render::Target {
+    render::Target {
+        layout: facts.nginx.layout,
+        version: facts.nginx.version(),
+        http2: facts.nginx.http2 || facts.nginx.version.is_none(),
+        openssl: facts
+            .nginx
+            .openssl
+            .as_deref()
+            .and_then(crate::facts::Version::parse),
     }
-    let oauth2 = site.oauth2.is_some()
-        || site
-            .locations
+}
+
+/// Every nginx file of the playbook, rendered (pure: the golden tests and
+/// the plan use exactly this).
+pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
+    let target = target(facts);
+    let snippets = render::Snippets::for_target(&target);
+    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
+    let shared = |path: String, content: String| Rendered {
+        path,
+        content,
+        site: None,
+        enable_link: None,
+    };
+    let mut files = vec![
+        shared(
+            snippets.tls.clone(),
+            render::tls_snippet(&profile::directives(
+                pb.tls.profile,
+                dhparam_path,
+                target.openssl,
+            )),
+        ),
+        shared(snippets.proxy.clone(), render::proxy_snippet()),
+        shared(
+            "/etc/nginx/conf.d/portico-http.conf".into(),
+            render::http_snippet(),
+        ),
+    ];
+    for site in &pb.sites {
+        let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
+            continue; // validation guarantees it exists
+        };
+        let paths = cert_paths(cert);
+        let (cert_path, key_path) = (
+            paths.cert.display().to_string(),
+            paths.key.display().to_string(),
+        );
+        let client_ca = site.client_auth.as_ref().map(|a| {
+            let ca = crate::tls::ca::Ca::new(&NO_ROOT, &a.ca);
+            (
+                ca.cert_path().display().to_string(),
+                ca.crl_path().display().to_string(),
+            )
+        });
+        let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
+        let content = render::site(
+            &render::SiteInput {
+                site,
+                cert: &cert_path,
+                key: &key_path,
+                client_ca,
+                oauth2,
+            },
+            &target,
+        );
+        let file = format!("portico-{}.conf", site.id());
+        files.push(match target.layout {
+            Layout::SitesEnabled => Rendered {
+                path: format!("/etc/nginx/sites-available/{file}"),
+                content,
+                site: Some(site),
+                enable_link: Some(format!("/etc/nginx/sites-enabled/{file}")),
+            },
+            Layout::ConfD => Rendered {
+                path: format!("/etc/nginx/conf.d/{file}"),
+                content,
+                site: Some(site),
+                enable_link: None,
+            },
+        });
+    }
+    files
+}
+
+/// The oauth2-proxy a site uses (validation allows one per site).
+pub fn site_oauth2(site: &Site) -> Option<&str> {
+    site.oauth2.as_deref().or_else(|| {
+        site.locations
             .iter()
-            .any(|l| l.oauth2.as_deref().is_some_and(|o| o != "none"));
-    oauth2.then(|| {
-        format!(
-            "site {id}: oauth2-proxy auth is not rendered by this build yet; \
-             refusing to serve the site without it"
-        )
+            .filter_map(|l| l.oauth2.as_deref())
+            .find(|o| *o != "none")
     })
+}
+
+/// CA paths are fixed host paths; the root is only needed to read them.
+static NO_ROOT: std::sync::LazyLock<crate::host::Root> =
+    std::sync::LazyLock::new(|| crate::host::Root::new("/"));
+
+/// Warnings about the plan that do not stop it.
+pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
+    let mut w = Vec::new();
+    let old = facts
+        .nginx
+        .version()
+        .is_none_or(|v| v < crate::facts::Version(1, 26, 3));
+    for site in pb.sites.iter().filter(|s| s.client_auth.is_some()) {
+        let shared = pb
+            .sites
+            .iter()
+            .any(|o| !std::ptr::eq(o, site) && o.listen == site.listen);
+        if shared && old {
+            w.push(format!(
+                "site {}: client certificates on port {} shared with other sites; nginx before 1.26.3 \
+                 can resume TLS sessions across virtual hosts (CVE-2025-23419): give this site its own listen port",
+                site.id(),
+                site.listen
+            ));
+        }
+    }
+    w
 }

@@ -306,49 +306,44 @@ fn the_rendered_configs_pass_real_nginx_t() {
 }
 
 #[test]
-fn sites_asking_for_protection_not_built_yet_are_refused_not_served_open() {
-    for (playbook, site) in [
-        ("playbooks/mtls-api.toml", "site api.example.com"),
-        (
-            "playbooks/oauth2-internal-services.toml",
-            "site grafana.example.com",
-        ),
-    ] {
-        let pb = manifest(playbook).display().to_string();
-        let out = portico(&[
-            "apply",
-            "--check",
-            "--json",
-            "--root",
-            &tree("debian12"),
-            &pb,
-        ]);
-        assert_eq!(out.status.code(), Some(1), "{playbook}");
-        let v = report(&out);
-        let t = task(&v, site);
-        assert_eq!(t["status"], "failed");
-        assert!(
-            t["reason"]
-                .as_str()
-                .unwrap()
-                .contains("refusing to serve the site without it"),
-            "{t}"
-        );
-        let rendered = v["tasks"].as_array().unwrap().iter().any(|t| {
-            t["name"]
-                .as_str()
-                .unwrap()
-                .contains("sites-available/portico-api")
-                || t["name"]
-                    .as_str()
-                    .unwrap()
-                    .contains("sites-available/portico-grafana")
-        });
-        assert!(
-            !rendered,
-            "{playbook}: an unprotected config was planned: {v}"
-        );
-    }
+fn protected_sites_are_planned_with_their_protection() {
+    // mtls-api: the CA comes first and the site needs it.
+    let pb = manifest("playbooks/mtls-api.toml").display().to_string();
+    let out = portico(&[
+        "apply",
+        "--check",
+        "--json",
+        "--diff",
+        "--root",
+        &tree("debian12"),
+        &pb,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = report(&out);
+    let names: Vec<&str> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let ca = names.iter().position(|n| *n == "ca clients").unwrap();
+    let site = names
+        .iter()
+        .position(|n| *n == "file /etc/nginx/sites-available/portico-api.example.com.conf")
+        .unwrap();
+    assert!(ca < site, "{names:?}");
+    // --diff shows the CA certificate but never its key.
+    let text = portico(&[
+        "apply",
+        "--check",
+        "--diff",
+        "--root",
+        &tree("debian12"),
+        &pb,
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("+    ssl_verify_client optional;"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "a key leaked into the diff");
 }
 
 #[test]

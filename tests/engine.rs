@@ -39,6 +39,7 @@ struct Scripted<'a> {
     fail: bool,
     after: Vec<String>,
     notify: Vec<Handler>,
+    rollback: bool,
     log: &'a RefCell<Vec<String>>,
 }
 
@@ -54,6 +55,9 @@ impl Task for Scripted<'_> {
     }
     fn notifies(&self) -> Vec<Handler> {
         self.notify.clone()
+    }
+    fn rolls_back_on_failure(&self) -> bool {
+        self.rollback
     }
     fn check(&self, _ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         self.log.borrow_mut().push(self.name.into());
@@ -83,6 +87,7 @@ fn scripted<'a>(
         fail: false,
         after: Vec::new(),
         notify: vec![Handler::ReloadNginx],
+        rollback: false,
         log,
     }
 }
@@ -137,6 +142,7 @@ fn runner(nginx_installed: bool) -> FakeRunner {
     FakeRunner::new()
         .answer("dpkg-query -W -f ${Status} nginx", Output::ok(status))
         .answer("nginx -t -q", Output::ok(""))
+        .answer("nginx -t", Output::ok(""))
 }
 
 #[test]
@@ -412,4 +418,71 @@ fn rocky_9_installs_nginx_from_appstream_with_dnf() {
         Output::ok("nginx-1.20.1-14.el9_2.1.x86_64\n"),
     );
     assert!(planned_package_commands("rocky-9", &installed).is_empty());
+}
+
+#[test]
+fn a_failing_gate_restores_every_file_of_the_run_byte_for_byte() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new();
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = host.ctx(&fake, &systemd);
+    let base = host.dir.path();
+    std::fs::create_dir_all(base.join("etc/nginx/sites-enabled")).unwrap();
+    std::fs::write(base.join("etc/nginx/site.conf"), b"old bytes\n").unwrap();
+    std::fs::set_permissions(
+        base.join("etc/nginx/site.conf"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let log = RefCell::new(Vec::new());
+    let write = |p: &str, c: &[u8]| Action::WriteFile {
+        path: p.into(),
+        content: c.to_vec(),
+        mode: 0o644,
+    };
+    let writes = scripted(
+        "write",
+        vec![
+            write("/etc/nginx/site.conf", b"new bytes\n"),
+            Action::EnsureDir {
+                path: "/etc/nginx/new/deeper".into(),
+                mode: 0o755,
+            },
+            write("/etc/nginx/new/deeper/extra.conf", b"extra\n"),
+            Action::Symlink {
+                path: "/etc/nginx/sites-enabled/site.conf".into(),
+                target: "/etc/nginx/site.conf".into(),
+            },
+        ],
+        &log,
+    );
+    let mut gate = scripted("gate", vec![], &log);
+    gate.fail = true;
+    gate.rollback = true;
+    let tasks: Vec<Box<dyn Task>> = vec![Box::new(writes), Box::new(gate)];
+    let report = engine::run(&tasks, &ctx, Mode::Apply);
+    let reason = report.tasks[1].reason.clone().unwrap();
+    assert!(
+        reason.contains("gate broke") && reason.contains("rolled back: "),
+        "{reason}"
+    );
+    assert_eq!(
+        std::fs::read(base.join("etc/nginx/site.conf")).unwrap(),
+        b"old bytes\n"
+    );
+    let mode = std::fs::metadata(base.join("etc/nginx/site.conf"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640);
+    assert!(
+        !base.join("etc/nginx/new").exists(),
+        "created directories stay behind"
+    );
+    assert!(std::fs::symlink_metadata(base.join("etc/nginx/sites-enabled/site.conf")).is_err());
+    assert!(
+        systemd.reloads.borrow().is_empty(),
+        "a rolled-back run reloaded nginx"
+    );
 }

@@ -1,6 +1,7 @@
 //! TLS settings after Mozilla's server-side TLS guidelines (6.0): no TLS 1.0
 //! or 1.1, no DHE in intermediate, no OCSP stapling (Let's Encrypt ended OCSP).
 
+use crate::facts::Version;
 use crate::playbook::Profile;
 
 const INTERMEDIATE_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
@@ -12,7 +13,11 @@ const DHE_CIPHERS: &str =
 
 /// The `http`-independent TLS directives of a profile, one per line.
 /// `dhparam` is the file written for profiles with DHE suites.
-pub fn directives(profile: Profile, dhparam: Option<&str>) -> Vec<String> {
+pub fn directives(
+    profile: Profile,
+    dhparam: Option<&str>,
+    openssl: Option<Version>,
+) -> Vec<String> {
     let mut d = Vec::new();
     match profile {
         Profile::Modern => d.push("ssl_protocols TLSv1.3;".to_string()),
@@ -28,7 +33,12 @@ pub fn directives(profile: Profile, dhparam: Option<&str>) -> Vec<String> {
             }
         }
     }
-    d.push("ssl_ecdh_curve X25519:prime256v1:secp384r1;".into());
+    // The hybrid post-quantum group first where OpenSSL has it (3.5+).
+    if openssl.is_some_and(|v| v >= Version(3, 5, 0)) {
+        d.push("ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:secp384r1;".into());
+    } else {
+        d.push("ssl_ecdh_curve X25519:prime256v1:secp384r1;".into());
+    }
     d.push("ssl_prefer_server_ciphers off;".into());
     d.push("ssl_session_timeout 1d;".into());
     d.push("ssl_session_cache shared:PorticoTLS:10m;".into());

@@ -1,9 +1,14 @@
 //! Pure rendering of nginx configuration from a playbook site.
+//!
+//! Identity headers (client-certificate verification, oauth2 user) are set by
+//! nginx in every proxied location of every site, so a client can never send
+//! its own `X-SSL-Client-Verify: SUCCESS` to a backend: a location that sets
+//! any `proxy_set_header` of its own would otherwise drop inherited ones.
 
 use std::fmt::Write;
 
 use crate::facts::{Layout, Version};
-use crate::playbook::{HttpMode, Location, Site};
+use crate::playbook::{ClientAuth, HttpMode, Location, Oauth2, Site, Verify};
 
 /// First line of every file portico writes into nginx's tree.
 pub const HEADER: &str =
@@ -20,6 +25,8 @@ pub struct Target {
     pub version: Option<Version>,
     /// False when the build lacks `--with-http_v2_module`.
     pub http2: bool,
+    /// The OpenSSL nginx runs with, when known.
+    pub openssl: Option<Version>,
 }
 
 impl Target {
@@ -62,10 +69,12 @@ pub fn tls_snippet(directives: &[String]) -> String {
     s
 }
 
-/// Proxy snippet: the forwarding headers every proxied location sets.
+/// Proxy snippet: forwarding headers and keep-alive to the upstreams.
 pub fn proxy_snippet() -> String {
     format!(
-        "{HEADER}proxy_set_header Host $host;\n\
+        "{HEADER}proxy_http_version 1.1;\n\
+         proxy_set_header Connection $portico_connection;\n\
+         proxy_set_header Host $host;\n\
          proxy_set_header X-Real-IP $remote_addr;\n\
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
          proxy_set_header X-Forwarded-Proto $scheme;\n\
@@ -73,25 +82,115 @@ pub fn proxy_snippet() -> String {
     )
 }
 
-/// http-context helpers (the websocket `Connection` map), included by both
-/// layouts' nginx.conf through `conf.d/*.conf`.
+/// http-context helpers, included by both layouts' nginx.conf through
+/// `conf.d/*.conf`: `Connection` is `upgrade` for websocket handshakes and
+/// empty otherwise, which keeps upstream connections alive.
 pub fn http_snippet() -> String {
     format!(
-        "{HEADER}map $http_upgrade $portico_connection_upgrade {{\n    default upgrade;\n    ''      close;\n}}\n"
+        "{HEADER}map $http_upgrade $portico_connection {{\n    default upgrade;\n    ''      '';\n}}\n"
     )
 }
 
-/// The files of one site: certificate paths are given, everything else is
-/// derived from the site and the target.
-pub fn site(site: &Site, cert: &str, key: &str, t: &Target) -> String {
+/// What a site needs from the rest of the playbook.
+pub struct SiteInput<'a> {
+    pub site: &'a Site,
+    pub cert: &'a str,
+    pub key: &'a str,
+    /// The `[[ca]]` files when the site has client_auth: (ca.crt, crl.pem).
+    pub client_ca: Option<(String, String)>,
+    /// The oauth2-proxy the site's locations use, if any.
+    pub oauth2: Option<&'a Oauth2>,
+}
+
+/// A backend URL split for nginx: `http://127.0.0.1:3001/x` →
+/// ("http", "127.0.0.1:3001", "/x").
+fn split_url(url: &str) -> (&str, &str, &str) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    (scheme, authority, path)
+}
+
+/// A name nginx accepts for an upstream block, unique per site and backend.
+fn upstream_name(site_id: &str, authority: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("portico_{}_{}", clean(site_id), clean(authority))
+}
+
+/// Upstream blocks (keep-alive pools) for the site's plain-HTTP backends.
+fn upstreams(site: &Site) -> String {
+    let mut seen = Vec::new();
+    let mut s = String::new();
+    for l in &site.locations {
+        let (scheme, authority, _) = split_url(&l.proxy);
+        if scheme != "http" || seen.contains(&authority) {
+            continue;
+        }
+        seen.push(authority);
+        let server = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+            && !authority.ends_with(']')
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let _ = writeln!(
+            s,
+            "upstream {} {{\n    server {server};\n    keepalive 16;\n}}\n",
+            upstream_name(&site.id(), authority)
+        );
+    }
+    s
+}
+
+/// Does this location require a signed-in oauth2 user?
+fn oauth2_protects(site: &Site, l: &Location) -> bool {
+    match l.oauth2.as_deref() {
+        Some("none") => false,
+        Some(_) => true,
+        None => site.oauth2.is_some(),
+    }
+}
+
+/// The names of the two verification headers for this site.
+fn verify_headers(site: &Site) -> (String, String) {
+    match &site.client_auth {
+        Some(ClientAuth {
+            verify_header,
+            dn_header,
+            ..
+        }) => (verify_header.clone(), dn_header.clone()),
+        None => ("X-SSL-Client-Verify".into(), "X-SSL-Client-DN".into()),
+    }
+}
+
+/// The configuration file of one site.
+pub fn site(input: &SiteInput, t: &Target) -> String {
+    let site = input.site;
     let snippets = Snippets::for_target(t);
     let names = site.server_names.join(" ");
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "# site {}\n", site.id());
+    s.push_str(&upstreams(site));
 
     // Port 80: ACME challenges always; then redirect or serve.
     s.push_str("server {\n    listen 80;\n    listen [::]:80;\n");
-    let _ = writeln!(s, "    server_name {names};\n");
+    let _ = writeln!(s, "    server_name {names};");
+    identity_defaults(&mut s);
     let _ = writeln!(
         s,
         "    location ^~ /.well-known/acme-challenge/ {{\n        root {DEFAULT_WEBROOT};\n        default_type text/plain;\n    }}\n"
@@ -109,28 +208,40 @@ pub fn site(site: &Site, cert: &str, key: &str, t: &Target) -> String {
                 }
             );
         }
-        HttpMode::Serve => locations(&mut s, site, &snippets),
+        HttpMode::Serve => locations(&mut s, input, &snippets),
     }
     s.push_str("}\n\n");
 
     // HTTPS.
     let h2 = t.http2 && !t.http2_directive();
-    let listen_flags = if h2 { "ssl http2" } else { "ssl" };
+    let flags = if h2 { "ssl http2" } else { "ssl" };
     let _ = writeln!(
         s,
-        "server {{\n    listen {} {listen_flags};\n    listen [::]:{} {listen_flags};",
-        site.listen, site.listen
+        "server {{\n    listen {0} {flags};\n    listen [::]:{0} {flags};",
+        site.listen
     );
     if t.http2 && t.http2_directive() {
         s.push_str("    http2 on;\n");
     }
-    let _ = writeln!(s, "    server_name {names};\n");
+    let _ = writeln!(s, "    server_name {names};");
+    identity_defaults(&mut s);
     let _ = writeln!(
         s,
-        "    ssl_certificate {cert};\n    ssl_certificate_key {key};"
+        "    ssl_certificate {};\n    ssl_certificate_key {};",
+        input.cert, input.key
     );
-    let _ = writeln!(s, "    include {};\n", snippets.tls);
-    s.push_str("    add_header X-Frame-Options DENY always;\n");
+    let _ = writeln!(s, "    include {};", snippets.tls);
+    if let (Some(ca), Some((ca_cert, crl))) = (&site.client_auth, &input.client_ca) {
+        let verify = match ca.verify {
+            Verify::Optional => "optional",
+            Verify::On => "on",
+        };
+        let _ = writeln!(
+            s,
+            "    ssl_client_certificate {ca_cert};\n    ssl_crl {crl};\n    ssl_verify_client {verify};\n    ssl_verify_depth 1;"
+        );
+    }
+    s.push_str("\n    add_header X-Frame-Options DENY always;\n");
     s.push_str("    add_header X-Content-Type-Options nosniff always;\n");
     if site.hsts > 0 {
         let _ = writeln!(
@@ -146,28 +257,99 @@ pub fn site(site: &Site, cert: &str, key: &str, t: &Target) -> String {
         s.push_str("    gzip on;\n    gzip_types text/plain text/css application/json application/javascript text/xml application/xml image/svg+xml;\n");
     }
     s.push('\n');
-    locations(&mut s, site, &snippets);
+    if let Some(o) = input.oauth2 {
+        oauth2_locations(&mut s, o);
+    }
+    locations(&mut s, input, &snippets);
     s.push_str("}\n");
     s
 }
 
-fn locations(s: &mut String, site: &Site, snippets: &Snippets) {
-    for (n, l) in site.locations.iter().enumerate() {
+/// Identity variables start empty in every server; only a successful
+/// auth_request fills them.
+fn identity_defaults(s: &mut String) {
+    s.push_str("    set $portico_auth_user \"\";\n    set $portico_auth_email \"\";\n\n");
+}
+
+fn oauth2_locations(s: &mut String, o: &Oauth2) {
+    let up = o.upstream.trim_end_matches('/');
+    let _ = writeln!(
+        s,
+        "    # oauth2-proxy: sign-in, callback and sign-out pages.\n    location /oauth2/ {{\n        proxy_pass {up};\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Auth-Request-Redirect $request_uri;\n    }}\n"
+    );
+    let _ = writeln!(
+        s,
+        "    # The check every protected request makes (subrequests only).\n    location = /oauth2/auth {{\n        internal;\n        proxy_pass {up};\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Uri $request_uri;\n        proxy_set_header Content-Length \"\";\n        proxy_pass_request_body off;\n    }}\n"
+    );
+    s.push_str("    location @portico_oauth2_signin {\n        return 302 /oauth2/start?rd=$scheme://$http_host$request_uri;\n    }\n\n");
+}
+
+fn locations(s: &mut String, input: &SiteInput, snippets: &Snippets) {
+    for (n, l) in input.site.locations.iter().enumerate() {
         if n > 0 {
             s.push('\n');
         }
-        location(s, l, snippets);
+        location(s, input, l, snippets);
     }
 }
 
-fn location(s: &mut String, l: &Location, snippets: &Snippets) {
+fn location(s: &mut String, input: &SiteInput, l: &Location, snippets: &Snippets) {
+    let site = input.site;
     let _ = writeln!(s, "    location {} {{", l.path);
-    let _ = writeln!(s, "        proxy_pass {};", l.proxy);
+    if l.require_client_cert {
+        s.push_str(
+            "        if ($ssl_client_verify != SUCCESS) {\n            return 403;\n        }\n",
+        );
+    }
+    if input.oauth2.is_some() && oauth2_protects(site, l) {
+        s.push_str("        auth_request /oauth2/auth;\n");
+        s.push_str("        error_page 401 = @portico_oauth2_signin;\n");
+        s.push_str(
+            "        auth_request_set $portico_auth_user $upstream_http_x_auth_request_user;\n",
+        );
+        s.push_str(
+            "        auth_request_set $portico_auth_email $upstream_http_x_auth_request_email;\n",
+        );
+    }
+    let (scheme, authority, path) = split_url(&l.proxy);
+    let target = if scheme == "http" {
+        format!("http://{}{path}", upstream_name(&site.id(), authority))
+    } else {
+        l.proxy.clone()
+    };
+    let _ = writeln!(s, "        proxy_pass {target};");
     let _ = writeln!(s, "        include {};", snippets.proxy);
+    // Set here, in every location: never inherited, never client-supplied.
+    let (verify, dn) = verify_headers(site);
+    let _ = writeln!(s, "        proxy_set_header {verify} $ssl_client_verify;");
+    let _ = writeln!(s, "        proxy_set_header {dn} $ssl_client_s_dn;");
+    s.push_str("        proxy_set_header X-Auth-Request-User $portico_auth_user;\n");
+    s.push_str("        proxy_set_header X-Auth-Request-Email $portico_auth_email;\n");
     if l.websocket {
-        s.push_str("        proxy_http_version 1.1;\n");
         s.push_str("        proxy_set_header Upgrade $http_upgrade;\n");
-        s.push_str("        proxy_set_header Connection $portico_connection_upgrade;\n");
+        s.push_str("        proxy_read_timeout 1h;\n");
     }
     s.push_str("    }\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_for_upstreams() {
+        assert_eq!(
+            split_url("http://127.0.0.1:3001/"),
+            ("http", "127.0.0.1:3001", "/")
+        );
+        assert_eq!(split_url("http://app"), ("http", "app", ""));
+        assert_eq!(
+            split_url("https://[::1]:8443/x/y"),
+            ("https", "[::1]:8443", "/x/y")
+        );
+        assert_eq!(
+            upstream_name("api.example.com", "127.0.0.1:3001"),
+            "portico_api_example_com_127_0_0_1_3001"
+        );
+    }
 }

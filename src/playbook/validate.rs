@@ -326,6 +326,35 @@ fn check_sites(
                 p.add(path.key("oauth2"), format!("unknown oauth2 {o:?}"));
             }
         }
+        let used: BTreeSet<&str> = s
+            .oauth2
+            .iter()
+            .map(String::as_str)
+            .chain(s.locations.iter().filter_map(|l| l.oauth2.as_deref()))
+            .filter(|o| *o != "none")
+            .collect();
+        if used.len() > 1 {
+            p.add(
+                path.key("oauth2"),
+                format!(
+                    "a site can use one oauth2-proxy; this one names {}",
+                    used.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        if !used.is_empty() {
+            for (j, l) in s.locations.iter().enumerate() {
+                if l.path.starts_with("/oauth2") {
+                    p.add(
+                        path.item("location", j).key("path"),
+                        format!(
+                            "{:?} is where oauth2-proxy's pages are served on this site",
+                            l.path
+                        ),
+                    );
+                }
+            }
+        }
         if s.locations.is_empty() {
             p.add(
                 path.key("location"),

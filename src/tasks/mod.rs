@@ -6,6 +6,7 @@ pub mod certificate;
 pub mod dhparam;
 pub mod file;
 pub mod firewall;
+pub mod nginx_test;
 pub mod packages;
 pub mod refused;
 pub mod reload;

@@ -1,0 +1,109 @@
+//! What a run changed on disk, so it can be put back byte for byte when nginx
+//! rejects the result: the previous bytes, mode and owner of every file
+//! written, every symlink replaced, every directory created.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::Action;
+use crate::host::root::RootError;
+use crate::host::Root;
+
+#[derive(Debug)]
+enum Undo {
+    /// The file had these bytes, mode and owner, or did not exist.
+    File {
+        path: PathBuf,
+        before: Option<(Vec<u8>, u32, u32, u32)>,
+    },
+    /// The symlink pointed there, or did not exist.
+    Link {
+        path: PathBuf,
+        before: Option<PathBuf>,
+    },
+    /// The directory did not exist.
+    Dir { path: PathBuf },
+}
+
+#[derive(Debug, Default)]
+pub struct Journal {
+    entries: Vec<Undo>,
+}
+
+impl Journal {
+    /// Records what `action` is about to change. Call before executing it.
+    pub fn record(&mut self, root: &Root, action: &Action) -> Result<(), RootError> {
+        match action {
+            Action::WriteFile { path, .. }
+            | Action::SetMode { path, .. }
+            | Action::SetOwner { path, .. }
+            | Action::Capture { path, .. } => {
+                let before = match (root.read(path)?, root.meta(path)?) {
+                    (Some(bytes), Some(m)) if !m.is_symlink => Some((bytes, m.mode, m.uid, m.gid)),
+                    _ => None,
+                };
+                self.entries.push(Undo::File {
+                    path: path.clone(),
+                    before,
+                });
+            }
+            Action::Symlink { path, .. } => self.entries.push(Undo::Link {
+                path: path.clone(),
+                before: root.read_link(path)?,
+            }),
+            Action::EnsureDir { path, .. } => {
+                // Every missing level, outermost first, so undo removes innermost first.
+                let mut missing = Vec::new();
+                let mut p: Option<&Path> = Some(path);
+                while let Some(dir) = p {
+                    if root.exists(dir) {
+                        break;
+                    }
+                    missing.push(dir.to_path_buf());
+                    p = dir.parent();
+                }
+                for dir in missing.into_iter().rev() {
+                    self.entries.push(Undo::Dir { path: dir });
+                }
+            }
+            Action::Run(_) | Action::Service { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Puts everything back, newest first. Returns how many entries were undone.
+    pub fn roll_back(&mut self, root: &Root) -> Result<usize, RootError> {
+        let n = self.entries.len();
+        while let Some(undo) = self.entries.pop() {
+            match undo {
+                Undo::File {
+                    path,
+                    before: Some((bytes, mode, uid, gid)),
+                } => {
+                    root.write_atomic(&path, &bytes, mode)?;
+                    if nix::unistd::geteuid().is_root() {
+                        root.set_owner(&path, uid, gid)?;
+                    }
+                }
+                Undo::File { path, before: None } => root.remove(&path)?,
+                Undo::Link {
+                    path,
+                    before: Some(target),
+                } => root.symlink(&path, &target)?,
+                Undo::Link { path, before: None } => root.remove(&path)?,
+                Undo::Dir { path } => {
+                    // Only if nothing else appeared in it meanwhile.
+                    let _ = std::fs::remove_dir(root.host_path(&path)?);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
