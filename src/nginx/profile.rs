@@ -39,7 +39,16 @@ pub fn directives(
     } else {
         d.push("ssl_ecdh_curve X25519:prime256v1:secp384r1;".into());
     }
-    d.push("ssl_prefer_server_ciphers off;".into());
+    // Every suite listed is strong, so the order is a detail, but scanners
+    // (testssl.sh 3.0.8 rates a missing order HIGH) and auditors ask for one.
+    d.push(format!(
+        "ssl_prefer_server_ciphers {};",
+        if profile == Profile::Modern {
+            "off"
+        } else {
+            "on"
+        }
+    ));
     d.push("ssl_session_timeout 1d;".into());
     d.push("ssl_session_cache shared:PorticoTLS:10m;".into());
     // Tickets without key rotation undo forward secrecy.
