@@ -188,3 +188,38 @@ fn every_rendered_configuration_passes_real_nginx_t() {
         );
     }
 }
+
+#[test]
+fn client_auth_sharing_a_port_on_old_nginx_is_warned_about() {
+    let shared = r#"version = 1
+[[ca]]
+name = "clients"
+[[certificate]]
+name = "c"
+source = "self-signed"
+[[site]]
+server_names = ["www.example.com"]
+certificate = "c"
+[[site.location]]
+path = "/"
+proxy = "http://127.0.0.1:3000"
+[[site]]
+server_names = ["api.example.com"]
+certificate = "c"
+client_auth = { ca = "clients" }
+[[site.location]]
+path = "/"
+proxy = "http://127.0.0.1:4000"
+"#;
+    let pb = playbook::parse("shared.toml", shared).unwrap();
+    let w = portico::plan::warnings(&pb, &facts("1.22.1", "3.0.19"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("CVE-2025-23419"), "{w:?}");
+    assert!(portico::plan::warnings(&pb, &facts("1.26.3", "3.0.19")).is_empty());
+    let own_port = playbook::parse(
+        "own.toml",
+        &shared.replace("client_auth =", "listen = 8443\nclient_auth ="),
+    )
+    .unwrap();
+    assert!(portico::plan::warnings(&own_port, &facts("1.22.1", "3.0.19")).is_empty());
+}
