@@ -57,8 +57,22 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Boots a fresh copy of the base with the freshly built portico in /usr/local/bin.
+    /// Boots a fresh copy of the base with the freshly built portico in
+    /// /usr/local/bin. A boot that hangs (seen once in CI, with systemd stuck
+    /// before initializing the machine ID while other machines booted) is
+    /// torn down and tried once more on a new copy; its console is printed.
     pub fn boot() -> Machine {
+        match Self::try_boot() {
+            Ok(m) => m,
+            Err(console) => {
+                eprintln!("machine did not come up; booting a fresh copy. Its console:\n{console}");
+                Self::try_boot()
+                    .unwrap_or_else(|console| panic!("machine did not come up twice:\n{console}"))
+            }
+        }
+    }
+
+    fn try_boot() -> Result<Machine, String> {
         let base = ensure_base();
         let work = PathBuf::from(CACHE).join("machines");
         std::fs::create_dir_all(&work).unwrap();
@@ -76,6 +90,9 @@ impl Machine {
             root.join("usr/local/bin/portico"),
         )
         .unwrap();
+        // Every copy its own identity: systemd makes a random machine ID when
+        // neither /etc/machine-id nor D-Bus's copy has one.
+        let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
         let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
         let nspawn = Command::new("systemd-nspawn")
             .args([
@@ -98,43 +115,43 @@ impl Machine {
             dir,
         };
         m.leader = m.wait_for_leader();
-        m.wait_until_running();
-        m
+        match m.wait_until_running() {
+            Ok(()) => Ok(m),
+            Err(state) => Err(format!("state {state:?}\n{}", m.console())),
+        }
     }
 
-    /// The container's PID 1, as seen from the host: nspawn's child.
+    /// The container's PID 1, as seen from the host. nspawn's first child is
+    /// an intermediate process that sets up the namespaces and exits; the
+    /// machine's init is the descendant that is PID 1 in its own namespace
+    /// and runs systemd.
     fn wait_for_leader(&mut self) -> i32 {
         let pid = self.nspawn.id();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.nspawn.try_wait() {
                 panic!("systemd-nspawn exited ({status}):\n{}", self.console());
             }
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default();
-            if let Some(child) = children.split_whitespace().next() {
-                return child.parse().unwrap();
+            if let Some(init) = descendants(pid).into_iter().find(|p| is_container_init(*p)) {
+                return init;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no container process after 30 s:\n{}", self.console());
+        panic!("no container init after 60 s:\n{}", self.console());
     }
 
-    fn wait_until_running(&self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
+    fn wait_until_running(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = String::new();
         while Instant::now() < deadline {
             let out = self.run(&["systemctl", "is-system-running"]);
             last = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if last == "running" || last == "degraded" {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "machine not up after 90 s (state {last:?}):\n{}",
-            self.console()
-        );
+        Err(last)
     }
 
     fn console(&self) -> String {
@@ -185,6 +202,38 @@ impl Machine {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+}
+
+/// Every descendant of `pid` (children, grandchildren, ...).
+fn descendants(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid as i32];
+    while let Some(p) = todo.pop() {
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<i32>().ok())
+        {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// PID 1 of a nested PID namespace, running systemd.
+fn is_container_init(pid: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let nested_one = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() >= 2 && ids.last() == Some(&"1")
+        });
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    nested_one && comm.trim() == "systemd"
 }
 
 impl Drop for Machine {
