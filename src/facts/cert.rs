@@ -44,7 +44,7 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
             }
         }
     }
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem.contents);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &pem.contents);
     let fingerprint = digest
         .as_ref()
         .iter()

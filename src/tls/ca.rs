@@ -89,7 +89,8 @@ fn now() -> OffsetDateTime {
 /// 16 random bytes, top bit clear: a positive serial as RFC 5280 wants.
 fn random_serial() -> Vec<u8> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system random source");
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("system random source");
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01; // never a leading zero byte: one canonical hex form
     bytes.to_vec()
@@ -277,7 +278,8 @@ impl<'a> Ca<'a> {
             .map_err(|e| self.corrupt(self.cert_path(), e))?;
         let password = {
             let mut raw = [0u8; 18];
-            aws_lc_rs::rand::fill(&mut raw).expect("system random source");
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+                .expect("system random source");
             use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
         };

@@ -19,6 +19,8 @@ pub enum TlsError {
     UnsupportedKey(KeyType),
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("RSA key generation failed")]
+    Rsa,
 }
 
 /// A freshly made certificate and its private key, both PEM.
@@ -29,15 +31,25 @@ pub struct Issued {
 
 /// Generates a key of the requested type.
 pub fn generate_key(key: KeyType) -> Result<KeyPair, TlsError> {
-    use rcgen::RsaKeySize;
-    let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
+    use aws_lc_rs::rsa::KeySize;
     Ok(match key {
         KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
         KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
-        KeyType::Rsa2048 => rsa(RsaKeySize::_2048)?,
-        KeyType::Rsa3072 => rsa(RsaKeySize::_3072)?,
-        KeyType::Rsa4096 => rsa(RsaKeySize::_4096)?,
+        KeyType::Rsa2048 => rsa(KeySize::Rsa2048)?,
+        KeyType::Rsa3072 => rsa(KeySize::Rsa3072)?,
+        KeyType::Rsa4096 => rsa(KeySize::Rsa4096)?,
     })
+}
+
+/// ring signs with RSA keys but cannot make them; aws-lc does. It is only
+/// loaded here: its start-up (DRBG seeding) costs ~30 ms that ECDSA-only
+/// runs should not pay.
+fn rsa(size: aws_lc_rs::rsa::KeySize) -> Result<KeyPair, TlsError> {
+    use aws_lc_rs::encoding::AsDer;
+    let generated = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| TlsError::Rsa)?;
+    let pkcs8 = generated.as_der().map_err(|_| TlsError::Rsa)?;
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)?)
 }
 
 /// A self-signed server certificate for `names` valid from now for `days`.
