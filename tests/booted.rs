@@ -102,23 +102,27 @@ fn assert_idempotent(m: &Machine, file: &str) {
     );
 }
 
-#[test]
-fn fresh_machine_with_ufw() {
+/// A fresh machine with the distro's firewall package, after one
+/// `portico apply` of the default site with `firewall` settings.
+fn applied_with_firewall(package: &str, firewall: &str) -> (Machine, Vec<String>) {
     let m = Machine::boot();
-    // The distro's firewall package, inactive as Ubuntu ships it.
-    m.ok(&["apt-get", "install", "-y", "-q", "ufw"]);
-    m.write(
-        "/root/site.toml",
-        &playbook("backend = \"ufw\"\nenable = true"),
-    );
+    m.ok(&["apt-get", "install", "-y", "-q", package]);
+    m.write("/root/site.toml", &playbook(firewall));
     let (report, mutating) = apply(&m, "/root/site.toml");
     assert_eq!(report["failed"], 0, "{report:#}");
+    assert_nginx_serving(&m);
+    (m, mutating)
+}
+
+#[test]
+fn fresh_machine_with_ufw() {
+    // Inactive, as Ubuntu ships it: the playbook asks to enable it.
+    let (m, mutating) = applied_with_firewall("ufw", "backend = \"ufw\"\nenable = true");
     // The log line the idempotence check relies on is really there when something runs.
     assert!(
         mutating.iter().any(|l| l.contains("apt-get")),
         "{mutating:?}"
     );
-    assert_nginx_serving(&m);
     let ufw = m.ok(&["ufw", "status"]);
     assert!(ufw.contains("Status: active"), "{ufw}");
     for rule in ["22/tcp", "80/tcp", "443/tcp"] {
@@ -133,15 +137,7 @@ fn fresh_machine_with_ufw() {
 
 #[test]
 fn fresh_machine_with_firewalld() {
-    let m = Machine::boot();
-    m.ok(&["apt-get", "install", "-y", "-q", "firewalld"]);
-    m.write(
-        "/root/site.toml",
-        &playbook("backend = \"firewalld\"\nenable = true"),
-    );
-    let (report, _) = apply(&m, "/root/site.toml");
-    assert_eq!(report["failed"], 0, "{report:#}");
-    assert_nginx_serving(&m);
+    let (m, _) = applied_with_firewall("firewalld", "backend = \"firewalld\"\nenable = true");
     assert_eq!(m.ok(&["firewall-cmd", "--state"]).trim(), "running");
     for scope in [
         &["firewall-cmd", "--list-services"][..],
@@ -160,12 +156,7 @@ fn fresh_machine_with_firewalld() {
 
 #[test]
 fn fresh_machine_with_iptables() {
-    let m = Machine::boot();
-    m.ok(&["apt-get", "install", "-y", "-q", "iptables"]);
-    m.write("/root/site.toml", &playbook("backend = \"iptables\""));
-    let (report, _) = apply(&m, "/root/site.toml");
-    assert_eq!(report["failed"], 0, "{report:#}");
-    assert_nginx_serving(&m);
+    let (m, _) = applied_with_firewall("iptables", "backend = \"iptables\"");
     let live = m.ok(&["iptables", "-S", "INPUT"]);
     let saved = std::fs::read_to_string(m.root().join("etc/iptables/rules.v4")).unwrap();
     for port in [80, 443] {

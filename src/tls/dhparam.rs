@@ -23,35 +23,7 @@ pub const PATH: &str = "/etc/nginx/portico-dhparam.pem";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    fn openssl(args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new("openssl")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl CLI (tests/run installs it)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
+    use crate::tls::test_support::openssl;
 
     #[test]
     fn every_group_is_openssls_own_and_passes_its_check() {

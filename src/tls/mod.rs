@@ -6,6 +6,41 @@ use std::net::IpAddr;
 pub mod ca;
 pub mod dhparam;
 
+/// The openssl CLI as the independent judge of what the unit tests make.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// Runs `openssl ARGS` with `stdin`; returns stdout and stderr, asserting success.
+    pub fn openssl(args: &[&str], stdin: &str) -> String {
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl CLI (tests/run installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 use thiserror::Error;
 
@@ -49,7 +84,10 @@ fn rsa(size: aws_lc_rs::rsa::KeySize) -> Result<KeyPair, TlsError> {
     let generated = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| TlsError::Rsa)?;
     let pkcs8 = generated.as_der().map_err(|_| TlsError::Rsa)?;
     let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
-    Ok(KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)?)
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+        &der,
+        &rcgen::PKCS_RSA_SHA256,
+    )?)
 }
 
 /// A self-signed server certificate for `names` valid from now for `days`.
@@ -134,19 +172,6 @@ mod tests {
     }
 
     fn openssl_text(pem: &str) -> String {
-        use std::io::Write;
-        let mut child = std::process::Command::new("openssl")
-            .args(["x509", "-noout", "-text"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl CLI (tests/run installs it)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(pem.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        test_support::openssl(&["x509", "-noout", "-text"], pem)
     }
 }
