@@ -55,6 +55,8 @@ pub enum Action {
     },
     /// Start, stop, reload, restart, enable or disable a systemd unit.
     Service { op: ServiceOp, unit: String },
+    /// Obtain a certificate from an ACME server and write it and its key.
+    AcmeIssue(Box<crate::acme::Job>),
 }
 
 /// One change a task would make, with a line for the report and, for file
@@ -234,6 +236,9 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
             ctx.root.write_atomic(path, out.stdout.as_bytes(), *mode)?;
         }
         Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,
+        Action::AcmeIssue(job) => {
+            crate::acme::run(ctx.root, job).map_err(|e| TaskError::Other(e.to_string()))?
+        }
     }
     Ok(())
 }

@@ -65,6 +65,17 @@ impl Journal {
                     self.entries.push(Undo::Dir { path: dir });
                 }
             }
+            Action::AcmeIssue(job) => {
+                for path in [&job.key_path, &job.cert_path] {
+                    self.record(
+                        root,
+                        &Action::SetMode {
+                            path: path.clone(),
+                            mode: 0,
+                        },
+                    )?;
+                }
+            }
             Action::Run(_) | Action::Service { .. } => {}
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! portico: turns a fresh VM into a hardened nginx HTTPS front end and keeps
 //! its certificates renewed. See the README for the playbook reference.
 
+pub mod acme;
 pub mod cli;
 pub mod engine;
 pub mod facts;

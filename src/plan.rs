@@ -41,7 +41,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         }));
     }
 
-    let mut cert_task_names = Vec::new();
+    let mut cert_tasks: Vec<Box<dyn Task>> = Vec::new();
     for c in &pb.certificates {
         let names: BTreeSet<String> = match &c.names {
             Some(n) => n.iter().cloned().collect(),
@@ -52,7 +52,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 .flat_map(|s| s.server_names.iter().cloned())
                 .collect(),
         };
-        let task = CertificateTask {
+        cert_tasks.push(Box::new(CertificateTask {
             name: c.name.clone(),
             source: c.source,
             names,
@@ -61,9 +61,9 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
             remaining_fraction: pb.renewal.remaining_fraction,
             paths: cert_paths(c),
             now,
-        };
-        cert_task_names.push(task.name());
-        tasks.push(Box::new(task));
+            acme: pb.acme.clone(),
+            reuse_key: c.reuse_key,
+        }));
     }
 
     let nginx_file = |path: String, content: String, after: Vec<String>| -> Box<dyn Task> {
@@ -95,31 +95,61 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         tasks.push(task);
     }
 
-    for file in rendered(pb, facts) {
-        let mut after = match file.site {
-            None if file.path.ends_with("portico-tls.conf") => tls_after.clone(),
-            None => needs_nginx.clone(),
-            Some(site) => {
-                let mut a = needs_nginx.clone();
-                a.push(format!("certificate {}", site.certificate));
-                if let Some(ca) = &site.client_auth {
-                    a.push(format!("ca {}", ca.ca));
+    // Port-80 servers and snippets first: they need no certificate, and an
+    // ACME server validates through them. Then the certificates (with nginx
+    // answering challenges for the names that need one), then HTTPS.
+    let files = rendered(pb, facts);
+    let (first, second): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !f.needs_cert);
+    let push_files = |tasks: &mut Vec<Box<dyn Task>>, files: Vec<Rendered>| {
+        for file in files {
+            let mut after = match file.site {
+                None if file.path.ends_with("portico-tls.conf") => tls_after.clone(),
+                Some(site) if file.needs_cert => {
+                    let mut a = needs_nginx.clone();
+                    a.push(format!("certificate {}", site.certificate));
+                    if let Some(ca) = &site.client_auth {
+                        a.push(format!("ca {}", ca.ca));
+                    }
+                    a
                 }
-                a
+                _ => needs_nginx.clone(),
+            };
+            let path = file.path.clone();
+            tasks.push(nginx_file(file.path, file.content, after.clone()));
+            if let Some(enabled) = file.enable_link {
+                after.push(format!("file {path}"));
+                tasks.push(Box::new(SymlinkTask {
+                    path: PathBuf::from(enabled),
+                    target: PathBuf::from(path),
+                    notify: vec![Handler::ReloadNginx],
+                    after,
+                }));
             }
-        };
-        let path = file.path.clone();
-        tasks.push(nginx_file(file.path, file.content, after.clone()));
-        if let Some(enabled) = file.enable_link {
-            after.push(format!("file {path}"));
-            tasks.push(Box::new(SymlinkTask {
-                path: PathBuf::from(enabled),
-                target: PathBuf::from(path),
-                notify: vec![Handler::ReloadNginx],
-                after,
-            }));
         }
+    };
+    push_files(&mut tasks, first);
+    let acme_names: Vec<String> = pb
+        .certificates
+        .iter()
+        .filter(|c| c.source == CertSource::Acme)
+        .flat_map(|c| {
+            c.names.clone().unwrap_or_else(|| {
+                pb.sites
+                    .iter()
+                    .filter(|s| s.certificate == c.name)
+                    .flat_map(|s| s.server_names.clone())
+                    .collect()
+            })
+        })
+        .collect();
+    if !acme_names.is_empty() {
+        tasks.push(Box::new(crate::tasks::challenge::ChallengeServed {
+            names: acme_names,
+            after: needs_nginx.clone(),
+        }));
     }
+    tasks.extend(cert_tasks);
+    push_files(&mut tasks, second);
 
     // The gate: a configuration nginx rejects is rolled back, never started.
     tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
@@ -188,6 +218,8 @@ pub struct Rendered<'a> {
     pub content: String,
     /// The site it serves, for its dependencies (certificate, CA).
     pub site: Option<&'a Site>,
+    /// The HTTPS half of a site: written once its certificate is there.
+    pub needs_cert: bool,
     /// Debian layout: the `sites-enabled` link that turns it on.
     pub enable_link: Option<String>,
 }
@@ -216,6 +248,7 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
         path,
         content,
         site: None,
+        needs_cert: false,
         enable_link: None,
     };
     let mut files = vec![
@@ -250,31 +283,38 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             )
         });
         let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
-        let content = render::site(
-            &render::SiteInput {
-                site,
-                cert: &cert_path,
-                key: &key_path,
-                client_ca,
-                oauth2,
-            },
-            &target,
-        );
-        let file = format!("portico-{}.conf", site.id());
-        files.push(match target.layout {
-            Layout::SitesEnabled => Rendered {
-                path: format!("/etc/nginx/sites-available/{file}"),
+        let webroot = pb
+            .acme
+            .as_ref()
+            .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
+        let input = render::SiteInput {
+            site,
+            cert: &cert_path,
+            key: &key_path,
+            client_ca,
+            oauth2,
+            webroot,
+        };
+        for (suffix, content, needs_cert) in [
+            ("http", render::site_http(&input, &target), false),
+            ("https", render::site_https(&input, &target), true),
+        ] {
+            let file = format!("portico-{}.{suffix}.conf", site.id());
+            let (path, enable_link) = match target.layout {
+                Layout::SitesEnabled => (
+                    format!("/etc/nginx/sites-available/{file}"),
+                    Some(format!("/etc/nginx/sites-enabled/{file}")),
+                ),
+                Layout::ConfD => (format!("/etc/nginx/conf.d/{file}"), None),
+            };
+            files.push(Rendered {
+                path,
                 content,
                 site: Some(site),
-                enable_link: Some(format!("/etc/nginx/sites-enabled/{file}")),
-            },
-            Layout::ConfD => Rendered {
-                path: format!("/etc/nginx/conf.d/{file}"),
-                content,
-                site: Some(site),
-                enable_link: None,
-            },
-        });
+                needs_cert,
+                enable_link,
+            });
+        }
     }
     files
 }

@@ -82,10 +82,10 @@ fn check_of_the_embedded_default_on_a_debian_tree() {
     let v = report(&out);
     assert_eq!(v["failed"], 0);
     assert_eq!(task(&v, "packages nginx")["status"], "skipped");
-    let site = task(&v, "file /etc/nginx/sites-available/portico-default.conf");
+    let site = task(&v, "file /etc/nginx/sites-available/portico-default.https.conf");
     assert_eq!(site["status"], "changed");
     assert_eq!(
-        task(&v, "link /etc/nginx/sites-enabled/portico-default.conf")["status"],
+        task(&v, "link /etc/nginx/sites-enabled/portico-default.https.conf")["status"],
         "changed"
     );
     let cert = task(&v, "certificate default");
@@ -103,7 +103,7 @@ fn check_on_a_rhel_tree_uses_conf_d() {
     let out = portico(&["apply", "--check", "--json", "--root", &tree("rocky9")]);
     assert_eq!(out.status.code(), Some(0));
     let v = report(&out);
-    task(&v, "file /etc/nginx/conf.d/portico-default.conf");
+    task(&v, "file /etc/nginx/conf.d/portico-default.https.conf");
     task(&v, "file /etc/nginx/portico/portico-tls.conf");
 }
 
@@ -218,18 +218,18 @@ fn apply_under_a_root_writes_files_then_changes_nothing() {
     assert!(v["changed"].as_u64().unwrap() >= 5);
     let conf = std::fs::read_to_string(
         dir.path()
-            .join("etc/nginx/sites-available/portico-default.conf"),
+            .join("etc/nginx/sites-available/portico-default.https.conf"),
     )
     .unwrap();
     assert!(conf.starts_with("# Managed by portico"));
     let link = std::fs::read_link(
         dir.path()
-            .join("etc/nginx/sites-enabled/portico-default.conf"),
+            .join("etc/nginx/sites-enabled/portico-default.https.conf"),
     )
     .unwrap();
     assert_eq!(
         link,
-        Path::new("/etc/nginx/sites-available/portico-default.conf")
+        Path::new("/etc/nginx/sites-available/portico-default.https.conf")
     );
 
     let second = portico(&["apply", "--json", "--root", root]);
@@ -329,7 +329,7 @@ fn protected_sites_are_planned_with_their_protection() {
     let ca = names.iter().position(|n| *n == "ca clients").unwrap();
     let site = names
         .iter()
-        .position(|n| *n == "file /etc/nginx/sites-available/portico-api.example.com.conf")
+        .position(|n| *n == "file /etc/nginx/sites-available/portico-api.example.com.https.conf")
         .unwrap();
     assert!(ca < site, "{names:?}");
     // --diff shows the CA certificate but never its key.

@@ -52,6 +52,26 @@ fn playbooks() -> Vec<(String, Playbook)> {
 fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
     let golden = manifest("tests/golden").join(dir);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let produced: Vec<String> = portico::plan::rendered(pb, f)
+        .iter()
+        .map(|r| {
+            Path::new(&r.path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    // A golden file nothing renders any more is a stale expectation.
+    if let Ok(entries) = std::fs::read_dir(&golden) {
+        for e in entries {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            assert!(
+                produced.contains(&name),
+                "{dir}/{name} is not rendered any more: delete it"
+            );
+        }
+    }
     for file in portico::plan::rendered(pb, f) {
         let name = Path::new(&file.path)
             .file_name()

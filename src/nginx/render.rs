@@ -100,7 +100,13 @@ pub struct SiteInput<'a> {
     pub client_ca: Option<(String, String)>,
     /// The oauth2-proxy the site's locations use, if any.
     pub oauth2: Option<&'a Oauth2>,
+    /// Where `/.well-known/acme-challenge/` is served from.
+    pub webroot: &'a str,
 }
+
+/// The header the challenge location adds, so portico can tell its own
+/// port-80 server is live for a name before asking a CA to look.
+pub const CHALLENGE_MARKER: &str = "X-Portico-Challenge";
 
 /// A backend URL split for nginx: `http://127.0.0.1:3001/x` →
 /// ("http", "127.0.0.1:3001", "/x").
@@ -178,22 +184,22 @@ fn verify_headers(site: &Site) -> (String, String) {
     }
 }
 
-/// The configuration file of one site.
-pub fn site(input: &SiteInput, t: &Target) -> String {
+/// The port-80 server of a site: ACME challenges always, then a redirect to
+/// HTTPS or the same locations. It needs no certificate, so it is live before
+/// the first certificate is requested.
+pub fn site_http(input: &SiteInput, t: &Target) -> String {
     let site = input.site;
     let snippets = Snippets::for_target(t);
-    let names = site.server_names.join(" ");
     let mut s = String::from(HEADER);
-    let _ = writeln!(s, "# site {}\n", site.id());
+    let _ = writeln!(s, "# site {} (port 80)\n", site.id());
     s.push_str(&upstreams(site));
-
-    // Port 80: ACME challenges always; then redirect or serve.
     s.push_str("server {\n    listen 80;\n    listen [::]:80;\n");
-    let _ = writeln!(s, "    server_name {names};");
+    let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
     identity_defaults(&mut s);
     let _ = writeln!(
         s,
-        "    location ^~ /.well-known/acme-challenge/ {{\n        root {DEFAULT_WEBROOT};\n        default_type text/plain;\n    }}\n"
+        "    location ^~ /.well-known/acme-challenge/ {{\n        root {};\n        default_type text/plain;\n        add_header {CHALLENGE_MARKER} 1 always;\n    }}\n",
+        input.webroot
     );
     match site.http {
         HttpMode::Redirect => {
@@ -210,9 +216,16 @@ pub fn site(input: &SiteInput, t: &Target) -> String {
         }
         HttpMode::Serve => locations(&mut s, input, &snippets),
     }
-    s.push_str("}\n\n");
+    s.push_str("}\n");
+    s
+}
 
-    // HTTPS.
+/// The HTTPS server of a site.
+pub fn site_https(input: &SiteInput, t: &Target) -> String {
+    let site = input.site;
+    let snippets = Snippets::for_target(t);
+    let mut s = String::from(HEADER);
+    let _ = writeln!(s, "# site {} (HTTPS)\n", site.id());
     let h2 = t.http2 && !t.http2_directive();
     let flags = if h2 { "ssl http2" } else { "ssl" };
     let _ = writeln!(
@@ -223,7 +236,7 @@ pub fn site(input: &SiteInput, t: &Target) -> String {
     if t.http2 && t.http2_directive() {
         s.push_str("    http2 on;\n");
     }
-    let _ = writeln!(s, "    server_name {names};");
+    let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
     identity_defaults(&mut s);
     let _ = writeln!(
         s,

@@ -132,7 +132,7 @@ impl Default for Renewal {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acme {
     /// `letsencrypt`, `letsencrypt-staging` or a directory URL.
@@ -161,7 +161,7 @@ fn default_webroot() -> String {
     "/var/lib/portico/acme-challenge".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eab {
     pub kid: String,

@@ -37,11 +37,14 @@ pub struct CertificateTask {
     pub paths: CertPaths,
     /// Seconds since the epoch; a field so tests can move time.
     pub now: i64,
+    /// The playbook's `[acme]` (for `source = "acme"`).
+    pub acme: Option<crate::playbook::Acme>,
+    pub reuse_key: bool,
 }
 
 impl CertificateTask {
     /// Why the current certificate must be replaced, or `None` when it is fine.
-    fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
+    pub fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
         let Some(pem) = ctx.root.read(&self.paths.cert)? else {
             return Ok(Some("missing".into()));
         };
@@ -60,15 +63,43 @@ impl CertificateTask {
                 join(&self.names)
             )));
         }
-        if crate::tls::renewal_due(
+        if crate::acme::policy::due(
             self.now,
             info.not_before,
             info.not_after,
             self.remaining_fraction,
+            None,
+            0.0,
         ) {
             return Ok(Some("due for renewal".into()));
         }
         Ok(None)
+    }
+
+    fn check_acme(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let acme = self.acme.clone().ok_or_else(|| {
+            TaskError::Other("an ACME certificate needs an [acme] section".into())
+        })?;
+        let Some(reason) = self.reissue_reason(ctx)? else {
+            let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
+            return file_changes(ctx, &self.paths.key, &key, 0o600, 0o700);
+        };
+        let directory = crate::acme::issue::directory_url(&acme.directory);
+        Ok(vec![Change {
+            summary: format!(
+                "obtain a certificate for {} from {directory} [{reason}]",
+                join(&self.names)
+            ),
+            action: crate::engine::Action::AcmeIssue(Box::new(crate::acme::Job {
+                acme,
+                names: self.names.iter().cloned().collect(),
+                key: self.key,
+                reuse_key: self.reuse_key,
+                cert_path: self.paths.cert.clone(),
+                key_path: self.paths.key.clone(),
+            })),
+            diff: None,
+        }])
     }
 
     fn check_files(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
@@ -130,11 +161,7 @@ impl Task for CertificateTask {
         match self.source {
             CertSource::SelfSigned => {}
             CertSource::Files => return self.check_files(ctx),
-            CertSource::Acme => {
-                return Err(TaskError::Other(
-                    "ACME issuance is not part of this portico build yet; use source = \"self-signed\" or \"files\" meanwhile".into(),
-                ))
-            }
+            CertSource::Acme => return self.check_acme(ctx),
             CertSource::Ca => {
                 return Err(TaskError::Other(
                     "certificates from a private CA are not part of this portico build yet".into(),

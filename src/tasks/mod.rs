@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod certificate;
+pub mod challenge;
 pub mod dhparam;
 pub mod file;
 pub mod firewall;

@@ -118,34 +118,9 @@ pub fn self_signed(names: &BTreeSet<String>, key: KeyType, days: i64) -> Result<
     })
 }
 
-/// True when less than `remaining_fraction` of the lifetime is left at `now`.
-pub fn renewal_due(now: i64, not_before: i64, not_after: i64, remaining_fraction: f64) -> bool {
-    let lifetime = (not_after - not_before).max(0) as f64;
-    let renew_at = not_after as f64 - lifetime * remaining_fraction;
-    now as f64 >= renew_at
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn renews_in_the_last_third_of_any_lifetime() {
-        let day = 86_400;
-        for days in [6, 45, 90, 5 * 365] {
-            let (nb, na) = (0, days * day);
-            let third = na / 3;
-            assert!(
-                !renewal_due(na - third - 60, nb, na, 1.0 / 3.0),
-                "{days}d: too early"
-            );
-            assert!(
-                renewal_due(na - third + 60, nb, na, 1.0 / 3.0),
-                "{days}d: too late"
-            );
-            assert!(renewal_due(na + 1, nb, na, 1.0 / 3.0), "{days}d: expired");
-        }
-    }
 
     #[test]
     fn self_signed_carries_the_names_and_lifetime() {

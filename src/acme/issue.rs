@@ -1,0 +1,266 @@
+//! Issuance with instant-acme over HTTP-01: the challenge answers are files
+//! in the webroot nginx's port-80 server serves. The account is created once
+//! and kept (0600) under `/var/lib/portico/acme/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use thiserror::Error;
+
+use crate::host::root::RootError;
+use crate::host::Root;
+use crate::playbook::{Acme, KeyType};
+
+#[derive(Debug, Error)]
+pub enum AcmeError {
+    #[error(transparent)]
+    Fs(#[from] RootError),
+    #[error("ACME {step} ({directory}): {message}")]
+    Server {
+        step: &'static str,
+        directory: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Local { path: PathBuf, message: String },
+}
+
+/// Where accounts live; one per directory URL.
+pub const ACCOUNTS: &str = "/var/lib/portico/acme";
+
+/// The directory URL a playbook's `directory` names.
+pub fn directory_url(directory: &str) -> String {
+    match directory {
+        "letsencrypt" => "https://acme-v02.api.letsencrypt.org/directory".into(),
+        "letsencrypt-staging" => "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+        url => url.into(),
+    }
+}
+
+/// A file name for a directory URL: its host and path, made safe.
+fn account_dir(url: &str) -> PathBuf {
+    let clean: String = url
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new(ACCOUNTS).join(clean)
+}
+
+/// A freshly issued certificate chain (leaf first) and its key.
+pub struct Issued {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// Short, growing polls: a local CA answers in milliseconds, a busy one in seconds.
+fn polling() -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(20))
+        .backoff(1.6)
+        .timeout(Duration::from_secs(90))
+}
+
+/// Everything one issuance needs.
+pub struct Request<'a> {
+    pub acme: &'a Acme,
+    pub names: &'a [String],
+    pub key: KeyType,
+    /// The key to keep (`reuse_key`), PEM.
+    pub reuse_key: Option<String>,
+}
+
+struct Ctx<'a> {
+    root: &'a Root,
+    url: String,
+}
+
+impl Ctx<'_> {
+    fn server(&self, step: &'static str) -> impl FnOnce(instant_acme::Error) -> AcmeError + '_ {
+        move |e| AcmeError::Server {
+            step,
+            directory: self.url.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn account(&self, acme: &Acme) -> Result<Account, AcmeError> {
+        let builder = match &acme.ca_root {
+            Some(pem) => {
+                let host = self.root.host_path(Path::new(pem))?;
+                Account::builder_with_root(&host).map_err(|e| AcmeError::Local {
+                    path: PathBuf::from(pem),
+                    message: format!("cannot use as the ACME server's CA root: {e}"),
+                })?
+            }
+            None => Account::builder().map_err(self.server("client setup"))?,
+        };
+        let file = account_dir(&self.url).join("account.json");
+        if let Some(json) = self.root.read_to_string(&file)? {
+            let creds: AccountCredentials =
+                serde_json::from_str(&json).map_err(|e| AcmeError::Local {
+                    path: file.clone(),
+                    message: format!("not an ACME account file: {e}"),
+                })?;
+            return builder
+                .from_credentials(creds)
+                .await
+                .map_err(self.server("load account"));
+        }
+        let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let eab = match &acme.eab {
+            Some(eab) => {
+                let key_file = Path::new(&eab.hmac_key_file);
+                let raw = self
+                    .root
+                    .read_to_string(key_file)?
+                    .ok_or_else(|| AcmeError::Local {
+                        path: key_file.to_path_buf(),
+                        message: "EAB HMAC key file does not exist".into(),
+                    })?;
+                use base64::Engine;
+                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(raw.trim().trim_end_matches('='))
+                    .map_err(|e| AcmeError::Local {
+                        path: key_file.to_path_buf(),
+                        message: format!("not base64url: {e}"),
+                    })?;
+                Some(ExternalAccountKey::new(eab.kid.clone(), &key))
+            }
+            None => None,
+        };
+        let (account, creds) = builder
+            .create(
+                &NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: acme.agree_terms,
+                    only_return_existing: false,
+                },
+                self.url.clone(),
+                eab.as_ref(),
+            )
+            .await
+            .map_err(self.server("create account"))?;
+        // The account key is a secret: 0600 in a 0700 directory, never logged.
+        self.root.create_dir_all(Path::new(ACCOUNTS), 0o700)?;
+        self.root.create_dir_all(&account_dir(&self.url), 0o700)?;
+        let json = serde_json::to_vec(&creds).expect("credentials serialize");
+        self.root.write_atomic(&file, &json, 0o600)?;
+        Ok(account)
+    }
+}
+
+/// Orders, answers HTTP-01 through the webroot, finalizes and downloads.
+pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> {
+    let ctx = Ctx {
+        root,
+        url: directory_url(&req.acme.directory),
+    };
+    let account = ctx.account(req.acme).await?;
+    let ids: Vec<Identifier> = req
+        .names
+        .iter()
+        .map(|n| Identifier::Dns(n.clone()))
+        .collect();
+    let mut new = NewOrder::new(&ids);
+    if let Some(p) = &req.acme.profile {
+        new = new.profile(p);
+    }
+    let mut order = account
+        .new_order(&new)
+        .await
+        .map_err(ctx.server("new order"))?;
+
+    let challenge_dir = Path::new(&req.acme.webroot).join(".well-known/acme-challenge");
+    root.create_dir_all(&challenge_dir, 0o755)?;
+    let mut written = Vec::new();
+    let result = async {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(ctx.server("authorization"))?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let mut challenge =
+                authz
+                    .challenge(ChallengeType::Http01)
+                    .ok_or_else(|| AcmeError::Server {
+                        step: "authorization",
+                        directory: ctx.url.clone(),
+                        message: "the server offers no http-01 challenge".into(),
+                    })?;
+            let file = challenge_dir.join(&challenge.token);
+            root.write_atomic(
+                &file,
+                challenge.key_authorization().as_str().as_bytes(),
+                0o644,
+            )?;
+            written.push(file);
+            challenge
+                .set_ready()
+                .await
+                .map_err(ctx.server("challenge"))?;
+        }
+        let status = order
+            .poll_ready(&polling())
+            .await
+            .map_err(ctx.server("validation"))?;
+        if status != OrderStatus::Ready {
+            return Err(AcmeError::Server {
+                step: "validation",
+                directory: ctx.url.clone(),
+                message: format!("order is {status:?}, not ready"),
+            });
+        }
+        let key = match &req.reuse_key {
+            Some(pem) => rcgen::KeyPair::from_pem(pem).map_err(|e| AcmeError::Local {
+                path: PathBuf::from("<reused key>"),
+                message: e.to_string(),
+            })?,
+            None => crate::tls::generate_key(req.key).map_err(|e| AcmeError::Local {
+                path: PathBuf::from("<new key>"),
+                message: e.to_string(),
+            })?,
+        };
+        let mut params =
+            rcgen::CertificateParams::new(req.names.to_vec()).map_err(|e| AcmeError::Local {
+                path: PathBuf::from("<csr>"),
+                message: e.to_string(),
+            })?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| AcmeError::Local {
+                path: PathBuf::from("<csr>"),
+                message: e.to_string(),
+            })?;
+        order
+            .finalize_csr(csr.der())
+            .await
+            .map_err(ctx.server("finalize"))?;
+        let chain_pem = order
+            .poll_certificate(&polling())
+            .await
+            .map_err(ctx.server("certificate"))?;
+        Ok(Issued {
+            chain_pem,
+            key_pem: key.serialize_pem(),
+        })
+    }
+    .await;
+    for f in written {
+        let _ = root.remove(&f);
+    }
+    result
+}

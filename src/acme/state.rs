@@ -1,0 +1,168 @@
+//! `/var/lib/portico/state.json`: what renewal remembers between runs —
+//! failures and when to try again (exponential backoff: 1 minute doubling,
+//! capped at 6 hours). A corrupt file is reported with its position and left
+//! untouched: nothing is lost by overwriting it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::host::root::RootError;
+use crate::host::Root;
+
+pub const STATE_FILE: &str = "/var/lib/portico/state.json";
+
+const FIRST_BACKOFF: i64 = 60;
+const MAX_BACKOFF: i64 = 6 * 3600;
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Fs(#[from] RootError),
+    #[error(
+        "{path}:{line}:{column}: not a portico state file ({message}); it was left as it is: \
+             move it aside to start afresh (the certificates themselves are unaffected)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// What is remembered about one certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertState {
+    /// Failures in a row since the last success.
+    pub failures: u32,
+    /// No attempt before this (Unix seconds).
+    pub next_attempt: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_success: Option<i64>,
+    /// Drawn once: where inside an ARI window this certificate renews.
+    pub jitter: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub version: u32,
+    pub certificates: BTreeMap<String, CertState>,
+}
+
+/// The wait after `failures` failures in a row.
+pub fn backoff(failures: u32) -> i64 {
+    if failures == 0 {
+        return 0;
+    }
+    let exp = (failures - 1).min(20);
+    (FIRST_BACKOFF << exp).min(MAX_BACKOFF)
+}
+
+impl State {
+    pub fn load(root: &Root) -> Result<State, StateError> {
+        let path = Path::new(STATE_FILE);
+        let Some(text) = root.read_to_string(path)? else {
+            return Ok(State {
+                version: 1,
+                ..State::default()
+            });
+        };
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn save(&self, root: &Root) -> Result<(), StateError> {
+        let path = Path::new(STATE_FILE);
+        root.create_dir_all(path.parent().expect("has a parent"), 0o700)?;
+        let json = serde_json::to_vec_pretty(self).expect("state serializes");
+        root.write_atomic(path, &json, 0o600)?;
+        Ok(())
+    }
+
+    pub fn cert(&mut self, name: &str) -> &mut CertState {
+        self.certificates.entry(name.to_string()).or_default()
+    }
+
+    /// May `name` be tried at `now`?
+    pub fn may_try(&self, name: &str, now: i64) -> bool {
+        self.certificates
+            .get(name)
+            .and_then(|c| c.next_attempt)
+            .is_none_or(|t| now >= t)
+    }
+
+    pub fn failed(&mut self, name: &str, now: i64, error: &str) {
+        let c = self.cert(name);
+        c.failures += 1;
+        c.next_attempt = Some(now + backoff(c.failures));
+        c.last_error = Some(error.to_string());
+    }
+
+    pub fn succeeded(&mut self, name: &str, now: i64) {
+        let c = self.cert(name);
+        c.failures = 0;
+        c.next_attempt = None;
+        c.last_error = None;
+        c.last_success = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_minute_up_to_six_hours() {
+        let waits: Vec<i64> = (0..12).map(backoff).collect();
+        assert_eq!(&waits[..6], &[0, 60, 120, 240, 480, 960]);
+        assert_eq!(backoff(9), 60 * 256);
+        assert_eq!(backoff(10), 6 * 3600);
+        assert_eq!(backoff(1000), 6 * 3600);
+    }
+
+    #[test]
+    fn failures_delay_the_next_attempt_and_success_clears_them() {
+        let mut s = State::default();
+        assert!(s.may_try("web", 0));
+        s.failed("web", 1000, "connection refused");
+        assert!(!s.may_try("web", 1059));
+        assert!(s.may_try("web", 1060));
+        s.failed("web", 1060, "connection refused");
+        assert_eq!(s.certificates["web"].next_attempt, Some(1180));
+        s.succeeded("web", 1200);
+        assert_eq!(s.certificates["web"].failures, 0);
+        assert!(s.may_try("web", 1200));
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_named_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("var/lib/portico")).unwrap();
+        let file = dir.path().join("var/lib/portico/state.json");
+        std::fs::write(
+            &file,
+            "{\"version\": 1,\n \"certificates\": {\"web\": {\"failures\": \"x\"}}}",
+        )
+        .unwrap();
+        let err = State::load(&root).unwrap_err().to_string();
+        assert!(err.starts_with("/var/lib/portico/state.json:2:"), "{err}");
+        assert!(err.contains("left as it is"), "{err}");
+        assert!(
+            std::fs::read_to_string(&file).unwrap().contains("\"x\""),
+            "the file was changed"
+        );
+        // A missing file is a fresh start, not an error.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(State::load(&root).unwrap().version, 1);
+    }
+}
