@@ -82,10 +82,16 @@ fn check_of_the_embedded_default_on_a_debian_tree() {
     let v = report(&out);
     assert_eq!(v["failed"], 0);
     assert_eq!(task(&v, "packages nginx")["status"], "skipped");
-    let site = task(&v, "file /etc/nginx/sites-available/portico-default.https.conf");
+    let site = task(
+        &v,
+        "file /etc/nginx/sites-available/portico-default.https.conf",
+    );
     assert_eq!(site["status"], "changed");
     assert_eq!(
-        task(&v, "link /etc/nginx/sites-enabled/portico-default.https.conf")["status"],
+        task(
+            &v,
+            "link /etc/nginx/sites-enabled/portico-default.https.conf"
+        )["status"],
         "changed"
     );
     let cert = task(&v, "certificate default");

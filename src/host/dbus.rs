@@ -97,7 +97,12 @@ impl DbusSystemd {
         let name = op.name();
         let m = self.manager().await.map_err(bus_err(unit, name))?;
         // Subscribe and listen before queueing, so the signal cannot be missed.
-        m.subscribe().await.map_err(bus_err(unit, name))?;
+        // One subscription per connection; a second job on it is already subscribed.
+        if let Err(e) = m.subscribe().await {
+            if !e.to_string().contains("AlreadySubscribed") {
+                return Err(bus_err(unit, name)(e));
+            }
+        }
         let mut removed = m.receive_job_removed().await.map_err(bus_err(unit, name))?;
         let call = match op {
             ServiceOp::Start => m.start_unit(unit, "replace").await,

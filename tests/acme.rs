@@ -1,0 +1,257 @@
+//! ACME end to end on a booted machine: a real pebble (with
+//! pebble-challtestsrv answering DNS with 127.0.0.1), real nginx, HTTP-01
+//! through the webroot, all inside the machine's own network namespace.
+
+mod machine;
+
+use machine::Machine;
+use serde_json::Value;
+
+/// A CA and a certificate for pebble's HTTPS listener (the package ships none).
+fn pebble_listener_cert() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "pebble listener test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// Starts pebble and its DNS inside the machine as transient units.
+fn start_pebble(m: &Machine) {
+    m.ok(&["apt-get", "install", "-y", "-q", "pebble"]);
+    let (ca, cert, key) = pebble_listener_cert();
+    m.write("/etc/pebble/ca.pem", &ca);
+    m.write("/etc/pebble/cert.pem", &cert);
+    m.write("/etc/pebble/key.pem", &key);
+    m.write(
+        "/etc/pebble/config.json",
+        r#"{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+            "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
+            "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#,
+    );
+    m.ok(&[
+        "systemd-run",
+        "--unit=challtestsrv",
+        "pebble-challtestsrv",
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+        "-dns01",
+        "127.0.0.1:8053",
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        "127.0.0.1:8055",
+    ]);
+    m.ok(&[
+        "systemd-run",
+        "--unit=pebble",
+        // No random validation sleeps, no random nonce rejections: the
+        // server behaves like a well-run CA, only faster.
+        "--setenv=PEBBLE_VA_NOSLEEP=1",
+        "--setenv=PEBBLE_WFE_NONCEREJECT=0",
+        "pebble",
+        "-config",
+        "/etc/pebble/config.json",
+        "-dnsserver",
+        "127.0.0.1:8053",
+    ]);
+    for _ in 0..100 {
+        let up = m.run(&[
+            "curl",
+            "-s",
+            "--cacert",
+            "/etc/pebble/ca.pem",
+            "-o",
+            "/dev/null",
+            "https://127.0.0.1:14000/dir",
+        ]);
+        if up.status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "pebble did not come up: {}",
+        m.ok(&["journalctl", "-u", "pebble", "--no-pager"])
+    );
+}
+
+const PLAYBOOK: &str = r#"version = 1
+
+[firewall]
+backend = "none"
+
+[acme]
+directory = "https://127.0.0.1:14000/dir"
+ca_root = "/etc/pebble/ca.pem"
+email = "ops@app.test"
+agree_terms = true
+
+[[certificate]]
+name = "app"
+source = "acme"
+
+[[site]]
+server_names = ["app.test", "www.app.test"]
+certificate = "app"
+
+[[site.location]]
+path = "/"
+proxy = "http://127.0.0.1:3000"
+"#;
+
+fn apply(m: &Machine) -> (Option<i32>, Value, String) {
+    let out = m.run_env(
+        &[("PORTICO_LOG", "portico=debug")],
+        &["portico", "apply", "--json", "/root/site.toml"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), v, stderr)
+}
+
+#[test]
+fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
+    let m = Machine::boot();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str("127.0.0.1 app.test www.app.test\n");
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    m.write("/root/site.toml", PLAYBOOK);
+
+    let t = std::time::Instant::now();
+    let (code, report, stderr) = apply(&m);
+    let took = t.elapsed();
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    eprintln!("first apply on a fresh machine (apt install nginx + ACME issuance): {took:?}");
+    let tasks: Vec<&str> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let pos = |name: &str| {
+        tasks
+            .iter()
+            .position(|t| *t == name)
+            .unwrap_or_else(|| panic!("{name} not in {tasks:?}"))
+    };
+    assert!(pos("acme challenges served") < pos("certificate app"));
+    assert!(
+        pos("certificate app") < pos("file /etc/nginx/sites-available/portico-app.test.https.conf")
+    );
+
+    // The chain nginx serves verifies against pebble's root from its management API.
+    m.ok(&["sh", "-c", "curl -s --cacert /etc/pebble/ca.pem https://127.0.0.1:15000/roots/0 > /root/pebble-root.pem"]);
+    for name in ["app.test", "www.app.test"] {
+        let out = m.run(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            "/root/pebble-root.pem",
+            &format!("https://{name}/"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: TLS verification against pebble's root failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "502",
+            "{name}: nginx answers (no backend on :3000 here)"
+        );
+    }
+    let san = m.ok(&[
+        "openssl",
+        "x509",
+        "-in",
+        "/etc/ssl/certs/portico-app.crt",
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(
+        san.contains("DNS:app.test") && san.contains("DNS:www.app.test"),
+        "{san}"
+    );
+    let mode = |p: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(m.root().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("etc/ssl/private/portico-app.key"), 0o600);
+    assert_eq!(mode("var/lib/portico/acme"), 0o700);
+    let accounts = std::fs::read_dir(m.root().join("var/lib/portico/acme"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        mode(
+            accounts
+                .join("account.json")
+                .strip_prefix(m.root())
+                .unwrap()
+                .to_str()
+                .unwrap()
+        ),
+        0o600
+    );
+    assert!(
+        !stderr.contains("PRIVATE KEY") && !stderr.contains("private_key"),
+        "a secret reached the log"
+    );
+
+    // Nothing due: the second apply orders nothing and changes nothing.
+    let serial = m.ok(&[
+        "openssl",
+        "x509",
+        "-in",
+        "/etc/ssl/certs/portico-app.crt",
+        "-noout",
+        "-serial",
+    ]);
+    let (code, report, _) = apply(&m);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["changed"], 0, "{report:#}");
+    assert_eq!(
+        m.ok(&[
+            "openssl",
+            "x509",
+            "-in",
+            "/etc/ssl/certs/portico-app.crt",
+            "-noout",
+            "-serial"
+        ]),
+        serial
+    );
+}
