@@ -51,11 +51,33 @@ pub enum Cmd {
         after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
     )]
     Service(ServiceArgs),
+    /// Renew the playbook's ACME certificates that are due; reload nginx once
+    /// if any changed. A failure keeps the old certificate and backs off.
+    #[command(
+        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed."
+    )]
+    Renew(RenewArgs),
     /// A private certificate authority for client certificates (mTLS).
     #[command(
         after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs /var/lib/portico/ca/clients/crl.pem\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
     )]
     Ca(CaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Playbook file (TOML). Default: the embedded default playbook.
+    pub playbook: Option<PathBuf>,
+    /// Renew every ACME certificate now, due or not, backing off or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Talk to the ACME server (orders, validation) but write and reload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +187,8 @@ pub enum CliError {
     ServiceNeedsRoot(&'static str),
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error(transparent)]
+    Renew(#[from] crate::renew::RenewError),
 }
 
 impl CliError {
@@ -185,6 +209,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Facts(f) => facts_cmd(f),
         Cmd::Service(s) => service_cmd(s),
         Cmd::Ca(c) => ca_cmd(c),
+        Cmd::Renew(r) => renew_cmd(r),
     }
 }
 
@@ -195,18 +220,53 @@ fn open_root(dir: PathBuf) -> Result<Root, CliError> {
     Ok(Root::new(dir))
 }
 
-fn apply(a: ApplyArgs) -> Result<i32, CliError> {
-    let mut pb = match &a.playbook {
+/// Loads the playbook (or the embedded default) and resolves `{hostname}`.
+fn load_playbook(
+    file: Option<&PathBuf>,
+    facts: &facts::Facts,
+) -> Result<playbook::Playbook, CliError> {
+    let mut pb = match file {
         Some(p) => playbook::load_file(p)?,
         None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
     };
+    pb.resolve_hostname(&facts.hostname);
+    Ok(pb)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn print_report(report: &crate::report::Report, json: bool, diff: bool, check: bool) -> i32 {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.render_text(diff, check));
+    }
+    if report.failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn apply(a: ApplyArgs) -> Result<i32, CliError> {
+    // The playbook is checked before anything else: bad input touches nothing.
+    if let Some(p) = &a.playbook {
+        playbook::load_file(p)?;
+    }
     let root = open_root(a.root)?;
     if root.is_host() && !a.check && !nix::unistd::geteuid().is_root() {
         return Err(CliError::NeedsRoot);
     }
     let runner = SystemRunner;
     let facts = facts::gather(&root, &runner);
-    pb.resolve_hostname(&facts.hostname);
+    let pb = load_playbook(a.playbook.as_ref(), &facts)?;
     let systemd = service_manager(&facts, root.is_host(), &runner)?;
     let ctx = Ctx {
         root: &root,
@@ -215,24 +275,40 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
         facts: &facts,
         live_host: root.is_host(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
     for w in crate::plan::warnings(&pb, &facts) {
         eprintln!("warning: {w}");
     }
-    let tasks = crate::plan::plan(&pb, &facts, now);
+    let tasks = crate::plan::plan(&pb, &facts, unix_now());
     let mode = if a.check { Mode::Check } else { Mode::Apply };
     let report = engine::run(&tasks, &ctx, mode);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
-    } else {
-        print!("{}", report.render_text(a.diff, a.check));
+    Ok(print_report(&report, a.json, a.diff, a.check))
+}
+
+fn renew_cmd(a: RenewArgs) -> Result<i32, CliError> {
+    if let Some(p) = &a.playbook {
+        playbook::load_file(p)?;
     }
-    Ok(if report.failed > 0 { 1 } else { 0 })
+    let root = open_root(a.root)?;
+    if root.is_host() && !nix::unistd::geteuid().is_root() {
+        return Err(CliError::NeedsRoot);
+    }
+    let runner = SystemRunner;
+    let facts = facts::gather(&root, &runner);
+    let pb = load_playbook(a.playbook.as_ref(), &facts)?;
+    let systemd = service_manager(&facts, root.is_host(), &runner)?;
+    let ctx = Ctx {
+        root: &root,
+        runner: &runner,
+        systemd: systemd.as_ref(),
+        facts: &facts,
+        live_host: root.is_host(),
+    };
+    let opts = crate::renew::Options {
+        force: a.force,
+        dry_run: a.dry_run,
+    };
+    let report = crate::renew::renew(&pb, &ctx, unix_now(), opts)?;
+    Ok(print_report(&report, a.json, false, false))
 }
 
 /// systemd over D-Bus where it runs; nginx driven directly where it does not.

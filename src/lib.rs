@@ -10,6 +10,7 @@ pub mod journal;
 pub mod nginx;
 pub mod plan;
 pub mod playbook;
+pub mod renew;
 pub mod report;
 pub mod tasks;
 pub mod tls;

@@ -41,30 +41,11 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         }));
     }
 
-    let mut cert_tasks: Vec<Box<dyn Task>> = Vec::new();
-    for c in &pb.certificates {
-        let names: BTreeSet<String> = match &c.names {
-            Some(n) => n.iter().cloned().collect(),
-            None => pb
-                .sites
-                .iter()
-                .filter(|s| s.certificate == c.name)
-                .flat_map(|s| s.server_names.iter().cloned())
-                .collect(),
-        };
-        cert_tasks.push(Box::new(CertificateTask {
-            name: c.name.clone(),
-            source: c.source,
-            names,
-            key: c.key,
-            days: c.days.unwrap_or(365),
-            remaining_fraction: pb.renewal.remaining_fraction,
-            paths: cert_paths(c),
-            now,
-            acme: pb.acme.clone(),
-            reuse_key: c.reuse_key,
-        }));
-    }
+    let cert_tasks: Vec<Box<dyn Task>> = pb
+        .certificates
+        .iter()
+        .map(|c| Box::new(certificate_task(pb, c, now, false)) as Box<dyn Task>)
+        .collect();
 
     let nginx_file = |path: String, content: String, after: Vec<String>| -> Box<dyn Task> {
         Box::new(FileTask {
@@ -132,15 +113,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         .certificates
         .iter()
         .filter(|c| c.source == CertSource::Acme)
-        .flat_map(|c| {
-            c.names.clone().unwrap_or_else(|| {
-                pb.sites
-                    .iter()
-                    .filter(|s| s.certificate == c.name)
-                    .flat_map(|s| s.server_names.clone())
-                    .collect()
-            })
-        })
+        .flat_map(|c| certificate_names(pb, c))
         .collect();
     if !acme_names.is_empty() {
         tasks.push(Box::new(crate::tasks::challenge::ChallengeServed {
@@ -162,6 +135,43 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         after: needs_nginx,
     }));
     tasks
+}
+
+/// The names a certificate must cover: its own list, or every server name
+/// of the sites using it.
+pub fn certificate_names(pb: &Playbook, c: &crate::playbook::Certificate) -> BTreeSet<String> {
+    match &c.names {
+        Some(n) => n.iter().cloned().collect(),
+        None => pb
+            .sites
+            .iter()
+            .filter(|s| s.certificate == c.name)
+            .flat_map(|s| s.server_names.iter().cloned())
+            .collect(),
+    }
+}
+
+/// The task that keeps one certificate right (`force`: re-issue regardless).
+pub fn certificate_task(
+    pb: &Playbook,
+    c: &crate::playbook::Certificate,
+    now: i64,
+    force: bool,
+) -> CertificateTask {
+    CertificateTask {
+        name: c.name.clone(),
+        source: c.source,
+        names: certificate_names(pb, c),
+        key: c.key,
+        days: c.days.unwrap_or(365),
+        remaining_fraction: pb.renewal.remaining_fraction,
+        paths: cert_paths(c),
+        now,
+        acme: pb.acme.clone(),
+        reuse_key: c.reuse_key,
+        force,
+        dry_run: false,
+    }
 }
 
 /// The firewall task for the playbook's choice (`auto`: the active one).

@@ -57,6 +57,11 @@ fn start_pebble(m: &Machine) {
         "-management",
         "127.0.0.1:8055",
     ]);
+    run_pebble(m);
+}
+
+/// (Re)starts pebble as a transient unit and waits for its directory.
+fn run_pebble(m: &Machine) {
     m.ok(&[
         "systemd-run",
         "--unit=pebble",
@@ -254,4 +259,134 @@ fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
         ]),
         serial
     );
+}
+
+fn serial(m: &Machine) -> String {
+    m.ok(&[
+        "openssl",
+        "x509",
+        "-in",
+        "/etc/ssl/certs/portico-app.crt",
+        "-noout",
+        "-serial",
+    ])
+}
+
+/// The serial of the certificate nginx actually serves.
+fn served_serial(m: &Machine) -> String {
+    m.ok(&[
+        "sh", "-c",
+        "openssl s_client -connect 127.0.0.1:443 -servername app.test </dev/null 2>/dev/null | openssl x509 -noout -serial",
+    ])
+}
+
+fn reloads(m: &Machine) -> usize {
+    m.ok(&["journalctl", "-u", "nginx", "--no-pager"])
+        .matches("Reloading nginx.service")
+        .count()
+}
+
+fn orders(m: &Machine) -> usize {
+    m.ok(&["journalctl", "-u", "pebble", "--no-pager"])
+        .matches("POST /order-plz")
+        .count()
+}
+
+fn renew(m: &Machine, args: &[&str]) -> (Option<i32>, Value) {
+    let mut argv = vec!["portico", "renew", "--json"];
+    argv.extend_from_slice(args);
+    argv.push("/root/site.toml");
+    let out = m.run(&argv);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), v)
+}
+
+#[test]
+fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
+    let m = Machine::boot();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str("127.0.0.1 app.test www.app.test\n");
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    m.write("/root/site.toml", PLAYBOOK);
+    assert_eq!(apply(&m).0, Some(0));
+    let first = served_serial(&m);
+    assert_eq!(first, serial(&m));
+
+    // Nothing due (pebble's certificates live 5 years): no order, no reload.
+    let (orders0, reloads0) = (orders(&m), reloads(&m));
+    let (code, v) = renew(&m, &[]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["changed"], 0, "{v:#}");
+    assert_eq!(
+        (orders(&m), reloads(&m)),
+        (orders0, reloads0),
+        "an order or a reload without need"
+    );
+
+    // Forced: a new certificate is served after exactly one reload.
+    let (code, v) = renew(&m, &["--force"]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(orders(&m), orders0 + 1);
+    assert_eq!(reloads(&m), reloads0 + 1, "not exactly one reload");
+    let second = served_serial(&m);
+    assert_ne!(second, first, "the old certificate is still served");
+    assert_eq!(second, serial(&m));
+
+    // The CA is down: the old certificate keeps serving, the failure is
+    // recorded with a back-off, and the exit code says so.
+    m.ok(&["systemctl", "stop", "pebble"]);
+    let (code, v) = renew(&m, &["--force"]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(served_serial(&m), second);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(m.root().join("var/lib/portico/state.json")).unwrap(),
+    )
+    .unwrap();
+    let app = &state["certificates"]["app"];
+    assert_eq!(app["failures"], 1, "{state:#}");
+    let next = app["next_attempt"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now + 50..=now + 70).contains(&next),
+        "back-off of about a minute: {next} vs {now}"
+    );
+    // Inside the back-off a plain renew does not even try.
+    let (code, v) = renew(&m, &[]);
+    assert_eq!(code, Some(0), "{v:#}");
+    let skipped = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "certificate app")
+        .unwrap();
+    assert_eq!(skipped["status"], "skipped");
+
+    // The back-off over (the clock moved past next_attempt) and the CA back: renewal succeeds.
+    let state_path = m.root().join("var/lib/portico/state.json");
+    let text = std::fs::read_to_string(&state_path)
+        .unwrap()
+        .replace(&next.to_string(), &(now - 1).to_string());
+    std::fs::write(&state_path, text).unwrap();
+    run_pebble(&m);
+    let (code, v) = renew(&m, &["--force"]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_ne!(served_serial(&m), second);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    assert_eq!(state["certificates"]["app"]["failures"], 0);
+
+    // A corrupted state file: a clear error naming it, and it is left as it was.
+    std::fs::write(&state_path, "{ not json").unwrap();
+    let out = m.run(&["portico", "renew", "/root/site.toml"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/var/lib/portico/state.json:1:") && err.contains("left as it is"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&state_path).unwrap(), "{ not json");
 }

@@ -177,10 +177,22 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
     if let Some(p) = &req.acme.profile {
         new = new.profile(p);
     }
-    let mut order = account
-        .new_order(&new)
-        .await
-        .map_err(ctx.server("new order"))?;
+    let mut order = match account.new_order(&new).await {
+        // The CA no longer knows the stored account (deactivated, or a test
+        // CA that was reset): register again, once.
+        Err(e) if e.to_string().contains("accountDoesNotExist") => {
+            tracing::warn!(
+                "the ACME server does not know the stored account; registering a new one"
+            );
+            root.remove(&account_dir(&ctx.url).join("account.json"))?;
+            let account = ctx.account(req.acme).await?;
+            account
+                .new_order(&new)
+                .await
+                .map_err(ctx.server("new order"))?
+        }
+        other => other.map_err(ctx.server("new order"))?,
+    };
 
     let challenge_dir = Path::new(&req.acme.webroot).join(".well-known/acme-challenge");
     root.create_dir_all(&challenge_dir, 0o755)?;

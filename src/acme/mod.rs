@@ -19,6 +19,8 @@ pub struct Job {
     pub reuse_key: bool,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+    /// `renew --dry-run`: talk to the server, write nothing.
+    pub dry_run: bool,
 }
 
 /// Runs the issuance and writes key then chain, atomically, 0600/0644.
@@ -55,6 +57,9 @@ pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
             reuse_key,
         },
     ))?;
+    if job.dry_run {
+        return Ok(());
+    }
     for (path, bytes, mode, dir_mode) in [
         (&job.key_path, issued.key_pem.as_bytes(), 0o600, 0o700),
         (&job.cert_path, issued.chain_pem.as_bytes(), 0o644, 0o755),

@@ -40,11 +40,18 @@ pub struct CertificateTask {
     /// The playbook's `[acme]` (for `source = "acme"`).
     pub acme: Option<crate::playbook::Acme>,
     pub reuse_key: bool,
+    /// `renew --force`: re-issue even when not due.
+    pub force: bool,
+    /// `renew --dry-run`: obtain from the server, write nothing.
+    pub dry_run: bool,
 }
 
 impl CertificateTask {
     /// Why the current certificate must be replaced, or `None` when it is fine.
     pub fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
+        if self.force {
+            return Ok(Some("forced".into()));
+        }
         let Some(pem) = ctx.root.read(&self.paths.cert)? else {
             return Ok(Some("missing".into()));
         };
@@ -97,6 +104,7 @@ impl CertificateTask {
                 reuse_key: self.reuse_key,
                 cert_path: self.paths.cert.clone(),
                 key_path: self.paths.key.clone(),
+                dry_run: self.dry_run,
             })),
             diff: None,
         }])
