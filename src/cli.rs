@@ -57,6 +57,12 @@ pub enum Cmd {
         after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed."
     )]
     Renew(RenewArgs),
+    /// Run as a service: renew at start and then daily (or on the playbook's
+    /// schedule); SIGHUP re-reads the playbook, SIGTERM stops cleanly.
+    #[command(
+        after_help = "Examples:\n  portico daemon /etc/portico/playbook.toml   # what portico.service runs\n  systemctl reload portico                    # re-read the playbook (SIGHUP)\n\nWith schedule = \"daily\" the time of day is drawn once per host from its\nmachine ID. Logs go to stderr without timestamps: journald adds them."
+    )]
+    Daemon(DaemonArgs),
     /// A private certificate authority for client certificates (mTLS).
     #[command(
         after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs /var/lib/portico/ca/clients/crl.pem\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
@@ -76,6 +82,14 @@ pub struct RenewArgs {
     pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Playbook file (TOML). Default: the embedded default playbook.
+    pub playbook: Option<PathBuf>,
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 }
@@ -189,6 +203,8 @@ pub enum CliError {
     Ca(#[from] CaError),
     #[error(transparent)]
     Renew(#[from] crate::renew::RenewError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
 }
 
 impl CliError {
@@ -210,6 +226,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Service(s) => service_cmd(s),
         Cmd::Ca(c) => ca_cmd(c),
         Cmd::Renew(r) => renew_cmd(r),
+        Cmd::Daemon(d) => daemon_cmd(d),
     }
 }
 
@@ -278,23 +295,48 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
     for w in crate::plan::warnings(&pb, &facts) {
         eprintln!("warning: {w}");
     }
-    let tasks = crate::plan::plan(&pb, &facts, unix_now());
+    let mut tasks = crate::plan::plan(&pb, &facts, unix_now());
+    if let Some(file) = &a.playbook {
+        let text = std::fs::read_to_string(file).map_err(|source| PlaybookError::Read {
+            file: file.display().to_string(),
+            source,
+        })?;
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "/usr/local/bin/portico".into());
+        tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, &facts));
+    }
     let mode = if a.check { Mode::Check } else { Mode::Apply };
     let report = engine::run(&tasks, &ctx, mode);
     Ok(print_report(&report, a.json, a.diff, a.check))
 }
 
 fn renew_cmd(a: RenewArgs) -> Result<i32, CliError> {
-    if let Some(p) = &a.playbook {
-        playbook::load_file(p)?;
-    }
-    let root = open_root(a.root)?;
+    let pb = match &a.playbook {
+        Some(p) => playbook::load_file(p)?,
+        None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
+    };
+    let opts = crate::renew::Options {
+        force: a.force,
+        dry_run: a.dry_run,
+    };
+    let report = renew_with(pb, a.root, opts)?;
+    Ok(print_report(&report, a.json, false, false))
+}
+
+/// One renewal run against the host under `root_dir`.
+fn renew_with(
+    mut pb: playbook::Playbook,
+    root_dir: PathBuf,
+    opts: crate::renew::Options,
+) -> Result<crate::report::Report, CliError> {
+    let root = open_root(root_dir)?;
     if root.is_host() && !nix::unistd::geteuid().is_root() {
         return Err(CliError::NeedsRoot);
     }
     let runner = SystemRunner;
     let facts = facts::gather(&root, &runner);
-    let pb = load_playbook(a.playbook.as_ref(), &facts)?;
+    pb.resolve_hostname(&facts.hostname);
     let systemd = service_manager(&facts, root.is_host(), &runner)?;
     let ctx = Ctx {
         root: &root,
@@ -303,12 +345,48 @@ fn renew_cmd(a: RenewArgs) -> Result<i32, CliError> {
         facts: &facts,
         live_host: root.is_host(),
     };
-    let opts = crate::renew::Options {
-        force: a.force,
-        dry_run: a.dry_run,
+    Ok(crate::renew::renew(&pb, &ctx, unix_now(), opts)?)
+}
+
+fn daemon_cmd(a: DaemonArgs) -> Result<i32, CliError> {
+    let pb = match &a.playbook {
+        Some(p) => playbook::load_file(p)?,
+        None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
     };
-    let report = crate::renew::renew(&pb, &ctx, unix_now(), opts)?;
-    Ok(print_report(&report, a.json, false, false))
+    let root = open_root(a.root.clone())?;
+    let seed = root
+        .read_to_string(std::path::Path::new("/etc/machine-id"))
+        .ok()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| facts::gather(&root, &SystemRunner).hostname);
+    let root_dir = a.root;
+    crate::daemon::run(a.playbook, pb, seed.trim(), move |pb| {
+        match renew_with(
+            pb.clone(),
+            root_dir.clone(),
+            crate::renew::Options::default(),
+        ) {
+            Ok(r) => {
+                for t in r
+                    .tasks
+                    .iter()
+                    .filter(|t| t.status == crate::report::Status::Failed)
+                {
+                    tracing::warn!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"));
+                }
+                tracing::info!(
+                    changed = r.changed,
+                    unchanged = r.unchanged,
+                    failed = r.failed,
+                    skipped = r.skipped,
+                    "renewal done"
+                )
+            }
+            Err(e) => tracing::error!("renewal: {e}"),
+        }
+    })?;
+    Ok(0)
 }
 
 /// systemd over D-Bus where it runs; nginx driven directly where it does not.

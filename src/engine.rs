@@ -73,12 +73,15 @@ pub struct Change {
 pub enum Handler {
     /// `nginx -t`, then reload nginx.
     ReloadNginx,
+    /// Make a running renewal daemon re-read its unit and playbook.
+    ReloadPortico,
 }
 
 impl Handler {
     pub fn name(self) -> &'static str {
         match self {
             Handler::ReloadNginx => "reload nginx",
+            Handler::ReloadPortico => "reload portico",
         }
     }
 }
@@ -208,6 +211,17 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, failures: F
     report
 }
 
+/// systemd re-reads unit files (as `systemctl daemon-reload`: enabling does
+/// it), then the daemon gets SIGHUP through its ExecReload.
+fn reload_portico(ctx: &Ctx) -> Result<bool, TaskError> {
+    if !ctx.systemd.state("portico.service")?.is_active() {
+        return Ok(false);
+    }
+    ctx.systemd.run(ServiceOp::Enable, "portico.service")?;
+    ctx.systemd.run(ServiceOp::Reload, "portico.service")?;
+    Ok(true)
+}
+
 /// Undoes the run's file changes; returns a sentence for the report.
 fn roll_back(journal: &mut Journal, ctx: &Ctx) -> String {
     if journal.is_empty() {
@@ -282,6 +296,14 @@ fn run_handler(
                 let reason = format!("{e}{}", roll_back(journal, ctx));
                 TaskReport::failed(name, Vec::new(), reason)
             }
+        },
+        Handler::ReloadPortico => match reload_portico(ctx) {
+            Ok(true) => TaskReport::planned(
+                name,
+                vec!["daemon-reload; SIGHUP to portico.service".into()],
+            ),
+            Ok(false) => TaskReport::skipped(name, "portico.service is not running".into()),
+            Err(e) => TaskReport::failed(name, Vec::new(), e.to_string()),
         },
     }
 }

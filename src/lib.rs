@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod host;

@@ -2,7 +2,10 @@ use clap::Parser;
 
 fn main() {
     let cli = portico::cli::Cli::parse();
+    // The daemon's normal output is its log; one-shot commands print reports.
+    let daemon = matches!(cli.command, portico::cli::Cmd::Daemon(_));
     let level = match cli.verbose {
+        0 if daemon => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",

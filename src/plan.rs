@@ -137,6 +137,52 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     tasks
 }
 
+/// The unit that runs `portico daemon`, as shipped in systemd/.
+pub const DAEMON_UNIT: &str = include_str!("../systemd/portico.service");
+/// Where the daemon reads its playbook.
+pub const DAEMON_PLAYBOOK: &str = "/etc/portico/playbook.toml";
+
+/// With ACME certificates, the renewal daemon: the playbook it reads, its
+/// unit (naming this binary), enabled and running. A changed playbook
+/// reaches a running daemon through SIGHUP.
+pub fn daemon_tasks(
+    pb: &Playbook,
+    playbook_text: &str,
+    exe: &str,
+    facts: &Facts,
+) -> Vec<Box<dyn Task>> {
+    if !facts.systemd || !pb.certificates.iter().any(|c| c.source == CertSource::Acme) {
+        return Vec::new();
+    }
+    let unit = DAEMON_UNIT.replace("/usr/local/bin/portico", exe);
+    vec![
+        Box::new(FileTask {
+            path: PathBuf::from(DAEMON_PLAYBOOK),
+            content: playbook_text.as_bytes().to_vec(),
+            mode: 0o600,
+            dir_mode: 0o700,
+            notify: vec![Handler::ReloadPortico],
+            after: Vec::new(),
+        }),
+        Box::new(FileTask {
+            path: PathBuf::from("/etc/systemd/system/portico.service"),
+            content: unit.into_bytes(),
+            mode: 0o644,
+            dir_mode: 0o755,
+            notify: vec![Handler::ReloadPortico],
+            after: Vec::new(),
+        }),
+        Box::new(ServiceTask {
+            unit: "portico.service".into(),
+            enable: true,
+            after: vec![
+                format!("file {DAEMON_PLAYBOOK}"),
+                "file /etc/systemd/system/portico.service".into(),
+            ],
+        }),
+    ]
+}
+
 /// The names a certificate must cover: its own list, or every server name
 /// of the sites using it.
 pub fn certificate_names(pb: &Playbook, c: &crate::playbook::Certificate) -> BTreeSet<String> {

@@ -390,3 +390,70 @@ fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
     );
     assert_eq!(std::fs::read_to_string(&state_path).unwrap(), "{ not json");
 }
+
+#[test]
+fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
+    let m = Machine::boot();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str("127.0.0.1 app.test www.app.test\n");
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    m.write("/root/site.toml", PLAYBOOK);
+    assert_eq!(apply(&m).0, Some(0));
+
+    assert_eq!(
+        m.ok(&["systemctl", "is-active", "portico"]).trim(),
+        "active"
+    );
+    assert_eq!(
+        m.ok(&["systemctl", "is-enabled", "portico"]).trim(),
+        "enabled"
+    );
+    let log = || m.ok(&["journalctl", "-u", "portico", "--no-pager", "-o", "cat"]);
+    // Type=notify: active means READY=1 arrived; the startup renewal ran.
+    for _ in 0..100 {
+        if log().contains("renewal done") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(log().contains("renewal scheduled"), "{}", log());
+    assert!(log().contains("renewal done"), "{}", log());
+    let security = m.ok(&[
+        "systemd-analyze",
+        "security",
+        "portico.service",
+        "--no-pager",
+    ]);
+    eprintln!(
+        "systemd-analyze security: {}",
+        security.lines().last().unwrap_or("")
+    );
+
+    // A bad playbook on SIGHUP is reported and the old one kept.
+    m.write(
+        "/etc/portico/playbook.toml",
+        "version = 1\n[[site]]\nbogus = 1\n",
+    );
+    m.ok(&["systemctl", "reload", "portico"]);
+    for _ in 0..50 {
+        if log().contains("keeping the previous playbook") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(log().contains("keeping the previous playbook"), "{}", log());
+    assert_eq!(
+        m.ok(&["systemctl", "is-active", "portico"]).trim(),
+        "active"
+    );
+
+    // SIGTERM: a clean stop.
+    m.ok(&["systemctl", "stop", "portico"]);
+    assert_eq!(
+        m.ok(&["systemctl", "show", "-p", "Result", "--value", "portico"])
+            .trim(),
+        "success"
+    );
+    assert!(log().contains("stopping"), "{}", log());
+}

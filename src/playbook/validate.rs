@@ -96,12 +96,11 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
         );
     }
     if r.schedule != "daily" {
-        let fields = r.schedule.split_whitespace().count();
-        if !(6..=7).contains(&fields) {
+        if let Err(e) = crate::daemon::valid_cron(&r.schedule) {
             p.add(
                 path.key("schedule"),
                 format!(
-                    "{:?} is neither \"daily\" nor a cron expression with seconds (6 fields, e.g. \"0 17 3 * * *\")",
+                    "{:?} is neither \"daily\" nor a cron expression with seconds (\"0 17 3 * * *\"): {e}",
                     r.schedule
                 ),
             );
