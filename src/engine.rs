@@ -136,21 +136,6 @@ pub enum Mode {
 
 /// Runs `tasks` in order and then the notified handlers.
 pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
-    run_with(tasks, ctx, mode, Failures::HoldHandlers)
-}
-
-/// What a failed task means for the handlers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failures {
-    /// `apply`: a half-applied run must not go live; handlers are skipped.
-    HoldHandlers,
-    /// `renew`: certificates are independent; the ones that changed go live
-    /// even when another failed (its old certificate keeps serving).
-    Independent,
-}
-
-/// [`run`] with an explicit failure policy.
-pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, failures: Failures) -> Report {
     let mut report = Report::default();
     // Tasks that failed, or were skipped because something they need failed.
     let mut broken: HashMap<String, String> = HashMap::new();
@@ -204,7 +189,8 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, failures: F
         notified.extend(task.notifies());
         report.push(TaskReport::new(name, Status::Changed, &changes));
     }
-    let hold = failures == Failures::HoldHandlers && !broken.is_empty();
+    // A half-applied run must not go live: a failure holds the handlers.
+    let hold = !broken.is_empty();
     for handler in notified {
         report.push(run_handler(handler, ctx, mode, hold, &mut journal));
     }

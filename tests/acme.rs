@@ -457,3 +457,49 @@ fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
     );
     assert!(log().contains("stopping"), "{}", log());
 }
+
+#[test]
+fn eleven_certificates_renew_in_parallel_with_one_reload() {
+    let m = Machine::boot();
+    let names: Vec<String> = (1..=11).map(|i| format!("s{i}.test")).collect();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    let mut pb = PLAYBOOK[..PLAYBOOK.find("[[certificate]]").unwrap()].to_string();
+    for n in &names {
+        pb.push_str(&format!(
+            "[[certificate]]\nname = \"{n}\"\nsource = \"acme\"\n\n[[site]]\nserver_names = [\"{n}\"]\ncertificate = \"{n}\"\n\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n\n"
+        ));
+    }
+    m.write("/root/site.toml", &pb);
+    let (code, report, stderr) = apply(&m);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+
+    let t = std::time::Instant::now();
+    let (code, v) = renew(&m, &[]);
+    let idle = t.elapsed();
+    assert_eq!((code, v["changed"].as_u64()), (Some(0), Some(0)), "{v:#}");
+
+    let (orders0, reloads0) = (orders(&m), reloads(&m));
+    let t = std::time::Instant::now();
+    let (code, v) = renew(&m, &["--force"]);
+    let forced = t.elapsed();
+    assert_eq!(code, Some(0), "{v:#}");
+    let renewed = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["name"].as_str().unwrap().starts_with("certificate ") && t["status"] == "changed"
+        })
+        .count();
+    assert_eq!(renewed, 11, "{v:#}");
+    assert_eq!(orders(&m), orders0 + 11);
+    assert_eq!(
+        reloads(&m),
+        reloads0 + 1,
+        "not exactly one reload for eleven certificates"
+    );
+    eprintln!("renew, 11 certificates, nothing due: {idle:?}; forced: {forced:?} (inside the machine, through nsenter)");
+}

@@ -23,8 +23,9 @@ pub struct Job {
     pub dry_run: bool,
 }
 
-/// Runs the issuance and writes key then chain, atomically, 0600/0644.
-pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
+/// Obtains the certificate (network only: nothing under the root changes
+/// but the challenge files). Safe to run for several jobs at once.
+pub fn obtain(root: &Root, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
     // A reload is asynchronous: wait until nginx answers for every name, so
     // the CA's first look does not hit the old configuration.
     if root.is_host() && !probe::wait_until_served(&job.names, std::time::Duration::from_secs(10)) {
@@ -48,7 +49,7 @@ pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
             path: PathBuf::from("<runtime>"),
             message: e.to_string(),
         })?;
-    let issued = rt.block_on(issue::issue(
+    rt.block_on(issue::issue(
         root,
         &issue::Request {
             acme: &job.acme,
@@ -56,7 +57,11 @@ pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
             key: job.key,
             reuse_key,
         },
-    ))?;
+    ))
+}
+
+/// Writes key then chain, atomically, 0600 and 0644.
+pub fn install(root: &Root, job: &Job, issued: &issue::Issued) -> Result<(), issue::AcmeError> {
     if job.dry_run {
         return Ok(());
     }
@@ -70,4 +75,10 @@ pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
         root.write_atomic(path, bytes, mode)?;
     }
     Ok(())
+}
+
+/// Obtains and installs one certificate.
+pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
+    let issued = obtain(root, job)?;
+    install(root, job, &issued)
 }
