@@ -272,18 +272,19 @@ fn print_report(report: &crate::report::Report, json: bool, diff: bool, check: b
     }
 }
 
-fn apply(a: ApplyArgs) -> Result<i32, CliError> {
-    // The playbook is checked before anything else: bad input touches nothing.
-    if let Some(p) = &a.playbook {
-        playbook::load_file(p)?;
-    }
-    let root = open_root(a.root)?;
-    if root.is_host() && !a.check && !nix::unistd::geteuid().is_root() {
+/// Opens the host under `root_dir`, gathers its facts and connects to its
+/// service manager, then runs `f` with all of it.
+fn with_host<T>(
+    root_dir: PathBuf,
+    writes: bool,
+    f: impl FnOnce(&Ctx, &facts::Facts) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let root = open_root(root_dir)?;
+    if writes && root.is_host() && !nix::unistd::geteuid().is_root() {
         return Err(CliError::NeedsRoot);
     }
     let runner = SystemRunner;
     let facts = facts::gather(&root, &runner);
-    let pb = load_playbook(a.playbook.as_ref(), &facts)?;
     let systemd = service_manager(&facts, root.is_host(), &runner)?;
     let ctx = Ctx {
         root: &root,
@@ -292,23 +293,34 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
         facts: &facts,
         live_host: root.is_host(),
     };
-    for w in crate::plan::warnings(&pb, &facts) {
-        eprintln!("warning: {w}");
+    f(&ctx, &facts)
+}
+
+fn apply(a: ApplyArgs) -> Result<i32, CliError> {
+    // The playbook is checked before anything else: bad input touches nothing.
+    if let Some(p) = &a.playbook {
+        playbook::load_file(p)?;
     }
-    let mut tasks = crate::plan::plan(&pb, &facts, unix_now());
-    if let Some(file) = &a.playbook {
-        let text = std::fs::read_to_string(file).map_err(|source| PlaybookError::Read {
-            file: file.display().to_string(),
-            source,
-        })?;
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "/usr/local/bin/portico".into());
-        tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, &facts));
-    }
-    let mode = if a.check { Mode::Check } else { Mode::Apply };
-    let report = engine::run(&tasks, &ctx, mode);
-    Ok(print_report(&report, a.json, a.diff, a.check))
+    with_host(a.root.clone(), !a.check, |ctx, facts| {
+        let pb = load_playbook(a.playbook.as_ref(), facts)?;
+        for w in crate::plan::warnings(&pb, facts) {
+            eprintln!("warning: {w}");
+        }
+        let mut tasks = crate::plan::plan(&pb, facts, unix_now());
+        if let Some(file) = &a.playbook {
+            let text = std::fs::read_to_string(file).map_err(|source| PlaybookError::Read {
+                file: file.display().to_string(),
+                source,
+            })?;
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/usr/local/bin/portico".into());
+            tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, facts));
+        }
+        let mode = if a.check { Mode::Check } else { Mode::Apply };
+        let report = engine::run(&tasks, ctx, mode);
+        Ok(print_report(&report, a.json, a.diff, a.check))
+    })
 }
 
 fn renew_cmd(a: RenewArgs) -> Result<i32, CliError> {
@@ -330,22 +342,10 @@ fn renew_with(
     root_dir: PathBuf,
     opts: crate::renew::Options,
 ) -> Result<crate::report::Report, CliError> {
-    let root = open_root(root_dir)?;
-    if root.is_host() && !nix::unistd::geteuid().is_root() {
-        return Err(CliError::NeedsRoot);
-    }
-    let runner = SystemRunner;
-    let facts = facts::gather(&root, &runner);
-    pb.resolve_hostname(&facts.hostname);
-    let systemd = service_manager(&facts, root.is_host(), &runner)?;
-    let ctx = Ctx {
-        root: &root,
-        runner: &runner,
-        systemd: systemd.as_ref(),
-        facts: &facts,
-        live_host: root.is_host(),
-    };
-    Ok(crate::renew::renew(&pb, &ctx, unix_now(), opts)?)
+    with_host(root_dir, true, |ctx, facts| {
+        pb.resolve_hostname(&facts.hostname);
+        Ok(crate::renew::renew(&pb, ctx, unix_now(), opts)?)
+    })
 }
 
 fn daemon_cmd(a: DaemonArgs) -> Result<i32, CliError> {

@@ -62,9 +62,18 @@ fn start_pebble(m: &Machine) {
 
 /// (Re)starts pebble as a transient unit and waits for its directory.
 fn run_pebble(m: &Machine) {
+    // A stopped transient unit stays loaded until systemd collects it.
+    for _ in 0..100 {
+        let state = m.run(&["systemctl", "show", "-p", "LoadState", "--value", "pebble"]);
+        if String::from_utf8_lossy(&state.stdout).trim() != "loaded" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     m.ok(&[
         "systemd-run",
         "--unit=pebble",
+        "--collect",
         // No random validation sleeps, no random nonce rejections: the
         // server behaves like a well-run CA, only faster.
         "--setenv=PEBBLE_VA_NOSLEEP=1",
@@ -94,6 +103,16 @@ fn run_pebble(m: &Machine) {
         "pebble did not come up: {}",
         m.ok(&["journalctl", "-u", "pebble", "--no-pager"])
     );
+}
+
+/// A booted machine whose `names` resolve to itself, with pebble running.
+fn pebble_machine(names: &[&str]) -> Machine {
+    let m = Machine::boot();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    m
 }
 
 const PLAYBOOK: &str = r#"version = 1
@@ -137,11 +156,7 @@ fn apply(m: &Machine) -> (Option<i32>, Value, String) {
 
 #[test]
 fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
-    let m = Machine::boot();
-    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
-    hosts.push_str("127.0.0.1 app.test www.app.test\n");
-    m.write("/etc/hosts", &hosts);
-    start_pebble(&m);
+    let m = pebble_machine(&["app.test", "www.app.test"]);
     m.write("/root/site.toml", PLAYBOOK);
 
     let t = std::time::Instant::now();
@@ -303,11 +318,7 @@ fn renew(m: &Machine, args: &[&str]) -> (Option<i32>, Value) {
 
 #[test]
 fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
-    let m = Machine::boot();
-    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
-    hosts.push_str("127.0.0.1 app.test www.app.test\n");
-    m.write("/etc/hosts", &hosts);
-    start_pebble(&m);
+    let m = pebble_machine(&["app.test", "www.app.test"]);
     m.write("/root/site.toml", PLAYBOOK);
     assert_eq!(apply(&m).0, Some(0));
     let first = served_serial(&m);
@@ -393,11 +404,7 @@ fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
 
 #[test]
 fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
-    let m = Machine::boot();
-    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
-    hosts.push_str("127.0.0.1 app.test www.app.test\n");
-    m.write("/etc/hosts", &hosts);
-    start_pebble(&m);
+    let m = pebble_machine(&["app.test", "www.app.test"]);
     m.write("/root/site.toml", PLAYBOOK);
     assert_eq!(apply(&m).0, Some(0));
 
@@ -460,12 +467,8 @@ fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
 
 #[test]
 fn eleven_certificates_renew_in_parallel_with_one_reload() {
-    let m = Machine::boot();
     let names: Vec<String> = (1..=11).map(|i| format!("s{i}.test")).collect();
-    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
-    hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
-    m.write("/etc/hosts", &hosts);
-    start_pebble(&m);
+    let m = pebble_machine(&names.iter().map(String::as_str).collect::<Vec<_>>());
     let mut pb = PLAYBOOK[..PLAYBOOK.find("[[certificate]]").unwrap()].to_string();
     for n in &names {
         pb.push_str(&format!(
