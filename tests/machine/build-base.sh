@@ -8,7 +8,7 @@
 set -euo pipefail
 cache=${1:?usage: build-base.sh CACHE_DIR}
 base="$cache/base"
-stamp="$base/.portico-base-v4"
+stamp="$base/.portico-base-v5"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
@@ -28,7 +28,7 @@ debootstrap --variant=minbase \
 
 # Packages the tests install inside the machine, downloaded with the host's
 # network through a chroot, then served offline from /srv/repo.
-PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble"
+PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble certbot uacme time"
 cp /etc/resolv.conf "$base.tmp/etc/resolv.conf"
 chroot "$base.tmp" apt-get update -qq
 chroot "$base.tmp" apt-get install -y -qq --download-only $PKGS >/dev/null
@@ -47,5 +47,5 @@ chroot "$base.tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cur
 chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
 echo portico-test > "$base.tmp/etc/hostname"
 : > "$base.tmp/etc/machine-id"
-touch "$base.tmp/.portico-base-v4"
+touch "$base.tmp/.portico-base-v5"
 mv "$base.tmp" "$base"

@@ -4,6 +4,10 @@
 //! Commands run inside through `nsenter`; the machine is stopped by
 //! signalling the nspawn process this harness started, and its copy removed.
 
+// Not every test binary that includes the harness uses pebble.
+#[allow(dead_code)]
+pub mod pebble;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

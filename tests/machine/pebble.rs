@@ -1,0 +1,112 @@
+//! A real pebble (ACME test CA) and pebble-challtestsrv (DNS answering
+//! 127.0.0.1) inside a booted machine, for the ACME tests and benches.
+
+use super::Machine;
+
+/// A CA and a certificate for pebble's HTTPS listener (the package ships none).
+pub fn pebble_listener_cert() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "pebble listener test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// Starts pebble and its DNS inside the machine as transient units.
+pub fn start_pebble(m: &Machine) {
+    m.ok(&["apt-get", "install", "-y", "-q", "pebble"]);
+    let (ca, cert, key) = pebble_listener_cert();
+    m.write("/etc/pebble/ca.pem", &ca);
+    m.write("/etc/pebble/cert.pem", &cert);
+    m.write("/etc/pebble/key.pem", &key);
+    m.write(
+        "/etc/pebble/config.json",
+        r#"{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+            "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
+            "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#,
+    );
+    m.ok(&[
+        "systemd-run",
+        "--unit=challtestsrv",
+        "pebble-challtestsrv",
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+        "-dns01",
+        "127.0.0.1:8053",
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        "127.0.0.1:8055",
+    ]);
+    run_pebble(m);
+}
+
+/// (Re)starts pebble as a transient unit and waits for its directory.
+pub fn run_pebble(m: &Machine) {
+    // A stopped transient unit stays loaded until systemd collects it.
+    for _ in 0..100 {
+        let state = m.run(&["systemctl", "show", "-p", "LoadState", "--value", "pebble"]);
+        if String::from_utf8_lossy(&state.stdout).trim() != "loaded" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    m.ok(&[
+        "systemd-run",
+        "--unit=pebble",
+        "--collect",
+        // No random validation sleeps, no random nonce rejections: the
+        // server behaves like a well-run CA, only faster.
+        "--setenv=PEBBLE_VA_NOSLEEP=1",
+        "--setenv=PEBBLE_WFE_NONCEREJECT=0",
+        "pebble",
+        "-config",
+        "/etc/pebble/config.json",
+        "-dnsserver",
+        "127.0.0.1:8053",
+    ]);
+    for _ in 0..100 {
+        let up = m.run(&[
+            "curl",
+            "-s",
+            "--cacert",
+            "/etc/pebble/ca.pem",
+            "-o",
+            "/dev/null",
+            "https://127.0.0.1:14000/dir",
+        ]);
+        if up.status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "pebble did not come up: {}",
+        m.ok(&["journalctl", "-u", "pebble", "--no-pager"])
+    );
+}
+
+/// A booted machine whose `names` resolve to itself, with pebble running.
+pub fn pebble_machine(names: &[&str]) -> Machine {
+    let m = Machine::boot();
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
+    hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
+    m.write("/etc/hosts", &hosts);
+    start_pebble(&m);
+    m
+}
