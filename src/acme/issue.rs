@@ -95,16 +95,23 @@ impl Ctx<'_> {
     }
 
     async fn account(&self, acme: &Acme) -> Result<Account, AcmeError> {
-        let builder = match &acme.ca_root {
-            Some(pem) => {
-                let host = self.root.host_path(Path::new(pem))?;
-                Account::builder_with_root(&host).map_err(|e| AcmeError::Local {
-                    path: PathBuf::from(pem),
-                    message: format!("cannot use as the ACME server's CA root: {e}"),
-                })?
-            }
-            None => Account::builder().map_err(self.server("client setup"))?,
+        let ca_root = match &acme.ca_root {
+            Some(pem) => Some(self.root.host_path(Path::new(pem))?),
+            None => None,
         };
+        let http =
+            super::http::client(ca_root.as_deref()).map_err(|message| match &acme.ca_root {
+                Some(pem) => AcmeError::Local {
+                    path: PathBuf::from(pem),
+                    message: format!("cannot use as the ACME server's CA root: {message}"),
+                },
+                None => AcmeError::Server {
+                    step: "client setup",
+                    directory: self.url.clone(),
+                    message,
+                },
+            })?;
+        let builder = Account::builder_with_http(http);
         let file = account_dir(&self.url).join("account.json");
         if let Some(json) = self.root.read_to_string(&file)? {
             let creds: AccountCredentials =

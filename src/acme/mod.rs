@@ -1,5 +1,6 @@
 //! ACME certificates: renewal policy and the state renewal keeps between runs.
 
+pub mod http;
 pub mod issue;
 pub mod policy;
 pub mod probe;

@@ -77,6 +77,7 @@ pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
     let before = master.map(children).unwrap_or_default();
     let since = ticks_since_boot();
     ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
+    tracing::debug!("nginx.service reload job done");
     let (Some(master), Some(since)) = (master, since) else {
         return Ok(true); // nothing to follow: trust the service manager
     };
@@ -91,11 +92,13 @@ pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    tracing::debug!("new nginx workers are up");
     // Old workers may accept a last connection until they act on their QUIT;
     // give idle ones a moment to leave. Busy ones drain in the background.
     let drain = Instant::now() + OLD_WORKERS_GRACE;
     while Instant::now() < drain && children(master).iter().any(|c| before.contains(c)) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    tracing::debug!("old nginx workers are gone");
     Ok(true)
 }
