@@ -248,8 +248,7 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
         backend,
         // Validation keeps every port in 1..=65535.
         ports: pb
-            .firewall
-            .ports
+            .firewall_ports()
             .iter()
             .filter_map(|p| u16::try_from(*p).ok())
             .collect(),

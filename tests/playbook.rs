@@ -35,9 +35,31 @@ fn the_embedded_default_is_valid() {
 #[test]
 fn a_minimal_playbook_parses_with_defaults() {
     let pb = playbook::parse("site.toml", BASE).unwrap();
-    assert_eq!(pb.firewall.ports, [80, 443]);
+    assert_eq!(pb.firewall.ports, None);
+    assert_eq!(pb.firewall_ports(), [80, 443]);
     assert_eq!(pb.sites[0].listen, 443);
     assert_eq!(pb.sites[0].redirect_code, 301);
+}
+
+#[test]
+fn the_firewall_opens_every_site_port_unless_ports_are_listed() {
+    let mtls = std::fs::read_to_string("playbooks/mtls-api.toml").unwrap();
+    let pb = playbook::parse("mtls-api.toml", &mtls).unwrap();
+    assert_eq!(pb.firewall_ports(), [80, 8443]);
+    let two = BASE.replace("version = 1", "version = 1\n[firewall]\nports = [443]");
+    assert_eq!(
+        playbook::parse("site.toml", &two).unwrap().firewall_ports(),
+        [443]
+    );
+    let extra = format!(
+        "{BASE}\n[[site]]\nserver_names = [\"b.example.com\"]\ncertificate = \"main\"\nlisten = 8443\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3001\"\n"
+    );
+    assert_eq!(
+        playbook::parse("site.toml", &extra)
+            .unwrap()
+            .firewall_ports(),
+        [80, 443, 8443]
+    );
 }
 
 #[test]

@@ -29,6 +29,27 @@ pub struct Playbook {
     pub sites: Vec<Site>,
 }
 
+impl Playbook {
+    /// The TCP ports the firewall opens: the listed ones, or 80 (redirects and
+    /// ACME challenges) plus every site's HTTPS port, so a site on 8443 is
+    /// reachable without a second setting to keep in step.
+    pub fn firewall_ports(&self) -> Vec<i64> {
+        if let Some(ports) = &self.firewall.ports {
+            return ports.clone();
+        }
+        let mut ports = vec![80];
+        for site in &self.sites {
+            if !ports.contains(&site.listen) {
+                ports.push(site.listen);
+            }
+        }
+        if ports.len() == 1 {
+            ports.push(443); // no sites yet: the usual pair
+        }
+        ports
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
@@ -46,23 +67,19 @@ pub enum FirewallBackend {
 pub struct Firewall {
     #[serde(default)]
     pub backend: FirewallBackend,
-    /// TCP ports to open.
-    #[serde(default = "default_ports")]
-    pub ports: Vec<i64>,
+    /// TCP ports to open; default: 80 and every site's `listen` port.
+    #[serde(default)]
+    pub ports: Option<Vec<i64>>,
     /// Enable an inactive ufw/firewalld (the SSH port is always allowed first).
     #[serde(default)]
     pub enable: bool,
-}
-
-fn default_ports() -> Vec<i64> {
-    vec![80, 443]
 }
 
 impl Default for Firewall {
     fn default() -> Self {
         Firewall {
             backend: FirewallBackend::Auto,
-            ports: default_ports(),
+            ports: None,
             enable: false,
         }
     }

@@ -39,7 +39,7 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
             ),
         );
     }
-    for (i, port) in pb.firewall.ports.iter().enumerate() {
+    for (i, port) in pb.firewall.ports.iter().flatten().enumerate() {
         check_port(&mut p, root.key("firewall").item("ports", i), *port);
     }
     check_renewal(&mut p, &pb.renewal);
