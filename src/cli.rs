@@ -65,7 +65,7 @@ pub enum Cmd {
     Daemon(DaemonArgs),
     /// A private certificate authority for client certificates (mTLS).
     #[command(
-        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs /var/lib/portico/ca/clients/crl.pem\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
+        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs crl.pem and reloads nginx\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
     )]
     Ca(CaArgs),
 }
@@ -593,6 +593,29 @@ fn ca_cmd(a: CaArgs) -> Result<i32, CliError> {
         CaCmd::Revoke { name, serial } => {
             let e = Ca::new(&root, &name).revoke(&serial)?;
             println!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
+            if root.is_host() {
+                // nginx reads ssl_crl at (re)load: until then the revoked
+                // certificate would still be accepted.
+                return with_host(PathBuf::from("/"), true, |ctx, _| {
+                    Ok(match crate::tasks::reload::reload_nginx(ctx) {
+                        Ok(true) => {
+                            println!("nginx reloaded: the revocation is in force");
+                            0
+                        }
+                        Ok(false) => {
+                            println!("nginx is not running; it reads the new CRL when it starts");
+                            0
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "error: the CRL is re-signed but nginx was not reloaded, so the \
+                                 certificate is still accepted: {e}"
+                            );
+                            1
+                        }
+                    })
+                });
+            }
         }
         CaCmd::List { name, json } => {
             let entries = Ca::new(&root, &name).list()?;
