@@ -115,7 +115,7 @@ fw=${EXPECT_FIREWALL:-}
 if [ -z "$fw" ]; then
     if command -v ufw >/dev/null && ufw status 2>/dev/null | grep -q "Status: active"; then fw=ufw
     elif command -v firewall-cmd >/dev/null && [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then fw=firewalld
-    elif command -v iptables >/dev/null && [ -n "$(iptables -S INPUT 2>/dev/null | grep -v '^-P INPUT ACCEPT')" ]; then fw=iptables
+    elif command -v iptables >/dev/null && iptables -S INPUT 2>/dev/null | grep -qv '^-P INPUT ACCEPT'; then fw=iptables
     else fw=unknown; fi
 fi
 case $fw in
@@ -123,7 +123,7 @@ ufw)
     status=$(ufw status)
     for p in 22 $fw_ports; do
         if echo "$status" | grep -Eq "^($p/tcp|$p|OpenSSH)( \(v6\))? +ALLOW"; then pass "ufw allows $p"
-        else fail "ufw allows $p:"; echo "$status" | sed 's/^/       /'; fi
+        else fail "ufw allows $p: $status"; fi
     done ;;
 firewalld)
     for scope in "" --permanent; do
@@ -159,10 +159,8 @@ served=$(openssl s_client -connect "127.0.0.1:$port" -servername "$first" </dev/
 expect "the served certificate is $crt" "$(openssl x509 -in "$crt" -noout -fingerprint -sha256 2>&1)" "$served"
 
 # Key files 0600, their directories 0700, owned by root.
-for f in "$key"; do
-    expect "$f mode" "600 root" "$(stat -c '%a %U' "$f" 2>&1)"
-    expect "$(dirname "$f") mode" "700 root" "$(stat -c '%a %U' "$(dirname "$f")" 2>&1)"
-done
+expect "$key mode" "600 root" "$(stat -c '%a %U' "$key" 2>&1)"
+expect "$(dirname "$key") mode" "700 root" "$(stat -c '%a %U' "$(dirname "$key")" 2>&1)"
 for d in /var/lib/portico/acme /var/lib/portico/ca; do
     [ -d "$d" ] || continue
     expect "$d mode" "700 root" "$(stat -c '%a %U' "$d")"
@@ -182,7 +180,7 @@ letsencrypt)
     r=$(get "https://www.example.com/newservice/foo?q=1")
     expect_in "/newservice/foo?q=1 reaches :3001 as /foo?q=1" "200 backend=3001 uri=/foo?q=1 host=www.example.com" "$r"
     h=$(curl -s -o /dev/null -D - --cacert "$CA_FILE" --resolve example.com:443:127.0.0.1 https://example.com/)
-    expect_in "HSTS sent" "strict-transport-security: max-age=31536000" "$(echo "$h" | tr 'A-Z' 'a-z')"
+    expect_in "HSTS sent" "strict-transport-security: max-age=31536000" "$(echo "$h" | tr '[:upper:]' '[:lower:]')"
     r=$(get "https://example.com/" -H "X-SSL-Client-Verify: SUCCESS" -H "X-Auth-Request-User: mallory")
     expect_in "forged identity headers are dropped" "verify=NONE dn= user=" "$r" ;;
 self-signed)

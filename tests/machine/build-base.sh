@@ -31,6 +31,7 @@ debootstrap --variant=minbase \
 PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble certbot uacme time"
 cp /etc/resolv.conf "$base.tmp/etc/resolv.conf"
 chroot "$base.tmp" apt-get update -qq
+# shellcheck disable=SC2086 # PKGS is a list: split on purpose
 chroot "$base.tmp" apt-get install -y -qq --download-only $PKGS >/dev/null
 mkdir -p "$base.tmp/srv/repo"
 mv "$base.tmp"/var/cache/apt/archives/*.deb "$base.tmp/srv/repo/"
