@@ -36,6 +36,9 @@ struct Item {
 /// Renews and records the outcome in the state file.
 pub fn renew(pb: &Playbook, ctx: &Ctx, now: i64, opts: Options) -> Result<Report, RenewError> {
     let mut state = State::load(ctx.root)?;
+    if !opts.force {
+        refresh_ari(pb, ctx, &mut state, now);
+    }
     let mut report = Report::default();
     let mut items = Vec::new();
     for c in pb
@@ -59,6 +62,10 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, now: i64, opts: Options) -> Result<Report
         }
         let mut task = crate::plan::certificate_task(pb, c, now, opts.force);
         task.dry_run = opts.dry_run;
+        task.ari = state
+            .certificates
+            .get(&c.name)
+            .and_then(|s| Some((s.ari_window?, s.jitter.unwrap_or(0.5))));
         match task.check(ctx) {
             Ok(changes) => items.push(Item {
                 name,
@@ -181,6 +188,33 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, now: i64, opts: Options) -> Result<Report
         state.save(ctx.root)?;
     }
     Ok(report)
+}
+
+/// Asks the CA for the renewal window (ARI) of every served ACME certificate
+/// whose last answer has expired. Never fatal: without an answer the
+/// lifetime rule decides, and the CA is asked again within the hour.
+fn refresh_ari(pb: &Playbook, ctx: &Ctx, state: &mut State, now: i64) {
+    let Some(acme) = &pb.acme else { return };
+    let certs: Vec<(String, Vec<u8>)> = pb
+        .certificates
+        .iter()
+        .filter(|c| c.source == CertSource::Acme && state.ari_due(&c.name, now))
+        .filter_map(|c| {
+            let pem = ctx.root.read(&crate::plan::cert_paths(c).cert).ok()??;
+            Some((c.name.clone(), pem))
+        })
+        .collect();
+    if certs.is_empty() {
+        return;
+    }
+    match crate::acme::ari::fetch(ctx.root, acme, &certs, now) {
+        Ok(advice) => {
+            for (name, a) in advice {
+                state.ari_checked(&name, &a);
+            }
+        }
+        Err(e) => tracing::warn!("ACME renewal information not available: {e}"),
+    }
 }
 
 fn summaries(changes: &[Change]) -> Vec<String> {

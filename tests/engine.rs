@@ -486,3 +486,65 @@ fn a_failing_gate_restores_every_file_of_the_run_byte_for_byte() {
         "a rolled-back run reloaded nginx"
     );
 }
+
+/// ARI: a fresh ACME certificate is renewed when the CA's suggested window
+/// has begun (at this certificate's place in it), not before; without a
+/// window, the lifetime rule keeps it.
+#[test]
+fn an_acme_certificate_is_due_once_the_cas_suggested_window_has_begun() {
+    use portico::acme::policy::Window;
+    let host = Host::new();
+    let pb = playbook::parse(
+        "site.toml",
+        "version = 1\n[acme]\nagree_terms = true\n[[certificate]]\nname = \"app\"\nsource = \"acme\"\n\
+         [[site]]\nserver_names = [\"app.test\"]\ncertificate = \"app\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    )
+    .unwrap();
+    let issued =
+        portico::tls::self_signed(&["app.test".to_string()].into(), Default::default(), 90)
+            .unwrap();
+    let paths = portico::tasks::certificate::CertPaths::managed("app");
+    for (p, bytes) in [
+        (&paths.cert, issued.cert_pem.as_bytes()),
+        (&paths.key, issued.key_pem.as_bytes()),
+    ] {
+        let p = host.root.base().join(p.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = host.ctx(&fake, &systemd);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut task = portico::plan::certificate_task(&pb, &pb.certificates[0], now, false);
+    let reason =
+        |task: &portico::tasks::certificate::CertificateTask| task.reissue_reason(&ctx).unwrap();
+    assert_eq!(reason(&task), None, "fresh, no window: kept");
+    // A window from an hour ago to an hour ahead: due at jitter 0.25, not at 0.9.
+    let w = Window {
+        start: now - 3600,
+        end: now + 3600,
+    };
+    task.ari = Some((w, 0.25));
+    assert!(
+        reason(&task).unwrap().contains("ARI"),
+        "{:?}",
+        reason(&task)
+    );
+    task.ari = Some((w, 0.9));
+    assert_eq!(reason(&task), None);
+    // A window that starts tomorrow keeps even a certificate the lifetime rule would renew.
+    task.ari = Some((
+        Window {
+            start: now + 86_400,
+            end: now + 2 * 86_400,
+        },
+        0.0,
+    ));
+    task.remaining_fraction = 1.0;
+    assert_eq!(reason(&task), None);
+    task.ari = None;
+    assert_eq!(reason(&task).as_deref(), Some("due for renewal"));
+}

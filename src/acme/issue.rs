@@ -78,6 +78,8 @@ pub struct Request<'a> {
     pub key: KeyType,
     /// The key to keep (`reuse_key`), PEM.
     pub reuse_key: Option<String>,
+    /// The certificate this one replaces (ARI `replaces`), when there is one.
+    pub replaces: Option<instant_acme::CertificateIdentifier<'static>>,
 }
 
 struct Ctx<'a> {
@@ -168,6 +170,16 @@ impl Ctx<'_> {
     }
 }
 
+/// The stored account for the playbook's directory, registered if there is none.
+pub async fn account(root: &Root, acme: &Acme) -> Result<Account, AcmeError> {
+    Ctx {
+        root,
+        url: directory_url(&acme.directory),
+    }
+    .account(acme)
+    .await
+}
+
 /// Orders, answers HTTP-01 through the webroot, finalizes and downloads.
 pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> {
     let ctx = Ctx {
@@ -180,11 +192,25 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
         .iter()
         .map(|n| Identifier::Dns(n.clone()))
         .collect();
-    let mut new = NewOrder::new(&ids);
-    if let Some(p) = &req.acme.profile {
-        new = new.profile(p);
+    let new_order = || {
+        let new = NewOrder::new(&ids);
+        match &req.acme.profile {
+            Some(p) => new.profile(p),
+            None => new,
+        }
+    };
+    // RFC 9773: name the certificate being replaced, so the CA can exempt
+    // the renewal from rate limits. A CA without ARI, or one that will not
+    // take this certificate as replaced (already replaced, other names),
+    // gets the same order without it.
+    if let Some(id) = &req.replaces {
+        match account.new_order(&new_order().replaces(id.clone())).await {
+            Ok(order) => return finish(&ctx, req, order).await,
+            Err(e) => tracing::debug!("order with `replaces` refused ({e}); ordering without"),
+        }
     }
-    let mut order = match account.new_order(&new).await {
+    let new = new_order();
+    let order = match account.new_order(&new).await {
         // The CA no longer knows the stored account (deactivated, or a test
         // CA that was reset): register again, once.
         Err(e) if e.to_string().contains("accountDoesNotExist") => {
@@ -200,7 +226,16 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
         }
         other => other.map_err(ctx.server("new order"))?,
     };
+    finish(&ctx, req, order).await
+}
 
+/// Answers the order's challenges through the webroot, finalizes, downloads.
+async fn finish(
+    ctx: &Ctx<'_>,
+    req: &Request<'_>,
+    mut order: instant_acme::Order,
+) -> Result<Issued, AcmeError> {
+    let root = ctx.root;
     let challenge_dir = Path::new(&req.acme.webroot).join(".well-known/acme-challenge");
     root.create_dir_all(&challenge_dir, 0o755)?;
     let mut written = Vec::new();

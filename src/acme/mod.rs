@@ -1,5 +1,6 @@
 //! ACME certificates: renewal policy and the state renewal keeps between runs.
 
+pub mod ari;
 pub mod http;
 pub mod issue;
 pub mod policy;
@@ -57,6 +58,11 @@ pub fn obtain(root: &Root, job: &Job) -> Result<issue::Issued, issue::AcmeError>
             names: &job.names,
             key: job.key,
             reuse_key,
+            replaces: root
+                .read(&job.cert_path)
+                .ok()
+                .flatten()
+                .and_then(|pem| ari::identifier(&pem)),
         },
     ))
 }

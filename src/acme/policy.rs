@@ -4,7 +4,7 @@
 //! left. Let's Encrypt ended OCSP in 2025: nothing here staples or asks OCSP.
 
 /// A suggested renewal window from the CA's `renewalInfo`, in Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub start: i64,
     pub end: i64,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::acme::policy::Window;
 use crate::host::root::RootError;
 use crate::host::Root;
 
@@ -45,6 +46,12 @@ pub struct CertState {
     pub last_success: Option<i64>,
     /// Drawn once: where inside an ARI window this certificate renews.
     pub jitter: Option<f64>,
+    /// The CA's suggested renewal window for the current certificate (ARI).
+    #[serde(default)]
+    pub ari_window: Option<Window>,
+    /// When to ask the CA about the window again (Unix seconds).
+    #[serde(default)]
+    pub ari_next_check: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,6 +120,29 @@ impl State {
         c.next_attempt = None;
         c.last_error = None;
         c.last_success = Some(now);
+        // The window was about the certificate just replaced.
+        c.ari_window = None;
+        c.ari_next_check = None;
+    }
+
+    /// Does `name`'s ARI window need asking for at `now`?
+    pub fn ari_due(&self, name: &str, now: i64) -> bool {
+        self.certificates
+            .get(name)
+            .and_then(|c| c.ari_next_check)
+            .is_none_or(|t| now >= t)
+    }
+
+    /// Records the CA's advice; draws the certificate's place in its window once.
+    pub fn ari_checked(&mut self, name: &str, advice: &crate::acme::ari::Advice) {
+        let c = self.cert(name);
+        c.ari_window = advice.window;
+        c.ari_next_check = Some(advice.next_check);
+        if c.jitter.is_none() {
+            let mut b = [0u8; 8];
+            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+            c.jitter = Some((u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64);
+        }
     }
 }
 

@@ -44,6 +44,9 @@ pub struct CertificateTask {
     pub force: bool,
     /// `renew --dry-run`: obtain from the server, write nothing.
     pub dry_run: bool,
+    /// The CA's suggested renewal window (ARI) and this certificate's place
+    /// in it, in [0, 1); without a window the lifetime rule decides.
+    pub ari: Option<(crate::acme::policy::Window, f64)>,
 }
 
 impl CertificateTask {
@@ -70,15 +73,26 @@ impl CertificateTask {
                 join(&self.names)
             )));
         }
+        let (window, jitter) = match self.ari {
+            Some((w, j)) => (Some(w), j),
+            None => (None, 0.0),
+        };
         if crate::acme::policy::due(
             self.now,
             info.not_before,
             info.not_after,
             self.remaining_fraction,
-            None,
-            0.0,
+            window,
+            jitter,
         ) {
-            return Ok(Some("due for renewal".into()));
+            return Ok(Some(
+                if window.is_some() {
+                    "due: inside the CA's suggested renewal window (ARI)"
+                } else {
+                    "due for renewal"
+                }
+                .into(),
+            ));
         }
         Ok(None)
     }
