@@ -245,6 +245,16 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
             }
             ctx.root.write_atomic(path, out.stdout.as_bytes(), *mode)?;
         }
+        // A reload of nginx mid-run (the ACME challenge servers) must be in
+        // force everywhere before the CA looks: the old workers keep
+        // accepting until nginx signals them, about 100 ms after the new
+        // ones start, so wait for them as the end-of-run handler does.
+        Action::Service {
+            op: ServiceOp::Reload,
+            unit,
+        } if unit == "nginx.service" => {
+            crate::tasks::reload::reload_nginx(ctx)?;
+        }
         Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,
         Action::AcmeIssue(job) => {
             crate::acme::run(ctx.root, job).map_err(|e| TaskError::Other(e.to_string()))?

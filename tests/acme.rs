@@ -4,7 +4,7 @@
 
 mod machine;
 
-use machine::pebble::{pebble_machine, run_pebble};
+use machine::pebble::{pebble_machine, reconfigure_pebble, run_pebble, use_pebble_with_ari};
 use machine::Machine;
 use serde_json::Value;
 
@@ -408,4 +408,146 @@ fn eleven_certificates_renew_in_parallel_with_one_reload() {
         "not exactly one reload for eleven certificates"
     );
     eprintln!("renew, 11 certificates, nothing due: {idle:?}; forced: {forced:?} (inside the machine, through nsenter)");
+}
+
+fn state(m: &Machine) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(m.root().join("var/lib/portico/state.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// ARI against pebble 2.6: the window is asked for and remembered (no
+/// order while it lies ahead); once the CA says "now" (the certificate was
+/// revoked), the next plain `renew` replaces it, naming the one it replaces.
+#[test]
+fn the_cas_renewal_window_decides_and_the_new_order_names_what_it_replaces() {
+    let m = pebble_machine(&["app.test", "www.app.test"]);
+    use_pebble_with_ari(&m);
+    m.write("/root/site.toml", PLAYBOOK);
+    let (code, report, stderr) = apply(&m);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    m.ok(&["systemctl", "stop", "portico"]); // this test drives renewals itself
+    let first = served_serial(&m);
+    let orders_before = orders(&m);
+
+    let (code, v) = renew(&m, &[]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["changed"], 0, "{v:#}");
+    assert_eq!(orders(&m), orders_before);
+    let s = state(&m);
+    let cert = &s["certificates"]["app"];
+    let (start, end) = (
+        cert["ari_window"]["start"].as_i64().unwrap(),
+        cert["ari_window"]["end"].as_i64().unwrap(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        start > now && end > start,
+        "window {start}..{end}, now {now}"
+    );
+    assert!(cert["ari_next_check"].as_i64().unwrap() > now, "{s:#}");
+    assert!(cert["jitter"].as_f64().is_some(), "{s:#}");
+
+    // The CA now wants it replaced: revoke it (with its own key).
+    m.ok(&["apt-get", "install", "-y", "-q", "certbot"]);
+    let out = m.run_env(
+        &[("REQUESTS_CA_BUNDLE", "/etc/pebble/ca.pem")],
+        &[
+            "certbot",
+            "revoke",
+            "--non-interactive",
+            "--no-delete-after-revoke",
+            "--server",
+            "https://127.0.0.1:14000/dir",
+            "--cert-path",
+            "/etc/ssl/certs/portico-app.crt",
+            "--key-path",
+            "/etc/ssl/private/portico-app.key",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "certbot revoke: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Remembered windows are asked again only after Retry-After: move it.
+    let text = std::fs::read_to_string(m.root().join("var/lib/portico/state.json")).unwrap();
+    let mut s: Value = serde_json::from_str(&text).unwrap();
+    s["certificates"]["app"]["ari_next_check"] = 0.into();
+    m.write("/var/lib/portico/state.json", &s.to_string());
+
+    let out = m.run_env(
+        &[("PORTICO_LOG", "portico=debug")],
+        &["portico", "renew", "--json", "/root/site.toml"],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{log}");
+    assert_eq!(v["changed"], 2, "{v:#}"); // the certificate and the reload
+    assert!(v.to_string().contains("ARI"), "{v:#}");
+    assert!(log.contains("ordering as the replacement of "), "{log}");
+    assert!(!log.contains("refused"), "the CA refused `replaces`: {log}");
+    assert_ne!(served_serial(&m), first);
+    assert_eq!(orders(&m), orders_before + 1);
+}
+
+/// A CA that requires external account binding: without `eab` the error
+/// says so; with it the account is made; `reuse_key` keeps the key across
+/// renewals, and without it each renewal has a new key.
+#[test]
+fn eab_is_used_when_the_ca_requires_it_and_reuse_key_keeps_the_key() {
+    let m = pebble_machine(&["app.test", "www.app.test"]);
+    // base64url of 32 bytes, as CAs hand out EAB HMAC keys.
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    reconfigure_pebble(
+        &m,
+        &format!(
+            "\"externalAccountBindingRequired\": true, \"externalAccountMACKeys\": {{\"kid-1\": \"{hmac}\"}}"
+        ),
+    );
+    m.write("/root/site.toml", PLAYBOOK);
+    let (code, report, _) = apply(&m);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert!(report.to_string().contains("externalAccount"), "{report:#}");
+
+    m.write("/etc/portico/eab.key", hmac);
+    let with_eab = PLAYBOOK
+        .replace(
+            "agree_terms = true\n",
+            "agree_terms = true\neab = { kid = \"kid-1\", hmac_key_file = \"/etc/portico/eab.key\" }\n",
+        )
+        .replace("source = \"acme\"\n", "source = \"acme\"\nreuse_key = true\n");
+    m.write("/root/site.toml", &with_eab);
+    let (code, report, stderr) = apply(&m);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    m.ok(&["systemctl", "stop", "portico"]);
+
+    let public = |m: &Machine| {
+        m.ok(&[
+            "openssl",
+            "pkey",
+            "-in",
+            "/etc/ssl/private/portico-app.key",
+            "-pubout",
+        ])
+    };
+    let (key1, serial1) = (public(&m), serial(&m));
+    assert_eq!(renew(&m, &["--force"]).0, Some(0));
+    assert_ne!(serial(&m), serial1);
+    assert_eq!(public(&m), key1, "reuse_key = true keeps the key");
+
+    m.write(
+        "/root/site.toml",
+        &with_eab.replace("reuse_key = true\n", ""),
+    );
+    assert_eq!(renew(&m, &["--force"]).0, Some(0));
+    assert_ne!(
+        public(&m),
+        key1,
+        "without reuse_key each certificate has a new key"
+    );
 }

@@ -204,6 +204,7 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
     // take this certificate as replaced (already replaced, other names),
     // gets the same order without it.
     if let Some(id) = &req.replaces {
+        tracing::debug!("ordering as the replacement of {id}");
         match account.new_order(&new_order().replaces(id.clone())).await {
             Ok(order) => return finish(&ctx, req, order).await,
             Err(e) => tracing::debug!("order with `replaces` refused ({e}); ordering without"),

@@ -8,7 +8,7 @@
 set -euo pipefail
 cache=${1:?usage: build-base.sh CACHE_DIR}
 base="$cache/base"
-stamp="$base/.portico-base-v5"
+stamp="$base/.portico-base-v6"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
@@ -44,9 +44,26 @@ chroot "$base.tmp" apt-get update -qq
 # installs (nginx) and the firewalls stay in the repository only.
 chroot "$base.tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl procps >/dev/null
 
+# pebble with ACME Renewal Information (RFC 9773) for the ARI test: bookworm's
+# 2.4 has none, trixie's 2.6 does (a static Go binary; needs libc6 >= 2.34).
+# Kept beside the repository, not in it, so `apt-get install pebble` stays 2.4.
+curl -fsS -o "$base.tmp/trixie-Packages.xz" "${mirror%/}/dists/trixie/main/binary-amd64/Packages.xz"
+entry=$(xz -dc "$base.tmp/trixie-Packages.xz" |
+  awk '/^Package: / {p = ($2 == "pebble")} p && /^(Filename|SHA256):/ {print $2}')
+rm -f "$base.tmp/trixie-Packages.xz"
+file=$(echo "$entry" | sed -n 1p)
+sum=$(echo "$entry" | sed -n 2p)
+if [ -z "$file" ] || [ -z "$sum" ]; then
+  echo "build-base: no pebble in trixie's index at $mirror" >&2
+  exit 1
+fi
+mkdir -p "$base.tmp/srv/extra"
+curl -fsS -o "$base.tmp/srv/extra/pebble-ari.deb" "${mirror%/}/$file"
+echo "$sum  $base.tmp/srv/extra/pebble-ari.deb" | sha256sum -c --quiet
+
 # A quiet, fast boot: no getty on a console nobody reads.
 chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
 echo portico-test > "$base.tmp/etc/hostname"
 : > "$base.tmp/etc/machine-id"
-touch "$base.tmp/.portico-base-v5"
+touch "$base.tmp/.portico-base-v6"
 mv "$base.tmp" "$base"

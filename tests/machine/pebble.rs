@@ -110,3 +110,29 @@ pub fn pebble_machine(names: &[&str]) -> Machine {
     start_pebble(&m);
     m
 }
+
+/// Swaps the machine's pebble for 2.6 (trixie's), which offers ACME Renewal
+/// Information, and restarts it. Call before anything has an account.
+pub fn use_pebble_with_ari(m: &Machine) {
+    m.ok(&["dpkg", "-i", "/srv/extra/pebble-ari.deb"]);
+    m.ok(&["systemctl", "stop", "pebble"]);
+    run_pebble(m);
+    let dir = m.ok(&[
+        "curl",
+        "-s",
+        "--cacert",
+        "/etc/pebble/ca.pem",
+        "https://127.0.0.1:14000/dir",
+    ]);
+    assert!(dir.contains("renewalInfo"), "pebble offers no ARI: {dir}");
+}
+
+/// Restarts pebble with an extra setting in its config (e.g. EAB).
+pub fn reconfigure_pebble(m: &Machine, extra: &str) {
+    let path = m.root().join("etc/pebble/config.json");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = config.replace("\"externalAccountBindingRequired\": false", extra);
+    std::fs::write(&path, config).unwrap();
+    m.ok(&["systemctl", "stop", "pebble"]);
+    run_pebble(m);
+}
