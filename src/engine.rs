@@ -125,6 +125,12 @@ pub trait Task {
     fn rolls_back_on_failure(&self) -> bool {
         false
     }
+    /// Its check reads what the tasks it comes after produce (`nginx -t`
+    /// reads their files): under `--check`, when one of them would change
+    /// something, there is nothing meaningful to check yet.
+    fn checks_applied_state(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +147,18 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
     let mut broken: HashMap<String, String> = HashMap::new();
     let mut notified: BTreeSet<Handler> = BTreeSet::new();
     let mut journal = Journal::default();
+    let mut would_change: BTreeSet<String> = BTreeSet::new();
     for task in tasks {
         let name = task.name();
+        if mode == Mode::Check && task.checks_applied_state() {
+            if let Some(dep) = task.after().into_iter().find(|d| would_change.contains(d)) {
+                report.push(TaskReport::skipped(
+                    name,
+                    format!("runs after {dep:?} is applied; nothing to check before that"),
+                ));
+                continue;
+            }
+        }
         if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
             let reason = format!("needs {dep:?}, which did not succeed");
             broken.insert(name.clone(), reason.clone());
@@ -187,6 +203,7 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
             }
         }
         notified.extend(task.notifies());
+        would_change.insert(name.clone());
         report.push(TaskReport::new(name, Status::Changed, &changes));
     }
     // A half-applied run must not go live: a failure holds the handlers.

@@ -171,3 +171,36 @@ fn oauth2_internal_services_end_to_end() {
 fn mtls_api_end_to_end() {
     scenario("mtls", "mtls-api.toml", Firewall::Firewalld, None);
 }
+
+/// The README's "first ten minutes", command by command, on a fresh machine
+/// (the binary is already installed there, so the build line is skipped;
+/// the machine runs as root, so `sudo` is dropped). Keeps the README honest.
+#[test]
+fn the_readme_first_ten_minutes_work_as_written() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let section = &readme[readme
+        .find("## Your first ten minutes")
+        .expect("the section")..];
+    let block = &section[section.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let commands: Vec<String> = block
+        .lines()
+        .map(|l| l.split("  #").next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with("cargo build"))
+        .map(|l| l.replace("sudo ", ""))
+        .collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    let m = Machine::boot();
+    let mut last = String::new();
+    for cmd in &commands {
+        let out = m.run(&["sh", "-c", cmd]);
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("$ {cmd}\n{last}{}", String::from_utf8_lossy(&out.stderr));
+        // curl to a site whose backend is not up exits 0 with a 502 page.
+        assert!(out.status.success(), "`{cmd}` failed");
+    }
+    assert!(
+        last.lines().last().unwrap_or("").starts_with("0 changed"),
+        "the second apply should change nothing: {last}"
+    );
+}

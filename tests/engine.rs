@@ -274,6 +274,21 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
         ],
         "would refresh the empty lists, then install the missing package"
     );
+    // nginx is not there yet, so neither is `nginx -t`: skipped, not failed.
+    let gate = report.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
+    assert_eq!(gate.status, Status::Skipped, "{gate:?}");
+    assert!(
+        gate.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("packages nginx"),
+        "{gate:?}"
+    );
+    assert!(
+        !fake.calls().iter().any(|c| c.argv[..2] == ["nginx", "-t"]),
+        "{:?}",
+        fake.calls()
+    );
 }
 
 #[test]

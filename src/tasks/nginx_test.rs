@@ -26,6 +26,10 @@ impl Task for NginxTest {
         true
     }
 
+    fn checks_applied_state(&self) -> bool {
+        true // the files it tests, or nginx itself, may not be there yet
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let out = ctx.runner.run(&Command::query(["nginx", "-t"]))?;
         if out.success() {

@@ -58,28 +58,22 @@ pub fn start_pebble(m: &Machine) {
 
 /// (Re)starts pebble as a transient unit and waits for its directory.
 pub fn run_pebble(m: &Machine) {
-    // A stopped transient unit stays loaded until systemd collects it.
-    for _ in 0..100 {
-        let state = m.run(&["systemctl", "show", "-p", "LoadState", "--value", "pebble"]);
-        if String::from_utf8_lossy(&state.stdout).trim() != "loaded" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // A unit file rather than a transient unit: a stopped transient unit
+    // stays loaded until systemd collects it, and starting it again before
+    // that fails ("already loaded"), which a loaded CI machine hit.
+    let unit = "/etc/systemd/system/pebble.service";
+    if !m.root().join(unit.trim_start_matches('/')).exists() {
+        m.write(
+            unit,
+            "[Unit]\nDescription=pebble, the ACME test CA\n\n[Service]\n\
+             # No random validation sleeps, no random nonce rejections: the\n\
+             # server behaves like a well-run CA, only faster.\n\
+             Environment=PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0\n\
+             ExecStart=/usr/bin/pebble -config /etc/pebble/config.json -dnsserver 127.0.0.1:8053\n",
+        );
+        m.ok(&["systemctl", "daemon-reload"]);
     }
-    m.ok(&[
-        "systemd-run",
-        "--unit=pebble",
-        "--collect",
-        // No random validation sleeps, no random nonce rejections: the
-        // server behaves like a well-run CA, only faster.
-        "--setenv=PEBBLE_VA_NOSLEEP=1",
-        "--setenv=PEBBLE_WFE_NONCEREJECT=0",
-        "pebble",
-        "-config",
-        "/etc/pebble/config.json",
-        "-dnsserver",
-        "127.0.0.1:8053",
-    ]);
+    m.ok(&["systemctl", "restart", "pebble"]);
     for _ in 0..100 {
         let up = m.run(&[
             "curl",
