@@ -306,6 +306,11 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
         for w in crate::plan::warnings(&pb, facts) {
             eprintln!("warning: {w}");
         }
+        if ctx.live_host {
+            if let Some(n) = crate::plan::firewall_notice(&pb, facts) {
+                eprintln!("{n}");
+            }
+        }
         let mut tasks = crate::plan::plan(&pb, facts, unix_now());
         if let Some(file) = &a.playbook {
             let text = std::fs::read_to_string(file).map_err(|source| PlaybookError::Read {

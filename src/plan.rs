@@ -390,6 +390,18 @@ static NO_ROOT: std::sync::LazyLock<crate::host::Root> =
     std::sync::LazyLock::new(|| crate::host::Root::new("/"));
 
 /// Warnings about the plan that do not stop it.
+/// Said once on a live host when `backend = "auto"` finds no active
+/// firewall: nothing is opened, which an operator should know rather than
+/// infer from a missing report line.
+pub fn firewall_notice(pb: &Playbook, facts: &Facts) -> Option<String> {
+    (pb.firewall.backend == FirewallBackend::Auto && facts.firewall == Active::None).then(|| {
+        "note: no active firewall (ufw, firewalld or iptables rules) on this host, so no ports \
+         are opened; name one in [firewall] backend (with enable = true for ufw or firewalld) \
+         to have portico set it up"
+            .to_string()
+    })
+}
+
 pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
     let mut w = Vec::new();
     let old = facts

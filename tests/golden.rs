@@ -243,3 +243,22 @@ proxy = "http://127.0.0.1:4000"
     .unwrap();
     assert!(portico::plan::warnings(&own_port, &facts("1.22.1", "3.0.19")).is_empty());
 }
+
+#[test]
+fn no_active_firewall_is_said_not_left_to_be_inferred() {
+    let pb = playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap();
+    let mut f = facts("1.22.1", "3.0.19");
+    f.firewall = facts::FirewallBackend::None;
+    let note = portico::plan::firewall_notice(&pb, &f).unwrap();
+    assert!(note.contains("no ports are opened"), "{note}");
+    f.firewall = facts::FirewallBackend::Ufw;
+    assert_eq!(portico::plan::firewall_notice(&pb, &f), None);
+    let named = playbook::parse(
+        "none.toml",
+        &playbook::DEFAULT_PLAYBOOK.replace("backend = \"auto\"", "backend = \"none\""),
+    )
+    .unwrap();
+    assert_eq!(named.firewall.backend, playbook::FirewallBackend::None);
+    f.firewall = facts::FirewallBackend::None;
+    assert_eq!(portico::plan::firewall_notice(&named, &f), None);
+}
