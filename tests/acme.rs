@@ -550,4 +550,24 @@ fn eab_is_used_when_the_ca_requires_it_and_reuse_key_keeps_the_key() {
         key1,
         "without reuse_key each certificate has a new key"
     );
+
+    // A profile this CA does not offer is refused, not silently ignored;
+    // the certificate in place keeps serving.
+    let served = served_serial(&m);
+    m.write(
+        "/root/site.toml",
+        &with_eab.replace(
+            "agree_terms = true\n",
+            "agree_terms = true\nprofile = \"shortlived\"\n",
+        ),
+    );
+    let (code, v) = renew(&m, &["--force"]);
+    assert_eq!(code, Some(1), "{v:#}");
+    let text = v.to_string();
+    assert!(text.contains("does not offer the profile"), "{v:#}");
+    assert!(
+        text.contains("shortlived") && text.contains("offers none"),
+        "{v:#}"
+    );
+    assert_eq!(served_serial(&m), served);
 }

@@ -187,6 +187,25 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
         url: directory_url(&req.acme.directory),
     };
     let account = ctx.account(req.acme).await?;
+    if let Some(p) = &req.acme.profile {
+        // A CA without this profile may ignore the field and issue its
+        // default certificate: refuse instead of silently getting another.
+        let offered: Vec<String> = account.profiles().map(|m| m.name.to_string()).collect();
+        if !offered.iter().any(|o| o == p) {
+            return Err(AcmeError::Server {
+                step: "new order",
+                directory: ctx.url.clone(),
+                message: format!(
+                    "the CA does not offer the profile {p:?} ([acme] profile); it offers {}",
+                    if offered.is_empty() {
+                        "none".to_string()
+                    } else {
+                        offered.join(", ")
+                    }
+                ),
+            });
+        }
+    }
     let ids: Vec<Identifier> = req
         .names
         .iter()
