@@ -562,4 +562,18 @@ fn an_acme_certificate_is_due_once_the_cas_suggested_window_has_begun() {
     assert_eq!(reason(&task), None);
     task.ari = None;
     assert_eq!(reason(&task).as_deref(), Some("due for renewal"));
+
+    // Another key type in the playbook: re-issued, whatever the dates say.
+    task.remaining_fraction = 0.0;
+    assert_eq!(reason(&task), None);
+    for (key, name) in [
+        (playbook::KeyType::Rsa2048, "rsa2048"),
+        (playbook::KeyType::EcdsaP384, "ecdsa-p384"),
+    ] {
+        task.key = key;
+        assert_eq!(
+            reason(&task).as_deref(),
+            Some(format!("key type changed (ecdsa-p256 -> {name})").as_str())
+        );
+    }
 }

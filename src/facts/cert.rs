@@ -17,6 +17,32 @@ pub struct CertInfo {
     pub issuer: String,
     /// SHA-256 of the DER, as `AB:CD:...` (what `openssl x509 -fingerprint -sha256` prints).
     pub fingerprint: String,
+    /// The public key, named as playbooks name key types (`ecdsa-p256`,
+    /// `rsa3072`, ...); `other` for anything portico does not make.
+    pub key: String,
+}
+
+/// A certificate's public key, as a playbook `key` value.
+fn key_name(cert: &x509_parser::certificate::X509Certificate) -> String {
+    use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384};
+    use x509_parser::public_key::PublicKey;
+    let spki = cert.public_key();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("rsa{}", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            match curve {
+                Some(c) if c == OID_EC_P256 => "ecdsa-p256".into(),
+                Some(c) if c == OID_NIST_EC_P384 => "ecdsa-p384".into(),
+                _ => "other".into(),
+            }
+        }
+        _ => "other".into(),
+    }
 }
 
 /// Parses the first certificate of a PEM file; `None` when it is not one.
@@ -58,6 +84,7 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
         not_after: cert.validity().not_after.timestamp(),
         serial: cert.raw_serial_as_string(),
         issuer: cert.issuer().to_string(),
+        key: key_name(&cert),
     })
 }
 

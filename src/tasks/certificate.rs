@@ -26,6 +26,9 @@ impl CertPaths {
     }
 }
 
+/// The re-issue reason when the playbook asks for another key type.
+const KEY_CHANGED: &str = "key type changed";
+
 /// One certificate of the playbook, with the names it must cover.
 pub struct CertificateTask {
     pub name: String,
@@ -73,6 +76,13 @@ impl CertificateTask {
                 join(&self.names)
             )));
         }
+        if info.key != self.key.name() {
+            return Ok(Some(format!(
+                "{KEY_CHANGED} ({} -> {})",
+                info.key,
+                self.key.name()
+            )));
+        }
         let (window, jitter) = match self.ari {
             Some((w, j)) => (Some(w), j),
             None => (None, 0.0),
@@ -115,7 +125,8 @@ impl CertificateTask {
                 acme,
                 names: self.names.iter().cloned().collect(),
                 key: self.key,
-                reuse_key: self.reuse_key,
+                // A key of the old type cannot be kept for the new one.
+                reuse_key: self.reuse_key && !reason.starts_with(KEY_CHANGED),
                 cert_path: self.paths.cert.clone(),
                 key_path: self.paths.key.clone(),
                 dry_run: self.dry_run,

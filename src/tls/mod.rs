@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn rsa_keys_of_every_size_are_made() {
+    fn keys_of_every_type_are_made_and_read_back() {
         let names: BTreeSet<String> = ["rsa.example".to_string()].into();
         for (key, bits) in [(KeyType::Rsa2048, 2048), (KeyType::Rsa3072, 3072)] {
             let issued = self_signed(&names, key, 10).unwrap();
@@ -143,6 +143,21 @@ mod tests {
                 text.contains(&format!("Public-Key: ({bits} bit)")),
                 "{text}"
             );
+            // And portico reads back the type openssl sees.
+            let info = crate::facts::cert::inspect_pem(issued.cert_pem.as_bytes()).unwrap();
+            assert_eq!(info.key, key.name());
+        }
+        for key in [KeyType::EcdsaP256, KeyType::EcdsaP384] {
+            let issued = self_signed(&names, key, 10).unwrap();
+            let text = openssl_text(&issued.cert_pem);
+            let curve = if key == KeyType::EcdsaP256 {
+                "prime256v1"
+            } else {
+                "secp384r1"
+            };
+            assert!(text.contains(&format!("ASN1 OID: {curve}")), "{text}");
+            let info = crate::facts::cert::inspect_pem(issued.cert_pem.as_bytes()).unwrap();
+            assert_eq!(info.key, key.name());
         }
     }
 
