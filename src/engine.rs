@@ -295,9 +295,20 @@ fn run_handler(
         // A half-applied run must not be made live.
         return TaskReport::skipped(name, "a task failed; not reloading".into());
     }
-    let change = vec![format!("would {}", handler.name())];
     if mode == Mode::Check {
-        return TaskReport::planned(name, change);
+        // Say what apply would do: a stopped service is not reloaded (the
+        // service task starts it, and it reads the new files then).
+        let unit = match handler {
+            Handler::ReloadNginx => "nginx.service",
+            Handler::ReloadPortico => "portico.service",
+        };
+        return match ctx.systemd.state(unit) {
+            Ok(s) if !s.is_active() => TaskReport::skipped(
+                name,
+                format!("{unit} is not running; it reads the new files when it starts"),
+            ),
+            _ => TaskReport::planned(name, vec![format!("would {}", handler.name())]),
+        };
     }
     match handler {
         Handler::ReloadNginx => match crate::tasks::reload::reload_nginx(ctx) {

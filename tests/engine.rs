@@ -16,6 +16,8 @@ use portico::report::Status;
 #[derive(Default)]
 struct FakeSystemd {
     reloads: RefCell<Vec<String>>,
+    /// Every unit reports inactive (a fresh host).
+    stopped: bool,
 }
 
 impl Systemd for FakeSystemd {
@@ -26,7 +28,7 @@ impl Systemd for FakeSystemd {
     }
     fn state(&self, _unit: &str) -> Result<UnitState, SystemdError> {
         Ok(UnitState {
-            active: "active".into(),
+            active: if self.stopped { "inactive" } else { "active" }.into(),
             file: "enabled".into(),
         })
     }
@@ -248,7 +250,13 @@ fn default_plan(facts: &Facts) -> Vec<Box<dyn Task>> {
 #[test]
 fn check_mode_sends_no_mutating_command_and_writes_nothing() {
     let host = Host::new();
-    let (fake, systemd) = (runner(false), FakeSystemd::default());
+    let (fake, systemd) = (
+        runner(false),
+        FakeSystemd {
+            stopped: true,
+            ..Default::default()
+        },
+    );
     let ctx = host.ctx(&fake, &systemd);
     let before = tree(host.dir.path());
     let report = engine::run(&host.plan(), &ctx, Mode::Check);
@@ -273,6 +281,21 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
             "install nginx"
         ],
         "would refresh the empty lists, then install the missing package"
+    );
+    // A stopped nginx would be started, not reloaded, and --check says so.
+    let reload = report
+        .tasks
+        .iter()
+        .find(|t| t.name == "handler: reload nginx")
+        .unwrap();
+    assert_eq!(reload.status, Status::Skipped, "{reload:?}");
+    assert!(
+        reload
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("not running"),
+        "{reload:?}"
     );
     // nginx is not there yet, so neither is `nginx -t`: skipped, not failed.
     let gate = report.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
