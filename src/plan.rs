@@ -217,6 +217,7 @@ pub fn certificate_task(
         reuse_key: c.reuse_key,
         force,
         dry_run: false,
+        ca: c.ca.clone(),
         ari: None,
     }
 }

@@ -442,6 +442,88 @@ fn a_playbook_ca_is_created_once_with_private_modes() {
     );
 }
 
+/// `source = "ca"`: a server certificate signed by the playbook's own CA,
+/// made in the same run that creates the CA; `--check` says it waits for the
+/// CA; re-created CA, re-issued certificate.
+#[test]
+fn a_server_certificate_from_the_playbooks_ca_chains_to_it() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let pb = dir.path().join("internal.toml");
+    std::fs::write(
+        &pb,
+        "version = 1\n[[ca]]\nname = \"internal\"\n[[certificate]]\nname = \"app\"\nsource = \"ca\"\n\
+         ca = \"internal\"\nnames = [\"app.corp.test\", \"10.0.0.7\"]\n[[site]]\nserver_names = [\"app.corp.test\"]\n\
+         certificate = \"app\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    )
+    .unwrap();
+    let pb = pb.to_str().unwrap();
+
+    let check = report(&portico(&[
+        "apply", "--check", "--json", "--root", root, pb,
+    ]));
+    let cert = task(&check, "certificate app");
+    assert_eq!(cert["status"], "skipped", "{check}");
+    assert!(
+        cert["reason"].as_str().unwrap().contains("ca internal"),
+        "{check}"
+    );
+
+    let first = report(&portico(&["apply", "--json", "--root", root, pb]));
+    assert_eq!(first["failed"], 0, "{first}");
+    assert_eq!(task(&first, "certificate app")["status"], "changed");
+    let crt = dir.path().join("etc/ssl/certs/portico-app.crt");
+    let ca = dir.path().join("var/lib/portico/ca/internal/ca.crt");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let verify = openssl(&[
+        "verify",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
+    assert!(verify.trim_end().ends_with(": OK"), "{verify}");
+    let text = openssl(&["x509", "-noout", "-text", "-in", crt.to_str().unwrap()]);
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(
+        text.contains("DNS:app.corp.test") && text.contains("IP Address:10.0.0.7"),
+        "{text}"
+    );
+    // The file is the chain nginx serves: leaf, then the CA.
+    let chain = std::fs::read_to_string(&crt).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(chain.ends_with(&std::fs::read_to_string(&ca).unwrap()));
+
+    let second = report(&portico(&["apply", "--json", "--root", root, pb]));
+    assert_eq!(second["changed"], 0, "{second}");
+
+    // A new CA under the same name: the old certificate no longer chains.
+    std::fs::remove_dir_all(dir.path().join("var/lib/portico/ca/internal")).unwrap();
+    let third = report(&portico(&["apply", "--json", "--root", root, pb]));
+    assert_eq!(
+        task(&third, "certificate app")["status"],
+        "changed",
+        "{third}"
+    );
+    assert!(
+        third
+            .to_string()
+            .contains("not issued by the current ca internal"),
+        "{third}"
+    );
+    let verify = openssl(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
+    assert!(verify.trim_end().ends_with(": OK"), "{verify}");
+}
+
 #[test]
 fn generate_dhparam_runs_openssl_once_and_keeps_the_result() {
     let dir = copy_of_tree("debian12");

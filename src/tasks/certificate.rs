@@ -47,6 +47,8 @@ pub struct CertificateTask {
     pub force: bool,
     /// `renew --dry-run`: obtain from the server, write nothing.
     pub dry_run: bool,
+    /// The playbook `[[ca]]` that signs it (`source = "ca"`).
+    pub ca: Option<String>,
     /// The CA's suggested renewal window (ARI) and this certificate's place
     /// in it, in [0, 1); without a window the lifetime rule decides.
     pub ari: Option<(crate::acme::policy::Window, f64)>,
@@ -75,6 +77,16 @@ impl CertificateTask {
                 join(&info.names),
                 join(&self.names)
             )));
+        }
+        if let Some(ca) = self.signing_ca(ctx) {
+            // Re-created CA (new key): what it signed before no longer chains.
+            let ca_pem = ctx.root.read(&ca.cert_path())?.unwrap_or_default();
+            if ca_pem.is_empty() || !pem.windows(ca_pem.len()).any(|w| w == ca_pem.as_slice()) {
+                return Ok(Some(format!(
+                    "not issued by the current ca {}",
+                    self.ca_name()
+                )));
+            }
         }
         if info.key != self.key.name() {
             return Ok(Some(format!(
@@ -177,9 +189,32 @@ fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
+impl CertificateTask {
+    fn ca_name(&self) -> &str {
+        self.ca.as_deref().unwrap_or_default()
+    }
+
+    /// The private CA that signs it, for `source = "ca"`.
+    fn signing_ca<'a>(&self, ctx: &Ctx<'a>) -> Option<crate::tls::ca::Ca<'a>> {
+        (self.source == CertSource::Ca).then(|| crate::tls::ca::Ca::new(ctx.root, self.ca_name()))
+    }
+}
+
 impl Task for CertificateTask {
     fn name(&self) -> String {
         format!("certificate {}", self.name)
+    }
+
+    fn after(&self) -> Vec<String> {
+        match self.source {
+            CertSource::Ca => vec![format!("ca {}", self.ca_name())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Signed by a CA this same run may create: `--check` cannot sign yet.
+    fn checks_applied_state(&self) -> bool {
+        self.source == CertSource::Ca
     }
 
     fn scope(&self) -> Scope {
@@ -195,19 +230,25 @@ impl Task for CertificateTask {
             CertSource::SelfSigned => {}
             CertSource::Files => return self.check_files(ctx),
             CertSource::Acme => return self.check_acme(ctx),
-            CertSource::Ca => {
-                return Err(TaskError::Other(
-                    "certificates from a private CA are not part of this portico build yet".into(),
-                ))
-            }
+            CertSource::Ca => {}
         }
         let Some(reason) = self.reissue_reason(ctx)? else {
             // Right certificate; only make sure the key is not readable by others.
             let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
             return file_changes(ctx, &self.paths.key, &key, 0o600, 0o700);
         };
-        let issued = crate::tls::self_signed(&self.names, self.key, self.days)
-            .map_err(|e| TaskError::Other(e.to_string()))?;
+        let (issued, what) = match self.signing_ca(ctx) {
+            Some(ca) => (
+                ca.server_certificate(&self.names, self.key, self.days)
+                    .map_err(|e| TaskError::Other(e.to_string()))?,
+                format!("certificate from ca {}", self.ca_name()),
+            ),
+            None => (
+                crate::tls::self_signed(&self.names, self.key, self.days)
+                    .map_err(|e| TaskError::Other(e.to_string()))?,
+                "self-signed certificate".to_string(),
+            ),
+        };
         let mut changes = file_changes(
             ctx,
             &self.paths.key,
@@ -223,7 +264,7 @@ impl Task for CertificateTask {
             0o755,
         )?);
         if let Some(first) = changes.first_mut() {
-            first.summary = format!("{} [self-signed certificate {reason}]", first.summary);
+            first.summary = format!("{} [{what} {reason}]", first.summary);
         }
         Ok(changes)
     }

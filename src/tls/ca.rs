@@ -42,6 +42,8 @@ pub enum CaError {
     Generate(#[from] rcgen::Error),
     #[error("PKCS#12 bundle: {0}")]
     Pkcs12(String),
+    #[error("ca {name}: cannot issue a server certificate: {message}")]
+    Server { name: String, message: String },
 }
 
 /// One issued certificate as recorded in `index.json`.
@@ -317,6 +319,35 @@ impl<'a> Ca<'a> {
         });
         self.write_index(&index)?;
         Ok(files)
+    }
+
+    /// A server certificate for `names` (serverAuth), signed by this CA;
+    /// PEM chain (leaf, CA) and key. Pure: nothing is written or recorded
+    /// (server certificates are re-issued, not revoked).
+    pub fn server_certificate(
+        &self,
+        names: &std::collections::BTreeSet<String>,
+        key: crate::playbook::KeyType,
+        days: i64,
+    ) -> Result<crate::tls::Issued, CaError> {
+        let (issuer, ca_not_after) = self.issuer()?;
+        let ca_pem = self
+            .root
+            .read_to_string(&self.cert_path())?
+            .unwrap_or_default();
+        crate::tls::signed_by(
+            names,
+            key,
+            days,
+            &issuer,
+            &ca_pem,
+            ca_not_after,
+            random_serial(),
+        )
+        .map_err(|e| CaError::Server {
+            name: self.name.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// Revokes a certificate and re-signs the CRL.

@@ -90,9 +90,10 @@ fn rsa(size: aws_lc_rs::rsa::KeySize) -> Result<KeyPair, TlsError> {
     )?)
 }
 
-/// A self-signed server certificate for `names` valid from now for `days`.
-pub fn self_signed(names: &BTreeSet<String>, key: KeyType, days: i64) -> Result<Issued, TlsError> {
-    let key_pair = generate_key(key)?;
+/// What every server certificate portico makes has: the names as SANs (IP
+/// addresses as such), the first as CN, serverAuth, valid from five minutes
+/// ago (clients whose clocks run behind) for `days`.
+fn server_params(names: &BTreeSet<String>, days: i64) -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::default();
     params.subject_alt_names = names
         .iter()
@@ -107,13 +108,41 @@ pub fn self_signed(names: &BTreeSet<String>, key: KeyType, days: i64) -> Result<
             .push(DnType::CommonName, first.clone());
     }
     let now = time::OffsetDateTime::now_utc();
-    // A little slack for clients whose clocks run behind.
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(days);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.self_signed(&key_pair)?;
+    Ok(params)
+}
+
+/// A self-signed server certificate for `names` valid from now for `days`.
+pub fn self_signed(names: &BTreeSet<String>, key: KeyType, days: i64) -> Result<Issued, TlsError> {
+    let key_pair = generate_key(key)?;
+    let cert = server_params(names, days)?.self_signed(&key_pair)?;
     Ok(Issued {
         cert_pem: cert.pem(),
+        key_pem: key_pair.serialize_pem(),
+    })
+}
+
+/// A server certificate signed by a CA (`issuer`, whose own certificate is
+/// `ca_pem`), never outliving it; the file gets the chain, leaf first.
+pub fn signed_by(
+    names: &BTreeSet<String>,
+    key: KeyType,
+    days: i64,
+    issuer: &rcgen::Issuer<'_, KeyPair>,
+    ca_pem: &str,
+    ca_not_after: time::OffsetDateTime,
+    serial: Vec<u8>,
+) -> Result<Issued, TlsError> {
+    let key_pair = generate_key(key)?;
+    let mut params = server_params(names, days)?;
+    params.not_after = params.not_after.min(ca_not_after);
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(serial.into());
+    let cert = params.signed_by(&key_pair, issuer)?;
+    Ok(Issued {
+        cert_pem: format!("{}{}", cert.pem(), ca_pem),
         key_pem: key_pair.serialize_pem(),
     })
 }
