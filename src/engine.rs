@@ -125,11 +125,11 @@ pub trait Task {
     fn rolls_back_on_failure(&self) -> bool {
         false
     }
-    /// Its check reads what the tasks it comes after produce (`nginx -t`
-    /// reads their files): under `--check`, when one of them would change
-    /// something, there is nothing meaningful to check yet.
-    fn checks_applied_state(&self) -> bool {
-        false
+    /// Tasks whose results its check reads (`nginx -t` reads the files the
+    /// others write): under `--check`, when one of them would change
+    /// something, there is nothing meaningful to check yet, and it is skipped.
+    fn reads(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -150,15 +150,6 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
     let mut would_change: BTreeSet<String> = BTreeSet::new();
     for task in tasks {
         let name = task.name();
-        if mode == Mode::Check && task.checks_applied_state() {
-            if let Some(dep) = task.after().into_iter().find(|d| would_change.contains(d)) {
-                report.push(TaskReport::skipped(
-                    name,
-                    format!("runs after {dep:?} is applied; nothing to check before that"),
-                ));
-                continue;
-            }
-        }
         if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
             let reason = format!("needs {dep:?}, which did not succeed");
             broken.insert(name.clone(), reason.clone());
@@ -174,6 +165,15 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
                 ),
             ));
             continue;
+        }
+        if mode == Mode::Check {
+            if let Some(dep) = task.reads().into_iter().find(|d| would_change.contains(d)) {
+                report.push(TaskReport::skipped(
+                    name,
+                    format!("runs after {dep:?} is applied; nothing to check before that"),
+                ));
+                continue;
+            }
         }
         let changes = match task.check(ctx) {
             Ok(c) => c,

@@ -125,8 +125,16 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     push_files(&mut tasks, second);
 
     // The gate: a configuration nginx rejects is rolled back, never started.
+    let mut reads = needs_nginx.clone();
+    reads.extend(
+        tasks
+            .iter()
+            .filter(|t| t.scope() == crate::engine::Scope::Files)
+            .map(|t| t.name()),
+    );
     tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
         after: needs_nginx.clone(),
+        reads,
     }));
     // Started (and enabled) last, so a first start already reads the config.
     tasks.push(Box::new(ServiceTask {

@@ -600,3 +600,28 @@ fn an_acme_certificate_is_due_once_the_cas_suggested_window_has_begun() {
         );
     }
 }
+
+/// `--check` with nginx installed and its files about to change: `nginx -t`
+/// would only test the old files, so it is skipped, naming what it waits for.
+#[test]
+fn check_mode_does_not_test_the_files_it_has_not_written() {
+    let host = Host::new();
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = host.ctx(&fake, &systemd);
+    let report = engine::run(&host.plan(), &ctx, Mode::Check);
+    let gate = report.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
+    assert_eq!(gate.status, Status::Skipped, "{gate:?}");
+    assert!(
+        gate.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"file /etc/nginx/"),
+        "{gate:?}"
+    );
+    assert!(!fake.calls().iter().any(|c| c.argv[..2] == ["nginx", "-t"]));
+    // Once everything is in place, the same check does run nginx -t.
+    engine::run(&host.plan(), &ctx, Mode::Apply);
+    let again = engine::run(&host.plan(), &ctx, Mode::Check);
+    let gate = again.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
+    assert_eq!(gate.status, Status::Unchanged, "{gate:?}");
+}

@@ -213,8 +213,8 @@ impl Task for CertificateTask {
     }
 
     /// Signed by a CA this same run may create: `--check` cannot sign yet.
-    fn checks_applied_state(&self) -> bool {
-        self.source == CertSource::Ca
+    fn reads(&self) -> Vec<String> {
+        self.after()
     }
 
     fn scope(&self) -> Scope {

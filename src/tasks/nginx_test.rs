@@ -7,6 +7,8 @@ use crate::host::Command;
 
 pub struct NginxTest {
     pub after: Vec<String>,
+    /// Every task that writes what nginx reads (files, links, certificates).
+    pub reads: Vec<String>,
 }
 
 impl Task for NginxTest {
@@ -26,8 +28,8 @@ impl Task for NginxTest {
         true
     }
 
-    fn checks_applied_state(&self) -> bool {
-        true // the files it tests, or nginx itself, may not be there yet
+    fn reads(&self) -> Vec<String> {
+        self.reads.clone()
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
