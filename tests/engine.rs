@@ -147,6 +147,13 @@ fn runner(nginx_installed: bool) -> FakeRunner {
         .answer("nginx -t", Output::ok(""))
 }
 
+/// The task `name` in `report` was skipped, and its reason contains `because`.
+fn assert_skipped(report: &portico::report::Report, name: &str, because: &str) {
+    let t = report.tasks.iter().find(|t| t.name == name).unwrap();
+    assert_eq!(t.status, Status::Skipped, "{t:?}");
+    assert!(t.reason.as_deref().unwrap_or("").contains(because), "{t:?}");
+}
+
 #[test]
 fn tasks_run_in_order_and_the_handler_runs_once() {
     let host = Host::new();
@@ -283,30 +290,9 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
         "would refresh the empty lists, then install the missing package"
     );
     // A stopped nginx would be started, not reloaded, and --check says so.
-    let reload = report
-        .tasks
-        .iter()
-        .find(|t| t.name == "handler: reload nginx")
-        .unwrap();
-    assert_eq!(reload.status, Status::Skipped, "{reload:?}");
-    assert!(
-        reload
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("not running"),
-        "{reload:?}"
-    );
+    assert_skipped(&report, "handler: reload nginx", "not running");
     // nginx is not there yet, so neither is `nginx -t`: skipped, not failed.
-    let gate = report.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
-    assert_eq!(gate.status, Status::Skipped, "{gate:?}");
-    assert!(
-        gate.reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("packages nginx"),
-        "{gate:?}"
-    );
+    assert_skipped(&report, "nginx -t", "packages nginx");
     assert!(
         !fake.calls().iter().any(|c| c.argv[..2] == ["nginx", "-t"]),
         "{:?}",
@@ -609,15 +595,7 @@ fn check_mode_does_not_test_the_files_it_has_not_written() {
     let (fake, systemd) = (runner(true), FakeSystemd::default());
     let ctx = host.ctx(&fake, &systemd);
     let report = engine::run(&host.plan(), &ctx, Mode::Check);
-    let gate = report.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
-    assert_eq!(gate.status, Status::Skipped, "{gate:?}");
-    assert!(
-        gate.reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("\"file /etc/nginx/"),
-        "{gate:?}"
-    );
+    assert_skipped(&report, "nginx -t", "\"file /etc/nginx/");
     assert!(!fake.calls().iter().any(|c| c.argv[..2] == ["nginx", "-t"]));
     // Once everything is in place, the same check does run nginx -t.
     engine::run(&host.plan(), &ctx, Mode::Apply);
