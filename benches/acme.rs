@@ -169,43 +169,65 @@ fn main() {
         "{:<44} {:>12} {:>12} {:>12}",
         "", "portico", "certbot", "uacme"
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>10.0}ms {:>10.0}ms",
-        "first issuance incl. account", p_first, c_first, u_first
+    // One table row: a label and one cell per client that has the figure.
+    let row = |label: &str, unit: &str, cells: &[Option<f64>]| {
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|c| match c {
+                Some(v) if *v < 20.0 => format!("{:>10.1}{unit}", v),
+                Some(v) => format!("{:>10.0}{unit}", v),
+                None => format!("{:>12}", "-"),
+            })
+            .collect();
+        println!("{label:<44} {}", cells.join(" "));
+    };
+    row(
+        "first issuance incl. account",
+        "ms",
+        &[Some(p_first), Some(c_first), Some(u_first)],
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>10.0}ms {:>10.0}ms",
-        "further issuance, median", p_acme.0, c_next.0, u_next.0
+    row(
+        "further issuance, median",
+        "ms",
+        &[Some(p_acme.0), Some(c_next.0), Some(u_next.0)],
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>10.0}ms {:>10.0}ms",
-        "further issuance, worst", p_acme.1, c_next.1, u_next.1
+    row(
+        "further issuance, worst",
+        "ms",
+        &[Some(p_acme.1), Some(c_next.1), Some(u_next.1)],
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>12} {:>12}",
-        "  portico incl. nginx -t + reload, median", p_next.0, "(no reload)", "(no reload)"
+    // certbot and uacme do not reload nginx here; portico's full renewal does.
+    row(
+        "  portico incl. nginx -t + reload, median",
+        "ms",
+        &[Some(p_next.0), None, None],
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>12} {:>12}",
-        "  portico incl. nginx -t + reload, worst", p_next.1, "", ""
+    row(
+        "  portico incl. nginx -t + reload, worst",
+        "ms",
+        &[Some(p_next.1), None, None],
     );
-    println!(
-        "{:<44} {:>10.1}ms {:>10.0}ms {:>10.0}ms",
-        "renew, 11 certificates, nothing due (median)", p_idle.0, c_idle.0, u_idle.0
+    row(
+        "renew, 11 certificates, nothing due (median)",
+        "ms",
+        &[Some(p_idle.0), Some(c_idle.0), Some(u_idle.0)],
     );
-    println!(
-        "{:<44} {:>10.0}ms {:>10.0}ms {:>10.0}ms",
-        "forced renewal of 11 certificates", p_forced.0, c_forced.0, u_forced.0
+    row(
+        "forced renewal of 11 certificates",
+        "ms",
+        &[Some(p_forced.0), Some(c_forced.0), Some(u_forced.0)],
     );
-    println!(
-        "{:<44} {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi",
-        "peak RSS of renew, nothing due", p_rss_idle, c_rss_idle, u_rss
+    row(
+        "peak RSS of renew, nothing due",
+        "Mi",
+        &[Some(p_rss_idle), Some(c_rss_idle), Some(u_rss)],
     );
-    println!(
-        "{:<44} {:>10.1}Mi",
-        "peak RSS of renew, 11 forced", p_rss_forced
+    row(
+        "peak RSS of renew, 11 forced",
+        "Mi",
+        &[Some(p_rss_forced), None, None],
     );
-    println!("{:<44} {:>10.1}Mi", "daemon idle RSS", daemon_rss);
+    row("daemon idle RSS", "Mi", &[Some(daemon_rss), None, None]);
     println!(
         "ratios (other / portico): further issuance (no reload) certbot {:.1}x, uacme {:.1}x; nothing due certbot {:.0}x, uacme {:.0}x; forced 11 certbot {:.1}x, uacme {:.1}x",
         c_next.0 / p_acme.0, u_next.0 / p_acme.0, c_idle.0 / p_idle.0, u_idle.0 / p_idle.0, c_forced.0 / p_forced.0, u_forced.0 / p_forced.0

@@ -55,6 +55,9 @@ pub enum Action {
     },
     /// Start, stop, reload, restart, enable or disable a systemd unit.
     Service { op: ServiceOp, unit: String },
+    /// `nginx -t`, reload nginx, and wait until only new workers serve (what
+    /// the end-of-run handler does, for a reload the run itself needs).
+    ReloadNginx,
     /// Obtain a certificate from an ACME server and write it and its key.
     AcmeIssue(Box<crate::acme::Job>),
 }
@@ -262,14 +265,7 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
             }
             ctx.root.write_atomic(path, out.stdout.as_bytes(), *mode)?;
         }
-        // A reload of nginx mid-run (the ACME challenge servers) must be in
-        // force everywhere before the CA looks: the old workers keep
-        // accepting until nginx signals them, about 100 ms after the new
-        // ones start, so wait for them as the end-of-run handler does.
-        Action::Service {
-            op: ServiceOp::Reload,
-            unit,
-        } if unit == "nginx.service" => {
+        Action::ReloadNginx => {
             crate::tasks::reload::reload_nginx(ctx)?;
         }
         Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,

@@ -76,7 +76,7 @@ impl Journal {
                     )?;
                 }
             }
-            Action::Run(_) | Action::Service { .. } => {}
+            Action::Run(_) | Action::Service { .. } | Action::ReloadNginx => {}
         }
         Ok(())
     }

@@ -398,7 +398,6 @@ pub fn site_oauth2(site: &Site) -> Option<&str> {
 static NO_ROOT: std::sync::LazyLock<crate::host::Root> =
     std::sync::LazyLock::new(|| crate::host::Root::new("/"));
 
-/// Warnings about the plan that do not stop it.
 /// Said once on a live host when `backend = "auto"` finds no active
 /// firewall: nothing is opened, which an operator should know rather than
 /// infer from a missing report line.
@@ -411,6 +410,7 @@ pub fn firewall_notice(pb: &Playbook, facts: &Facts) -> Option<String> {
     })
 }
 
+/// Warnings about the plan that do not stop it.
 pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
     let mut w = Vec::new();
     let old = facts

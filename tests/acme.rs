@@ -3,6 +3,9 @@
 //! through the webroot, all inside the machine's own network namespace.
 
 mod machine;
+#[path = "support/report.rs"]
+mod report_json;
+use report_json::task;
 
 use machine::pebble::{pebble_machine, reconfigure_pebble, run_pebble, use_pebble_with_ari};
 use machine::Machine;
@@ -244,12 +247,7 @@ fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
     // Inside the back-off a plain renew does not even try.
     let (code, v) = renew(&m, &[]);
     assert_eq!(code, Some(0), "{v:#}");
-    let skipped = v["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "certificate app")
-        .unwrap();
+    let skipped = task(&v, "certificate app");
     assert_eq!(skipped["status"], "skipped");
 
     // The back-off over (the clock moved past next_attempt) and the CA back: renewal succeeds.

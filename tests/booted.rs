@@ -2,6 +2,9 @@
 //! apt, ufw, firewalld, iptables) — see tests/machine/mod.rs.
 
 mod machine;
+#[path = "support/report.rs"]
+mod report_json;
+use report_json::task;
 
 use machine::Machine;
 use serde_json::Value;
@@ -516,12 +519,7 @@ fn a_config_nginx_rejects_is_rolled_back_and_nginx_keeps_serving() {
     let out = m.run(&["portico", "apply", "--json", "/root/bad.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let gate = report["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "nginx -t")
-        .unwrap();
+    let gate = task(&report, "nginx -t");
     assert_eq!(gate["status"], "failed");
     let reason = gate["reason"].as_str().unwrap();
     assert!(

@@ -5,6 +5,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "support/report.rs"]
+mod report_json;
+use report_json::task;
+
 fn portico(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(args)
@@ -59,15 +63,6 @@ fn report(out: &Output) -> Value {
         );
     }
     v
-}
-
-fn task<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("no task {name} in {v}"))
 }
 
 #[test]

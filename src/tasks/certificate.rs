@@ -55,6 +55,15 @@ pub struct CertificateTask {
 }
 
 impl CertificateTask {
+    fn ca_name(&self) -> &str {
+        self.ca.as_deref().unwrap_or_default()
+    }
+
+    /// The private CA that signs it, for `source = "ca"`.
+    fn signing_ca<'a>(&self, ctx: &Ctx<'a>) -> Option<crate::tls::ca::Ca<'a>> {
+        (self.source == CertSource::Ca).then(|| crate::tls::ca::Ca::new(ctx.root, self.ca_name()))
+    }
+
     /// Why the current certificate must be replaced, or `None` when it is fine.
     pub fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
         if self.force {
@@ -187,17 +196,6 @@ impl CertificateTask {
 
 fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
-}
-
-impl CertificateTask {
-    fn ca_name(&self) -> &str {
-        self.ca.as_deref().unwrap_or_default()
-    }
-
-    /// The private CA that signs it, for `source = "ca"`.
-    fn signing_ca<'a>(&self, ctx: &Ctx<'a>) -> Option<crate::tls::ca::Ca<'a>> {
-        (self.source == CertSource::Ca).then(|| crate::tls::ca::Ca::new(ctx.root, self.ca_name()))
-    }
 }
 
 impl Task for CertificateTask {

@@ -37,12 +37,22 @@ impl Task for ChallengeServed {
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        let op = if ctx.systemd.state("nginx.service")?.is_active() {
-            ServiceOp::Reload
-        } else {
-            ServiceOp::Start
-        };
-        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        let names = missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A running nginx is reloaded the way the end-of-run handler does it
+        // (nginx -t first, then wait until only new workers answer: old ones
+        // would give the CA the previous site's 404). A stopped one is tested
+        // and started.
+        if ctx.systemd.state("nginx.service")?.is_active() {
+            return Ok(vec![Change {
+                summary: format!("reload nginx so port 80 answers ACME challenges for {names}"),
+                action: Action::ReloadNginx,
+                diff: None,
+            }]);
+        }
         Ok(vec![
             Change {
                 summary: "nginx -t before loading the port-80 servers".into(),
@@ -50,13 +60,9 @@ impl Task for ChallengeServed {
                 diff: None,
             },
             Change {
-                summary: format!(
-                    "{} nginx so port 80 answers ACME challenges for {}",
-                    op.name(),
-                    names.join(", ")
-                ),
+                summary: format!("start nginx so port 80 answers ACME challenges for {names}"),
                 action: Action::Service {
-                    op,
+                    op: ServiceOp::Start,
                     unit: "nginx.service".into(),
                 },
                 diff: None,

@@ -46,6 +46,14 @@ pub enum CaError {
     Server { name: String, message: String },
 }
 
+/// What signing needs from the CA: its key and certificate as an rcgen
+/// issuer, when it expires (nothing it signs may outlive it), and its PEM.
+struct Signer {
+    issuer: Issuer<'static, KeyPair>,
+    not_after: OffsetDateTime,
+    cert_pem: String,
+}
+
 /// One issued certificate as recorded in `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -213,7 +221,7 @@ impl<'a> Ca<'a> {
     }
 
     /// The CA's issuer (its key and certificate), for signing.
-    fn issuer(&self) -> Result<(Issuer<'static, KeyPair>, OffsetDateTime), CaError> {
+    fn issuer(&self) -> Result<Signer, CaError> {
         if !self.exists() {
             return Err(CaError::Missing {
                 name: self.name.clone(),
@@ -235,13 +243,17 @@ impl<'a> Ca<'a> {
             .map_err(|e| self.corrupt(self.cert_path(), e))?;
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
             .map_err(|e| self.corrupt(self.cert_path(), e))?;
-        Ok((issuer, not_after))
+        Ok(Signer {
+            issuer,
+            not_after,
+            cert_pem,
+        })
     }
 
     /// Signs a fresh CRL listing every revoked certificate.
     fn write_crl(&self, index: &mut Index) -> Result<(), CaError> {
-        let (issuer, ca_not_after) = self.issuer()?;
-        let crl = signed_crl(&issuer, ca_not_after, index)?;
+        let ca = self.issuer()?;
+        let crl = signed_crl(&ca.issuer, ca.not_after, index)?;
         self.root
             .write_atomic(&self.crl_path(), crl.as_bytes(), 0o644)?;
         Ok(())
@@ -259,7 +271,7 @@ impl<'a> Ca<'a> {
         if cn.is_empty() || cn.contains(['/', '\0', '\n']) || cn.starts_with('.') {
             return Err(CaError::BadCn(cn.to_string()));
         }
-        let (issuer, ca_not_after) = self.issuer()?;
+        let ca = self.issuer()?;
         let mut index = self.read_index()?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let serial = random_serial();
@@ -268,14 +280,13 @@ impl<'a> Ca<'a> {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = now() - time::Duration::minutes(5);
-        params.not_after = (now() + time::Duration::days(days)).min(ca_not_after);
+        params.not_after = (now() + time::Duration::days(days)).min(ca.not_after);
         params.serial_number = Some(SerialNumber::from(serial.clone()));
         params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &ca.issuer)?;
         let serial_hex = hex(&serial);
 
-        let ca_pem = self.root.read(&self.cert_path())?.unwrap_or_default();
-        let ca_der = x509_parser::pem::parse_x509_pem(&ca_pem)
+        let ca_der = x509_parser::pem::parse_x509_pem(ca.cert_pem.as_bytes())
             .map(|(_, p)| p.contents)
             .map_err(|e| self.corrupt(self.cert_path(), e))?;
         let password = {
@@ -330,18 +341,14 @@ impl<'a> Ca<'a> {
         key: crate::playbook::KeyType,
         days: i64,
     ) -> Result<crate::tls::Issued, CaError> {
-        let (issuer, ca_not_after) = self.issuer()?;
-        let ca_pem = self
-            .root
-            .read_to_string(&self.cert_path())?
-            .unwrap_or_default();
+        let ca = self.issuer()?;
         crate::tls::signed_by(
             names,
             key,
             days,
-            &issuer,
-            &ca_pem,
-            ca_not_after,
+            &ca.issuer,
+            &ca.cert_pem,
+            ca.not_after,
             random_serial(),
         )
         .map_err(|e| CaError::Server {
