@@ -220,3 +220,34 @@ fn ssh_port_from_sshd_t_then_config_then_22() {
     assert_eq!(firewall::ssh_ports(None, Some("#Port 22\n")), [22]);
     assert_eq!(firewall::ssh_ports(None, None), [22]);
 }
+
+#[test]
+fn default_servers_outside_portico_from_nginx_dumps() {
+    use portico::facts::nginx_conf::{default_sockets, Family};
+    // Debian: the default site claims port 80 in both families.
+    let debian = fixture("nginx/debian12-nginx-T.txt");
+    assert_eq!(
+        default_sockets(&debian),
+        [(Family::V4, 80), (Family::V6, 80)].into()
+    );
+    // EL 8/9: the server in nginx.conf has no default_server, and conf.d
+    // comes first: portico's catch-all takes port 80.
+    let el = format!(
+        "# configuration file /etc/nginx/nginx.conf:\n{}",
+        fixture("nginx/rocky9-nginx.conf")
+    );
+    assert!(default_sockets(&el).is_empty());
+    // CentOS 7's EPEL package still said default_server.
+    let el7 = el.replace("listen       80;", "listen       80 default_server;");
+    assert_eq!(default_sockets(&el7), [(Family::V4, 80)].into());
+    // portico's own files never count, so a second apply sees the same.
+    let ours = format!(
+        "{debian}# configuration file /etc/nginx/conf.d/portico-default-server.conf:\n\
+         # Managed by portico: changes here are overwritten by the next `portico apply`.\n\
+         server {{\n    listen 443 ssl default_server;\n    return 444;\n}}\n"
+    );
+    assert_eq!(default_sockets(&ours), default_sockets(&debian));
+    // A user's own catch-all on 443 is left alone.
+    let theirs = ours.replace("# Managed by portico: changes here", "# mine");
+    assert!(default_sockets(&theirs).contains(&(Family::V4, 443)));
+}

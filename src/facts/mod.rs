@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod firewall;
 pub mod nginx;
+pub mod nginx_conf;
 pub mod os_release;
 
 use std::path::Path;

@@ -3,7 +3,10 @@
 //!
 //! Writes are atomic and permission-exact: a temp file in the same directory
 //! created `O_EXCL|O_NOFOLLOW` with the final mode, fsync, rename, fsync the
-//! directory. A symlink planted at the target is refused, never followed.
+//! directory. A symlink planted at the target is refused, never followed,
+//! and so is a symlink anywhere between the root and the target: a
+//! symlinked `etc/ssl/private` cannot send a key outside the root, nor a
+//! `.well-known` planted in a webroot send a challenge file into `/etc`.
 
 use std::fs;
 use std::io::{self, Write};
@@ -21,6 +24,12 @@ pub enum RootError {
     Symlink { path: PathBuf },
     #[error("{path}: not an absolute path inside the managed root")]
     NotAbsolute { path: PathBuf },
+    #[error(
+        "{path}: {link} is a symbolic link; portico does not write through symlinked directories"
+    )]
+    SymlinkDir { path: PathBuf, link: PathBuf },
+    #[error("{path}: already exists; not replacing a file this run did not create")]
+    Exists { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootError + '_ {
@@ -84,6 +93,51 @@ impl Root {
         Ok(self.base.join(path.strip_prefix("/").unwrap_or(path)))
     }
 
+    /// Maps `path` like [`Root::host_path`] for a write: refuses when any
+    /// directory between the root and `path` is a symlink (the last
+    /// component is the caller's business).
+    fn write_path(&self, path: &Path) -> Result<PathBuf, RootError> {
+        let full = self.host_path(path)?;
+        let mut dir = self.base.clone();
+        let parents: Vec<Component> = path.components().collect();
+        for c in parents.iter().take(parents.len().saturating_sub(1)) {
+            if let Component::Normal(name) = c {
+                dir.push(name);
+                match fs::symlink_metadata(&dir) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        let link =
+                            Path::new("/").join(dir.strip_prefix(&self.base).unwrap_or(&dir));
+                        return Err(RootError::SymlinkDir {
+                            path: path.to_path_buf(),
+                            link,
+                        });
+                    }
+                    // Missing: nothing below it exists either.
+                    Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        Ok(full)
+    }
+
+    /// The names in a directory, sorted; empty when it does not exist.
+    pub fn list_dir(&self, path: &Path) -> Result<Vec<String>, RootError> {
+        let p = self.host_path(path)?;
+        let entries = match fs::read_dir(&p) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(io_err(path))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Reads a file; `Ok(None)` when it does not exist.
     pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, RootError> {
         let p = self.host_path(path)?;
@@ -135,9 +189,19 @@ impl Root {
     /// Creates a directory chain; new directories get `mode`, existing ones
     /// are left as they are (never loosened).
     pub fn create_dir_all(&self, path: &Path, mode: u32) -> Result<(), RootError> {
-        let p = self.host_path(path)?;
-        if p.is_dir() {
+        if path == Path::new("/") {
             return Ok(());
+        }
+        let p = self.write_path(path)?;
+        match self.meta(path)? {
+            Some(m) if m.is_symlink => {
+                return Err(RootError::SymlinkDir {
+                    path: path.to_path_buf(),
+                    link: path.to_path_buf(),
+                })
+            }
+            Some(m) if m.is_dir => return Ok(()),
+            _ => {}
         }
         if let Some(parent) = path.parent() {
             if parent != path {
@@ -156,7 +220,7 @@ impl Root {
 
     /// Writes `bytes` atomically with exactly `mode`.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
-        let target = self.host_path(path)?;
+        let target = self.write_path(path)?;
         if let Some(m) = self.meta(path)? {
             if m.is_symlink {
                 return Err(RootError::Symlink {
@@ -187,9 +251,41 @@ impl Root {
         result.map_err(io_err(path))
     }
 
+    /// Creates a new file with exactly `mode`; fails when anything (even a
+    /// dangling symlink) is already at `path`. For files a run must be able
+    /// to remove afterwards knowing it made them (ACME challenge answers).
+    pub fn create_new(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
+        let p = self.write_path(path)?;
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&p)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(RootError::Exists {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let written = (|| {
+            file.write_all(bytes)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&p);
+            return Err(io_err(path)(e));
+        }
+        Ok(())
+    }
+
     /// Makes `path` a symlink to `target`, replacing an existing symlink.
     pub fn symlink(&self, path: &Path, target: &Path) -> Result<(), RootError> {
-        let p = self.host_path(path)?;
+        let p = self.write_path(path)?;
         if let Some(m) = self.meta(path)? {
             if !m.is_symlink {
                 return Err(RootError::Io {
@@ -212,7 +308,7 @@ impl Root {
                 path: path.to_path_buf(),
             }),
             _ => {
-                let p = self.host_path(path)?;
+                let p = self.write_path(path)?;
                 fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(path))
             }
         }
@@ -220,13 +316,19 @@ impl Root {
 
     /// Changes the owner of an existing file (never follows a symlink).
     pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<(), RootError> {
-        let p = self.host_path(path)?;
+        let p = self.write_path(path)?;
         std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err(path))
+    }
+
+    /// Renames a file within the root (never through symlinked directories).
+    pub fn rename(&self, from: &Path, to: &Path) -> Result<(), RootError> {
+        let (f, t) = (self.write_path(from)?, self.write_path(to)?);
+        fs::rename(&f, &t).map_err(io_err(from))
     }
 
     /// Removes a file or symlink; absent is fine.
     pub fn remove(&self, path: &Path) -> Result<(), RootError> {
-        let p = self.host_path(path)?;
+        let p = self.write_path(path)?;
         match fs::remove_file(&p) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
             _ => Ok(()),
@@ -314,6 +416,44 @@ mod tests {
         assert_eq!(root.read(Path::new("/cert.pem")).unwrap().unwrap(), b"old");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn never_writes_through_a_symlinked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path().join("root"));
+        std::fs::create_dir_all(dir.path().join("root/etc/ssl")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("root/etc/ssl/private"))
+            .unwrap();
+        let key = Path::new("/etc/ssl/private/k.pem");
+        for result in [
+            root.write_atomic(key, b"secret", 0o600),
+            root.create_new(key, b"secret", 0o600),
+            root.create_dir_all(Path::new("/etc/ssl/private/sub"), 0o700),
+            root.create_dir_all(Path::new("/etc/ssl/private"), 0o700),
+            root.symlink(key, Path::new("/x")),
+            root.remove(key),
+        ] {
+            let err = result.unwrap_err();
+            assert!(matches!(err, RootError::SymlinkDir { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("/etc/ssl/private is a symbolic link"),
+                "{err}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn create_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        root.create_new(Path::new("/t"), b"one", 0o644).unwrap();
+        let err = root.create_new(Path::new("/t"), b"two", 0o644).unwrap_err();
+        assert!(matches!(err, RootError::Exists { .. }), "{err}");
+        assert_eq!(root.read(Path::new("/t")).unwrap().unwrap(), b"one");
     }
 
     #[test]
