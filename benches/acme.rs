@@ -67,7 +67,7 @@ fn main() {
     m.ok(&[
         "sh",
         "-c",
-        "rm -rf /var/lib/portico/acme /etc/ssl/certs/portico-b1.test.crt",
+        "rm -rf /var/lib/portico/acme /etc/ssl/portico/certs/b1.test.crt",
     ]);
     let p_first = ms(&m, "portico renew /root/one.toml");
     let p_next = stats(

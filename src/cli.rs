@@ -107,18 +107,21 @@ pub struct CaArgs {
 pub enum CaCmd {
     /// Create the CA (nothing happens when it exists).
     Init {
+        #[arg(value_parser = ca_name)]
         name: String,
-        /// Lifetime of the CA certificate.
-        #[arg(long, default_value_t = 3650)]
+        /// Lifetime of the CA certificate (1-36500).
+        #[arg(long, default_value_t = 3650, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=36500))]
         days: i64,
     },
     /// Issue a client certificate (clientAuth) with its key and a PKCS#12 bundle.
     Issue {
+        #[arg(value_parser = ca_name)]
         name: String,
         /// The client's common name; also the output files' name.
         #[arg(long)]
         cn: String,
-        #[arg(long, default_value_t = 365)]
+        /// Lifetime (1-3650); never beyond the CA's own.
+        #[arg(long, default_value_t = 365, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=3650))]
         days: i64,
         /// Where CN.crt, CN.key (0600), CN.p12 and CN.p12.pass (0600) go.
         #[arg(long, value_name = "DIR", default_value = ".")]
@@ -127,14 +130,30 @@ pub enum CaCmd {
         json: bool,
     },
     /// Revoke a certificate by serial (hex, colons allowed) and re-sign the CRL.
-    Revoke { name: String, serial: String },
+    Revoke {
+        #[arg(value_parser = ca_name)]
+        name: String,
+        serial: String,
+    },
     /// Show issued certificates: serial, CN, expiry, revoked.
     List {
+        #[arg(value_parser = ca_name)]
         name: String,
         #[arg(long)]
         json: bool,
     },
 }
+/// A CA name, which names its directory: the playbook's rule for names.
+fn ca_name(s: &str) -> Result<String, String> {
+    if crate::playbook::names::object_name_ok(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a CA name: a letter or digit, then letters, digits, '.', '_', '-' (at most 64)"
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ServiceAction {
     Start,
@@ -246,7 +265,7 @@ fn load_playbook(
         Some(p) => playbook::load_file(p)?,
         None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
     };
-    pb.resolve_hostname(&facts.hostname);
+    pb.resolve_hostname(&facts.hostname, &facts.hostname_source)?;
     Ok(pb)
 }
 
@@ -317,9 +336,10 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
                 file: file.display().to_string(),
                 source,
             })?;
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/usr/local/bin/portico".into());
+            // The kernel's name for this binary, symlinks resolved: the
+            // unit task checks that only root can replace it.
+            let exe =
+                std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/local/bin/portico"));
             tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, facts));
         }
         let mode = if a.check { Mode::Check } else { Mode::Apply };
@@ -348,7 +368,7 @@ fn renew_with(
     opts: crate::renew::Options,
 ) -> Result<crate::report::Report, CliError> {
     with_host(root_dir, true, |ctx, facts| {
-        pb.resolve_hostname(&facts.hostname);
+        pb.resolve_hostname(&facts.hostname, &facts.hostname_source)?;
         Ok(crate::renew::renew(&pb, ctx, unix_now(), opts)?)
     })
 }
@@ -457,7 +477,10 @@ fn facts_cmd(f: FactsArgs) -> Result<i32, CliError> {
         ),
     }
     println!("firewall:        {:?}", facts.firewall);
-    println!("hostname:        {}", facts.hostname);
+    println!(
+        "hostname:        {:?} (from {})",
+        facts.hostname, facts.hostname_source
+    );
     Ok(0)
 }
 
@@ -576,7 +599,15 @@ fn ca_cmd(a: CaArgs) -> Result<i32, CliError> {
             out,
             json,
         } => {
+            // The directory the operator named, resolved once (their own
+            // symlinks count); below it nothing is written through a symlink.
             let out = std::path::absolute(&out).map_err(|_| CliError::BadRoot(out.clone()))?;
+            let out = match (out.parent(), out.file_name()) {
+                (Some(parent), Some(name)) if !out.exists() => std::fs::canonicalize(parent)
+                    .map(|p| p.join(name))
+                    .unwrap_or(out),
+                _ => std::fs::canonicalize(&out).unwrap_or(out),
+            };
             let files = Ca::new(&root, &name).issue(&cn, days, &Root::new("/"), &out)?;
             if json {
                 println!(

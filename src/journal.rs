@@ -22,6 +22,8 @@ enum Undo {
     },
     /// The directory did not exist.
     Dir { path: PathBuf },
+    /// The directory had this mode (it was tightened).
+    DirMode { path: PathBuf, mode: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,13 @@ impl Journal {
     /// Records what `action` is about to change. Call before executing it.
     pub fn record(&mut self, root: &Root, action: &Action) -> Result<(), RootError> {
         match action {
+            Action::SetMode { path, .. } if root.meta(path)?.is_some_and(|m| m.is_dir) => {
+                let mode = root.meta(path)?.map_or(0o755, |m| m.mode);
+                self.entries.push(Undo::DirMode {
+                    path: path.clone(),
+                    mode,
+                });
+            }
             Action::WriteFile { path, .. }
             | Action::SetMode { path, .. }
             | Action::SetOwner { path, .. }
@@ -109,6 +118,7 @@ impl Journal {
                     before: Some(target),
                 } => root.symlink(&path, &target)?,
                 Undo::Link { path, before: None } => root.remove(&path)?,
+                Undo::DirMode { path, mode } => root.set_mode(&path, mode)?,
                 Undo::Dir { path } => {
                     // Only if nothing else appeared in it meanwhile.
                     let _ = std::fs::remove_dir(root.host_path(&path)?);

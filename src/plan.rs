@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use crate::engine::{Handler, Task};
 use crate::facts::FirewallBackend as Active;
 use crate::facts::{Facts, Layout};
+use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
-use crate::playbook::{CertSource, FirewallBackend, Playbook, Profile, Site};
+use crate::playbook::{site_oauth2, CertSource, FirewallBackend, Playbook, Profile, Site};
 use crate::tasks::certificate::{CertPaths, CertificateTask};
+use crate::tasks::default_server::DefaultServerTask;
 use crate::tasks::file::{FileTask, SymlinkTask};
 use crate::tasks::firewall::{Backend, FirewallTask};
 use crate::tasks::packages::PackagesTask;
@@ -109,6 +111,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         }
     };
     push_files(&mut tasks, first);
+    let catch_alls = catch_alls(pb);
     let acme_names: Vec<String> = pb
         .certificates
         .iter()
@@ -123,6 +126,25 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     }
     tasks.extend(cert_tasks);
     push_files(&mut tasks, second);
+    if !catch_alls.is_empty() {
+        let mut after = needs_nginx.clone();
+        after.extend(
+            pb.sites
+                .iter()
+                .filter(|s| {
+                    s.server_names
+                        .iter()
+                        .any(|n| n.parse::<std::net::IpAddr>().is_ok())
+                })
+                .map(|s| format!("certificate {}", s.certificate)),
+        );
+        tasks.push(Box::new(DefaultServerTask {
+            ports: catch_alls,
+            target: target(facts),
+            after,
+            reads: needs_nginx.clone(),
+        }));
+    }
 
     // The gate: a configuration nginx rejects is rolled back, never started.
     let mut reads = needs_nginx.clone();
@@ -145,8 +167,6 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     tasks
 }
 
-/// The unit that runs `portico daemon`, as shipped in systemd/.
-pub const DAEMON_UNIT: &str = include_str!("../systemd/portico.service");
 /// Where the daemon reads its playbook.
 pub const DAEMON_PLAYBOOK: &str = "/etc/portico/playbook.toml";
 
@@ -156,13 +176,16 @@ pub const DAEMON_PLAYBOOK: &str = "/etc/portico/playbook.toml";
 pub fn daemon_tasks(
     pb: &Playbook,
     playbook_text: &str,
-    exe: &str,
+    exe: &std::path::Path,
     facts: &Facts,
 ) -> Vec<Box<dyn Task>> {
     if !facts.systemd || !pb.certificates.iter().any(|c| c.source == CertSource::Acme) {
         return Vec::new();
     }
-    let unit = DAEMON_UNIT.replace("/usr/local/bin/portico", exe);
+    let webroot = pb
+        .acme
+        .as_ref()
+        .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
     vec![
         Box::new(FileTask {
             path: PathBuf::from(DAEMON_PLAYBOOK),
@@ -172,20 +195,16 @@ pub fn daemon_tasks(
             notify: vec![Handler::ReloadPortico],
             after: Vec::new(),
         }),
-        Box::new(FileTask {
-            path: PathBuf::from("/etc/systemd/system/portico.service"),
-            content: unit.into_bytes(),
-            mode: 0o644,
-            dir_mode: 0o755,
-            notify: vec![Handler::ReloadPortico],
-            after: Vec::new(),
+        Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
+            exe: exe.to_path_buf(),
+            webroot: webroot.to_string(),
         }),
         Box::new(ServiceTask {
             unit: "portico.service".into(),
             enable: true,
             after: vec![
                 format!("file {DAEMON_PLAYBOOK}"),
-                "file /etc/systemd/system/portico.service".into(),
+                format!("file {}", crate::tasks::daemon_unit::PATH),
             ],
         }),
     ]
@@ -331,6 +350,7 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             render::http_snippet(),
         ),
     ];
+    let identity_headers = pb.identity_headers();
     for site in &pb.sites {
         let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
             continue; // validation guarantees it exists
@@ -359,12 +379,17 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             client_ca,
             oauth2,
             webroot,
+            identity_headers: &identity_headers,
+            trusted_proxies: &pb.proxy.trusted_proxies,
         };
         for (suffix, content, needs_cert) in [
             ("http", render::site_http(&input, &target), false),
             ("https", render::site_https(&input, &target), true),
         ] {
-            let file = format!("portico-{}.{suffix}.conf", site.id());
+            let file = format!(
+                "{}.{suffix}.conf",
+                crate::playbook::names::site_file_stem(&site.id())
+            );
             let (path, enable_link) = match target.layout {
                 Layout::SitesEnabled => (
                     format!("/etc/nginx/sites-available/{file}"),
@@ -384,14 +409,84 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
     files
 }
 
-/// The oauth2-proxy a site uses (validation allows one per site).
-pub fn site_oauth2(site: &Site) -> Option<&str> {
-    site.oauth2.as_deref().or_else(|| {
-        site.locations
+/// The catch-all server for every port the playbook's sites listen on:
+/// 80 and each HTTPS port. A TLS port where a site serves an IP address
+/// (clients send no SNI for those) completes handshakes with that site's
+/// certificate instead of refusing them.
+pub fn catch_alls(pb: &Playbook) -> Vec<CatchAll> {
+    if pb.sites.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![CatchAll {
+        port: 80,
+        tls: false,
+        v4: true,
+        v6: true,
+        cert: None,
+    }];
+    for site in &pb.sites {
+        let Ok(port) = u16::try_from(site.listen) else {
+            continue; // validation keeps ports in range
+        };
+        if out.iter().any(|c| c.port == port) {
+            continue;
+        }
+        let cert = pb
+            .sites
             .iter()
-            .filter_map(|l| l.oauth2.as_deref())
-            .find(|o| *o != "none")
-    })
+            .filter(|s| s.listen == site.listen)
+            .find(|s| {
+                s.server_names
+                    .iter()
+                    .any(|n| n.parse::<std::net::IpAddr>().is_ok())
+            })
+            .and_then(|s| pb.certificates.iter().find(|c| c.name == s.certificate))
+            .map(|c| {
+                let p = cert_paths(c);
+                (p.cert.display().to_string(), p.key.display().to_string())
+            });
+        out.push(CatchAll {
+            port,
+            tls: true,
+            v4: true,
+            v6: true,
+            cert,
+        });
+    }
+    out
+}
+
+/// The catch-all file as it renders when `taken` sockets already have a
+/// default server outside portico (what the task decides on the host).
+pub fn catch_all_file(
+    pb: &Playbook,
+    facts: &Facts,
+    taken: &BTreeSet<crate::facts::nginx_conf::Socket>,
+) -> Option<(String, String)> {
+    use crate::facts::nginx_conf::Family;
+    let t = target(facts);
+    let ports: Vec<CatchAll> = catch_alls(pb)
+        .into_iter()
+        .map(|c| CatchAll {
+            v4: !taken.contains(&(Family::V4, c.port)),
+            v6: !taken.contains(&(Family::V6, c.port)),
+            ..c
+        })
+        .collect();
+    if ports.is_empty() {
+        return None;
+    }
+    let throwaway = crate::tasks::default_server::throwaway_paths();
+    let (cert, key) = (
+        throwaway.cert.display().to_string(),
+        throwaway.key.display().to_string(),
+    );
+    let content = crate::nginx::default_server::render(
+        &ports,
+        &t,
+        (!t.reject_handshake()).then_some((cert.as_str(), key.as_str())),
+    );
+    Some((crate::tasks::default_server::PATH.to_string(), content))
 }
 
 /// CA paths are fixed host paths; the root is only needed to read them.
@@ -410,13 +505,20 @@ pub fn firewall_notice(pb: &Playbook, facts: &Facts) -> Option<String> {
     })
 }
 
+/// nginx versions that resume TLS sessions across virtual hosts sharing a
+/// port, so a client certificate checked by one site is trusted by another
+/// (CVE-2025-23419): before 1.26.3, and 1.27.0 to 1.27.3. Unknown counts.
+fn session_resumption_bug(version: Option<crate::facts::Version>) -> bool {
+    use crate::facts::Version;
+    version.is_none_or(|v| {
+        v < Version(1, 26, 3) || (Version(1, 27, 0)..Version(1, 27, 4)).contains(&v)
+    })
+}
+
 /// Warnings about the plan that do not stop it.
 pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
     let mut w = Vec::new();
-    let old = facts
-        .nginx
-        .version()
-        .is_none_or(|v| v < crate::facts::Version(1, 26, 3));
+    let old = session_resumption_bug(facts.nginx.version());
     for site in pb.sites.iter().filter(|s| s.client_auth.is_some()) {
         let shared = pb
             .sites
@@ -425,9 +527,26 @@ pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
         if shared && old {
             w.push(format!(
                 "site {}: client certificates on port {} shared with other sites; nginx before 1.26.3 \
-                 can resume TLS sessions across virtual hosts (CVE-2025-23419): give this site its own listen port",
+                 (and 1.27.0-1.27.3) can resume TLS sessions across virtual hosts (CVE-2025-23419): \
+                 give this site its own listen port",
                 site.id(),
                 site.listen
+            ));
+        }
+    }
+    if pb.tls.profile == Profile::Compat {
+        for c in pb.certificates.iter().filter(|c| {
+            matches!(
+                c.key,
+                crate::playbook::KeyType::EcdsaP256 | crate::playbook::KeyType::EcdsaP384
+            ) && pb.sites.iter().any(|s| s.certificate == c.name)
+        }) {
+            w.push(format!(
+                "certificate {}: the compat profile's DHE suites are DHE-RSA and need an RSA key; \
+                 with key = \"{}\" old clients that only speak DHE still cannot connect \
+                 (use key = \"rsa2048\" for them)",
+                c.name,
+                c.key.name()
             ));
         }
     }

@@ -35,11 +35,15 @@ struct Item {
 
 /// Renews and records the outcome in the state file.
 pub fn renew(pb: &Playbook, ctx: &Ctx, now: i64, opts: Options) -> Result<Report, RenewError> {
-    let mut state = State::load(ctx.root)?;
+    let (mut state, recovered) = State::load_or_recover(ctx.root, now, !opts.dry_run)?;
+    let mut report = Report::default();
+    if let Some(w) = recovered {
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
     if !opts.force {
         refresh_ari(pb, ctx, &mut state, now);
     }
-    let mut report = Report::default();
     let mut items = Vec::new();
     for c in pb
         .certificates
@@ -185,7 +189,17 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, now: i64, opts: Options) -> Result<Report
                 _ => {}
             }
         }
-        state.save(ctx.root)?;
+        // What was installed stays installed; the report says what is lost.
+        if let Err(e) = state.save(ctx.root) {
+            report.push(TaskReport::failed(
+                format!("state {}", crate::acme::state::STATE_FILE),
+                Vec::new(),
+                format!(
+                    "{e}; certificates installed in this run are in place and serving, but their \
+                     back-off and renewal windows were not recorded"
+                ),
+            ));
+        }
     }
     Ok(report)
 }

@@ -75,6 +75,9 @@ pub struct Report {
     pub failed: usize,
     pub skipped: usize,
     pub tasks: Vec<TaskReport>,
+    /// Things the operator should know that failed nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -116,6 +119,9 @@ impl Report {
                     }
                 }
             }
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
         }
         out.push_str(&format!(
             "{} changed, {} unchanged, {} failed, {} skipped{}\n",

@@ -106,7 +106,7 @@ fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
         "openssl",
         "x509",
         "-in",
-        "/etc/ssl/certs/portico-app.crt",
+        "/etc/ssl/portico/certs/app.crt",
         "-noout",
         "-ext",
         "subjectAltName",
@@ -123,7 +123,7 @@ fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
             .mode()
             & 0o777
     };
-    assert_eq!(mode("etc/ssl/private/portico-app.key"), 0o600);
+    assert_eq!(mode("etc/ssl/portico/private/app.key"), 0o600);
     assert_eq!(mode("var/lib/portico/acme"), 0o700);
     let accounts = std::fs::read_dir(m.root().join("var/lib/portico/acme"))
         .unwrap()
@@ -160,7 +160,7 @@ fn serial(m: &Machine) -> String {
         "openssl",
         "x509",
         "-in",
-        "/etc/ssl/certs/portico-app.crt",
+        "/etc/ssl/portico/certs/app.crt",
         "-noout",
         "-serial",
     ])
@@ -264,16 +264,25 @@ fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     assert_eq!(state["certificates"]["app"]["failures"], 0);
 
-    // A corrupted state file: a clear error naming it, and it is left as it was.
+    // A corrupted state file never blocks renewal: it is named, moved
+    // aside for a look, and renewal goes on with a fresh state.
     std::fs::write(&state_path, "{ not json").unwrap();
     let out = m.run(&["portico", "renew", "/root/site.toml"]);
-    assert_ne!(out.status.code(), Some(0));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        err.contains("/var/lib/portico/state.json:1:") && err.contains("left as it is"),
-        "{err}"
+        text.contains("warning: /var/lib/portico/state.json:1:") && text.contains("moved it to"),
+        "{text}"
     );
-    assert_eq!(std::fs::read_to_string(&state_path).unwrap(), "{ not json");
+    let aside: Vec<String> = std::fs::read_dir(state_path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    assert_eq!(state["version"], 1);
 }
 
 #[test]
@@ -321,7 +330,7 @@ fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
     // through systemd.
     m.ok(&["systemctl", "stop", "portico"]);
     let (before_serial, before_reloads) = (served_serial(&m), reloads(&m));
-    m.ok(&["rm", "/etc/ssl/certs/portico-app.crt"]);
+    m.ok(&["rm", "/etc/ssl/portico/certs/app.crt"]);
     m.ok(&["systemctl", "start", "portico"]);
     for _ in 0..100 {
         if log().matches("renewal done").count() >= 2 {
@@ -333,7 +342,7 @@ fn apply_installs_the_renewal_daemon_which_reloads_and_stops_cleanly() {
     assert_eq!(reloads(&m), before_reloads + 1, "{}", log());
     assert_ne!(served_serial(&m), before_serial);
     assert_eq!(
-        m.ok(&["stat", "-c", "%a %U", "/etc/ssl/private/portico-app.key"])
+        m.ok(&["stat", "-c", "%a %U", "/etc/ssl/portico/private/app.key"])
             .trim(),
         "600 root"
     );
@@ -462,9 +471,9 @@ fn the_cas_renewal_window_decides_and_the_new_order_names_what_it_replaces() {
             "--server",
             "https://127.0.0.1:14000/dir",
             "--cert-path",
-            "/etc/ssl/certs/portico-app.crt",
+            "/etc/ssl/portico/certs/app.crt",
             "--key-path",
-            "/etc/ssl/private/portico-app.key",
+            "/etc/ssl/portico/private/app.key",
         ],
     );
     assert!(
@@ -529,7 +538,7 @@ fn eab_is_used_when_the_ca_requires_it_and_reuse_key_keeps_the_key() {
             "openssl",
             "pkey",
             "-in",
-            "/etc/ssl/private/portico-app.key",
+            "/etc/ssl/portico/private/app.key",
             "-pubout",
         ])
     };

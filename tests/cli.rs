@@ -7,6 +7,8 @@ use serde_json::Value;
 
 #[path = "support/report.rs"]
 mod report_json;
+#[path = "support/served.rs"]
+mod served;
 use report_json::task;
 
 fn portico(args: &[&str]) -> Output {
@@ -291,18 +293,8 @@ fn the_rendered_configs_pass_real_nginx_t() {
         );
         // The host's /etc is untouched: the tree is mounted over it only inside
         // a mount namespace that ends with the command.
-        let script = format!(
-            "mount --bind {root}/etc/nginx /etc/nginx && mount --bind {root}/etc/ssl /etc/ssl && nginx -t"
-        );
-        let t = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script])
-            .output()
-            .expect("unshare (util-linux)");
-        let err = String::from_utf8_lossy(&t.stderr);
-        assert!(
-            t.status.success() && err.contains("test is successful"),
-            "nginx -t rejected the config of {args:?}:\n{err}"
-        );
+        let (ok, err) = served::nginx_t(dir.path());
+        assert!(ok, "nginx -t rejected the config of {args:?}:\n{err}");
     }
 }
 
@@ -370,12 +362,12 @@ fn provided_certificate_files_are_validated() {
     let playbook = |key: &str| {
         format!(
             "version = 1\n[[certificate]]\nname = \"own\"\nsource = \"files\"\n\
-             cert_file = \"/etc/ssl/certs/portico-default.crt\"\nkey_file = \"{key}\"\n\
+             cert_file = \"/etc/ssl/portico/certs/default.crt\"\nkey_file = \"{key}\"\n\
              [[site]]\nserver_names = [\"localhost\"]\ncertificate = \"own\"\n\
              [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
         )
     };
-    std::fs::write(&pb, playbook("/etc/ssl/private/portico-default.key")).unwrap();
+    std::fs::write(&pb, playbook("/etc/ssl/portico/private/default.key")).unwrap();
     let root = a.path().to_str().unwrap();
     let out = portico(&[
         "apply",
@@ -390,11 +382,11 @@ fn provided_certificate_files_are_validated() {
 
     // The other tree's key does not belong to this certificate.
     std::fs::copy(
-        b.path().join("etc/ssl/private/portico-default.key"),
-        a.path().join("etc/ssl/private/other.key"),
+        b.path().join("etc/ssl/portico/private/default.key"),
+        a.path().join("etc/ssl/portico/private/other.key"),
     )
     .unwrap();
-    std::fs::write(&pb, playbook("/etc/ssl/private/other.key")).unwrap();
+    std::fs::write(&pb, playbook("/etc/ssl/portico/private/other.key")).unwrap();
     let out = portico(&[
         "apply",
         "--check",
@@ -409,7 +401,7 @@ fn provided_certificate_files_are_validated() {
     assert_eq!(t["status"], "failed");
     assert_eq!(
         t["reason"],
-        "/etc/ssl/certs/portico-default.crt with /etc/ssl/private/other.key: the key does not match the certificate"
+        "/etc/ssl/portico/certs/default.crt with /etc/ssl/portico/private/other.key: the key does not match the certificate"
     );
 }
 
@@ -467,7 +459,7 @@ fn a_server_certificate_from_the_playbooks_ca_chains_to_it() {
     let first = report(&portico(&["apply", "--json", "--root", root, pb]));
     assert_eq!(first["failed"], 0, "{first}");
     assert_eq!(task(&first, "certificate app")["status"], "changed");
-    let crt = dir.path().join("etc/ssl/certs/portico-app.crt");
+    let crt = dir.path().join("etc/ssl/portico/certs/app.crt");
     let ca = dir.path().join("var/lib/portico/ca/internal/ca.crt");
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl").args(args).output().unwrap();
@@ -614,16 +606,204 @@ fn a_managed_file_given_away_is_owned_by_root_again() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
     assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
-    let key = dir.path().join("etc/ssl/private/portico-default.key");
+    let key = dir.path().join("etc/ssl/portico/private/default.key");
     std::os::unix::fs::lchown(&key, Some(65534), Some(65534)).unwrap();
     let v = report(&portico(&["apply", "--json", "--root", root]));
     let t = task(&v, "certificate default");
     assert_eq!(
-        t["changes"][0], "chown 65534:65534 -> 0:0 /etc/ssl/private/portico-default.key",
+        t["changes"][0], "chown 65534:65534 -> 0:0 /etc/ssl/portico/private/default.key",
         "{t}"
     );
     let m = std::fs::metadata(&key).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
     let v = report(&portico(&["apply", "--json", "--root", root]));
     assert_eq!(v["changed"], 0, "{v}");
+}
+
+#[test]
+fn ca_names_and_lifetimes_are_checked_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    for args in [
+        vec!["ca", "--root", root, "init", "."],
+        vec!["ca", "--root", root, "init", ".."],
+        vec!["ca", "--root", root, "init", "../x"],
+        vec!["ca", "--root", root, "init", "a/b"],
+        vec!["ca", "--root", root, "init", ""],
+        vec!["ca", "--root", root, "list", ".."],
+        vec!["ca", "--root", root, "revoke", ".", "01"],
+        vec!["ca", "--root", root, "init", "ok", "--days", "0"],
+        vec!["ca", "--root", root, "init", "ok", "--days", "99999999999"],
+        vec![
+            "ca", "--root", root, "issue", "ok", "--cn", "a", "--out", out, "--days", "-1",
+        ],
+        vec![
+            "ca",
+            "--root",
+            root,
+            "issue",
+            "ok",
+            "--cn",
+            "a",
+            "--out",
+            out,
+            "--days",
+            "9223372036854775807",
+        ],
+    ] {
+        let o = portico(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is not a CA name") || err.contains("not in 1.."),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn a_hostile_host_name_is_an_error_naming_etc_hostname() {
+    let dir = copy_of_tree("debian12");
+    std::fs::write(
+        dir.path().join("etc/hostname"),
+        "web1\nserver { listen 81; location / { proxy_pass http://evil; } }\n",
+    )
+    .unwrap();
+    let before = std::fs::read_dir(dir.path().join("etc/nginx/sites-available"))
+        .unwrap()
+        .count();
+    let out = portico(&["apply", "--root", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/etc/hostname: \"web1\\nserver {"), "{err}");
+    assert!(err.contains("cannot stand for {hostname}"), "{err}");
+    let after = std::fs::read_dir(dir.path().join("etc/nginx/sites-available"))
+        .unwrap()
+        .count();
+    assert_eq!(before, after, "nothing was written");
+}
+
+#[test]
+fn a_symlinked_key_directory_is_never_written_through() {
+    let dir = copy_of_tree("debian12");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc/ssl/portico")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("etc/ssl/portico/private")).unwrap();
+    let out = portico(&["apply", "--json", "--root", dir.path().to_str().unwrap()]);
+    let v = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let cert = task(&v, "certificate default");
+    assert_eq!(cert["status"], "failed", "{cert}");
+    assert!(
+        cert["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/ssl/portico/private is a symbolic link"),
+        "{cert}"
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a key was written outside the root"
+    );
+}
+
+#[test]
+fn a_state_file_that_cannot_be_saved_is_reported_and_a_corrupt_one_moved_aside() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path();
+    // A valid, far-from-due certificate where the ACME one lives.
+    let names = ["site.test".to_string()].into();
+    let issued =
+        portico::tls::self_signed(&names, portico::playbook::KeyType::EcdsaP256, 90).unwrap();
+    for (rel, pem) in [
+        ("etc/ssl/portico/certs/site.crt", &issued.cert_pem),
+        ("etc/ssl/portico/private/site.key", &issued.key_pem),
+    ] {
+        std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(root.join(rel), pem).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let private = |m| std::fs::Permissions::from_mode(m);
+    std::fs::set_permissions(root.join("etc/ssl/portico/private"), private(0o700)).unwrap();
+    std::fs::set_permissions(
+        root.join("etc/ssl/portico/private/site.key"),
+        private(0o600),
+    )
+    .unwrap();
+    // Nothing listens there: ARI is not available, which is not fatal.
+    let pb = root.join("site.toml");
+    std::fs::write(
+        &pb,
+        "version = 1\n[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\nagree_terms = true\n\
+         [[certificate]]\nname = \"site\"\nsource = \"acme\"\n[[site]]\nserver_names = [\"site.test\"]\n\
+         certificate = \"site\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    )
+    .unwrap();
+    // A corrupt state file: moved aside, renewal goes on.
+    std::fs::create_dir_all(root.join("var/lib/portico")).unwrap();
+    std::fs::write(root.join("var/lib/portico/state.json"), "{ not json").unwrap();
+    let out = portico(&[
+        "renew",
+        "--json",
+        "--root",
+        root.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    ]);
+    let v = report(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(task(&v, "certificate site")["status"], "unchanged", "{v:#}");
+    let warning = v["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("state.json:1:3: not a portico state file"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("moved it to /var/lib/portico/state.json.corrupt-"),
+        "{warning}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(root.join("var/lib/portico"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+
+    // The state cannot be written (its directory became a symlink): the
+    // report says so, and the exit code is 1, with the report.
+    std::fs::rename(
+        root.join("var/lib/portico"),
+        root.join("var/lib/portico-real"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        root.join("var/lib/portico-real"),
+        root.join("var/lib/portico"),
+    )
+    .unwrap();
+    let out = portico(&[
+        "renew",
+        "--json",
+        "--root",
+        root.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    ]);
+    let v = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let state = task(&v, "state /var/lib/portico/state.json");
+    assert_eq!(state["status"], "failed");
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap()
+            .contains("were not recorded"),
+        "{state}"
+    );
 }

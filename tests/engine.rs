@@ -141,10 +141,26 @@ fn runner(nginx_installed: bool) -> FakeRunner {
     } else {
         "unknown ok not-installed"
     };
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/nginx")
+                .join(name),
+        )
+        .unwrap()
+    };
+    // nginx -V prints on stderr.
+    let v = Output {
+        code: Some(0),
+        stdout: String::new(),
+        stderr: fixture("debian12-nginx-1.22.1.txt"),
+    };
     FakeRunner::new()
         .answer("dpkg-query -W -f ${Status} nginx", Output::ok(status))
         .answer("nginx -t -q", Output::ok(""))
         .answer("nginx -t", Output::ok(""))
+        .answer("nginx -T -q", Output::ok(&fixture("debian12-nginx-T.txt")))
+        .answer("nginx -V", v)
 }
 
 /// The task `name` in `report` was skipped, and its reason contains `because`.
@@ -250,7 +266,7 @@ fn a_failed_task_skips_its_dependents_with_the_reason() {
 
 fn default_plan(facts: &Facts) -> Vec<Box<dyn Task>> {
     let mut pb = playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap();
-    pb.resolve_hostname("web1.example.com");
+    pb.resolve_hostname("web1.example.com", "test").unwrap();
     portico::plan::plan(&pb, facts, 1_800_000_000)
 }
 
@@ -315,7 +331,7 @@ fn a_second_apply_changes_nothing_and_runs_no_mutating_command() {
     assert_eq!(report.changed, 0, "{report:#?}");
     assert!(second.mutating_calls().is_empty());
     assert_eq!(systemd.reloads.borrow().len(), 1, "no second reload");
-    let key = host.dir.path().join("etc/ssl/private/portico-default.key");
+    let key = host.dir.path().join("etc/ssl/portico/private/default.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -337,11 +353,14 @@ fn a_loosened_key_mode_is_tightened_without_reissuing() {
     let (fake, systemd) = (runner(true), FakeSystemd::default());
     let ctx = host.ctx(&fake, &systemd);
     engine::run(&host.plan(), &ctx, Mode::Apply);
-    let cert = host.dir.path().join("etc/ssl/certs/portico-default.crt");
-    let key = host.dir.path().join("etc/ssl/private/portico-default.key");
+    let cert = host.dir.path().join("etc/ssl/portico/certs/default.crt");
+    let key = host.dir.path().join("etc/ssl/portico/private/default.key");
     let cert_before = std::fs::read(&cert).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The directory that holds the key, loosened too: tightened, reported.
+    let dir = key.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let report = engine::run(&host.plan(), &ctx, Mode::Apply);
     let t = report
         .tasks
@@ -350,13 +369,15 @@ fn a_loosened_key_mode_is_tightened_without_reissuing() {
         .unwrap();
     assert_eq!(
         t.changes,
-        ["chmod 0644 -> 0600 /etc/ssl/private/portico-default.key"]
+        [
+            "chmod 0755 -> 0700 /etc/ssl/portico/private (it holds private keys)",
+            "chmod 0644 -> 0600 /etc/ssl/portico/private/default.key"
+        ]
     );
     assert_eq!(std::fs::read(&cert).unwrap(), cert_before, "not reissued");
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(dir), 0o700);
 }
 
 /// Every path under `dir` with its bytes, to compare before and after.
@@ -602,4 +623,63 @@ fn check_mode_does_not_test_the_files_it_has_not_written() {
     let again = engine::run(&host.plan(), &ctx, Mode::Check);
     let gate = again.tasks.iter().find(|t| t.name == "nginx -t").unwrap();
     assert_eq!(gate.status, Status::Unchanged, "{gate:?}");
+}
+
+#[test]
+fn the_daemon_unit_names_only_a_binary_no_one_but_root_can_replace() {
+    use portico::tasks::daemon_unit::DaemonUnitTask;
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new();
+    let (fake, systemd) = (runner(true), FakeSystemd::default());
+    let ctx = host.ctx(&fake, &systemd);
+    let put = |rel: &str, dir_mode: u32, uid: u32| {
+        let p = host.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"\x7fELF").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            p.parent().unwrap(),
+            std::fs::Permissions::from_mode(dir_mode),
+        )
+        .unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+    };
+    put("usr/local/bin/portico", 0o755, 0);
+    put("home/dev/target/portico", 0o777, 0);
+    put("opt/theirs/portico", 0o755, 1000);
+    let task = |exe: &str| DaemonUnitTask {
+        exe: exe.into(),
+        webroot: "/srv/acme".into(),
+    };
+    let changes = task("/usr/local/bin/portico").check(&ctx).unwrap();
+    let Action::WriteFile { content, .. } = &changes.last().unwrap().action else {
+        panic!("{changes:?}")
+    };
+    let unit = String::from_utf8_lossy(content);
+    assert!(
+        unit.contains("ExecStart=\"/usr/local/bin/portico\" daemon"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(" -/srv/acme"),
+        "the webroot is writable: {unit}"
+    );
+    for (exe, why) in [
+        (
+            "/home/dev/target/portico",
+            "/home/dev/target is a directory above it (owner uid 0, mode 0777)",
+        ),
+        (
+            "/opt/theirs/portico",
+            "/opt/theirs/portico is the binary (owner uid 1000, mode 0755)",
+        ),
+        ("/nowhere/portico", "/nowhere/portico does not exist"),
+    ] {
+        let err = task(exe).check(&ctx).unwrap_err().to_string();
+        assert!(err.contains(why), "{exe}: {err}");
+        assert!(
+            err.contains("not installing the renewal daemon's unit"),
+            "{err}"
+        );
+    }
 }

@@ -5,28 +5,17 @@
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the golden files;
 //! review the diff before committing it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use portico::facts::nginx_conf::Socket;
 use portico::facts::{self, Facts};
-use portico::host::cmd::FakeRunner;
 use portico::host::Root;
-use portico::playbook::{self, CertSource, Playbook};
+use portico::playbook::{self, Playbook};
 
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// The Debian 12 fixture tree's facts with a known nginx build.
-fn facts(nginx: &str, openssl: &str) -> Facts {
-    let root = Root::new(manifest("tests/fixtures/trees/debian12"));
-    let mut f = facts::gather(&root, &FakeRunner::new());
-    f.nginx.installed = true;
-    f.nginx.version = Some(nginx.into());
-    f.nginx.openssl = Some(openssl.into());
-    f.nginx.http2 = true;
-    f
-}
+#[path = "support/served.rs"]
+mod served;
+use served::{facts, manifest};
 
 /// (golden directory name, playbook)
 fn playbooks() -> Vec<(String, Playbook)> {
@@ -44,18 +33,35 @@ fn playbooks() -> Vec<(String, Playbook)> {
         out.push((name, playbook::load_file(&path).unwrap()));
     }
     for (_, pb) in &mut out {
-        pb.resolve_hostname("web1.example.com");
+        pb.resolve_hostname("web1.example.com", "test").unwrap();
     }
     out
+}
+
+/// What the Debian fixture tree's own configuration claims as default
+/// server (its default site: port 80, both families).
+fn taken_in_fixture() -> BTreeSet<Socket> {
+    served::taken(&Root::new(manifest("tests/fixtures/trees/debian12")))
+}
+
+/// Every file portico renders for the playbook on the fixture tree: the
+/// sites and snippets, and the catch-all default servers.
+fn all_rendered(pb: &Playbook, f: &Facts) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = portico::plan::rendered(pb, f)
+        .into_iter()
+        .map(|r| (r.path, r.content))
+        .collect();
+    files.extend(portico::plan::catch_all_file(pb, f, &taken_in_fixture()));
+    files
 }
 
 fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
     let golden = manifest("tests/golden").join(dir);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let produced: Vec<String> = portico::plan::rendered(pb, f)
+    let produced: Vec<String> = all_rendered(pb, f)
         .iter()
-        .map(|r| {
-            Path::new(&r.path)
+        .map(|(path, _)| {
+            Path::new(path)
                 .file_name()
                 .unwrap()
                 .to_string_lossy()
@@ -72,8 +78,8 @@ fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
             );
         }
     }
-    for file in portico::plan::rendered(pb, f) {
-        let name = Path::new(&file.path)
+    for (file_path, content) in all_rendered(pb, f) {
+        let name = Path::new(&file_path)
             .file_name()
             .unwrap()
             .to_string_lossy()
@@ -81,7 +87,7 @@ fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
         let path = golden.join(&name);
         if update {
             std::fs::create_dir_all(&golden).unwrap();
-            std::fs::write(&path, &file.content).unwrap();
+            std::fs::write(&path, &content).unwrap();
             continue;
         }
         let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
@@ -90,10 +96,7 @@ fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
                 path.display()
             )
         });
-        assert_eq!(
-            file.content, want,
-            "{dir}/{name} differs from its golden file"
-        );
+        assert_eq!(content, want, "{dir}/{name} differs from its golden file");
     }
 }
 
@@ -112,100 +115,22 @@ fn every_seed_playbook_matches_its_golden_files() {
     );
 }
 
-/// Writes the playbook's rendered files and the certificates, CAs and
-/// dhparam they reference into a copy of the Debian tree.
-fn materialize(pb: &Playbook, f: &Facts) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!(
-            "{}/.",
-            manifest("tests/fixtures/trees/debian12").display()
-        ))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let root = Root::new(dir.path());
-    for file in portico::plan::rendered(pb, f) {
-        let p = Path::new(&file.path);
-        root.create_dir_all(p.parent().unwrap(), 0o755).unwrap();
-        root.write_atomic(p, file.content.as_bytes(), 0o644)
-            .unwrap();
-        if let Some(link) = file.enable_link {
-            root.symlink(Path::new(&link), p).unwrap();
-        }
-    }
-    for c in &pb.certificates {
-        // ACME and CA-issued ones stand in as self-signed: nginx -t reads them the same way.
-        let names = c.names.clone().unwrap_or_else(|| {
-            pb.sites
-                .iter()
-                .filter(|s| s.certificate == c.name)
-                .flat_map(|s| s.server_names.clone())
-                .collect()
-        });
-        let issued = portico::tls::self_signed(&names.into_iter().collect(), c.key, 30).unwrap();
-        let paths = portico::plan::cert_paths(c);
-        if c.source == CertSource::Files {
-            continue;
-        }
-        for (p, pem, mode) in [
-            (&paths.cert, &issued.cert_pem, 0o644),
-            (&paths.key, &issued.key_pem, 0o600),
-        ] {
-            root.create_dir_all(p.parent().unwrap(), 0o700).unwrap();
-            root.write_atomic(p, pem.as_bytes(), mode).unwrap();
-        }
-    }
-    for ca in &pb.cas {
-        portico::tls::ca::Ca::new(&root, &ca.name)
-            .init(ca.days)
-            .unwrap();
-    }
-    root.create_dir_all(Path::new("/var/lib/portico"), 0o755)
-        .unwrap();
-    let dh = Path::new(portico::tls::dhparam::PATH);
-    root.write_atomic(
-        dh,
-        portico::tls::dhparam::rfc7919_pem(pb.tls.dhparam).as_bytes(),
-        0o644,
-    )
-    .unwrap();
-    dir
-}
-
 #[test]
 fn every_rendered_configuration_passes_real_nginx_t() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test mounts rendered trees over /etc/nginx in a private mount namespace: run as root (tests/run does)"
-    );
-    // The mount point for the CA files must exist on the host (an empty directory).
-    std::fs::create_dir_all("/var/lib/portico").unwrap();
-    let out = Command::new("nginx")
-        .arg("-v")
-        .output()
-        .expect("nginx (tests/run installs it)");
-    let v = String::from_utf8_lossy(&out.stderr);
-    let version = v.trim().rsplit('/').next().unwrap().to_string();
-    let f = facts(&version, "3.0.0");
+    served::assert_root();
+    let f = facts(&served::host_nginx_version(), "3.0.0");
     for (name, pb) in playbooks() {
-        let dir = materialize(&pb, &f);
-        let root = dir.path().display();
-        let script = format!(
-            "mount --bind {root}/etc/nginx /etc/nginx && mount --bind {root}/etc/ssl /etc/ssl && \
-             mount --bind {root}/var/lib/portico /var/lib/portico && nginx -t"
-        );
-        let t = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script])
-            .output()
-            .expect("unshare");
-        let err = String::from_utf8_lossy(&t.stderr);
-        assert!(
-            t.status.success() && err.contains("test is successful"),
-            "{name}: nginx -t said:\n{err}"
-        );
+        // With Debian's own default site (port 80 is its default server)
+        // and without it (portico's catch-all takes port 80 too).
+        for keep_default_site in [true, false] {
+            let dir = served::materialize(&pb, &f, keep_default_site);
+            let (ok, said) = served::nginx_t(dir.path());
+            assert!(
+                ok,
+                "{name} (default site kept: {keep_default_site}): nginx -t said:\n{said}"
+            );
+            assert!(!said.contains("[warn]"), "{name}: nginx -t warned:\n{said}");
+        }
     }
 }
 
@@ -235,13 +160,43 @@ proxy = "http://127.0.0.1:4000"
     let w = portico::plan::warnings(&pb, &facts("1.22.1", "3.0.19"));
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("CVE-2025-23419"), "{w:?}");
-    assert!(portico::plan::warnings(&pb, &facts("1.26.3", "3.0.19")).is_empty());
+    // Fixed in 1.26.3 and 1.27.4; 1.27.0 to 1.27.3 still have it.
+    for (version, warned) in [
+        ("1.26.2", true),
+        ("1.26.3", false),
+        ("1.27.0", true),
+        ("1.27.3", true),
+        ("1.27.4", false),
+        ("1.28.0", false),
+    ] {
+        let w = portico::plan::warnings(&pb, &facts(version, "3.0.19"));
+        assert_eq!(!w.is_empty(), warned, "{version}: {w:?}");
+    }
     let own_port = playbook::parse(
         "own.toml",
         &shared.replace("client_auth =", "listen = 8443\nclient_auth ="),
     )
     .unwrap();
     assert!(portico::plan::warnings(&own_port, &facts("1.22.1", "3.0.19")).is_empty());
+}
+
+#[test]
+fn the_compat_profile_with_an_ecdsa_key_is_warned_about() {
+    let text = std::fs::read_to_string(manifest("playbooks/self-signed-proxy.toml")).unwrap();
+    // The seed uses compat with an RSA key, as it should.
+    let rsa = playbook::parse("self-signed-proxy.toml", &text).unwrap();
+    assert!(portico::plan::warnings(&rsa, &facts("1.26.3", "3.0.19")).is_empty());
+    let ecdsa = playbook::parse(
+        "ecdsa.toml",
+        &text.replace("key = \"rsa2048\"", "key = \"ecdsa-p256\""),
+    )
+    .unwrap();
+    let w = portico::plan::warnings(&ecdsa, &facts("1.26.3", "3.0.19"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("certificate internal: the compat profile's DHE suites are DHE-RSA"),
+        "{w:?}"
+    );
 }
 
 #[test]

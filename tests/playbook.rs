@@ -83,7 +83,9 @@ fn a_bad_proxy_url_is_named_with_its_line_and_column() {
     );
     assert_eq!(
         errors(&text),
-        [r#"site.toml:20:13: site[1].location[0].proxy: "htp://x" is not an http or https URL"#]
+        [
+            r#"site.toml:20:13: site[1].location[0].proxy: "htp://x" is not an http or https URL: it must start with http:// or https://"#
+        ]
     );
 }
 
@@ -234,9 +236,266 @@ fn require_client_cert_needs_client_auth() {
 #[test]
 fn hostname_placeholder_is_resolved_and_deduplicated() {
     let mut pb = playbook::parse("default", DEFAULT_PLAYBOOK).unwrap();
-    pb.resolve_hostname("localhost");
+    pb.resolve_hostname("localhost", "/etc/hostname").unwrap();
     assert_eq!(pb.sites[0].server_names, ["localhost"]);
     let mut pb = playbook::parse("default", DEFAULT_PLAYBOOK).unwrap();
-    pb.resolve_hostname("web1.example.com");
+    pb.resolve_hostname("web1.example.com", "/etc/hostname")
+        .unwrap();
     assert_eq!(pb.sites[0].server_names, ["web1.example.com", "localhost"]);
+}
+
+/// A playbook with one site using every kind of name, for the injection
+/// table: each case replaces one line and must be refused at its field.
+const FULL: &str = r#"version = 1
+[acme]
+agree_terms = true
+webroot = "/var/lib/portico/acme-challenge"
+[[ca]]
+name = "clients"
+[[oauth2]]
+name = "sso"
+upstream = "http://127.0.0.1:4180"
+[[certificate]]
+name = "main"
+source = "self-signed"
+[[certificate]]
+name = "given"
+source = "files"
+cert_file = "/etc/given/cert.pem"
+key_file = "/etc/given/key.pem"
+[[site]]
+name = "app"
+server_names = ["a.example.com"]
+certificate = "main"
+oauth2 = "sso"
+[site.client_auth]
+ca = "clients"
+verify_header = "X-SSL-Client-Verify"
+[[site.location]]
+path = "/api/"
+proxy = "http://127.0.0.1:3000/"
+"#;
+
+#[test]
+fn the_full_playbook_is_valid() {
+    playbook::parse("site.toml", FULL).unwrap();
+}
+
+#[test]
+fn every_string_that_reaches_a_file_name_or_a_directive_is_validated() {
+    let cases: &[(&str, &str, &str)] = &[
+        // (line in FULL, its hostile replacement, the field named)
+        ("name = \"app\"", "name = \"app\\nserver { listen 81; }\"", "site[0].name"),
+        ("name = \"app\"", "name = \"../../etc/cron.d/x\"", "site[0].name"),
+        ("name = \"app\"", "name = \"a/b\"", "site[0].name"),
+        ("name = \"app\"", "name = \"a;b\"", "site[0].name"),
+        ("name = \"main\"", "name = \"..\"", "certificate[0].name"),
+        ("name = \"main\"", "name = \".\"", "certificate[0].name"),
+        ("name = \"main\"", "name = \"../x\"", "certificate[0].name"),
+        ("name = \"clients\"", "name = \".\"", "ca[0].name"),
+        ("name = \"clients\"", "name = \".hidden\"", "ca[0].name"),
+        ("name = \"sso\"", "name = \"s o\"", "oauth2[0].name"),
+        ("server_names = [\"a.example.com\"]", "server_names = [\"a.example.com;\"]", "site[0].server_names[0]"),
+        ("server_names = [\"a.example.com\"]", "server_names = [\"a.example.com\\n\"]", "site[0].server_names[0]"),
+        ("path = \"/api/\"", "path = \"/api/; return 200\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/api/#\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/api/$x\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/api/{\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/a\\\"b/\"", "site[0].location[0].path"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:3000/$host/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:3000/?x=/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:3000/#/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:3000\\\\/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:0/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:65536/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://user@127.0.0.1/\"", "site[0].location[0].proxy"),
+        ("proxy = \"http://127.0.0.1:3000/\"", "proxy = \"http://127.0.0.1:3000/x;/\"", "site[0].location[0].proxy"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180;\"", "oauth2[0].upstream"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180/prefix\"", "oauth2[0].upstream"),
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"/var/www; include /etc/shadow\"", "acme.webroot"),
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"/var/www/../../etc\"", "acme.webroot"),
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"var/www\"", "acme.webroot"),
+        ("cert_file = \"/etc/given/cert.pem\"", "cert_file = \"/etc/given/cert.pem; ssl_verify_client off\"", "certificate[1].cert_file"),
+        ("key_file = \"/etc/given/key.pem\"", "key_file = \"/etc/given/{key}.pem\"", "certificate[1].key_file"),
+        ("verify_header = \"X-SSL-Client-Verify\"", "verify_header = \"X-Verify: SUCCESS\"", "site[0].client_auth.verify_header"),
+        ("verify_header = \"X-SSL-Client-Verify\"", "verify_header = \"Host\"", "site[0].client_auth.verify_header"),
+        ("verify_header = \"X-SSL-Client-Verify\"", "verify_header = \"X-Auth-Request-User\"", "site[0].client_auth.verify_header"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180\"\nheaders = { \"X-Forwarded-For\" = \"user\" }", "oauth2[0].headers.X-Forwarded-For"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180\"\nheaders = { \"X-Auth-Request-User\" = \"email\" }", "oauth2[0].headers.X-Auth-Request-User"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180\"\nheaders = { \"X-Token\" = \"access-token\" }", "oauth2[0].headers.X-Token"),
+        ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180\"\nheaders = { \"X-A b\" = \"user\" }", "oauth2[0].headers.X-A b"),
+        ("version = 1", "version = 1\n[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]", "proxy.trusted_proxies[0]"),
+        ("version = 1", "version = 1\n[proxy]\ntrusted_proxies = [\"10.0.0.0/8; allow all\"]", "proxy.trusted_proxies[0]"),
+    ];
+    for (line, hostile, field) in cases {
+        assert!(FULL.contains(line), "{line} is not in the playbook");
+        let text = FULL.replacen(line, hostile, 1);
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(" {field}: "))),
+            "{hostile:?}: want an error at {field}, got {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_prefix_and_its_backend_path_must_agree_on_the_trailing_slash() {
+    let bad = FULL.replace("path = \"/api/\"", "path = \"/x\"");
+    let errs = errors(&bad);
+    assert!(
+        errs.iter().any(|e| e.contains("site[0].location[0].proxy")
+            && e.contains("/x/foo would reach the backend as //foo")),
+        "{errs:?}"
+    );
+    let bad = FULL.replace(
+        "proxy = \"http://127.0.0.1:3000/\"",
+        "proxy = \"http://127.0.0.1:3000/app\"",
+    );
+    let errs = errors(&bad);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("/api/foo would reach the backend as /appfoo")),
+        "{errs:?}"
+    );
+    // Both with a slash, both without, or no path on the backend: fine.
+    for ok in [
+        "http://127.0.0.1:3000/app/",
+        "http://127.0.0.1:3000",
+        "http://[::1]:3000/",
+    ] {
+        let text = FULL.replace("http://127.0.0.1:3000/", ok);
+        playbook::parse("site.toml", &text).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let text = FULL
+        .replace("path = \"/api/\"", "path = \"/x\"")
+        .replace("http://127.0.0.1:3000/", "http://127.0.0.1:3000/y");
+    playbook::parse("site.toml", &text).unwrap();
+}
+
+#[test]
+fn serving_port_80_is_refused_for_a_site_with_client_certificates() {
+    let text = FULL.replace(
+        "oauth2 = \"sso\"\n[site.client_auth]",
+        "oauth2 = \"sso\"\nhttp = \"serve\"\n[site.client_auth]",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "site[0].http: http = \"serve\" would serve this site's locations on port 80"
+        )),
+        "{errs:?}"
+    );
+}
+
+/// Two sites in a playbook built from name/server-name/backend triples.
+fn two_sites(a: (&str, &str, &str), b: (&str, &str, &str)) -> String {
+    let mut s =
+        String::from("version = 1\n[[certificate]]\nname = \"c\"\nsource = \"self-signed\"\n");
+    for (name, server, backend) in [a, b] {
+        s.push_str("[[site]]\n");
+        if !name.is_empty() {
+            s.push_str(&format!("name = \"{name}\"\n"));
+        }
+        s.push_str(&format!(
+            "server_names = [\"{server}\"]\ncertificate = \"c\"\n[[site.location]]\npath = \"/\"\nproxy = \"{backend}\"\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn two_sites_that_would_share_a_file_or_an_upstream_are_refused() {
+    let up = "http://127.0.0.1:3000";
+    // The wildcard's files are portico-wildcard.example.com.*.
+    let errs = errors(&two_sites(
+        ("", "*.example.com", up),
+        ("wildcard.example.com", "w.example.com", up),
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "site[1].name: site[0] already writes the files portico-wildcard.example.com"
+        )),
+        "{errs:?}"
+    );
+    // Case does not make two files on every filesystem, nor two names in nginx.
+    let errs = errors(&two_sites(
+        ("App.example.com", "a.example.com", up),
+        ("app.example.com", "b.example.com", up),
+    ));
+    assert!(errs.iter().any(|e| e.contains("site[1].name")), "{errs:?}");
+    // a-b and a.b fold to the same upstream name for the same backend.
+    let errs = errors(&two_sites(
+        ("", "a-b.example.com", up),
+        ("", "a.b-example.com", up),
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("site[1].location[0].proxy: its nginx upstream would be named portico_a_b_example_com_127_0_0_1_3000")),
+        "{errs:?}"
+    );
+    // Different backends: different upstreams, fine.
+    playbook::parse(
+        "s.toml",
+        &two_sites(
+            ("", "a-b.example.com", up),
+            ("", "a.b-example.com", "http://127.0.0.1:3001"),
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_host_name_is_validated_where_it_is_used_and_named_by_its_file() {
+    for bad in [
+        "web1\nserver { listen 81; }",
+        "web1;",
+        "../etc",
+        "web_1",
+        "-web",
+        "",
+    ] {
+        let mut pb = playbook::parse("default", DEFAULT_PLAYBOOK).unwrap();
+        let err = pb
+            .resolve_hostname(bad, "/etc/hostname")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/hostname: "), "{bad:?}: {err}");
+        assert!(err.contains("cannot stand for {hostname}"), "{err}");
+        assert!(
+            !err.contains('\n'),
+            "the name is quoted, never printed raw: {err}"
+        );
+    }
+    // Not used: nothing to validate.
+    let mut pb = playbook::parse("site.toml", BASE).unwrap();
+    pb.resolve_hostname("web_1", "/etc/hostname").unwrap();
+    // Used, and clashing with another site once resolved.
+    let text = format!(
+        "{BASE}\n[[site]]\nserver_names = [\"{{hostname}}\"]\ncertificate = \"main\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3001\"\n"
+    );
+    let mut pb = playbook::parse("site.toml", &text).unwrap();
+    let err = pb
+        .resolve_hostname("a.example.com", "/etc/hostname")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("site[1]"), "{err}");
+}
+
+#[test]
+fn many_problems_are_located_correctly() {
+    let mut text =
+        String::from("version = 1\n[[certificate]]\nname = \"c\"\nsource = \"self-signed\"\n");
+    for i in 0..2000 {
+        text.push_str(&format!(
+            "[[site]]\nserver_names = [\"s{i}.example\"]\ncertificate = \"c\"\nredirect_code = 302\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        ));
+    }
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2000);
+    for (i, e) in errs.iter().enumerate() {
+        let line = 4 + 7 * i + 4;
+        assert_eq!(
+            e,
+            &format!("site.toml:{line}:17: site[{i}].redirect_code: 302 is not 301 or 308")
+        );
+    }
 }

@@ -57,6 +57,31 @@ fn account_dir(url: &str) -> PathBuf {
     Path::new(ACCOUNTS).join(clean)
 }
 
+/// The longest challenge token accepted. RFC 8555 asks for at least 128
+/// bits (22 characters); CAs send 43. Far above that is not a token.
+const MAX_TOKEN: usize = 255;
+
+/// RFC 8555 §8.1: a token is base64url (`A-Z a-z 0-9 - _`), nothing else.
+/// It becomes a file name in the webroot, so anything else (`/`, `..`, an
+/// absolute path, nothing at all) would let the CA write or delete files.
+pub fn token_ok(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// How a refused token is shown: never the whole of a hostile string.
+fn shown(token: &str) -> String {
+    let head: String = token.chars().take(40).collect();
+    if head.len() < token.len() {
+        format!("{head:?}... ({} bytes)", token.len())
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// A freshly issued certificate chain (leaf first) and its key.
 pub struct Issued {
     pub chain_pem: String,
@@ -139,11 +164,17 @@ impl Ctx<'_> {
                         message: "EAB HMAC key file does not exist".into(),
                     })?;
                 use base64::Engine;
+                // The decoder's error names the offending character and
+                // where it is: a secret must not be echoed, even in part.
                 let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(raw.trim().trim_end_matches('='))
-                    .map_err(|e| AcmeError::Local {
+                    .map_err(|_| AcmeError::Local {
                         path: key_file.to_path_buf(),
-                        message: format!("not base64url: {e}"),
+                        message: format!(
+                            "the EAB HMAC key is not base64url ({} bytes read; expected the \
+                             key as the CA gave it, A-Z a-z 0-9 - _)",
+                            raw.trim().len()
+                        ),
                     })?;
                 Some(ExternalAccountKey::new(eab.kid.clone(), &key))
             }
@@ -249,6 +280,14 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
     finish(&ctx, req, order).await
 }
 
+/// The name an authorization is for, for messages.
+fn identifier(authz: &instant_acme::AuthorizationHandle<'_>) -> String {
+    match &authz.identifier().identifier {
+        Identifier::Dns(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Answers the order's challenges through the webroot, finalizes, downloads.
 async fn finish(
     ctx: &Ctx<'_>,
@@ -266,6 +305,7 @@ async fn finish(
             if authz.status == AuthorizationStatus::Valid {
                 continue;
             }
+            let name = identifier(&authz);
             let mut challenge =
                 authz
                     .challenge(ChallengeType::Http01)
@@ -274,8 +314,22 @@ async fn finish(
                         directory: ctx.url.clone(),
                         message: "the server offers no http-01 challenge".into(),
                     })?;
+            if !token_ok(&challenge.token) {
+                return Err(AcmeError::Server {
+                    step: "authorization",
+                    directory: ctx.url.clone(),
+                    message: format!(
+                        "the server sent the challenge token {} for {}, which is not base64url \
+                         (RFC 8555 8.1); nothing was written and the authorization is abandoned",
+                        shown(&challenge.token),
+                        name
+                    ),
+                });
+            }
             let file = challenge_dir.join(&challenge.token);
-            root.write_atomic(
+            // Created, never replaced: cleanup below removes only what
+            // this run made.
+            root.create_new(
                 &file,
                 challenge.key_authorization().as_str().as_bytes(),
                 0o644,

@@ -1,7 +1,8 @@
 //! `/var/lib/portico/state.json`: what renewal remembers between runs —
 //! failures and when to try again (exponential backoff: 1 minute doubling,
-//! capped at 6 hours). A corrupt file is reported with its position and left
-//! untouched: nothing is lost by overwriting it.
+//! capped at 6 hours). A corrupt file never blocks renewal: it is moved
+//! aside (kept for a look) and renewal starts afresh, forgetting only
+//! back-off and ARI windows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,10 +23,7 @@ const MAX_BACKOFF: i64 = 6 * 3600;
 pub enum StateError {
     #[error(transparent)]
     Fs(#[from] RootError),
-    #[error(
-        "{path}:{line}:{column}: not a portico state file ({message}); it was left as it is: \
-             move it aside to start afresh (the certificates themselves are unaffected)"
-    )]
+    #[error("{path}:{line}:{column}: not a portico state file ({message})")]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -85,6 +83,44 @@ impl State {
             column: e.column(),
             message: e.to_string(),
         })
+    }
+
+    /// Loads the state; a corrupt file is renamed to `state.json.corrupt-NOW`
+    /// (left in place when `move_aside` is false: a dry run writes nothing)
+    /// and a fresh state returned with a warning saying so.
+    pub fn load_or_recover(
+        root: &Root,
+        now: i64,
+        move_aside: bool,
+    ) -> Result<(State, Option<String>), StateError> {
+        match State::load(root) {
+            Ok(s) => Ok((s, None)),
+            Err(e @ StateError::Corrupt { .. }) => {
+                let aside = PathBuf::from(format!("{STATE_FILE}.corrupt-{now}"));
+                if !move_aside {
+                    return Ok((
+                        State {
+                            version: 1,
+                            ..State::default()
+                        },
+                        Some(format!("{e}; going on without it (dry run: left in place)")),
+                    ));
+                }
+                root.rename(Path::new(STATE_FILE), &aside)?;
+                Ok((
+                    State {
+                        version: 1,
+                        ..State::default()
+                    },
+                    Some(format!(
+                        "{e}; moved it to {} and started afresh (back-off and ARI windows are \
+                         forgotten, certificates are unaffected)",
+                        aside.display()
+                    )),
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn save(&self, root: &Root) -> Result<(), StateError> {
@@ -174,6 +210,28 @@ mod tests {
     }
 
     #[test]
+    fn a_corrupt_state_file_is_moved_aside_and_renewal_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("var/lib/portico")).unwrap();
+        let file = dir.path().join("var/lib/portico/state.json");
+        std::fs::write(&file, "{\"version\": 1, \"certificates\": ").unwrap();
+        let (state, warning) = State::load_or_recover(&root, 1234, true).unwrap();
+        assert_eq!(state.version, 1);
+        assert!(state.certificates.is_empty());
+        let w = warning.unwrap();
+        assert!(w.contains("state.json.corrupt-1234"), "{w}");
+        assert!(!file.exists());
+        let aside = dir.path().join("var/lib/portico/state.json.corrupt-1234");
+        assert!(std::fs::read_to_string(aside)
+            .unwrap()
+            .contains("certificates"));
+        // A good file loads with no warning.
+        state.save(&root).unwrap();
+        assert!(State::load_or_recover(&root, 1, true).unwrap().1.is_none());
+    }
+
+    #[test]
     fn a_corrupt_state_file_is_named_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
@@ -186,7 +244,6 @@ mod tests {
         .unwrap();
         let err = State::load(&root).unwrap_err().to_string();
         assert!(err.starts_with("/var/lib/portico/state.json:2:"), "{err}");
-        assert!(err.contains("left as it is"), "{err}");
         assert!(
             std::fs::read_to_string(&file).unwrap().contains("\"x\""),
             "the file was changed"

@@ -42,6 +42,9 @@ pub struct Facts {
     pub nginx: NginxFacts,
     pub firewall: FirewallBackend,
     pub hostname: String,
+    /// Where `hostname` was read (`/etc/hostname`, or the kernel's
+    /// `gethostname()`), for messages about it.
+    pub hostname_source: String,
 }
 
 /// Reads the host's facts. Under a root other than `/` only files are read:
@@ -91,15 +94,21 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
         nft_ruleset: nft.as_deref(),
     });
 
-    let hostname = read(root, "/etc/hostname")
+    // Taken as it is: a playbook that uses `{hostname}` validates it.
+    let (hostname, hostname_source) = match read(root, "/etc/hostname")
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .or_else(|| {
-            live.then(|| nix::unistd::gethostname().ok())
-                .flatten()
-                .and_then(|h| h.into_string().ok())
-        })
-        .unwrap_or_else(|| "localhost".into());
+    {
+        Some(h) => (h, "/etc/hostname"),
+        None => match live
+            .then(|| nix::unistd::gethostname().ok())
+            .flatten()
+            .and_then(|h| h.into_string().ok())
+        {
+            Some(h) => (h, "gethostname()"),
+            None => ("localhost".to_string(), "the default (no /etc/hostname)"),
+        },
+    };
 
     Facts {
         distro,
@@ -108,6 +117,7 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
         nginx,
         firewall,
         hostname,
+        hostname_source: hostname_source.to_string(),
     }
 }
 

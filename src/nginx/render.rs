@@ -1,14 +1,17 @@
 //! Pure rendering of nginx configuration from a playbook site.
 //!
-//! Identity headers (client-certificate verification, oauth2 user) are set by
-//! nginx in every proxied location of every site, so a client can never send
-//! its own `X-SSL-Client-Verify: SUCCESS` to a backend: a location that sets
-//! any `proxy_set_header` of its own would otherwise drop inherited ones.
+//! A protection holds on every port that serves a location: the port-80
+//! server in `http = "serve"` mode renders the same oauth2 locations and
+//! checks as HTTPS (client certificates cannot be asked for over plain HTTP,
+//! so validation refuses that mode with `client_auth`). Identity headers are
+//! set in every proxied location ([`super::identity`]).
 
 use std::fmt::Write;
 
+use super::identity;
 use crate::facts::{Layout, Version};
-use crate::playbook::{ClientAuth, HttpMode, Location, Oauth2, Site, Verify};
+use crate::playbook::url::{BackendUrl, Scheme};
+use crate::playbook::{names, HttpMode, Location, Oauth2, Site, Verify};
 
 /// First line of every file portico writes into nginx's tree.
 pub const HEADER: &str =
@@ -41,6 +44,20 @@ impl Target {
     fn http2_directive(&self) -> bool {
         self.version.is_some_and(|v| v >= Version(1, 25, 1))
     }
+
+    /// `ssl_reject_handshake` exists from 1.19.4.
+    pub fn reject_handshake(&self) -> bool {
+        self.version.is_some_and(|v| v >= Version(1, 19, 4))
+    }
+
+    /// The flags of an HTTPS `listen` and the `http2 on;` line, if any.
+    pub fn tls_listen(&self) -> (&'static str, bool) {
+        let h2 = self.http2 && !self.http2_directive();
+        (
+            if h2 { "ssl http2" } else { "ssl" },
+            self.http2 && self.http2_directive(),
+        )
+    }
 }
 
 /// Paths of the shared snippets a site includes.
@@ -69,16 +86,17 @@ pub fn tls_snippet(directives: &[String]) -> String {
     s
 }
 
-/// Proxy snippet: forwarding headers and keep-alive to the upstreams.
+/// Proxy snippet: what every proxied request carries, whatever the site.
+/// `X-Forwarded-For` is the peer (or, behind trusted proxies, the client
+/// the real_ip module found): a client's own chain is never passed on.
 pub fn proxy_snippet() -> String {
     format!(
         "{HEADER}proxy_http_version 1.1;\n\
          proxy_set_header Connection $portico_connection;\n\
-         proxy_set_header Host $host;\n\
          proxy_set_header X-Real-IP $remote_addr;\n\
-         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         proxy_set_header X-Forwarded-For $remote_addr;\n\
          proxy_set_header X-Forwarded-Proto $scheme;\n\
-         proxy_set_header X-Forwarded-Host $host;\n"
+         proxy_set_header X-Forwarded-Port $server_port;\n"
     )
 }
 
@@ -102,37 +120,20 @@ pub struct SiteInput<'a> {
     pub oauth2: Option<&'a Oauth2>,
     /// Where `/.well-known/acme-challenge/` is served from.
     pub webroot: &'a str,
+    /// Every identity header of the playbook ([`crate::playbook::Playbook::identity_headers`]).
+    pub identity_headers: &'a [String],
+    /// `[proxy] trusted_proxies`: load balancers whose X-Forwarded-For counts.
+    pub trusted_proxies: &'a [String],
 }
 
 /// The header the challenge location adds, so portico can tell its own
 /// port-80 server is live for a name before asking a CA to look.
 pub const CHALLENGE_MARKER: &str = "X-Portico-Challenge";
 
-/// A backend URL split for nginx: `http://127.0.0.1:3001/x` →
-/// ("http", "127.0.0.1:3001", "/x").
-fn split_url(url: &str) -> (&str, &str, &str) {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    (scheme, authority, path)
-}
-
-/// A name nginx accepts for an upstream block, unique per site and backend.
-fn upstream_name(site_id: &str, authority: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("portico_{}_{}", clean(site_id), clean(authority))
+/// A validated backend URL (validation ran [`BackendUrl::parse`] on it).
+fn backend(url: &str) -> BackendUrl {
+    BackendUrl::parse(url)
+        .unwrap_or_else(|e| panic!("unvalidated backend URL reached rendering: {e}"))
 }
 
 /// Upstream blocks (keep-alive pools) for the site's plain-HTTP backends.
@@ -140,25 +141,17 @@ fn upstreams(site: &Site) -> String {
     let mut seen = Vec::new();
     let mut s = String::new();
     for l in &site.locations {
-        let (scheme, authority, _) = split_url(&l.proxy);
-        if scheme != "http" || seen.contains(&authority) {
+        let url = backend(&l.proxy);
+        let server = url.host_port();
+        if url.scheme != Scheme::Http || seen.contains(&server) {
             continue;
         }
-        seen.push(authority);
-        let server = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            && !authority.ends_with(']')
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
         let _ = writeln!(
             s,
             "upstream {} {{\n    server {server};\n    keepalive 16;\n}}\n",
-            upstream_name(&site.id(), authority)
+            names::upstream_name(&site.id(), &server)
         );
+        seen.push(server);
     }
     s
 }
@@ -172,30 +165,161 @@ fn oauth2_protects(site: &Site, l: &Location) -> bool {
     }
 }
 
-/// The names of the two verification headers for this site.
-fn verify_headers(site: &Site) -> (String, String) {
-    match &site.client_auth {
-        Some(ClientAuth {
-            verify_header,
-            dn_header,
-            ..
-        }) => (verify_header.clone(), dn_header.clone()),
-        None => ("X-SSL-Client-Verify".into(), "X-SSL-Client-DN".into()),
+/// One server's view: its port and scheme decide the `Host` a backend sees.
+struct Server<'a> {
+    input: &'a SiteInput<'a>,
+    snippets: Snippets,
+    tls: bool,
+    /// `$host:$server_port` where the port is not the scheme's default.
+    host: &'static str,
+}
+
+impl Server<'_> {
+    /// The response headers every answer of this server carries. nginx
+    /// drops inherited `add_header`s in a location that adds its own, so a
+    /// location that does repeats them.
+    fn security_headers(&self, s: &mut String, indent: &str) {
+        let _ = writeln!(s, "{indent}add_header X-Frame-Options DENY always;");
+        let _ = writeln!(
+            s,
+            "{indent}add_header X-Content-Type-Options nosniff always;"
+        );
+        if self.tls && self.input.site.hsts > 0 {
+            let _ = writeln!(
+                s,
+                "{indent}add_header Strict-Transport-Security \"max-age={}\" always;",
+                self.input.site.hsts
+            );
+        }
+    }
+
+    /// Directives every server of a site starts with; `proxies` when it
+    /// serves the site's locations (not a port-80 redirect).
+    fn common(&self, s: &mut String, proxies: bool) {
+        let site = self.input.site;
+        let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
+        s.push_str("    server_tokens off;\n");
+        if !self.input.trusted_proxies.is_empty() {
+            for cidr in self.input.trusted_proxies {
+                let _ = writeln!(s, "    set_real_ip_from {cidr};");
+            }
+            s.push_str("    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n");
+        }
+        if let Some(o) = self.input.oauth2.filter(|_| proxies) {
+            // Empty for every request; only a successful auth_request fills them.
+            for f in identity::passed_fields(o) {
+                let _ = writeln!(s, "    set {} \"\";", identity::variable(f));
+            }
+            s.push_str("    set $portico_auth_cookie \"\";\n");
+        }
+        s.push('\n');
+    }
+
+    fn oauth2_locations(&self, s: &mut String, o: &Oauth2) {
+        let up = backend(&o.upstream).origin();
+        let host = self.host;
+        let cleared = self.cleared_identity("        ");
+        let _ = writeln!(
+            s,
+            "    # oauth2-proxy: sign-in, callback and sign-out pages.\n    location /oauth2/ {{\n        proxy_pass {up};\n        proxy_set_header Host {host};\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Host {host};\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Scheme $scheme;\n        proxy_set_header X-Auth-Request-Redirect $request_uri;\n{cleared}    }}\n"
+        );
+        let _ = writeln!(
+            s,
+            "    # The check every protected request makes (subrequests only).\n    location = /oauth2/auth {{\n        internal;\n        proxy_pass {up};\n        proxy_set_header Host {host};\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Host {host};\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Uri $request_uri;\n        proxy_set_header Content-Length \"\";\n        proxy_pass_request_body off;\n{cleared}    }}\n"
+        );
+        s.push_str("    location @portico_oauth2_signin {\n        return 302 /oauth2/start?rd=$scheme://$http_host$request_uri;\n    }\n\n");
+    }
+
+    /// Every identity header set empty: what oauth2-proxy's own locations
+    /// pass on.
+    fn cleared_identity(&self, indent: &str) -> String {
+        self.input
+            .identity_headers
+            .iter()
+            .map(|h| format!("{indent}proxy_set_header {h} \"\";\n"))
+            .collect()
+    }
+
+    fn locations(&self, s: &mut String) {
+        for (n, l) in self.input.site.locations.iter().enumerate() {
+            if n > 0 {
+                s.push('\n');
+            }
+            self.location(s, l);
+        }
+    }
+
+    fn location(&self, s: &mut String, l: &Location) {
+        let input = self.input;
+        let site = input.site;
+        let _ = writeln!(s, "    location {} {{", l.path);
+        if l.require_client_cert {
+            // Plain HTTP has no $ssl_client_verify: refused there as well.
+            s.push_str(
+                "        if ($ssl_client_verify != SUCCESS) {\n            return 403;\n        }\n",
+            );
+        }
+        let protecting = input.oauth2.filter(|_| oauth2_protects(site, l));
+        if let Some(o) = protecting {
+            s.push_str("        auth_request /oauth2/auth;\n");
+            s.push_str("        error_page 401 = @portico_oauth2_signin;\n");
+            for line in identity::auth_request_sets(o) {
+                let _ = writeln!(s, "        {line}");
+            }
+            // oauth2-proxy's session refresh: its Set-Cookie must reach the client.
+            s.push_str(
+                "        auth_request_set $portico_auth_cookie $upstream_http_set_cookie;\n",
+            );
+            s.push_str("        add_header Set-Cookie $portico_auth_cookie;\n");
+            self.security_headers(s, "        ");
+        }
+        let url = backend(&l.proxy);
+        let target = match url.scheme {
+            Scheme::Http => format!(
+                "http://{}{}",
+                names::upstream_name(&site.id(), &url.host_port()),
+                url.path
+            ),
+            Scheme::Https => l.proxy.clone(),
+        };
+        let _ = writeln!(s, "        proxy_pass {target};");
+        let _ = writeln!(s, "        include {};", self.snippets.proxy);
+        let _ = writeln!(s, "        proxy_set_header Host {};", self.host);
+        let _ = writeln!(
+            s,
+            "        proxy_set_header X-Forwarded-Host {};",
+            self.host
+        );
+        // Set here, in every location: never inherited, never client-supplied.
+        for (h, v) in identity::headers(input.identity_headers, site, protecting) {
+            let _ = writeln!(s, "        proxy_set_header {h} {v};");
+        }
+        if l.websocket {
+            s.push_str("        proxy_set_header Upgrade $http_upgrade;\n");
+            s.push_str("        proxy_read_timeout 1h;\n");
+        }
+        s.push_str("    }\n");
     }
 }
 
 /// The port-80 server of a site: ACME challenges always, then a redirect to
-/// HTTPS or the same locations. It needs no certificate, so it is live before
-/// the first certificate is requested.
+/// HTTPS or the same locations, protected the same way. It needs no
+/// certificate, so it is live before the first certificate is requested.
 pub fn site_http(input: &SiteInput, t: &Target) -> String {
     let site = input.site;
-    let snippets = Snippets::for_target(t);
+    let server = Server {
+        input,
+        snippets: Snippets::for_target(t),
+        tls: false,
+        host: "$host",
+    };
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "# site {} (port 80)\n", site.id());
+    // The upstream pools live here, in the file that exists from the start;
+    // the HTTPS server, written once the certificate is there, uses them too.
     s.push_str(&upstreams(site));
     s.push_str("server {\n    listen 80;\n    listen [::]:80;\n");
-    let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
-    identity_defaults(&mut s);
+    server.common(&mut s, site.http == HttpMode::Serve);
     let _ = writeln!(
         s,
         "    location ^~ /.well-known/acme-challenge/ {{\n        root {};\n        default_type text/plain;\n        add_header {CHALLENGE_MARKER} 1 always;\n    }}\n",
@@ -214,7 +338,14 @@ pub fn site_http(input: &SiteInput, t: &Target) -> String {
                 }
             );
         }
-        HttpMode::Serve => locations(&mut s, input, &snippets),
+        HttpMode::Serve => {
+            server.security_headers(&mut s, "    ");
+            s.push('\n');
+            if let Some(o) = input.oauth2 {
+                server.oauth2_locations(&mut s, o);
+            }
+            server.locations(&mut s);
+        }
     }
     s.push_str("}\n");
     s
@@ -223,27 +354,35 @@ pub fn site_http(input: &SiteInput, t: &Target) -> String {
 /// The HTTPS server of a site.
 pub fn site_https(input: &SiteInput, t: &Target) -> String {
     let site = input.site;
-    let snippets = Snippets::for_target(t);
+    let server = Server {
+        input,
+        snippets: Snippets::for_target(t),
+        tls: true,
+        // Behind a non-default port the backend needs it to build URLs.
+        host: if site.listen == 443 {
+            "$host"
+        } else {
+            "$host:$server_port"
+        },
+    };
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "# site {} (HTTPS)\n", site.id());
-    let h2 = t.http2 && !t.http2_directive();
-    let flags = if h2 { "ssl http2" } else { "ssl" };
+    let (flags, http2_on) = t.tls_listen();
     let _ = writeln!(
         s,
         "server {{\n    listen {0} {flags};\n    listen [::]:{0} {flags};",
         site.listen
     );
-    if t.http2 && t.http2_directive() {
+    if http2_on {
         s.push_str("    http2 on;\n");
     }
-    let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
-    identity_defaults(&mut s);
+    server.common(&mut s, true);
     let _ = writeln!(
         s,
         "    ssl_certificate {};\n    ssl_certificate_key {};",
         input.cert, input.key
     );
-    let _ = writeln!(s, "    include {};", snippets.tls);
+    let _ = writeln!(s, "    include {};", server.snippets.tls);
     if let (Some(ca), Some((ca_cert, crl))) = (&site.client_auth, &input.client_ca) {
         let verify = match ca.verify {
             Verify::Optional => "optional",
@@ -254,15 +393,8 @@ pub fn site_https(input: &SiteInput, t: &Target) -> String {
             "    ssl_client_certificate {ca_cert};\n    ssl_crl {crl};\n    ssl_verify_client {verify};\n    ssl_verify_depth 1;"
         );
     }
-    s.push_str("\n    add_header X-Frame-Options DENY always;\n");
-    s.push_str("    add_header X-Content-Type-Options nosniff always;\n");
-    if site.hsts > 0 {
-        let _ = writeln!(
-            s,
-            "    add_header Strict-Transport-Security \"max-age={}\" always;",
-            site.hsts
-        );
-    }
+    s.push('\n');
+    server.security_headers(&mut s, "    ");
     if let Some(size) = &site.client_max_body_size {
         let _ = writeln!(s, "    client_max_body_size {size};");
     }
@@ -271,98 +403,9 @@ pub fn site_https(input: &SiteInput, t: &Target) -> String {
     }
     s.push('\n');
     if let Some(o) = input.oauth2 {
-        oauth2_locations(&mut s, o);
+        server.oauth2_locations(&mut s, o);
     }
-    locations(&mut s, input, &snippets);
+    server.locations(&mut s);
     s.push_str("}\n");
     s
-}
-
-/// Identity variables start empty in every server; only a successful
-/// auth_request fills them.
-fn identity_defaults(s: &mut String) {
-    s.push_str("    set $portico_auth_user \"\";\n    set $portico_auth_email \"\";\n\n");
-}
-
-fn oauth2_locations(s: &mut String, o: &Oauth2) {
-    let up = o.upstream.trim_end_matches('/');
-    let _ = writeln!(
-        s,
-        "    # oauth2-proxy: sign-in, callback and sign-out pages.\n    location /oauth2/ {{\n        proxy_pass {up};\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Auth-Request-Redirect $request_uri;\n    }}\n"
-    );
-    let _ = writeln!(
-        s,
-        "    # The check every protected request makes (subrequests only).\n    location = /oauth2/auth {{\n        internal;\n        proxy_pass {up};\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Uri $request_uri;\n        proxy_set_header Content-Length \"\";\n        proxy_pass_request_body off;\n    }}\n"
-    );
-    s.push_str("    location @portico_oauth2_signin {\n        return 302 /oauth2/start?rd=$scheme://$http_host$request_uri;\n    }\n\n");
-}
-
-fn locations(s: &mut String, input: &SiteInput, snippets: &Snippets) {
-    for (n, l) in input.site.locations.iter().enumerate() {
-        if n > 0 {
-            s.push('\n');
-        }
-        location(s, input, l, snippets);
-    }
-}
-
-fn location(s: &mut String, input: &SiteInput, l: &Location, snippets: &Snippets) {
-    let site = input.site;
-    let _ = writeln!(s, "    location {} {{", l.path);
-    if l.require_client_cert {
-        s.push_str(
-            "        if ($ssl_client_verify != SUCCESS) {\n            return 403;\n        }\n",
-        );
-    }
-    if input.oauth2.is_some() && oauth2_protects(site, l) {
-        s.push_str("        auth_request /oauth2/auth;\n");
-        s.push_str("        error_page 401 = @portico_oauth2_signin;\n");
-        s.push_str(
-            "        auth_request_set $portico_auth_user $upstream_http_x_auth_request_user;\n",
-        );
-        s.push_str(
-            "        auth_request_set $portico_auth_email $upstream_http_x_auth_request_email;\n",
-        );
-    }
-    let (scheme, authority, path) = split_url(&l.proxy);
-    let target = if scheme == "http" {
-        format!("http://{}{path}", upstream_name(&site.id(), authority))
-    } else {
-        l.proxy.clone()
-    };
-    let _ = writeln!(s, "        proxy_pass {target};");
-    let _ = writeln!(s, "        include {};", snippets.proxy);
-    // Set here, in every location: never inherited, never client-supplied.
-    let (verify, dn) = verify_headers(site);
-    let _ = writeln!(s, "        proxy_set_header {verify} $ssl_client_verify;");
-    let _ = writeln!(s, "        proxy_set_header {dn} $ssl_client_s_dn;");
-    s.push_str("        proxy_set_header X-Auth-Request-User $portico_auth_user;\n");
-    s.push_str("        proxy_set_header X-Auth-Request-Email $portico_auth_email;\n");
-    if l.websocket {
-        s.push_str("        proxy_set_header Upgrade $http_upgrade;\n");
-        s.push_str("        proxy_read_timeout 1h;\n");
-    }
-    s.push_str("    }\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_split_for_upstreams() {
-        assert_eq!(
-            split_url("http://127.0.0.1:3001/"),
-            ("http", "127.0.0.1:3001", "/")
-        );
-        assert_eq!(split_url("http://app"), ("http", "app", ""));
-        assert_eq!(
-            split_url("https://[::1]:8443/x/y"),
-            ("https", "[::1]:8443", "/x/y")
-        );
-        assert_eq!(
-            upstream_name("api.example.com", "127.0.0.1:3001"),
-            "portico_api_example_com_127_0_0_1_3001"
-        );
-    }
 }

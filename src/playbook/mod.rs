@@ -2,7 +2,9 @@
 //! file, line, column and field.
 
 pub mod model;
+pub mod names;
 pub mod span;
+pub mod url;
 pub mod validate;
 
 use std::fmt;
@@ -11,7 +13,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use model::*;
-use span::{line_col, FieldPath, SpanIndex};
+use span::{FieldPath, LineIndex, SpanIndex};
 
 /// The playbook `portico apply` uses when no file is given: a self-signed
 /// HTTPS reverse proxy for this host to a local app on port 3000.
@@ -60,6 +62,17 @@ pub enum PlaybookError {
     },
     #[error("{0}")]
     Invalid(Problems),
+    /// `{hostname}` stands for a host name that cannot be used as one, or
+    /// the names it produced clash.
+    #[error("{source_file}: {hostname:?} cannot stand for {{hostname}}: {why}")]
+    Hostname {
+        /// Where the host name came from (`/etc/hostname`).
+        source_file: String,
+        /// The host name as read.
+        hostname: String,
+        /// What is wrong with it, or what it made wrong in the playbook.
+        why: String,
+    },
 }
 
 /// Reads and validates a playbook file.
@@ -75,8 +88,9 @@ pub fn load_file(path: &Path) -> Result<Playbook, PlaybookError> {
 /// Parses and validates playbook text; `file` is only used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
     let index = SpanIndex::new(text);
+    let lines = LineIndex::new(text);
     let locate = |offset: usize, path: &FieldPath, message: String| {
-        let (line, col) = line_col(text, offset);
+        let (line, col) = lines.line_col(offset);
         Located {
             line,
             col,
@@ -118,8 +132,69 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
 }
 
 impl Playbook {
-    /// Replaces `{hostname}` in server and certificate names with the host's name.
-    pub fn resolve_hostname(&mut self, hostname: &str) {
+    /// Does any server or certificate name say `{hostname}`?
+    pub fn uses_hostname(&self) -> bool {
+        let has = |names: &[String]| names.iter().any(|n| n == "{hostname}");
+        self.sites.iter().any(|s| has(&s.server_names))
+            || self
+                .certificates
+                .iter()
+                .any(|c| c.names.as_deref().is_some_and(has))
+    }
+
+    /// Replaces `{hostname}` in server and certificate names with the
+    /// host's name, read from `source_file`. The host name is hostile input
+    /// like any other: it must be a DNS name, and the playbook it produces
+    /// is validated again (two sites may now clash).
+    pub fn resolve_hostname(
+        &mut self,
+        hostname: &str,
+        source_file: &str,
+    ) -> Result<(), PlaybookError> {
+        if !self.uses_hostname() {
+            return Ok(());
+        }
+        let bad = |why: String| PlaybookError::Hostname {
+            source_file: source_file.to_string(),
+            hostname: hostname.to_string(),
+            why,
+        };
+        if let Some(why) = names::dns_name_problem(hostname, false) {
+            return Err(bad(format!("not a DNS name ({why})")));
+        }
+        self.substitute_hostname(hostname);
+        let problems = validate::validate(self);
+        if let Some(first) = problems.first() {
+            return Err(bad(format!("{}: {}", first.path, first.message)));
+        }
+        Ok(())
+    }
+
+    /// Every header that carries an identity anywhere in this playbook:
+    /// the well-known ones clients forge, every site's client certificate
+    /// headers and every oauth2-proxy's extra headers. Each location sets
+    /// or clears all of them.
+    pub fn identity_headers(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        let extra = self
+            .sites
+            .iter()
+            .filter_map(|s| s.client_auth.as_ref())
+            .flat_map(|c| [c.verify_header.as_str(), c.dn_header.as_str()])
+            .chain(
+                self.oauth2
+                    .iter()
+                    .flat_map(|o| o.headers.keys().map(String::as_str)),
+            );
+        for h in names::IDENTITY_HEADERS.iter().copied().chain(extra) {
+            if !all.iter().any(|a| a.eq_ignore_ascii_case(h)) {
+                all.push(h.to_string());
+            }
+        }
+        all
+    }
+
+    fn substitute_hostname(&mut self, hostname: &str) {
         let fix = |names: &mut Vec<String>| {
             for n in names.iter_mut() {
                 if n == "{hostname}" {
@@ -144,10 +219,16 @@ impl Playbook {
 impl Site {
     /// The name used for this site's files and in reports.
     pub fn id(&self) -> String {
-        self.name
-            .clone()
-            .or_else(|| self.server_names.first().cloned())
-            .unwrap_or_else(|| "site".into())
-            .replace('*', "wildcard")
+        names::site_id(self.name.as_deref(), &self.server_names)
     }
+}
+
+/// The oauth2-proxy a site uses (validation allows one per site).
+pub fn site_oauth2(site: &Site) -> Option<&str> {
+    site.oauth2.as_deref().or_else(|| {
+        site.locations
+            .iter()
+            .filter_map(|l| l.oauth2.as_deref())
+            .find(|o| *o != "none")
+    })
 }

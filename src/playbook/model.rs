@@ -27,6 +27,20 @@ pub struct Playbook {
     pub oauth2: Vec<Oauth2>,
     #[serde(default, rename = "site")]
     pub sites: Vec<Site>,
+    /// Where clients come from when the host sits behind a load balancer.
+    #[serde(default)]
+    pub proxy: ProxySettings,
+}
+
+/// `[proxy]`: the edge's view of the network in front of it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    /// Load balancers whose `X-Forwarded-For` is believed (CIDRs or
+    /// addresses). Empty: the client is the peer address, and any
+    /// `X-Forwarded-For` a client sends is dropped.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Playbook {
@@ -263,6 +277,65 @@ pub struct Oauth2 {
     pub upstream: String,
     /// Cookie domain shared by subdomain-per-service sites (`.example.com`).
     pub cookie_domain: Option<String>,
+    /// Pass oauth2-proxy's access token to backends
+    /// (`X-Auth-Request-Access-Token`); off unless asked for.
+    #[serde(default)]
+    pub pass_access_token: bool,
+    /// Extra headers the backends read, each filled from oauth2-proxy's
+    /// answer: `{ "X-WEBAUTH-USER" = "user" }` for Grafana.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, IdentityField>,
+}
+
+/// What oauth2-proxy says about a signed-in user (its `X-Auth-Request-*`
+/// answer headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityField {
+    /// `X-Auth-Request-User`.
+    User,
+    /// `X-Auth-Request-Email`.
+    Email,
+    /// `X-Auth-Request-Groups`.
+    Groups,
+    /// `X-Auth-Request-Preferred-Username`.
+    PreferredUsername,
+    /// `X-Auth-Request-Access-Token` (needs `pass_access_token = true`).
+    AccessToken,
+}
+
+impl IdentityField {
+    /// Every field, in the order headers are rendered.
+    pub const ALL: [IdentityField; 5] = [
+        IdentityField::User,
+        IdentityField::Email,
+        IdentityField::Groups,
+        IdentityField::PreferredUsername,
+        IdentityField::AccessToken,
+    ];
+
+    /// The header oauth2-proxy answers with, and portico passes on under
+    /// the same name.
+    pub fn header(self) -> &'static str {
+        match self {
+            IdentityField::User => "X-Auth-Request-User",
+            IdentityField::Email => "X-Auth-Request-Email",
+            IdentityField::Groups => "X-Auth-Request-Groups",
+            IdentityField::PreferredUsername => "X-Auth-Request-Preferred-Username",
+            IdentityField::AccessToken => "X-Auth-Request-Access-Token",
+        }
+    }
+
+    /// As written in a playbook.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentityField::User => "user",
+            IdentityField::Email => "email",
+            IdentityField::Groups => "groups",
+            IdentityField::PreferredUsername => "preferred-username",
+            IdentityField::AccessToken => "access-token",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

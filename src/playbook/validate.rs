@@ -1,11 +1,17 @@
 //! Checks that serde cannot express: ranges, URLs, names, and references
 //! between sections. Every problem names the field it is about.
+//!
+//! Every string that ends up in a file name or an nginx directive is checked
+//! here with the rules in [`super::names`] and [`super::url`], the same code
+//! rendering uses, so nothing unchecked reaches nginx.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::model::*;
+use super::names::{self, RESERVED_HEADERS};
 use super::span::FieldPath;
+use super::url::BackendUrl;
 
 /// One thing wrong with a playbook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,13 +49,14 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
         check_port(&mut p, root.key("firewall").item("ports", i), *port);
     }
     check_renewal(&mut p, &pb.renewal);
+    check_proxy(&mut p, &pb.proxy);
     let cas = unique_names(&mut p, "ca", pb.cas.iter().map(|c| c.name.as_str()));
     for (i, ca) in pb.cas.iter().enumerate() {
         check_days(&mut p, root.item("ca", i).key("days"), ca.days, 36500);
     }
     let oauth2 = unique_names(&mut p, "oauth2", pb.oauth2.iter().map(|o| o.name.as_str()));
     for (i, o) in pb.oauth2.iter().enumerate() {
-        check_url(&mut p, root.item("oauth2", i).key("upstream"), &o.upstream);
+        check_oauth2(&mut p, root.item("oauth2", i), o);
     }
     let certs = unique_names(
         &mut p,
@@ -84,6 +91,12 @@ fn check_days(p: &mut Problems, path: FieldPath, days: i64, max: i64) {
     }
 }
 
+fn check_path(p: &mut Problems, path: FieldPath, value: &str) {
+    if let Some(why) = names::safe_path_problem(value) {
+        p.add(path, format!("{value:?} is not a usable path: {why}"));
+    }
+}
+
 fn check_renewal(p: &mut Problems, r: &Renewal) {
     let path = FieldPath::root().key("renewal");
     if !(r.remaining_fraction > 0.0 && r.remaining_fraction < 1.0) {
@@ -108,7 +121,33 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
     }
 }
 
-/// Reports duplicate names; returns the set of names.
+/// `[proxy] trusted_proxies`: addresses or CIDRs (`10.0.0.0/8`, `::1`).
+fn check_proxy(p: &mut Problems, proxy: &ProxySettings) {
+    for (i, cidr) in proxy.trusted_proxies.iter().enumerate() {
+        if !cidr_ok(cidr) {
+            p.add(
+                FieldPath::root().key("proxy").item("trusted_proxies", i),
+                format!(
+                    "{cidr:?} is not an IP address or CIDR (\"10.0.0.0/8\", \"2001:db8::/32\")"
+                ),
+            );
+        }
+    }
+}
+
+fn cidr_ok(s: &str) -> bool {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    bits.is_none_or(|b| !b.starts_with('+') && b.parse::<u8>().is_ok_and(|n| n <= max))
+}
+
+/// Reports bad and duplicate names; returns the set of names.
 fn unique_names<'a>(
     p: &mut Problems,
     section: &str,
@@ -117,20 +156,75 @@ fn unique_names<'a>(
     let mut seen = BTreeSet::new();
     for (i, name) in names.enumerate() {
         let path = FieldPath::root().item(section, i).key("name");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !names::object_name_ok(name) {
             p.add(
                 path,
-                format!("{name:?} is not a valid name (letters, digits, '-', '_', '.')"),
+                format!(
+                    "{name:?} is not a valid name: a letter or digit, then letters, digits, '.', '_', '-' (at most 64)"
+                ),
             );
         } else if !seen.insert(name.to_string()) {
             p.add(path, format!("duplicate {section} name {name:?}"));
         }
     }
     seen
+}
+
+fn check_oauth2(p: &mut Problems, path: FieldPath, o: &Oauth2) {
+    match BackendUrl::parse(&o.upstream) {
+        Err(e) => p.add(path.key("upstream"), e.to_string()),
+        // The pages live under /oauth2/ on oauth2-proxy itself: a path here
+        // would be glued onto every request URI.
+        Ok(u) if !matches!(u.path.as_str(), "" | "/") => p.add(
+            path.key("upstream"),
+            format!(
+                "{:?} has a path; give oauth2-proxy's address only (\"{}\")",
+                o.upstream,
+                u.origin()
+            ),
+        ),
+        Ok(_) => {}
+    }
+    if let Some(d) = &o.cookie_domain {
+        if names::dns_name_problem(d.strip_prefix('.').unwrap_or(d), false).is_some() {
+            p.add(
+                path.key("cookie_domain"),
+                format!("{d:?} is not a domain (\".example.com\")"),
+            );
+        }
+    }
+    for (header, field) in &o.headers {
+        let hp = path.key("headers").key(header);
+        if let Some(why) = header_problem(header) {
+            p.add(hp, why);
+        } else if IdentityField::ALL
+            .iter()
+            .any(|f| f.header().eq_ignore_ascii_case(header))
+        {
+            p.add(
+                hp,
+                format!("{header} is always set from oauth2-proxy's answer; name another header"),
+            );
+        } else if *field == IdentityField::AccessToken && !o.pass_access_token {
+            p.add(
+                hp,
+                "the access token is passed only with pass_access_token = true",
+            );
+        }
+    }
+}
+
+/// Why `header` cannot be an identity header portico sets, if it cannot.
+fn header_problem(header: &str) -> Option<String> {
+    if !names::header_name_ok(header) {
+        return Some(format!(
+            "{header:?} is not a header name (letters, digits, '-')"
+        ));
+    }
+    RESERVED_HEADERS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(header))
+        .map(|r| format!("{r} is set by portico itself; name another header"))
 }
 
 fn check_certificate(
@@ -177,10 +271,8 @@ fn check_certificate(
             for (field, value) in [("cert_file", &c.cert_file), ("key_file", &c.key_file)] {
                 match value {
                     None => p.add(path.key("source"), format!("source = \"files\" needs {field}")),
-                    Some(f) if !f.starts_with('/') => {
-                        p.add(path.key(field), format!("{f:?} is not an absolute path"))
-                    }
-                    Some(_) => {}
+                    // Written into ssl_certificate(_key) directives.
+                    Some(f) => check_path(p, path.key(field), f),
                 }
             }
         }
@@ -212,7 +304,9 @@ fn check_acme(p: &mut Problems, a: &Acme) {
     }
     if let Some(email) = &a.email {
         let ok = email.split_once('@').is_some_and(|(u, d)| {
-            !u.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
+            !u.is_empty()
+                && d.contains('.')
+                && !email.contains(|c: char| c.is_whitespace() || c.is_control())
         });
         if !ok {
             p.add(
@@ -221,11 +315,20 @@ fn check_acme(p: &mut Problems, a: &Acme) {
             );
         }
     }
-    if !a.webroot.starts_with('/') {
-        p.add(
-            path.key("webroot"),
-            format!("{:?} is not an absolute path", a.webroot),
-        );
+    // Written into the port-80 server's `root` directive and the daemon's unit.
+    check_path(p, path.key("webroot"), &a.webroot);
+    for (field, value) in [
+        ("ca_root", a.ca_root.as_deref()),
+        (
+            "eab.hmac_key_file",
+            a.eab.as_ref().map(|e| e.hmac_key_file.as_str()),
+        ),
+    ] {
+        if let Some(v) = value {
+            if !v.starts_with('/') {
+                p.add(path.key(field), format!("{v:?} is not an absolute path"));
+            }
+        }
     }
 }
 
@@ -238,9 +341,20 @@ fn check_sites(
 ) {
     // (port, server name) → the site that claimed it first.
     let mut claimed: HashMap<(i64, String), usize> = HashMap::new();
-    let mut site_names: HashMap<String, usize> = HashMap::new();
+    // Site file stem (lower case) → the site that has it.
+    let mut stems: HashMap<String, usize> = HashMap::new();
+    // Upstream block name → (site, backend) that defines it.
+    let mut upstreams: HashMap<String, (usize, String)> = HashMap::new();
     for (i, s) in pb.sites.iter().enumerate() {
         let path = FieldPath::root().item("site", i);
+        if let Some(name) = &s.name {
+            if let Some(why) = names::dns_name_problem(name, false) {
+                p.add(
+                    path.key("name"),
+                    format!("{name:?} is not a valid site name (it names files): {why}"),
+                );
+            }
+        }
         if s.server_names.is_empty() {
             p.add(
                 path.key("server_names"),
@@ -259,15 +373,19 @@ fn check_sites(
                 );
             }
         }
-        let name = s
-            .name
-            .clone()
-            .or_else(|| s.server_names.first().cloned())
-            .unwrap_or_default();
-        if let Some(first) = site_names.insert(name.clone(), i) {
+        let id = s.id();
+        let stem = names::site_file_stem(&id).to_lowercase();
+        if let Some(first) = stems.insert(stem.clone(), i) {
+            let field = if s.name.is_some() {
+                path.key("name")
+            } else {
+                path.item("server_names", 0)
+            };
             p.add(
-                path.key("name"),
-                format!("duplicate site name {name:?} (also site[{first}])"),
+                field,
+                format!(
+                    "site[{first}] already writes the files {stem}.*; give one of them a distinct name = \"...\""
+                ),
             );
         }
         if !certs.contains(&s.certificate) {
@@ -286,6 +404,12 @@ fn check_sites(
             );
         }
         check_port(p, path.key("listen"), s.listen);
+        if s.listen == 80 {
+            p.add(
+                path.key("listen"),
+                "port 80 is the plain-HTTP port every site has; choose another HTTPS port",
+            );
+        }
         if s.hsts < 0 {
             p.add(path.key("hsts"), "max-age cannot be negative");
         }
@@ -301,23 +425,18 @@ fn check_sites(
                 );
             }
         }
+        let site_oauth2 = crate::playbook::site_oauth2(s)
+            .and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
         if let Some(ca) = &s.client_auth {
-            if !cas.contains(&ca.ca) {
+            check_client_auth(p, &path, ca, cas, site_oauth2);
+            // A client certificate is a TLS thing: plain HTTP serving the
+            // same locations would serve them to anyone.
+            if s.http == HttpMode::Serve {
                 p.add(
-                    path.key("client_auth").key("ca"),
-                    format!("unknown ca {:?}", ca.ca),
+                    path.key("http"),
+                    "http = \"serve\" would serve this site's locations on port 80, where no client \
+                     certificate can be asked for; use http = \"redirect\" with client_auth",
                 );
-            }
-            for (field, h) in [
-                ("verify_header", &ca.verify_header),
-                ("dn_header", &ca.dn_header),
-            ] {
-                if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                    p.add(
-                        path.key("client_auth").key(field),
-                        format!("{h:?} is not a header name"),
-                    );
-                }
             }
         }
         if let Some(o) = &s.oauth2 {
@@ -363,13 +482,13 @@ fn check_sites(
         let mut paths = BTreeSet::new();
         for (j, l) in s.locations.iter().enumerate() {
             let lp = path.item("location", j);
-            if !l.path.starts_with('/')
-                || l.path.contains(char::is_whitespace)
-                || l.path.contains(['{', '}', ';'])
-            {
+            if !names::url_path_ok(&l.path) {
                 p.add(
                     lp.key("path"),
-                    format!("{:?} is not a URL path starting with '/'", l.path),
+                    format!(
+                        "{:?} is not a URL path: '/' then letters, digits and /-._~%!*+,=:@&()",
+                        l.path
+                    ),
                 );
             } else if !paths.insert(l.path.as_str()) {
                 p.add(
@@ -377,7 +496,30 @@ fn check_sites(
                     format!("duplicate location {:?} in this site", l.path),
                 );
             }
-            check_url(p, lp.key("proxy"), &l.proxy);
+            match BackendUrl::parse(&l.proxy) {
+                Err(e) => p.add(lp.key("proxy"), e.to_string()),
+                Ok(url) => {
+                    check_prefix_rewrite(p, &lp, &l.path, &url);
+                    if url.scheme == crate::playbook::url::Scheme::Http {
+                        let up = names::upstream_name(&id, &url.host_port());
+                        let this = (i, url.host_port());
+                        match upstreams.get(&up) {
+                            Some(other) if *other != this => p.add(
+                                lp.key("proxy"),
+                                format!(
+                                    "its nginx upstream would be named {up}, like site[{}]'s backend {}; \
+                                     give one of the sites a distinct name = \"...\"",
+                                    other.0, other.1
+                                ),
+                            ),
+                            Some(_) => {}
+                            None => {
+                                upstreams.insert(up, this);
+                            }
+                        }
+                    }
+                }
+            }
             if l.require_client_cert && s.client_auth.is_none() {
                 p.add(
                     lp.key("require_client_cert"),
@@ -396,50 +538,107 @@ fn check_sites(
     }
 }
 
-/// A DNS name (`*.` allowed in front), an IP address, or `{hostname}`.
-fn check_server_name(p: &mut Problems, path: FieldPath, name: &str) {
-    if name == "{hostname}" || name.parse::<IpAddr>().is_ok() {
-        return;
+fn check_client_auth(
+    p: &mut Problems,
+    path: &FieldPath,
+    ca: &ClientAuth,
+    cas: &BTreeSet<String>,
+    oauth2: Option<&Oauth2>,
+) {
+    let cp = path.key("client_auth");
+    if !cas.contains(&ca.ca) {
+        p.add(cp.key("ca"), format!("unknown ca {:?}", ca.ca));
     }
-    let bare = name.strip_prefix("*.").unwrap_or(name);
-    let ok = !bare.is_empty()
-        && bare.len() <= 253
-        && bare.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !ok {
-        p.add(path, format!("{name:?} is not a DNS name or IP address"));
+    for (field, h) in [
+        ("verify_header", &ca.verify_header),
+        ("dn_header", &ca.dn_header),
+    ] {
+        if let Some(why) = header_problem(h) {
+            p.add(cp.key(field), why);
+            continue;
+        }
+        let oauth2_header = IdentityField::ALL
+            .iter()
+            .map(|f| f.header())
+            .chain(
+                oauth2
+                    .iter()
+                    .flat_map(|o| o.headers.keys().map(String::as_str)),
+            )
+            .find(|o| o.eq_ignore_ascii_case(h));
+        if let Some(o) = oauth2_header {
+            p.add(
+                cp.key(field),
+                format!("{o} carries the oauth2 identity; name another header"),
+            );
+        }
+    }
+    if ca.verify_header.eq_ignore_ascii_case(&ca.dn_header) {
+        p.add(cp.key("dn_header"), "must differ from verify_header");
     }
 }
 
-/// An `http://` or `https://` URL with a host and an optional valid port.
-fn check_url(p: &mut Problems, path: FieldPath, url: &str) {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let Some(rest) = rest else {
-        p.add(path, format!("{url:?} is not an http or https URL"));
+/// nginx replaces the location prefix with the backend's path: `/x` to
+/// `http://b/` sends `/x/foo` as `//foo`, and `/x/` to `http://b/app` sends
+/// `/x/foo` as `/appfoo`. Both ends must agree on the trailing slash.
+fn check_prefix_rewrite(p: &mut Problems, lp: &FieldPath, prefix: &str, url: &BackendUrl) {
+    if url.path.is_empty() || prefix.is_empty() {
         return;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(port)),
-        _ => (authority, None),
-    };
-    let host_ok = !host.is_empty()
-        && !url.contains(char::is_whitespace)
-        && !url.contains([';', '{', '}', '"', '\''])
-        && host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    if !host_ok || !port_ok {
-        p.add(path, format!("{url:?} is not an http or https URL"));
+    }
+    let (loc_slash, url_slash) = (prefix.ends_with('/'), url.path.ends_with('/'));
+    if loc_slash != url_slash {
+        let example = format!("{}{}foo", prefix, if loc_slash { "" } else { "/" });
+        let sent = format!("{}{}", url.path, &example[prefix.len()..]);
+        p.add(
+            lp.key("proxy"),
+            format!(
+                "the path {:?} replaces the prefix {prefix:?}, so {example} would reach the backend as {sent}; \
+                 end both with '/' or neither",
+                url.path
+            ),
+        );
+    }
+}
+
+/// A DNS name (`*.` allowed in front), an IP address, or `{hostname}`.
+fn check_server_name(p: &mut Problems, path: FieldPath, name: &str) {
+    if name == "{hostname}" || names::server_name_ok(name) {
+        return;
+    }
+    p.add(path, format!("{name:?} is not a DNS name or IP address"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        for ok in [
+            "10.0.0.0/8",
+            "192.0.2.1",
+            "::1",
+            "2001:db8::/32",
+            "0.0.0.0/0",
+        ] {
+            assert!(cidr_ok(ok), "{ok}");
+        }
+        for bad in [
+            "10.0.0.0/33",
+            "x",
+            "10.0.0.0/",
+            "::/129",
+            "1.2.3.4/+8",
+            "1.2.3.4 /8",
+        ] {
+            assert!(!cidr_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identity_and_reserved_headers_do_not_overlap() {
+        for h in names::IDENTITY_HEADERS {
+            assert!(header_problem(h).is_none(), "{h}");
+        }
     }
 }

@@ -16,9 +16,23 @@ pub struct CertPaths {
     pub key: PathBuf,
 }
 
+/// portico's own certificate directory: apart from the system's trust
+/// store (`/etc/ssl/certs`, a symlink on EL), so the renewal daemon's
+/// sandbox can write here and nowhere near the trust store.
+pub const CERT_DIR: &str = "/etc/ssl/portico";
+
 impl CertPaths {
     /// The default place of portico-made certificate `name`.
     pub fn managed(name: &str) -> Self {
+        CertPaths {
+            cert: PathBuf::from(format!("{CERT_DIR}/certs/{name}.crt")),
+            key: PathBuf::from(format!("{CERT_DIR}/private/{name}.key")),
+        }
+    }
+
+    /// Where portico before 0.2 kept certificate `name`, in the system's
+    /// trust store directory; a certificate found there is carried over.
+    pub fn legacy(name: &str) -> Self {
         CertPaths {
             cert: PathBuf::from(format!("/etc/ssl/certs/portico-{name}.crt")),
             key: PathBuf::from(format!("/etc/ssl/private/portico-{name}.key")),
@@ -66,13 +80,18 @@ impl CertificateTask {
 
     /// Why the current certificate must be replaced, or `None` when it is fine.
     pub fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
+        self.reissue_reason_at(ctx, &self.paths)
+    }
+
+    /// [`Self::reissue_reason`] for the certificate and key at `paths`.
+    fn reissue_reason_at(&self, ctx: &Ctx, paths: &CertPaths) -> Result<Option<String>, TaskError> {
         if self.force {
             return Ok(Some("forced".into()));
         }
-        let Some(pem) = ctx.root.read(&self.paths.cert)? else {
+        let Some(pem) = ctx.root.read(&paths.cert)? else {
             return Ok(Some("missing".into()));
         };
-        if ctx.root.meta(&self.paths.key)?.is_none() {
+        if ctx.root.meta(&paths.key)?.is_none() {
             return Ok(Some("its key is missing".into()));
         }
         let Some(info) = inspect_pem(&pem) else {
@@ -126,6 +145,34 @@ impl CertificateTask {
             ));
         }
         Ok(None)
+    }
+
+    /// A good certificate at the pre-0.2 path, none at the current one: copy
+    /// it over (no new order, no new key). `None` when there is nothing to
+    /// carry over or it would be re-issued anyway.
+    fn carry_over(&self, ctx: &Ctx) -> Result<Option<Vec<Change>>, TaskError> {
+        let legacy = CertPaths::legacy(&self.name);
+        if self.source == CertSource::Files
+            || self.paths.cert != CertPaths::managed(&self.name).cert
+            || ctx.root.exists(&self.paths.cert)
+            || self.reissue_reason_at(ctx, &legacy)?.is_some()
+        {
+            return Ok(None);
+        }
+        let (Some(key), Some(cert)) = (ctx.root.read(&legacy.key)?, ctx.root.read(&legacy.cert)?)
+        else {
+            return Ok(None);
+        };
+        let mut changes = file_changes(ctx, &self.paths.key, &key, 0o600, 0o700)?;
+        changes.extend(file_changes(ctx, &self.paths.cert, &cert, 0o644, 0o755)?);
+        if let Some(first) = changes.first_mut() {
+            first.summary = format!(
+                "{} [carried over from {}; certificates now live in {CERT_DIR}]",
+                first.summary,
+                legacy.cert.display()
+            );
+        }
+        Ok(Some(changes))
     }
 
     fn check_acme(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
@@ -224,6 +271,9 @@ impl Task for CertificateTask {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        if let Some(changes) = self.carry_over(ctx)? {
+            return Ok(changes);
+        }
         match self.source {
             CertSource::SelfSigned => {}
             CertSource::Files => return self.check_files(ctx),

@@ -96,10 +96,15 @@ pub fn file_changes(
     Ok(changes)
 }
 
-/// Creating `path`'s parent directory with `mode`, when it is missing.
+/// Creating `path`'s parent directory with `mode`, when it is missing. A
+/// private directory (`mode` gives nothing to group or others, as for keys)
+/// that exists with looser bits is tightened to `mode`.
 fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskError> {
-    match path.parent() {
-        Some(dir) if ctx.root.meta(dir)?.is_none() => Ok(vec![Change {
+    let Some(dir) = path.parent() else {
+        return Ok(Vec::new());
+    };
+    match ctx.root.meta(dir)? {
+        None => Ok(vec![Change {
             summary: format!("create directory {} (mode {mode:04o})", dir.display()),
             action: Action::EnsureDir {
                 path: dir.to_path_buf(),
@@ -107,7 +112,22 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
             },
             diff: None,
         }]),
-        _ => Ok(Vec::new()),
+        Some(m) if mode & 0o077 == 0 && m.is_dir && m.mode & !mode & 0o777 != 0 => {
+            let tight = m.mode & mode;
+            Ok(vec![Change {
+                summary: format!(
+                    "chmod {:04o} -> {tight:04o} {} (it holds private keys)",
+                    m.mode,
+                    dir.display()
+                ),
+                action: Action::SetMode {
+                    path: dir.to_path_buf(),
+                    mode: tight,
+                },
+                diff: None,
+            }])
+        }
+        Some(_) => Ok(Vec::new()),
     }
 }
 

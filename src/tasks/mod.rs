@@ -4,6 +4,8 @@
 pub mod ca;
 pub mod certificate;
 pub mod challenge;
+pub mod daemon_unit;
+pub mod default_server;
 pub mod dhparam;
 pub mod file;
 pub mod firewall;

@@ -57,8 +57,8 @@ esac
 first=${names%% *}
 origin=https://$first
 [ "$port" = 443 ] || origin=$origin:$port
-crt=/etc/ssl/certs/portico-$cert.crt
-key=/etc/ssl/private/portico-$cert.key
+crt=/etc/ssl/portico/certs/$cert.crt
+key=/etc/ssl/portico/private/$cert.key
 CA_FILE=${CA_FILE:-$crt}
 
 failures=0
@@ -172,6 +172,15 @@ done
 # Plain HTTP: redirected to the same URL over HTTPS.
 expect "http://$first/x?y=1 redirects" "$redirect $origin/x?y=1" "$(get "http://$first/x?y=1")"
 
+# Strangers get nothing: a TLS handshake without SNI or with a name no site
+# serves is refused, a request for an unknown name never reaches a backend.
+curl -s -o /dev/null --max-time 5 -k "https://127.0.0.1:$port/"
+expect "no SNI on $port: handshake refused (curl exit 35)" 35 "$?"
+curl -s -o /dev/null --max-time 5 -k --resolve "stranger.test:$port:127.0.0.1" "https://stranger.test:$port/"
+expect "unknown SNI on $port: handshake refused (curl exit 35)" 35 "$?"
+r=$(curl -s --max-time 5 -H "Host: stranger.test" http://127.0.0.1/ 2>&1)
+case $r in *backend=*) fail "an unknown name on port 80 reached a backend: $r" ;; *) pass "an unknown name on port 80 reaches no backend" ;; esac
+
 # The backends, with the right paths and headers, per scenario.
 case $scenario in
 letsencrypt)
@@ -182,7 +191,7 @@ letsencrypt)
     h=$(curl -s -o /dev/null -D - --cacert "$CA_FILE" --resolve example.com:443:127.0.0.1 https://example.com/)
     expect_in "HSTS sent" "strict-transport-security: max-age=31536000" "$(echo "$h" | tr '[:upper:]' '[:lower:]')"
     r=$(get "https://example.com/" -H "X-SSL-Client-Verify: SUCCESS" -H "X-Auth-Request-User: mallory")
-    expect_in "forged identity headers are dropped" "verify=NONE dn= user=" "$r" ;;
+    expect_in "forged identity headers are dropped" "verify= dn= user=" "$r" ;;
 self-signed)
     r=$(get "https://app.internal/some/path?q=1")
     expect_in "/some/path reaches :8080" "200 backend=8080 uri=/some/path?q=1 host=app.internal realip=127.0.0.1 proto=https" "$r" ;;
@@ -202,7 +211,7 @@ oauth2)
 mtls)
     base="https://api.example.com:8443"
     r=$(get "$base/")
-    expect_in "/ without a certificate reaches :4000, unverified" "200 backend=4000 uri=/ host=api.example.com realip=127.0.0.1 proto=https" "$r"
+    expect_in "/ without a certificate reaches :4000, unverified, Host with the port" "200 backend=4000 uri=/ host=api.example.com:8443 realip=127.0.0.1 proto=https" "$r"
     expect_in "... and says so" "verify=NONE" "$r"
     expect "/exercise/ without a certificate" "403" "$(get "$base/exercise/" | cut -d' ' -f1)"
     dir=$(mktemp -d)

@@ -1,0 +1,134 @@
+//! The renewal daemon's unit file: the shipped unit (`systemd/portico.service`)
+//! with the path of this binary and the playbook's webroot. The daemon runs
+//! as root for ever, so the binary it names must be one only root can
+//! replace: owned by root, and neither it nor any directory above it
+//! writable by group or others. Anything else is refused, not installed.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
+use crate::tasks::file::file_changes;
+
+/// The unit as shipped in systemd/.
+pub const SHIPPED: &str = include_str!("../../systemd/portico.service");
+/// Where it is installed.
+pub const PATH: &str = "/etc/systemd/system/portico.service";
+/// The binary path the shipped unit names.
+const SHIPPED_EXE: &str = "\"/usr/local/bin/portico\"";
+/// The writable paths the shipped unit lists; a custom webroot joins them.
+const SHIPPED_RW: &str = "ReadWritePaths=-/etc/ssl/portico -/var/lib/portico";
+
+pub struct DaemonUnitTask {
+    /// This binary, as the kernel names it (symlinks resolved).
+    pub exe: PathBuf,
+    /// The playbook's `[acme] webroot` (validated: a safe absolute path).
+    pub webroot: String,
+}
+
+/// The unit text for `exe` and `webroot`. `exe` is quoted for systemd,
+/// whose specifiers (`%`) and variables (`$`) are escaped.
+pub fn render(exe: &str, webroot: &str) -> Result<String, String> {
+    if exe.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err(format!(
+            "{exe:?}: a unit file cannot name this path safely; install portico at /usr/local/bin/portico"
+        ));
+    }
+    let quoted = format!("\"{}\"", exe.replace('%', "%%").replace('$', "$$"));
+    let mut unit = SHIPPED.replacen(SHIPPED_EXE, &quoted, 1);
+    if !Path::new(webroot).starts_with("/var/lib/portico") {
+        unit = unit.replacen(SHIPPED_RW, &format!("{SHIPPED_RW} -{webroot}"), 1);
+    }
+    Ok(unit)
+}
+
+/// Why `exe` must not be run as root by a unit, if it must not: it, or a
+/// directory above it, is not root's alone.
+fn binary_problem(ctx: &Ctx, exe: &Path) -> Result<Option<String>, TaskError> {
+    let mut p: Option<&Path> = Some(exe);
+    while let Some(path) = p {
+        let Some(m) = ctx.root.meta(path)? else {
+            return Ok(Some(format!("{} does not exist", path.display())));
+        };
+        if m.uid != 0 || m.mode & 0o022 != 0 {
+            return Ok(Some(format!(
+                "{} is {} (owner uid {}, mode {:04o}): someone other than root could replace what the \
+                 daemon runs as root",
+                path.display(),
+                if path == exe { "the binary" } else { "a directory above it" },
+                m.uid,
+                m.mode
+            )));
+        }
+        p = path.parent();
+    }
+    Ok(None)
+}
+
+impl Task for DaemonUnitTask {
+    fn name(&self) -> String {
+        format!("file {PATH}")
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        vec![Handler::ReloadPortico]
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        if let Some(why) = binary_problem(ctx, &self.exe)? {
+            return Err(TaskError::Other(format!(
+                "not installing the renewal daemon's unit: {why}. Install the binary where only root \
+                 can write (sudo install -o root -m 0755 portico /usr/local/bin/) and run that one"
+            )));
+        }
+        let unit =
+            render(&self.exe.display().to_string(), &self.webroot).map_err(TaskError::Other)?;
+        file_changes(ctx, Path::new(PATH), unit.as_bytes(), 0o644, 0o755)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_unit_has_what_render_replaces() {
+        assert!(SHIPPED.contains(&format!("ExecStart={SHIPPED_EXE} daemon ")));
+        assert!(SHIPPED.contains(SHIPPED_RW));
+        assert!(
+            !SHIPPED.contains("/etc/ssl/certs"),
+            "the trust store is never writable"
+        );
+    }
+
+    #[test]
+    fn exec_start_is_quoted_and_escaped() {
+        let unit = render(
+            "/opt/my tools/portico%1$x",
+            "/var/lib/portico/acme-challenge",
+        )
+        .unwrap();
+        assert!(
+            unit.contains(
+                "ExecStart=\"/opt/my tools/portico%%1$$x\" daemon /etc/portico/playbook.toml"
+            ),
+            "{unit}"
+        );
+        assert!(render("/opt/a\"b", "/w").is_err());
+        assert!(render("/opt/a\nExecStartPre=/bin/sh", "/w").is_err());
+    }
+
+    #[test]
+    fn a_custom_webroot_is_writable_to_the_daemon() {
+        let unit = render("/usr/local/bin/portico", "/srv/www/acme").unwrap();
+        assert!(
+            unit.contains("ReadWritePaths=-/etc/ssl/portico -/var/lib/portico -/srv/www/acme "),
+            "{unit}"
+        );
+        let default = render("/usr/local/bin/portico", "/var/lib/portico/acme-challenge").unwrap();
+        assert_eq!(default, SHIPPED);
+    }
+}

@@ -1,0 +1,217 @@
+//! An ACME server is hostile until proven otherwise: a challenge token is a
+//! file name in the webroot, so one that is not base64url must never be
+//! written, and cleanup removes only what the run created. Driven through
+//! the real binary (`portico renew --force --root TREE`) against a stub
+//! server that answers with crafted tokens (tests/support/acme_stub.rs).
+
+#[path = "support/acme_stub.rs"]
+mod acme_stub;
+#[path = "support/report.rs"]
+mod report_json;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use acme_stub::Stub;
+use serde_json::Value;
+
+const CHALLENGES: &str = "var/lib/portico/acme-challenge/.well-known/acme-challenge";
+
+/// A copy of the Debian tree, the stub's CA and a playbook pointing at it.
+fn tree(stub: &Stub) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/debian12");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::fs::write(dir.path().join("stub-ca.pem"), &stub.ca_pem).unwrap();
+    let playbook = dir.path().join("site.toml");
+    std::fs::write(
+        &playbook,
+        format!(
+            r#"version = 1
+[acme]
+directory = "{}"
+agree_terms = true
+ca_root = "/stub-ca.pem"
+[[certificate]]
+name = "site"
+source = "acme"
+[[site]]
+server_names = ["site.test"]
+certificate = "site"
+[[site.location]]
+path = "/"
+proxy = "http://127.0.0.1:3000"
+"#,
+            stub.url
+        ),
+    )
+    .unwrap();
+    (dir, playbook)
+}
+
+/// Every file under `dir` (relative path, bytes).
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn renew(dir: &Path, playbook: &Path) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["renew", "--force", "--json", "--root"])
+        .arg(dir)
+        .arg(playbook)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stderr}"));
+    (out.status.code(), v, stderr)
+}
+
+/// What the account creation and state writes add in any run.
+fn expected_new(rel: &str) -> bool {
+    rel.starts_with("var/lib/portico/acme/") || rel == "var/lib/portico/state.json"
+}
+
+#[test]
+fn a_token_that_is_not_base64url_is_refused_and_nothing_is_written() {
+    let hostile = [
+        ("absolute", "/etc/nginx/nginx.conf".to_string()),
+        ("parent", "../../../../etc/nginx/nginx.conf".to_string()),
+        ("parent, short", "..".to_string()),
+        ("dot", ".".to_string()),
+        ("empty", String::new()),
+        ("very long", "A".repeat(20_000)),
+        ("slash", "a/b".to_string()),
+        ("space", "tok en".to_string()),
+        ("NUL", "tok\0en".to_string()),
+        ("newline", "tok\nen".to_string()),
+        ("non-ASCII", "tökén".to_string()),
+    ];
+    for (what, token) in hostile {
+        let stub = Stub::start(&token);
+        let (dir, playbook) = tree(&stub);
+        let before = files(dir.path());
+        let (code, report, stderr) = renew(dir.path(), &playbook);
+        assert_eq!(code, Some(1), "{what}: {report:#}\n{stderr}");
+        let t = report_json::task(&report, "certificate site");
+        assert_eq!(t["status"], "failed", "{what}: {t}");
+        let reason = t["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&stub.url),
+            "{what}: the server is named: {reason}"
+        );
+        assert!(reason.contains("not base64url"), "{what}: {reason}");
+        assert!(
+            reason.len() < 1000,
+            "{what}: the token is not echoed whole: {reason}"
+        );
+        // Nothing the run did not expect to write was written or removed.
+        let after = files(dir.path());
+        for (rel, bytes) in &before {
+            let now = after.iter().find(|(r, _)| r == rel);
+            assert_eq!(
+                now.map(|(_, b)| b),
+                Some(bytes),
+                "{what}: {rel} was changed or removed"
+            );
+        }
+        for (rel, _) in &after {
+            assert!(
+                before.iter().any(|(r, _)| r == rel) || expected_new(rel),
+                "{what}: {rel} was written"
+            );
+        }
+        // The authorization was abandoned: the CA was never told to look.
+        assert!(
+            !stub.requests().iter().any(|r| r == "POST /chall/1"),
+            "{what}: {:?}",
+            stub.requests()
+        );
+    }
+}
+
+#[test]
+fn a_good_token_is_answered_and_removed_and_a_file_already_there_is_left_alone() {
+    let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+    let (dir, playbook) = tree(&stub);
+    let (code, report, _) = renew(dir.path(), &playbook);
+    // The stub never validates: the order ends invalid after the challenge.
+    assert_eq!(code, Some(1), "{report:#}");
+    assert!(
+        stub.requests().iter().any(|r| r == "POST /chall/1"),
+        "{:?}",
+        stub.requests()
+    );
+    let challenge_dir = dir.path().join(CHALLENGES);
+    assert_eq!(
+        std::fs::read_dir(&challenge_dir).unwrap().count(),
+        0,
+        "the answer file is removed after the run"
+    );
+
+    // A file the token names that this run did not create: refused, kept.
+    let stub = Stub::start("existing");
+    let (dir, playbook) = tree(&stub);
+    let planted = dir.path().join(CHALLENGES).join("existing");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"not portico's").unwrap();
+    let (code, report, _) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{report:#}");
+    let reason = report_json::task(&report, "certificate site")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("already exists"), "{reason}");
+    assert_eq!(std::fs::read(&planted).unwrap(), b"not portico's");
+    assert!(!stub.requests().iter().any(|r| r == "POST /chall/1"));
+}
+
+#[test]
+fn a_bad_eab_key_file_is_named_without_echoing_the_key() {
+    let stub = Stub::start("tok");
+    let (dir, playbook) = tree(&stub);
+    let secret = "s3cr3t!key~material";
+    std::fs::write(dir.path().join("eab.key"), secret).unwrap();
+    let text = std::fs::read_to_string(&playbook).unwrap().replace(
+        "ca_root = \"/stub-ca.pem\"",
+        "ca_root = \"/stub-ca.pem\"\neab = { kid = \"kid-1\", hmac_key_file = \"/eab.key\" }",
+    );
+    std::fs::write(&playbook, text).unwrap();
+    let (code, report, stderr) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    let reason = report_json::task(&report, "certificate site")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("/eab.key"), "the file is named: {reason}");
+    assert!(reason.contains("not base64url"), "{reason}");
+    let everything = format!("{report}{stderr}");
+    for fragment in ["s3cr3t", "!", "~", "symbol", "offset"] {
+        assert!(
+            !everything.contains(fragment),
+            "{fragment:?} leaked: {everything}"
+        );
+    }
+}

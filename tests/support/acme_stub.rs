@@ -1,0 +1,222 @@
+//! A hostile ACME server, just enough of RFC 8555 for a client to reach the
+//! challenge: directory, nonces, account, order, one authorization whose
+//! http-01 token is whatever the test says. It never validates anything;
+//! it records every request so a test can see what the client did.
+//!
+//! HTTPS over loopback with its own CA (rcgen), HTTP/1.1, one thread per
+//! connection. Stopped when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Stub {
+    /// The directory URL.
+    pub url: String,
+    /// PEM of the CA that signed the stub's certificate (the client's `ca_root`).
+    pub ca_pem: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+struct Shared {
+    base: String,
+    token: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    nonce: AtomicU64,
+}
+
+impl Stub {
+    /// Starts a stub whose authorization carries `token`.
+    pub fn start(token: &str) -> Stub {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hostile ACME test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+        let config = Arc::new(config);
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("https://127.0.0.1:{}", addr.port());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            base: base.clone(),
+            token: token.to_string(),
+            requests: requests.clone(),
+            nonce: AtomicU64::new(0),
+        });
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (config, shared) = (config.clone(), shared.clone());
+                std::thread::spawn(move || serve(conn, config, &shared));
+            }
+        });
+        Stub {
+            url: format!("{base}/dir"),
+            ca_pem: ca_cert.pem(),
+            requests,
+            stop,
+            addr,
+        }
+    }
+
+    /// `METHOD /path` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+    }
+}
+
+fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) {
+    let Ok(tls) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let stream = rustls::StreamOwned::new(tls, conn);
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        shared
+            .requests
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path}"));
+        let (status, location, json) = answer(shared, &method, &path);
+        let nonce = shared.nonce.fetch_add(1, Ordering::SeqCst);
+        let mut head = format!(
+            "HTTP/1.1 {status}\r\nReplay-Nonce: stub-nonce-{nonce}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            if method == "HEAD" { 0 } else { json.len() }
+        );
+        if let Some(l) = location {
+            head.push_str(&format!("Location: {}{l}\r\n", shared.base));
+        }
+        head.push_str("\r\n");
+        let stream = reader.get_mut();
+        let _ = stream.write_all(head.as_bytes());
+        if method != "HEAD" {
+            let _ = stream.write_all(json.as_bytes());
+        }
+        let _ = stream.flush();
+    }
+}
+
+/// Status line, Location path and JSON body for one request.
+fn answer(s: &Shared, method: &str, path: &str) -> (&'static str, Option<&'static str>, String) {
+    let b = &s.base;
+    let order = |status: &str| {
+        format!(
+            r#"{{"status":"{status}","identifiers":[{{"type":"dns","value":"site.test"}}],"authorizations":["{b}/authz/1"],"finalize":"{b}/finalize/1"}}"#
+        )
+    };
+    match (method, path) {
+        ("GET", "/dir") => (
+            "200 OK",
+            None,
+            format!(
+                r#"{{"newNonce":"{b}/nonce","newAccount":"{b}/acct","newOrder":"{b}/order","revokeCert":"{b}/revoke","keyChange":"{b}/key-change"}}"#
+            ),
+        ),
+        ("HEAD" | "GET", "/nonce") => ("200 OK", None, String::new()),
+        ("POST", "/acct") => (
+            "201 Created",
+            Some("/acct/1"),
+            r#"{"status":"valid"}"#.into(),
+        ),
+        ("POST", "/order") => ("201 Created", Some("/order/1"), order("pending")),
+        ("POST", "/authz/1") => (
+            "200 OK",
+            None,
+            serde_json::json!({
+                "status": "pending",
+                "identifier": {"type": "dns", "value": "site.test"},
+                "challenges": [{
+                    "type": "http-01",
+                    "url": format!("{b}/chall/1"),
+                    "token": s.token,
+                    "status": "pending",
+                }],
+            })
+            .to_string(),
+        ),
+        ("POST", "/chall/1") => (
+            "200 OK",
+            None,
+            serde_json::json!({
+                "type": "http-01",
+                "url": format!("{b}/chall/1"),
+                "token": s.token,
+                "status": "processing",
+            })
+            .to_string(),
+        ),
+        // It never validates: the order ends invalid.
+        ("POST", "/order/1") => ("200 OK", None, order("invalid")),
+        _ => (
+            "404 Not Found",
+            None,
+            r#"{"type":"urn:ietf:params:acme:error:malformed","detail":"no such resource"}"#.into(),
+        ),
+    }
+}

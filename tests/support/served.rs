@@ -1,0 +1,265 @@
+//! Real nginx serving what portico rendered, isolated from the host: the
+//! rendered tree is bind-mounted over /etc/nginx, /etc/ssl and
+//! /var/lib/portico in a private mount namespace, and nginx listens in a
+//! private network namespace that has only loopback. Requests are made with
+//! curl entered into that network namespace. nginx is stopped by its PID.
+//!
+//! Shared by the golden `nginx -t` test and the edge matrix.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portico::facts::nginx_conf::{self, Socket};
+use portico::facts::{self, Facts};
+use portico::host::cmd::FakeRunner;
+use portico::host::Root;
+use portico::playbook::{CertSource, Playbook};
+
+pub fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The Debian 12 fixture tree's facts with a known nginx build.
+pub fn facts(nginx: &str, openssl: &str) -> Facts {
+    let root = Root::new(manifest("tests/fixtures/trees/debian12"));
+    let mut f = facts::gather(&root, &FakeRunner::new());
+    f.nginx.installed = true;
+    f.nginx.version = Some(nginx.into());
+    f.nginx.openssl = Some(openssl.into());
+    f.nginx.http2 = true;
+    f
+}
+
+/// The version of the host's nginx (tests/run installs it).
+pub fn host_nginx_version() -> String {
+    let out = Command::new("nginx")
+        .arg("-v")
+        .output()
+        .expect("nginx (tests/run installs it)");
+    let v = String::from_utf8_lossy(&out.stderr);
+    v.trim().rsplit('/').next().unwrap().to_string()
+}
+
+/// What a tree's own nginx configuration claims as default server.
+pub fn taken(root: &Root) -> BTreeSet<Socket> {
+    let dump = nginx_conf::dump_from_tree(root, Path::new("/etc/nginx/nginx.conf")).unwrap();
+    nginx_conf::default_sockets(&dump)
+}
+
+pub fn assert_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts rendered trees over /etc/nginx in private namespaces: run as root (tests/run does)"
+    );
+}
+
+/// A copy of the Debian tree with the playbook's rendered files and the
+/// certificates, CAs and dhparam they reference. `keep_default_site`:
+/// leave Debian's own default site (a `default_server` on port 80) enabled.
+pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!(
+            "{}/.",
+            manifest("tests/fixtures/trees/debian12").display()
+        ))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = Root::new(dir.path());
+    if !keep_default_site {
+        root.remove(Path::new("/etc/nginx/sites-enabled/default"))
+            .unwrap();
+    }
+    for file in portico::plan::rendered(pb, f) {
+        let p = Path::new(&file.path);
+        root.create_dir_all(p.parent().unwrap(), 0o755).unwrap();
+        root.write_atomic(p, file.content.as_bytes(), 0o644)
+            .unwrap();
+        if let Some(link) = file.enable_link {
+            root.symlink(Path::new(&link), p).unwrap();
+        }
+    }
+    if let Some((path, content)) = portico::plan::catch_all_file(pb, f, &taken(&root)) {
+        root.write_atomic(Path::new(&path), content.as_bytes(), 0o644)
+            .unwrap();
+    }
+    for c in &pb.certificates {
+        if c.source == CertSource::Files {
+            continue;
+        }
+        // ACME and CA-issued ones stand in as self-signed: nginx reads them the same way.
+        let names = portico::plan::certificate_names(pb, c);
+        let issued = portico::tls::self_signed(&names, c.key, 30).unwrap();
+        let paths = portico::plan::cert_paths(c);
+        for (p, pem, mode) in [
+            (&paths.cert, &issued.cert_pem, 0o644),
+            (&paths.key, &issued.key_pem, 0o600),
+        ] {
+            root.create_dir_all(p.parent().unwrap(), 0o700).unwrap();
+            root.write_atomic(p, pem.as_bytes(), mode).unwrap();
+        }
+    }
+    for ca in &pb.cas {
+        portico::tls::ca::Ca::new(&root, &ca.name)
+            .init(ca.days)
+            .unwrap();
+    }
+    root.create_dir_all(Path::new("/var/lib/portico/acme-challenge"), 0o755)
+        .unwrap();
+    let dh = Path::new(portico::tls::dhparam::PATH);
+    root.create_dir_all(dh.parent().unwrap(), 0o755).unwrap();
+    root.write_atomic(
+        dh,
+        portico::tls::dhparam::rfc7919_pem(pb.tls.dhparam).as_bytes(),
+        0o644,
+    )
+    .unwrap();
+    dir
+}
+
+/// The mounts that put a materialized tree where nginx looks, as a shell
+/// prefix (the mount points must exist on the host: they do once nginx is
+/// installed, and /var/lib/portico is made here).
+fn mounts(root: &Path) -> String {
+    std::fs::create_dir_all("/var/lib/portico").unwrap();
+    std::fs::create_dir_all(root.join("var/lib/portico")).unwrap();
+    let r = root.display();
+    format!(
+        "mount --bind {r}/etc/nginx /etc/nginx && mount --bind {r}/etc/ssl /etc/ssl && \
+         mount --bind {r}/var/lib/portico /var/lib/portico && \
+         mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log/nginx"
+    )
+}
+
+/// `nginx -t` on a materialized tree: (success, what nginx said).
+pub fn nginx_t(root: &Path) -> (bool, String) {
+    let script = format!("{} && nginx -t", mounts(root));
+    let t = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&t.stderr).into_owned();
+    (
+        t.status.success() && err.contains("test is successful"),
+        err,
+    )
+}
+
+/// nginx serving a materialized tree in its own mount and network namespace.
+pub struct Served {
+    nginx: Child,
+    pub dir: tempfile::TempDir,
+}
+
+/// What curl saw.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// curl's exit code: 0 for any HTTP answer, 52 empty reply, 35 TLS failure.
+    pub exit: i32,
+    /// The HTTP status (0 without one).
+    pub status: u16,
+    /// Response headers, as sent.
+    pub headers: String,
+    pub body: String,
+}
+
+impl Served {
+    /// Starts nginx on `dir` (from [`materialize`]) with `extra` files
+    /// (absolute path, content) written into the tree first.
+    pub fn start(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Served {
+        for (path, content) in extra {
+            let p = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let (ok, said) = nginx_t(dir.path());
+        assert!(ok, "nginx -t rejected the tree:\n{said}");
+        let script = format!(
+            "ip link set lo up && {} && exec nginx -g 'daemon off;'",
+            mounts(dir.path())
+        );
+        // unshare and sh exec: the child's PID is nginx's master.
+        let nginx = Command::new("unshare")
+            .args(["-m", "-n", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) and ip (iproute2)");
+        let mut served = Served { nginx, dir };
+        served.wait_ready();
+        served
+    }
+
+    fn pid(&self) -> String {
+        self.nginx.id().to_string()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.nginx.try_wait() {
+                panic!("nginx exited ({status}): {}", self.error_log());
+            }
+            // Any answer from port 80 (even an empty one) means it listens.
+            let a = self.curl(&["http://127.0.0.1/"]);
+            if a.exit != 7 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// nginx's error log, read through its own view of the filesystem.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/root/var/log/nginx/error.log", self.pid()))
+            .unwrap_or_default()
+    }
+
+    /// curl, inside nginx's network namespace, with `args` (the URL last).
+    pub fn curl(&self, args: &[&str]) -> Answer {
+        let pid = self.pid();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "curl", "-sS", "-k", "--max-time", "5"])
+            .args(["-D", "/dev/stderr", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("nsenter (util-linux) and curl");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+        Answer {
+            exit: out.status.code().unwrap_or(-1),
+            status: status.trim().parse().unwrap_or(0),
+            headers: String::from_utf8_lossy(&out.stderr).into_owned(),
+            body: body.to_string(),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // SIGQUIT: nginx's graceful stop; its workers follow the master.
+        let pid = nix::unistd::Pid::from_raw(self.nginx.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nginx.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.nginx.kill();
+        let _ = self.nginx.wait();
+    }
+}
