@@ -322,9 +322,6 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
     }
     with_host(a.root.clone(), !a.check, |ctx, facts| {
         let pb = load_playbook(a.playbook.as_ref(), facts)?;
-        for w in crate::plan::warnings(&pb, facts) {
-            eprintln!("warning: {w}");
-        }
         if ctx.live_host {
             if let Some(n) = crate::plan::firewall_notice(&pb, facts) {
                 eprintln!("{n}");
@@ -343,7 +340,9 @@ fn apply(a: ApplyArgs) -> Result<i32, CliError> {
             tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, facts));
         }
         let mode = if a.check { Mode::Check } else { Mode::Apply };
-        let report = engine::run(&tasks, ctx, mode);
+        let mut report = engine::run(&tasks, ctx, mode);
+        // In the report (text and --json), so scripts see them too.
+        report.warnings.extend(crate::plan::warnings(&pb, facts));
         Ok(print_report(&report, a.json, a.diff, a.check))
     })
 }

@@ -381,6 +381,7 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             webroot,
             identity_headers: &identity_headers,
             trusted_proxies: &pb.proxy.trusted_proxies,
+            backend_ca: pb.proxy.backend_ca.as_deref(),
         };
         for (suffix, content, needs_cert) in [
             ("http", render::site_http(&input, &target), false),
@@ -533,6 +534,18 @@ pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
                 site.listen
             ));
         }
+    }
+    for site in pb
+        .sites
+        .iter()
+        .filter(|s| s.http == crate::playbook::HttpMode::Serve && site_oauth2(s).is_some())
+    {
+        w.push(format!(
+            "site {}: http = \"serve\" with oauth2 sends the session cookie in cleartext on port 80, \
+             and oauth2-proxy's default Secure cookie is never sent there (users cannot sign in over \
+             plain HTTP); prefer http = \"redirect\"",
+            site.id()
+        ));
     }
     if pb.tls.profile == Profile::Compat {
         for c in pb.certificates.iter().filter(|c| {

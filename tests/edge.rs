@@ -145,6 +145,9 @@ fn backends() -> String {
                 "X-Real-IP",
                 "X-Forwarded-Port",
                 "X-Forwarded-Host",
+                "Upgrade",
+                "Connection",
+                "X-Tenant",
             ]
             .iter(),
         )
@@ -337,7 +340,31 @@ fn check_combo(
             }
             if needs_oauth2(oauth, path) && !needs_cert(cert, path) {
                 assert_eq!(a.status, 302, "{at}: {a:?}");
-                assert!(a.headers.contains("/oauth2/start?rd="), "{at}: {a:?}");
+                // Back to this server's own origin, never the client's Host.
+                let rd = format!("/oauth2/start?rd={scheme}://site.test{path}");
+                assert!(a.headers.contains(&rd), "{at}: {a:?}");
+            }
+            // Other spellings of a protected path: another case, `;`
+            // parameters, a backslash, double encoding. A backend that
+            // reads them as the protected path must never get them.
+            if protected && path != "/" {
+                let stem = path.trim_end_matches('/');
+                for variant in [
+                    path.to_uppercase(),
+                    format!("{stem};x=1/"),
+                    format!("{stem}%5cx"),
+                    format!("{stem}/%252e%252e/x"),
+                ] {
+                    let url = format!("{scheme}://site.test{variant}x");
+                    let mut args: Vec<String> = resolve.iter().map(|s| s.to_string()).collect();
+                    args.extend(["--path-as-is".to_string(), url.clone()]);
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let v = served.curl(&args);
+                    assert!(
+                        !reached(&v),
+                        "{combo} {url}: another spelling reached the backend: {v:?}"
+                    );
+                }
             }
             // 2. Signed in, with a client certificate: every location answers.
             let a = served.curl(&[
@@ -657,4 +684,145 @@ fn an_oauth2_can_pass_the_access_token_and_fill_the_headers_its_backends_read() 
         "https://site.test/",
     ]);
     assert!(!reached(&a), "{a:?}");
+}
+
+#[test]
+fn only_a_websocket_handshake_is_passed_on_as_an_upgrade() {
+    served::assert_root();
+    let s = serve(&one_site("[[site.location]]\npath = \"/ws/\"\nproxy = \"http://127.0.0.1:3000\"\nwebsocket = true", ""), false);
+    let base = ["--http1.1", "--resolve", "site.test:443:127.0.0.1"];
+    let ask = |upgrade: &str| {
+        s.curl(&[
+            base[0],
+            base[1],
+            base[2],
+            "-H",
+            &format!("Upgrade: {upgrade}"),
+            "-H",
+            "Connection: Upgrade, HTTP2-Settings",
+            "-H",
+            "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+            "https://site.test/ws/",
+        ])
+    };
+    let a = ask("websocket");
+    assert_eq!(echoed(&a, "Upgrade"), "websocket", "{}", a.body);
+    assert_eq!(echoed(&a, "Connection"), "upgrade", "{}", a.body);
+    // h2c (or anything else) would make the connection a tunnel that
+    // nginx no longer reads: its later requests would carry any headers.
+    for token in ["h2c", "websocket, h2c", "TLS/1.2"] {
+        let a = ask(token);
+        assert!(reached(&a), "{token}: {a:?}");
+        assert_eq!(echoed(&a, "Upgrade"), "", "{token}: {}", a.body);
+        assert_eq!(echoed(&a, "Connection"), "", "{token}: {}", a.body);
+    }
+    // A location without websockets passes no upgrade at all.
+    let a = s.curl(&[
+        base[0],
+        base[1],
+        base[2],
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Connection: upgrade",
+        "https://site.test/",
+    ]);
+    assert_eq!(echoed(&a, "Upgrade"), "", "{}", a.body);
+    assert_eq!(echoed(&a, "Connection"), "", "{}", a.body);
+}
+
+#[test]
+fn a_site_without_a_root_location_serves_nothing_else() {
+    served::assert_root();
+    let text = "version = 1\n[[certificate]]\nname = \"edge\"\nsource = \"self-signed\"\n\
+                [[site]]\nserver_names = [\"site.test\"]\ncertificate = \"edge\"\nhttp = \"serve\"\n\
+                [[site.location]]\npath = \"/app/\"\nproxy = \"http://127.0.0.1:3000\"\n";
+    let pb = playbook::parse("edge.toml", text).unwrap();
+    let s = serve(&pb, false);
+    for url in [
+        "https://site.test/",
+        "https://site.test/index.html",
+        "http://site.test/",
+    ] {
+        let a = s.curl(&[
+            "--resolve",
+            "site.test:443:127.0.0.1",
+            "--resolve",
+            "site.test:80:127.0.0.1",
+            url,
+        ]);
+        assert_eq!(a.status, 404, "{url}: {a:?}");
+        assert!(
+            !a.body.contains("Welcome to nginx"),
+            "{url}: nginx's own root was served"
+        );
+    }
+    let a = s.curl(&[
+        "--resolve",
+        "site.test:443:127.0.0.1",
+        "https://site.test/app/x",
+    ]);
+    assert!(reached(&a), "{a:?}");
+}
+
+#[test]
+fn headers_a_playbook_names_are_cleared_too() {
+    served::assert_root();
+    let s = serve(
+        &one_site("", "[proxy]\nclear_headers = [\"X-Tenant\"]"),
+        false,
+    );
+    let a = s.curl(&[
+        "--resolve",
+        "site.test:443:127.0.0.1",
+        "-H",
+        "X-Tenant: admin",
+        "https://site.test/",
+    ]);
+    assert!(reached(&a), "{a:?}");
+    assert_eq!(echoed(&a, "X-Tenant"), "", "{}", a.body);
+}
+
+#[test]
+fn an_https_backend_must_present_a_certificate_the_playbook_trusts() {
+    served::assert_root();
+    // A backend on 127.0.0.1:3443 with a certificate from its own CA.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "backend CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["backend.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let backend = "server {\n    listen 127.0.0.1:3443 ssl;\n    ssl_certificate /etc/nginx/test-backend.crt;\n    ssl_certificate_key /etc/nginx/test-backend.key;\n    location / { return 200 \"TLS BACKEND\\n\"; }\n}\n";
+    let f = served::facts(&served::host_nginx_version(), "3.0.0");
+    for (ca, want) in [(ca_cert.pem(), 200), (served::other_ca_pem(), 502)] {
+        let pb = one_site(
+            "",
+            "[proxy]\nbackend_ca = \"/etc/nginx/test-backend-ca.pem\"",
+        );
+        let mut pb = pb;
+        pb.sites[0].locations[0].proxy = "https://backend.test:3443/".into();
+        let s = Served::start(
+            served::materialize(&pb, &f, false),
+            &[
+                ("/etc/nginx/conf.d/test-backends.conf", backend),
+                ("/etc/nginx/test-backend.crt", &leaf.pem()),
+                ("/etc/nginx/test-backend.key", &key.serialize_pem()),
+                ("/etc/nginx/test-backend-ca.pem", &ca),
+                ("/etc/hosts", "127.0.0.1 localhost backend.test\n"),
+            ],
+        );
+        let a = s.curl(&["--resolve", "site.test:443:127.0.0.1", "https://site.test/"]);
+        assert_eq!(a.status, want, "{a:?}\n{}", s.error_log());
+        if want == 200 {
+            assert!(a.body.contains("TLS BACKEND"), "{a:?}");
+        }
+    }
 }

@@ -326,6 +326,19 @@ fn every_string_that_reaches_a_file_name_or_a_directive_is_validated() {
         ("upstream = \"http://127.0.0.1:4180\"", "upstream = \"http://127.0.0.1:4180\"\nheaders = { \"X-A b\" = \"user\" }", "oauth2[0].headers.X-A b"),
         ("version = 1", "version = 1\n[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]", "proxy.trusted_proxies[0]"),
         ("version = 1", "version = 1\n[proxy]\ntrusted_proxies = [\"10.0.0.0/8; allow all\"]", "proxy.trusted_proxies[0]"),
+        ("version = 1", "version = 1\n[proxy]\nclear_headers = [\"Host\"]", "proxy.clear_headers[0]"),
+        ("version = 1", "version = 1\n[proxy]\nclear_headers = [\"X-A: b\"]", "proxy.clear_headers[0]"),
+        ("version = 1", "version = 1\n[proxy]\nbackend_ca = \"/etc/ca.pem;\"", "proxy.backend_ca"),
+        // Locations nginx would never match as written: their requests
+        // would fall to another location, unprotected.
+        ("path = \"/api/\"", "path = \"/private%20area/\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/a//admin/\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/b/../secret/\"", "site[0].location[0].path"),
+        ("path = \"/api/\"", "path = \"/./api/\"", "site[0].location[0].path"),
+        // The renewal daemon may write to the webroot.
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"/\"", "acme.webroot"),
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"/srv\"", "acme.webroot"),
+        ("webroot = \"/var/lib/portico/acme-challenge\"", "webroot = \"/etc/nginx\"", "acme.webroot"),
     ];
     for (line, hostile, field) in cases {
         assert!(FULL.contains(line), "{line} is not in the playbook");
@@ -432,15 +445,30 @@ fn two_sites_that_would_share_a_file_or_an_upstream_are_refused() {
         errs.iter().any(|e| e.contains("site[1].location[0].proxy: its nginx upstream would be named portico_a_b_example_com_127_0_0_1_3000")),
         "{errs:?}"
     );
-    // Different backends: different upstreams, fine.
-    playbook::parse(
-        "s.toml",
-        &two_sites(
-            ("", "a-b.example.com", up),
-            ("", "a.b-example.com", "http://127.0.0.1:3001"),
-        ),
-    )
-    .unwrap();
+    // Names that fold to one nginx identifier are refused whatever the
+    // backends (the path guard and session cache are named after them).
+    let errs = errors(&two_sites(
+        ("", "a-b.example.com", up),
+        ("", "a.b-example.com", "http://127.0.0.1:3001"),
+    ));
+    assert!(
+        errs.iter().any(|e| {
+            e.contains(
+            "site[1].server_names[0]: site[0]'s name folds to the same nginx name (a_b_example_com)"
+        )
+        }),
+        "{errs:?}"
+    );
+    // A site name and a backend can still fold together across sites.
+    let errs = errors(&two_sites(
+        ("a-b", "x.example.com", "http://c:1"),
+        ("a", "y.example.com", "http://b-c:1"),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("its nginx upstream would be named portico_a_b_c_1")),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -498,4 +526,18 @@ fn many_problems_are_located_correctly() {
             &format!("site.toml:{line}:17: site[{i}].redirect_code: 302 is not 301 or 308")
         );
     }
+}
+
+#[test]
+fn a_name_served_on_two_https_ports_clashes_on_port_80() {
+    let text = format!(
+        "{BASE}\n[[site]]\nserver_names = [\"a.example.com\"]\ncertificate = \"main\"\nlisten = 8443\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3001\"\n"
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "site[1].server_names[0]: duplicate server name \"a.example.com\": site[0] already serves it on port 80 (every site answers its names on port 80"
+        )),
+        "{errs:?}"
+    );
 }

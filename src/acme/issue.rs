@@ -117,7 +117,7 @@ impl Ctx<'_> {
         move |e| AcmeError::Server {
             step,
             directory: self.url.clone(),
-            message: e.to_string(),
+            message: server_text(&e.to_string()),
         }
     }
 
@@ -283,9 +283,28 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
 /// The name an authorization is for, for messages.
 fn identifier(authz: &instant_acme::AuthorizationHandle<'_>) -> String {
     match &authz.identifier().identifier {
-        Identifier::Dns(name) => name.clone(),
-        other => format!("{other:?}"),
+        Identifier::Dns(name) => server_text(name),
+        other => server_text(&format!("{other:?}")),
     }
+}
+
+/// Text a server sent, made safe for a terminal and a log line: control
+/// characters (escape sequences, newlines that would forge log lines)
+/// escaped, and at most 500 characters.
+pub fn server_text(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == 500 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Answers the order's challenges through the webroot, finalizes, downloads.
@@ -391,4 +410,36 @@ async fn finish(
         let _ = root.remove(&f);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_is_escaped_and_bounded() {
+        assert_eq!(server_text("ok"), "ok");
+        assert_eq!(
+            server_text("evil\n2026 INFO forged\x1b[31m"),
+            "evil\\n2026 INFO forged\\u{1b}[31m"
+        );
+        let long = server_text(&"x".repeat(2000));
+        assert_eq!(long.len(), 503);
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(token_ok("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "..",
+            "a/b",
+            "a.b",
+            "a b",
+            &"A".repeat(256),
+        ] {
+            assert!(!token_ok(bad), "{bad:?}");
+        }
+    }
 }

@@ -50,7 +50,8 @@ pub fn directives(
         }
     ));
     d.push("ssl_session_timeout 1d;".into());
-    d.push("ssl_session_cache shared:PorticoTLS:10m;".into());
+    // ssl_session_cache is set per server: a site with client certificates
+    // gets a cache of its own (CVE-2025-23419, see render.rs).
     // Tickets without key rotation undo forward secrecy.
     d.push("ssl_session_tickets off;".into());
     d

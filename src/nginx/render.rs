@@ -45,6 +45,15 @@ impl Target {
         self.version.is_some_and(|v| v >= Version(1, 25, 1))
     }
 
+    /// The system's CA bundle, which HTTPS backends are verified against
+    /// unless the playbook names another.
+    pub fn ca_bundle(&self) -> &'static str {
+        match self.layout {
+            Layout::SitesEnabled => "/etc/ssl/certs/ca-certificates.crt",
+            Layout::ConfD => "/etc/pki/tls/certs/ca-bundle.crt",
+        }
+    }
+
     /// `ssl_reject_handshake` exists from 1.19.4.
     pub fn reject_handshake(&self) -> bool {
         self.version.is_some_and(|v| v >= Version(1, 19, 4))
@@ -88,24 +97,30 @@ pub fn tls_snippet(directives: &[String]) -> String {
 
 /// Proxy snippet: what every proxied request carries, whatever the site.
 /// `X-Forwarded-For` is the peer (or, behind trusted proxies, the client
-/// the real_ip module found): a client's own chain is never passed on.
+/// the real_ip module found): a client's own chain is never passed on. The
+/// scheme headers backends read to decide "secure" are set truthfully.
 pub fn proxy_snippet() -> String {
     format!(
         "{HEADER}proxy_http_version 1.1;\n\
-         proxy_set_header Connection $portico_connection;\n\
          proxy_set_header X-Real-IP $remote_addr;\n\
          proxy_set_header X-Forwarded-For $remote_addr;\n\
          proxy_set_header X-Forwarded-Proto $scheme;\n\
+         proxy_set_header X-Forwarded-Scheme $scheme;\n\
+         proxy_set_header X-Scheme $scheme;\n\
+         proxy_set_header X-Forwarded-Ssl $https;\n\
          proxy_set_header X-Forwarded-Port $server_port;\n"
     )
 }
 
 /// http-context helpers, included by both layouts' nginx.conf through
-/// `conf.d/*.conf`: `Connection` is `upgrade` for websocket handshakes and
-/// empty otherwise, which keeps upstream connections alive.
+/// `conf.d/*.conf`. Only a websocket handshake is passed on as an upgrade:
+/// any other token (`h2c`) would turn the connection into a tunnel whose
+/// later requests nginx never sees, identity headers and all. Otherwise
+/// `Connection` is empty, which keeps upstream connections alive.
 pub fn http_snippet() -> String {
     format!(
-        "{HEADER}map $http_upgrade $portico_connection {{\n    default upgrade;\n    ''      '';\n}}\n"
+        "{HEADER}map $http_upgrade $portico_upgrade {{\n    default \"\";\n    \"~*^websocket$\" websocket;\n}}\n\
+         map $portico_upgrade $portico_connection {{\n    default upgrade;\n    \"\" \"\";\n}}\n"
     )
 }
 
@@ -124,6 +139,8 @@ pub struct SiteInput<'a> {
     pub identity_headers: &'a [String],
     /// `[proxy] trusted_proxies`: load balancers whose X-Forwarded-For counts.
     pub trusted_proxies: &'a [String],
+    /// `[proxy] backend_ca`: what HTTPS backends are verified against.
+    pub backend_ca: Option<&'a str>,
 }
 
 /// The header the challenge location adds, so portico can tell its own
@@ -165,6 +182,74 @@ fn oauth2_protects(site: &Site, l: &Location) -> bool {
     }
 }
 
+/// What stands in front of a location: a signed-in user, a verified client
+/// certificate.
+fn protection(site: &Site, oauth2: Option<&Oauth2>, l: &Location) -> (bool, bool) {
+    (
+        oauth2.is_some() && oauth2_protects(site, l),
+        l.require_client_cert,
+    )
+}
+
+/// Where a site protects some paths and not others, the protected prefixes
+/// (most specific first) whose other spellings must be refused. nginx
+/// matches prefixes case-sensitively and forwards the URI as sent: a
+/// backend that ignores case, or reads `;` parameters or `\` as `/`, would
+/// serve `/ADMIN/` or `/admin;x/` from behind an open `/`. `None` when the
+/// whole site is protected alike.
+fn path_guard<'a>(site: &'a Site, oauth2: Option<&Oauth2>) -> Option<Vec<&'a str>> {
+    let levels: std::collections::BTreeSet<(bool, bool)> = site
+        .locations
+        .iter()
+        .map(|l| protection(site, oauth2, l))
+        .collect();
+    if levels.len() < 2 {
+        return None;
+    }
+    let mut paths: Vec<&str> = site
+        .locations
+        .iter()
+        .filter(|l| l.path != "/" && protection(site, oauth2, l) != (false, false))
+        .map(|l| l.path.as_str())
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    Some(paths)
+}
+
+/// The variable the path guard sets for a site.
+fn guard_variable(site: &Site) -> String {
+    format!("portico_guard_{}", names::nginx_ident(&site.id()))
+}
+
+/// A location prefix as a PCRE that matches it literally (validation
+/// leaves only letters, digits and `/-._~!*+,=:@&()`).
+fn literal_regex(path: &str) -> String {
+    path.chars()
+        .map(|c| match c {
+            '.' | '*' | '+' | '(' | ')' => format!("[{c}]"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The http-level map behind the path guard: 1 for a path with `;`, `%`
+/// (double encoding) or a backslash, or a protected prefix in another case.
+fn path_guard_map(site: &Site, oauth2: Option<&Oauth2>) -> String {
+    let Some(paths) = path_guard(site, oauth2) else {
+        return String::new();
+    };
+    let mut s = format!(
+        "# Other spellings of this site's protected paths, refused in its servers.\nmap $uri ${} {{\n    default 0;\n    \"~[;%\\x5c]\" 1;\n",
+        guard_variable(site)
+    );
+    for p in paths {
+        let re = literal_regex(p);
+        let _ = writeln!(s, "    \"~^{re}\" 0;\n    \"~*^{re}\" 1;");
+    }
+    s.push_str("}\n\n");
+    s
+}
+
 /// One server's view: its port and scheme decide the `Host` a backend sees.
 struct Server<'a> {
     input: &'a SiteInput<'a>,
@@ -172,6 +257,11 @@ struct Server<'a> {
     tls: bool,
     /// `$host:$server_port` where the port is not the scheme's default.
     host: &'static str,
+    /// This server's own origin, for the sign-in redirect: never the
+    /// client's `Host` header as sent.
+    origin: String,
+    /// The system CA bundle (when the playbook names none).
+    target_ca_bundle: &'static str,
 }
 
 impl Server<'_> {
@@ -199,6 +289,13 @@ impl Server<'_> {
         let site = self.input.site;
         let _ = writeln!(s, "    server_name {};", site.server_names.join(" "));
         s.push_str("    server_tokens off;\n");
+        if proxies && path_guard(site, self.input.oauth2).is_some() {
+            let _ = writeln!(
+                s,
+                "    # Another spelling of a protected path (see the map above): refused.\n    if (${}) {{\n        return 400;\n    }}",
+                guard_variable(site)
+            );
+        }
         if !self.input.trusted_proxies.is_empty() {
             for cidr in self.input.trusted_proxies {
                 let _ = writeln!(s, "    set_real_ip_from {cidr};");
@@ -216,9 +313,11 @@ impl Server<'_> {
     }
 
     fn oauth2_locations(&self, s: &mut String, o: &Oauth2) {
-        let up = backend(&o.upstream).origin();
+        let url = backend(&o.upstream);
+        let up = url.origin();
         let host = self.host;
-        let cleared = self.cleared_identity("        ");
+        let mut cleared = self.cleared_identity("        ");
+        cleared.push_str(&self.backend_tls(&url, "        "));
         let _ = writeln!(
             s,
             "    # oauth2-proxy: sign-in, callback and sign-out pages.\n    location /oauth2/ {{\n        proxy_pass {up};\n        proxy_set_header Host {host};\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Host {host};\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Scheme $scheme;\n        proxy_set_header X-Auth-Request-Redirect $request_uri;\n{cleared}    }}\n"
@@ -227,7 +326,23 @@ impl Server<'_> {
             s,
             "    # The check every protected request makes (subrequests only).\n    location = /oauth2/auth {{\n        internal;\n        proxy_pass {up};\n        proxy_set_header Host {host};\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-Host {host};\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Uri $request_uri;\n        proxy_set_header Content-Length \"\";\n        proxy_pass_request_body off;\n{cleared}    }}\n"
         );
-        s.push_str("    location @portico_oauth2_signin {\n        return 302 /oauth2/start?rd=$scheme://$http_host$request_uri;\n    }\n\n");
+        let _ = writeln!(
+            s,
+            "    location @portico_oauth2_signin {{\n        return 302 /oauth2/start?rd={}$request_uri;\n    }}\n",
+            self.origin
+        );
+    }
+
+    /// An HTTPS backend's certificate is checked like a browser would:
+    /// against the CA bundle, for the name in the URL (sent as SNI).
+    fn backend_tls(&self, url: &BackendUrl, indent: &str) -> String {
+        if url.scheme != Scheme::Https {
+            return String::new();
+        }
+        let ca = self.input.backend_ca.unwrap_or(self.target_ca_bundle);
+        format!(
+            "{indent}proxy_ssl_server_name on;\n{indent}proxy_ssl_verify on;\n{indent}proxy_ssl_verify_depth 3;\n{indent}proxy_ssl_trusted_certificate {ca};\n"
+        )
     }
 
     /// Every identity header set empty: what oauth2-proxy's own locations
@@ -246,6 +361,10 @@ impl Server<'_> {
                 s.push('\n');
             }
             self.location(s, l);
+        }
+        // Without a `/` location nginx would serve its default web root.
+        if !self.input.site.locations.iter().any(|l| l.path == "/") {
+            s.push_str("\n    # No location for the rest: nothing is served.\n    location / {\n        return 404;\n    }\n");
         }
     }
 
@@ -283,6 +402,7 @@ impl Server<'_> {
             Scheme::Https => l.proxy.clone(),
         };
         let _ = writeln!(s, "        proxy_pass {target};");
+        s.push_str(&self.backend_tls(&url, "        "));
         let _ = writeln!(s, "        include {};", self.snippets.proxy);
         let _ = writeln!(s, "        proxy_set_header Host {};", self.host);
         let _ = writeln!(
@@ -295,8 +415,12 @@ impl Server<'_> {
             let _ = writeln!(s, "        proxy_set_header {h} {v};");
         }
         if l.websocket {
-            s.push_str("        proxy_set_header Upgrade $http_upgrade;\n");
+            // Only a websocket handshake (see the http snippet's maps).
+            s.push_str("        proxy_set_header Upgrade $portico_upgrade;\n");
+            s.push_str("        proxy_set_header Connection $portico_connection;\n");
             s.push_str("        proxy_read_timeout 1h;\n");
+        } else {
+            s.push_str("        proxy_set_header Connection \"\";\n");
         }
         s.push_str("    }\n");
     }
@@ -312,12 +436,15 @@ pub fn site_http(input: &SiteInput, t: &Target) -> String {
         snippets: Snippets::for_target(t),
         tls: false,
         host: "$host",
+        origin: "http://$host".into(),
+        target_ca_bundle: t.ca_bundle(),
     };
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "# site {} (port 80)\n", site.id());
-    // The upstream pools live here, in the file that exists from the start;
-    // the HTTPS server, written once the certificate is there, uses them too.
+    // The upstream pools and the path guard live here, in the file that
+    // exists from the start; the HTTPS server uses them too.
     s.push_str(&upstreams(site));
+    s.push_str(&path_guard_map(site, input.oauth2));
     s.push_str("server {\n    listen 80;\n    listen [::]:80;\n");
     server.common(&mut s, site.http == HttpMode::Serve);
     let _ = writeln!(
@@ -364,6 +491,12 @@ pub fn site_https(input: &SiteInput, t: &Target) -> String {
         } else {
             "$host:$server_port"
         },
+        origin: if site.listen == 443 {
+            "https://$host".into()
+        } else {
+            format!("https://$host:{}", site.listen)
+        },
+        target_ca_bundle: t.ca_bundle(),
     };
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "# site {} (HTTPS)\n", site.id());
@@ -383,6 +516,17 @@ pub fn site_https(input: &SiteInput, t: &Target) -> String {
         input.cert, input.key
     );
     let _ = writeln!(s, "    include {};", server.snippets.tls);
+    if site.client_auth.is_some() {
+        // A session resumed from another site's cache would skip this
+        // site's certificate check (CVE-2025-23419): a cache of its own.
+        let _ = writeln!(
+            s,
+            "    ssl_session_cache shared:PorticoTLS_{}:1m;",
+            names::nginx_ident(&site.id())
+        );
+    } else {
+        s.push_str("    ssl_session_cache shared:PorticoTLS:10m;\n");
+    }
     if let (Some(ca), Some((ca_cert, crl))) = (&site.client_auth, &input.client_ca) {
         let verify = match ca.verify {
             Verify::Optional => "optional",

@@ -185,7 +185,8 @@ impl Playbook {
                 self.oauth2
                     .iter()
                     .flat_map(|o| o.headers.keys().map(String::as_str)),
-            );
+            )
+            .chain(self.proxy.clear_headers.iter().map(String::as_str));
         for h in names::IDENTITY_HEADERS.iter().copied().chain(extra) {
             if !all.iter().any(|a| a.eq_ignore_ascii_case(h)) {
                 all.push(h.to_string());

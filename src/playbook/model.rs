@@ -41,6 +41,13 @@ pub struct ProxySettings {
     /// `X-Forwarded-For` a client sends is dropped.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// More headers no client may set, cleared in every location (the
+    /// built-in list covers the usual identity, address and routing ones).
+    #[serde(default)]
+    pub clear_headers: Vec<String>,
+    /// CA bundle that HTTPS backends and an HTTPS oauth2-proxy must be
+    /// signed by; default: the system's bundle.
+    pub backend_ca: Option<String>,
 }
 
 impl Playbook {

@@ -5,10 +5,13 @@
 
 use std::net::IpAddr;
 
-/// Headers a client could send to pose as someone: every location sets
-/// each of them itself (from oauth2-proxy's answer or the TLS handshake) or
-/// clears it, so a backend never sees a client's own.
+/// Headers a client could send to pose as someone, to fake where it comes
+/// from, or to make a backend route the request elsewhere. Every location
+/// sets each of them itself (from oauth2-proxy's answer or the TLS
+/// handshake) or clears it, so a backend never sees a client's own. A
+/// deny-list by nature: `[proxy] clear_headers` adds names a backend reads.
 pub const IDENTITY_HEADERS: &[&str] = &[
+    // Who the user is (oauth2-proxy and the usual reverse-proxy auth names).
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Groups",
@@ -19,14 +22,42 @@ pub const IDENTITY_HEADERS: &[&str] = &[
     "X-Forwarded-Groups",
     "X-Forwarded-Preferred-Username",
     "X-Forwarded-Access-Token",
+    "X-Forwarded-Uid",
     "X-User",
     "X-Email",
+    "X-Auth-User",
+    "X-Authenticated-User",
+    "X-Proxy-User",
     "Remote-User",
     "X-Remote-User",
+    "X-Remote-Email",
+    "X-Remote-Group",
     "X-WEBAUTH-USER",
-    "Forwarded",
+    // What a client certificate said.
     "X-SSL-Client-Verify",
     "X-SSL-Client-DN",
+    "X-SSL-Client-S-DN",
+    "X-SSL-Client-Cert",
+    "X-SSL-Client-Serial",
+    "X-SSL-Client-Fingerprint",
+    "X-Client-Cert",
+    "X-Forwarded-Client-Cert",
+    // Where the client is (X-Forwarded-For and X-Real-IP are set, not cleared).
+    "Forwarded",
+    "Forwarded-For",
+    "True-Client-IP",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
+    "X-Originating-IP",
+    "X-Original-Forwarded-For",
+    "CF-Connecting-IP",
+    "X-Forwarded-Server",
+    "X-Host",
+    // What the request was (some frameworks route by these).
+    "X-Original-URL",
+    "X-Original-URI",
+    "X-Rewrite-URL",
+    "X-Forwarded-Prefix",
 ];
 
 /// Headers portico sets in every proxied request for its own purposes; a
@@ -43,6 +74,9 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "X-Forwarded-Proto",
     "X-Forwarded-Host",
     "X-Forwarded-Port",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Ssl",
+    "X-Scheme",
     "X-Forwarded-Uri",
     "X-Auth-Request-Redirect",
 ];
@@ -110,15 +144,73 @@ pub fn safe_path_problem(path: &str) -> Option<&'static str> {
     None
 }
 
-/// A URL path as it may appear in a `location` (a prefix) or after a
-/// backend's authority: `/`, then RFC 3986 path characters that nginx reads
-/// literally. Not `;{}#$"'\`, whitespace or control characters.
+/// A URL path as it may appear after a backend's authority: `/`, then RFC
+/// 3986 path characters that nginx reads literally. Not `;{}#$"'\`,
+/// whitespace or control characters.
 pub fn url_path_ok(path: &str) -> bool {
     path.starts_with('/')
         && path.len() <= 1024
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/-._~%!*+,=:@&()".contains(c))
+}
+
+/// Why a `location` prefix would never match what it looks like it
+/// protects, if it would not. nginx matches locations against the decoded,
+/// slash-merged, dot-resolved URI, so a prefix with `%`, `//`, `/./` or
+/// `/../` matches nothing, and its requests fall to another location.
+pub fn location_path_problem(path: &str) -> Option<&'static str> {
+    if !url_path_ok(path) {
+        return Some("'/' then letters, digits and /-._~!*+,=:@&() only");
+    }
+    if path.contains('%') {
+        return Some("nginx matches the decoded path: write the characters themselves, not %XX");
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    if segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| matches!(*s, "." | "..") || (s.is_empty() && i != last))
+    {
+        return Some("nginx merges '//' and resolves '.' and '..' before matching: no empty, '.' or '..' segments");
+    }
+    None
+}
+
+/// Why `dir` cannot be the ACME webroot, if it cannot: the renewal daemon
+/// may write there, so never `/`, a top-level directory or a system tree.
+pub fn webroot_problem(dir: &str) -> Option<&'static str> {
+    let depth = dir.trim_end_matches('/').matches('/').count();
+    const SYSTEM: [&str; 11] = [
+        "/etc", "/usr", "/boot", "/dev", "/proc", "/sys", "/run", "/bin", "/sbin", "/lib", "/lib64",
+    ];
+    if depth < 2 {
+        return Some("the daemon may write there: give a directory of its own, at least two levels deep (/srv/acme)");
+    }
+    if SYSTEM
+        .iter()
+        .any(|s| dir == *s || dir.starts_with(&format!("{s}/")))
+    {
+        return Some("the daemon may write there: not under a system directory");
+    }
+    None
+}
+
+/// A name for nginx identifiers (variables, zones) derived from a site:
+/// lower case, every other character `_`. Like [`upstream_name`] it folds,
+/// so validation refuses two sites that fold to one.
+pub fn nginx_ident(site_id: &str) -> String {
+    site_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// An HTTP header name portico may set: letters, digits, `-` (RFC 9110
@@ -147,18 +239,11 @@ pub fn site_file_stem(site_id: &str) -> String {
 /// every other character made `_`, so two different (site, backend) pairs
 /// can map to one name; validation refuses that.
 pub fn upstream_name(site_id: &str, host_port: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("portico_{}_{}", clean(site_id), clean(host_port))
+    format!(
+        "portico_{}_{}",
+        nginx_ident(site_id),
+        nginx_ident(host_port)
+    )
 }
 
 #[cfg(test)]
@@ -225,6 +310,32 @@ mod tests {
             "/a\"b",
         ] {
             assert!(safe_path_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn location_paths_that_would_never_match() {
+        for ok in ["/", "/api/", "/a.b/c", "/x", "/a/.well/"] {
+            assert_eq!(location_path_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "/a%20b/", "/a//b/", "//", "/b/../s/", "/./x", "/a/..", "/a/.", "x", "/a;b",
+        ] {
+            assert!(location_path_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webroots() {
+        for ok in [
+            "/var/lib/portico/acme-challenge",
+            "/srv/acme",
+            "/var/www/acme",
+        ] {
+            assert_eq!(webroot_problem(ok), None, "{ok}");
+        }
+        for bad in ["/", "/srv", "/var", "/etc/nginx", "/usr/share/acme", "/etc"] {
+            assert!(webroot_problem(bad).is_some(), "{bad:?}");
         }
     }
 

@@ -121,8 +121,19 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
     }
 }
 
-/// `[proxy] trusted_proxies`: addresses or CIDRs (`10.0.0.0/8`, `::1`).
+/// `[proxy]`: trusted proxies are addresses or CIDRs (`10.0.0.0/8`,
+/// `::1`), extra cleared headers are header names portico does not set
+/// itself, the backend CA is a path.
 fn check_proxy(p: &mut Problems, proxy: &ProxySettings) {
+    let path = FieldPath::root().key("proxy");
+    for (i, h) in proxy.clear_headers.iter().enumerate() {
+        if let Some(why) = header_problem(h) {
+            p.add(path.item("clear_headers", i), why);
+        }
+    }
+    if let Some(ca) = &proxy.backend_ca {
+        check_path(p, path.key("backend_ca"), ca);
+    }
     for (i, cidr) in proxy.trusted_proxies.iter().enumerate() {
         if !cidr_ok(cidr) {
             p.add(
@@ -315,8 +326,16 @@ fn check_acme(p: &mut Problems, a: &Acme) {
             );
         }
     }
-    // Written into the port-80 server's `root` directive and the daemon's unit.
-    check_path(p, path.key("webroot"), &a.webroot);
+    // Written into the port-80 server's `root` directive and the daemon's
+    // unit, which may write there.
+    if let Some(why) =
+        names::safe_path_problem(&a.webroot).or_else(|| names::webroot_problem(&a.webroot))
+    {
+        p.add(
+            path.key("webroot"),
+            format!("{:?} is not a usable webroot: {why}", a.webroot),
+        );
+    }
     for (field, value) in [
         ("ca_root", a.ca_root.as_deref()),
         (
@@ -339,8 +358,11 @@ fn check_sites(
     cas: &BTreeSet<String>,
     oauth2: &BTreeSet<String>,
 ) {
-    // (port, server name) → the site that claimed it first.
+    // (port, server name) → the site that claimed it first. Every site
+    // also answers its names on port 80.
     let mut claimed: HashMap<(i64, String), usize> = HashMap::new();
+    // nginx identifier a site's name folds to → the site.
+    let mut idents: HashMap<String, usize> = HashMap::new();
     // Site file stem (lower case) → the site that has it.
     let mut stems: HashMap<String, usize> = HashMap::new();
     // Upstream block name → (site, backend) that defines it.
@@ -363,28 +385,46 @@ fn check_sites(
         }
         for (j, n) in s.server_names.iter().enumerate() {
             check_server_name(p, path.item("server_names", j), n);
-            if let Some(first) = claimed.insert((s.listen, n.to_lowercase()), i) {
-                p.add(
-                    path.item("server_names", j),
-                    format!(
-                        "duplicate server name {n:?}: site[{first}] already serves it on port {}",
-                        s.listen
-                    ),
-                );
+            for port in [s.listen, 80] {
+                if let Some(first) = claimed.insert((port, n.to_lowercase()), i) {
+                    if first == i {
+                        continue;
+                    }
+                    let why = if port == 80 && s.listen != 80 {
+                        " (every site answers its names on port 80: redirects, ACME)"
+                    } else {
+                        ""
+                    };
+                    p.add(
+                        path.item("server_names", j),
+                        format!(
+                            "duplicate server name {n:?}: site[{first}] already serves it on port {port}{why}"
+                        ),
+                    );
+                    break;
+                }
             }
         }
         let id = s.id();
         let stem = names::site_file_stem(&id).to_lowercase();
+        let field = if s.name.is_some() {
+            path.key("name")
+        } else {
+            path.item("server_names", 0)
+        };
         if let Some(first) = stems.insert(stem.clone(), i) {
-            let field = if s.name.is_some() {
-                path.key("name")
-            } else {
-                path.item("server_names", 0)
-            };
             p.add(
                 field,
                 format!(
                     "site[{first}] already writes the files {stem}.*; give one of them a distinct name = \"...\""
+                ),
+            );
+        } else if let Some(first) = idents.insert(names::nginx_ident(&id), i) {
+            p.add(
+                field,
+                format!(
+                    "site[{first}]'s name folds to the same nginx name ({}); give one of them a distinct name = \"...\"",
+                    names::nginx_ident(&id)
                 ),
             );
         }
@@ -482,13 +522,10 @@ fn check_sites(
         let mut paths = BTreeSet::new();
         for (j, l) in s.locations.iter().enumerate() {
             let lp = path.item("location", j);
-            if !names::url_path_ok(&l.path) {
+            if let Some(why) = names::location_path_problem(&l.path) {
                 p.add(
                     lp.key("path"),
-                    format!(
-                        "{:?} is not a URL path: '/' then letters, digits and /-._~%!*+,=:@&()",
-                        l.path
-                    ),
+                    format!("{:?} is not a usable location: {why}", l.path),
                 );
             } else if !paths.insert(l.path.as_str()) {
                 p.add(

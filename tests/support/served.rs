@@ -131,10 +131,16 @@ fn mounts(root: &Path) -> String {
     std::fs::create_dir_all("/var/lib/portico").unwrap();
     std::fs::create_dir_all(root.join("var/lib/portico")).unwrap();
     let r = root.display();
+    // A tree's own /etc/hosts names the test's backends.
+    let hosts = if root.join("etc/hosts").exists() {
+        format!(" && mount --bind {r}/etc/hosts /etc/hosts")
+    } else {
+        String::new()
+    };
     format!(
         "mount --bind {r}/etc/nginx /etc/nginx && mount --bind {r}/etc/ssl /etc/ssl && \
          mount --bind {r}/var/lib/portico /var/lib/portico && \
-         mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log/nginx"
+         mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log/nginx{hosts}"
     )
 }
 
@@ -262,4 +268,15 @@ impl Drop for Served {
         let _ = self.nginx.kill();
         let _ = self.nginx.wait();
     }
+}
+
+/// A CA certificate that signed nothing a test serves.
+pub fn other_ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "unrelated CA");
+    params.self_signed(&key).unwrap().pem()
 }
