@@ -475,7 +475,20 @@ fn facts_cmd(f: FactsArgs) -> Result<i32, CliError> {
             n.layout
         ),
     }
-    println!("firewall:        {:?}", facts.firewall);
+    let persists = match facts.firewall_persists {
+        Some(true) => "; its rules are restored at boot",
+        Some(false) => "; nothing restores its rules at boot",
+        None => "",
+    };
+    println!(
+        "firewall:        {:?}{}{persists}",
+        facts.firewall,
+        if facts.firewall_families.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", facts.firewall_families.join(", "))
+        }
+    );
     println!(
         "hostname:        {:?} (from {})",
         facts.hostname, facts.hostname_source

@@ -134,6 +134,11 @@ pub trait Task {
     fn reads(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What the operator should know after this task checked, that fails
+    /// nothing (rules that will not survive a reboot). Reads only.
+    fn notes(&self, _ctx: &Ctx) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +195,7 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
                 continue;
             }
         };
+        report.warnings.extend(task.notes(ctx));
         if changes.is_empty() {
             report.push(TaskReport::new(name, Status::Unchanged, &[]));
             continue;

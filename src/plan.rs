@@ -12,6 +12,7 @@ use crate::playbook::{site_oauth2, CertSource, FirewallBackend, Playbook, Profil
 use crate::tasks::certificate::{CertPaths, CertificateTask};
 use crate::tasks::default_server::DefaultServerTask;
 use crate::tasks::file::{FileTask, SymlinkTask};
+use crate::tasks::firewall::nftables::{NftBootTask, NftCheckTask};
 use crate::tasks::firewall::{Backend, FirewallTask};
 use crate::tasks::packages::PackagesTask;
 use crate::tasks::refused::RefusedTask;
@@ -32,9 +33,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         needs_epel: el7,
     }));
     debug_assert_eq!(tasks[0].name(), PACKAGES);
-    if let Some(task) = firewall(pb, facts) {
-        tasks.push(task);
-    }
+    tasks.extend(firewall(pb, facts));
 
     for ca in &pb.cas {
         tasks.push(Box::new(crate::tasks::ca::CaTask {
@@ -249,41 +248,79 @@ pub fn certificate_task(
     }
 }
 
-/// The firewall task for the playbook's choice (`auto`: the active one).
-fn firewall(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
+/// The firewall tasks for the playbook's choice (`auto`: the active one):
+/// what makes the rules last (the iptables restore package; the nftables
+/// boot file and its check), then the rules.
+fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
     let backend = match pb.firewall.backend {
-        FirewallBackend::None => return None,
+        FirewallBackend::None => return Vec::new(),
         FirewallBackend::Ufw => Backend::Ufw,
         FirewallBackend::Firewalld => Backend::Firewalld,
         FirewallBackend::Iptables => Backend::Iptables,
+        FirewallBackend::Nftables => Backend::Nftables,
         FirewallBackend::Auto => match facts.firewall {
             Active::Ufw => Backend::Ufw,
             Active::Firewalld => Backend::Firewalld,
             Active::Iptables => Backend::Iptables,
+            Active::Nftables => Backend::Nftables,
             // No active firewall: nothing blocks the ports.
-            Active::None => return None,
-            Active::Nftables => {
-                return Some(Box::new(RefusedTask {
+            Active::None => return Vec::new(),
+            Active::NftablesUnmanaged => {
+                return vec![Box::new(RefusedTask {
                     name: "firewall".into(),
-                    reason: "an nftables ruleset is active and portico does not edit raw nftables; \
-                             open the ports yourself and set [firewall] backend = \"none\", or name \
-                             ufw, firewalld or iptables"
+                    reason: "an nftables ruleset drops input, but nftables.service did not load it, so \
+                             portico cannot tell how it comes back at boot; load it from \
+                             /etc/nftables.conf (systemctl enable --now nftables), or set [firewall] \
+                             backend = \"nftables\" with persist = false, or open the ports yourself \
+                             and set backend = \"none\""
                         .into(),
-                }))
+                })]
             }
         },
     };
-    Some(Box::new(FirewallTask {
+    // Validation keeps every port in 1..=65535.
+    let ports: Vec<u16> = pb
+        .firewall_ports()
+        .iter()
+        .filter_map(|p| u16::try_from(*p).ok())
+        .collect();
+    let persist = pb.firewall.persist;
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let mut after = Vec::new();
+    match backend {
+        Backend::Iptables if persist && facts.systemd => {
+            let package = PackagesTask {
+                packages: vec![
+                    crate::tasks::firewall::persistence_package(facts.distro.family).into(),
+                ],
+                manager: facts.package_manager,
+                needs_epel: false,
+            };
+            after.push(package.name());
+            tasks.push(Box::new(package));
+        }
+        Backend::Nftables if persist => {
+            let boot = NftBootTask {
+                ports: ports.clone(),
+            };
+            let check = NftCheckTask {
+                after: vec![boot.name()],
+            };
+            after.push(check.name());
+            tasks.push(Box::new(boot));
+            tasks.push(Box::new(check));
+        }
+        _ => {}
+    }
+    tasks.push(Box::new(FirewallTask {
         backend,
-        // Validation keeps every port in 1..=65535.
-        ports: pb
-            .firewall_ports()
-            .iter()
-            .filter_map(|p| u16::try_from(*p).ok())
-            .collect(),
+        ports,
         enable: pb.firewall.enable,
         family: facts.distro.family,
-    }))
+        persist,
+        after,
+    }));
+    tasks
 }
 
 pub fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
@@ -499,9 +536,9 @@ static NO_ROOT: std::sync::LazyLock<crate::host::Root> =
 /// infer from a missing report line.
 pub fn firewall_notice(pb: &Playbook, facts: &Facts) -> Option<String> {
     (pb.firewall.backend == FirewallBackend::Auto && facts.firewall == Active::None).then(|| {
-        "note: no active firewall (ufw, firewalld or iptables rules) on this host, so no ports \
-         are opened; name one in [firewall] backend (with enable = true for ufw or firewalld) \
-         to have portico set it up"
+        "note: no active firewall (ufw, firewalld, iptables rules or an nftables ruleset) on this \
+         host, so no ports are opened; name one in [firewall] backend (with enable = true for ufw \
+         or firewalld) to have portico set it up"
             .to_string()
     })
 }

@@ -127,8 +127,10 @@ fn firewall_backends_from_captured_output() {
     let ipt_ufw = fixture("firewall/iptables-under-ufw.txt");
     let ipt_rules = fixture("firewall/iptables-rules.txt");
     let ipt_empty = fixture("firewall/iptables-empty.txt");
-    let nft_rules = fixture("firewall/nft-rules.txt");
-    let nft_empty = fixture("firewall/nft-empty.txt");
+    let nft_drop = fixture("firewall/nft-json-hardened.json");
+    let nft_end_drop = fixture("firewall/nft-json-end-drop.json");
+    let nft_empty = fixture("firewall/nft-json-empty.json");
+    let nft_flushed = fixture("firewall/nft-json-iptables-flushed.json");
     let fwd_on = fixture("firewall/firewalld-running.txt");
     let fwd_off = fixture("firewall/firewalld-not-running.txt");
 
@@ -136,17 +138,19 @@ fn firewall_backends_from_captured_output() {
     assert!(!firewall::ufw_active(&ufw_off));
     assert!(firewall::iptables_in_use(&ipt_rules));
     assert!(!firewall::iptables_in_use(&ipt_empty));
-    assert!(firewall::nftables_in_use(&nft_rules));
-    assert!(!firewall::nftables_in_use(&nft_empty));
+    assert!(firewall::nftables_guards_input(&nft_drop));
+    assert!(firewall::nftables_guards_input(&nft_end_drop));
+    assert!(!firewall::nftables_guards_input(&nft_empty));
     // iptables-nft leaves an empty chain behind after a flush: not in use.
-    assert!(!firewall::nftables_in_use("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n"));
+    assert!(!firewall::nftables_guards_input(&nft_flushed));
 
     let probe = |ufw, fwd, ipt, nft| {
         firewall::active_backend(&Probes {
             ufw_status: ufw,
             firewalld_state: fwd,
             iptables_rules: ipt,
-            nft_ruleset: nft,
+            nft_json: nft,
+            nftables_service: true,
         })
     };
     // ufw fills iptables with its own chains: ufw is still the one in charge.
@@ -163,9 +167,17 @@ fn firewall_backends_from_captured_output() {
         Backend::Iptables
     );
     assert_eq!(
-        probe(None, None, Some(&ipt_empty), Some(&nft_rules)),
+        probe(None, None, Some(&ipt_empty), Some(&nft_drop)),
         Backend::Nftables
     );
+    // The same ruleset, not loaded by nftables.service.
+    let unmanaged = firewall::active_backend(&Probes {
+        iptables_rules: Some(&ipt_empty),
+        nft_json: Some(&nft_drop),
+        nftables_service: false,
+        ..Probes::default()
+    });
+    assert_eq!(unmanaged, Backend::NftablesUnmanaged);
     assert_eq!(
         probe(
             Some(&ufw_off),

@@ -8,7 +8,12 @@ pub enum Backend {
     Ufw,
     Firewalld,
     Iptables,
+    /// An nftables ruleset that drops input, loaded by `nftables.service`.
     Nftables,
+    /// The same, but not from `nftables.service`: how it comes back at
+    /// boot is unknown.
+    #[serde(rename = "nftables-unmanaged")]
+    NftablesUnmanaged,
     None,
 }
 
@@ -33,29 +38,26 @@ pub fn iptables_in_use(rules: &str) -> bool {
     })
 }
 
-/// `nft list ruleset`: a chain with a rule or a drop policy means it is in use.
-pub fn nftables_in_use(ruleset: &str) -> bool {
-    ruleset.lines().map(str::trim).any(|l| {
-        !(l.is_empty()
-            || l.starts_with("table ")
-            || l.starts_with("chain ")
-            || l == "}"
-            || l.starts_with('#'))
-            && (!l.starts_with("type ") || l.contains("policy drop"))
-    })
-}
-
 /// The tools' answers; `None` where the tool is not installed.
 #[derive(Debug, Default, Clone)]
 pub struct Probes<'a> {
     pub ufw_status: Option<&'a str>,
     pub firewalld_state: Option<&'a str>,
     pub iptables_rules: Option<&'a str>,
-    pub nft_ruleset: Option<&'a str>,
+    /// `nft --json list ruleset`.
+    pub nft_json: Option<&'a str>,
+    /// `systemctl is-active nftables.service` said "active".
+    pub nftables_service: bool,
+}
+
+/// Does the nft ruleset turn input away (a drop policy or a final drop)?
+pub fn nftables_guards_input(json: &str) -> bool {
+    super::nftables::parse(json).is_ok_and(|r| !r.guarded.is_empty())
 }
 
 /// The front end in charge: ufw and firewalld drive iptables/nftables
-/// themselves, so they win over the raw tables they create.
+/// themselves, so they win over the raw tables they create; iptables rules
+/// (iptables-nft writes nftables tables too) win over native nftables.
 pub fn active_backend(p: &Probes) -> Backend {
     if p.ufw_status.is_some_and(ufw_active) {
         Backend::Ufw
@@ -63,8 +65,12 @@ pub fn active_backend(p: &Probes) -> Backend {
         Backend::Firewalld
     } else if p.iptables_rules.is_some_and(iptables_in_use) {
         Backend::Iptables
-    } else if p.nft_ruleset.is_some_and(nftables_in_use) {
-        Backend::Nftables
+    } else if p.nft_json.is_some_and(nftables_guards_input) {
+        if p.nftables_service {
+            Backend::Nftables
+        } else {
+            Backend::NftablesUnmanaged
+        }
     } else {
         Backend::None
     }

@@ -3,6 +3,7 @@
 
 pub mod cert;
 pub mod firewall;
+pub mod nftables;
 pub mod nginx;
 pub mod nginx_conf;
 pub mod os_release;
@@ -41,6 +42,11 @@ pub struct Facts {
     pub systemd: bool,
     pub nginx: NginxFacts,
     pub firewall: FirewallBackend,
+    /// The address families the active firewall filters (`ipv4`, `ipv6`).
+    pub firewall_families: Vec<&'static str>,
+    /// Whether what it allows now is allowed again after a reboot; `None`
+    /// when there is no firewall or it cannot be told.
+    pub firewall_persists: Option<bool>,
     pub hostname: String,
     /// Where `hostname` was read (`/etc/hostname`, or the kernel's
     /// `gethostname()`), for messages about it.
@@ -86,13 +92,71 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
     let ufw = query(&["ufw", "status"]);
     let firewalld = query(&["firewall-cmd", "--state"]);
     let iptables = query(&["iptables", "-S"]);
-    let nft = query(&["nft", "list", "ruleset"]);
+    let nft = live
+        .then(|| {
+            runner
+                .run(&Command::query(["nft", "--json", "list", "ruleset"]))
+                .ok()
+                .filter(|o| o.success())
+                .map(|o| o.stdout)
+        })
+        .flatten();
+    // `systemctl is-active|is-enabled UNIT` print the word on stdout.
+    let unit_is = |verb: &str, unit: &str, word: &str| {
+        query(&["systemctl", verb, unit]).is_some_and(|o| o.trim() == word)
+    };
     let firewall = firewall::active_backend(&firewall::Probes {
         ufw_status: ufw.as_deref(),
         firewalld_state: firewalld.as_deref(),
         iptables_rules: iptables.as_deref(),
-        nft_ruleset: nft.as_deref(),
+        nft_json: nft.as_deref(),
+        nftables_service: unit_is("is-active", "nftables.service", "active"),
     });
+    let (firewall_families, firewall_persists) = match firewall {
+        FirewallBackend::Ufw => {
+            let v6 = read(root, "/etc/default/ufw")
+                .is_some_and(|t| t.lines().any(|l| l.trim() == "IPV6=yes"));
+            (
+                if v6 {
+                    vec!["ipv4", "ipv6"]
+                } else {
+                    vec!["ipv4"]
+                },
+                Some(true),
+            )
+        }
+        FirewallBackend::Firewalld => (vec!["ipv4", "ipv6"], Some(true)),
+        FirewallBackend::Iptables => {
+            let mut families = vec!["ipv4"];
+            if query(&["ip6tables", "-S"]).is_some_and(|r| firewall::iptables_in_use(&r)) {
+                families.push("ipv6");
+            }
+            let units = match distro.family {
+                Family::Rhel => crate::tasks::firewall::PERSISTENCE_UNITS_RHEL,
+                _ => crate::tasks::firewall::PERSISTENCE_UNITS_DEBIAN,
+            };
+            let persists = units.iter().all(|u| unit_is("is-enabled", u, "enabled"));
+            (families, Some(persists))
+        }
+        FirewallBackend::Nftables | FirewallBackend::NftablesUnmanaged => {
+            let mut families: Vec<&'static str> = nft
+                .as_deref()
+                .and_then(|j| nftables::parse(j).ok())
+                .map(|r| {
+                    r.guarded
+                        .iter()
+                        .flat_map(|c| c.families().iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            families.sort_unstable();
+            families.dedup();
+            let persists = (firewall == FirewallBackend::Nftables)
+                .then(|| unit_is("is-enabled", "nftables.service", "enabled"));
+            (families, persists)
+        }
+        FirewallBackend::None => (Vec::new(), None),
+    };
 
     // Taken as it is: a playbook that uses `{hostname}` validates it.
     let (hostname, hostname_source) = match read(root, "/etc/hostname")
@@ -116,6 +180,8 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
         systemd,
         nginx,
         firewall,
+        firewall_families,
+        firewall_persists,
         hostname,
         hostname_source: hostname_source.to_string(),
     }

@@ -248,8 +248,9 @@ fn expand(root: &Root, pattern: &Path) -> Result<Vec<PathBuf>, RootError> {
     Ok(files)
 }
 
-/// `*` matches any run of characters; everything else matches itself.
-fn glob_match(pattern: &str, name: &str) -> bool {
+/// `*` matches any run of characters; everything else matches itself (the
+/// globs of nginx and nft includes).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
         Some((head, tail)) => {

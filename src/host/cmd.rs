@@ -14,6 +14,8 @@ use thiserror::Error;
 pub struct Command {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// What the command reads on its standard input (`nft -j -f -`).
+    pub stdin: Option<String>,
     /// True when running it changes the host (install, firewall rule, reload).
     pub mutating: bool,
 }
@@ -28,6 +30,7 @@ impl Command {
         Command {
             argv: argv.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            stdin: None,
             mutating: false,
         }
     }
@@ -46,6 +49,12 @@ impl Command {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Feeds `input` to the command's standard input.
+    pub fn stdin(mut self, input: &str) -> Self {
+        self.stdin = Some(input.to_string());
         self
     }
 
@@ -143,12 +152,24 @@ impl Runner for SystemRunner {
             ))
         })?;
         tracing::debug!(command = %cmd.display(), mutating = cmd.mutating, "run");
-        let out = StdCommand::new(program)
+        let mut child = StdCommand::new(program)
             .args(args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .output()
+            .stdin(if cmd.stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .map_err(spawn_err)?;
+        if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
+            use std::io::Write;
+            // A command that exits without reading says why on stderr.
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(spawn_err)?;
         Ok(Output {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -79,7 +79,10 @@ pub enum FirewallBackend {
     Auto,
     Ufw,
     Firewalld,
+    /// iptables and ip6tables.
     Iptables,
+    /// Native nftables, as `nftables.service` loads it.
+    Nftables,
     None,
 }
 
@@ -94,6 +97,16 @@ pub struct Firewall {
     /// Enable an inactive ufw/firewalld (the SSH port is always allowed first).
     #[serde(default)]
     pub enable: bool,
+    /// Make the ports stay open after a reboot: for iptables the distro's
+    /// restore service (installed and enabled), for nftables a file
+    /// `/etc/nftables.conf` includes. ufw and firewalld keep their rules
+    /// themselves. `false` leaves boot alone, and apply warns.
+    #[serde(default = "yes")]
+    pub persist: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Firewall {
@@ -102,6 +115,7 @@ impl Default for Firewall {
             backend: FirewallBackend::Auto,
             ports: None,
             enable: false,
+            persist: true,
         }
     }
 }

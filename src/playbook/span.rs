@@ -81,11 +81,6 @@ impl<'t> LineIndex<'t> {
     }
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    LineIndex::new(text).line_col(offset)
-}
-
 /// The parsed document with spans, for locating fields.
 pub struct SpanIndex<'i> {
     doc: Option<Spanned<DeTable<'i>>>,

@@ -8,7 +8,7 @@
 set -euo pipefail
 cache=${1:?usage: build-base.sh CACHE_DIR}
 base="$cache/base"
-stamp="$base/.portico-base-v6"
+stamp="$base/.portico-base-v7"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
@@ -29,10 +29,15 @@ debootstrap --variant=minbase \
 # Packages the tests install inside the machine, downloaded with the host's
 # network through a chroot, then served offline from /srv/repo.
 PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble certbot uacme time"
+# ufw Breaks iptables-persistent, so it cannot be resolved in the same set:
+# a machine gets one or the other.
+PERSISTENT="iptables-persistent netfilter-persistent"
 cp /etc/resolv.conf "$base.tmp/etc/resolv.conf"
 chroot "$base.tmp" apt-get update -qq
-# shellcheck disable=SC2086 # PKGS is a list: split on purpose
-chroot "$base.tmp" apt-get install -y -qq --download-only $PKGS >/dev/null
+for set in "$PKGS" "$PERSISTENT"; do
+  # shellcheck disable=SC2086 # a list: split on purpose
+  chroot "$base.tmp" apt-get install -y -qq --download-only $set >/dev/null
+done
 mkdir -p "$base.tmp/srv/repo"
 mv "$base.tmp"/var/cache/apt/archives/*.deb "$base.tmp/srv/repo/"
 (cd "$base.tmp/srv/repo" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages)
@@ -65,5 +70,5 @@ echo "$sum  $base.tmp/srv/extra/pebble-ari.deb" | sha256sum -c --quiet
 chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
 echo portico-test > "$base.tmp/etc/hostname"
 : > "$base.tmp/etc/machine-id"
-touch "$base.tmp/.portico-base-v6"
+touch "$base.tmp/.portico-base-v7"
 mv "$base.tmp" "$base"

@@ -97,24 +97,8 @@ impl Machine {
         // Every copy its own identity: systemd makes a random machine ID when
         // neither /etc/machine-id nor D-Bus's copy has one.
         let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
-        let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let nspawn = Command::new("systemd-nspawn")
-            .args([
-                "--quiet",
-                "--register=no",
-                "--keep-unit",
-                "--private-network",
-                "--boot",
-                "-D",
-            ])
-            .arg(&root)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("systemd-nspawn");
         let mut m = Machine {
-            nspawn,
+            nspawn: Self::spawn(dir.path()),
             leader: 0,
             dir,
         };
@@ -123,6 +107,62 @@ impl Machine {
             Ok(()) => Ok(m),
             Err(state) => Err(format!("state {state:?}\n{}", m.console())),
         }
+    }
+
+    /// systemd-nspawn booting the root under `dir`, its console to a file.
+    fn spawn(dir: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("console.log"))
+            .unwrap();
+        Command::new("systemd-nspawn")
+            .args([
+                "--quiet",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+                "--boot",
+                "-D",
+            ])
+            .arg(dir.join("root"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("systemd-nspawn")
+    }
+
+    /// Powers the machine off cleanly and boots the same root again: what
+    /// was only in memory (firewall rules, running services) is gone, what
+    /// is enabled comes back.
+    // Not every test binary that includes the harness reboots.
+    #[allow(dead_code)]
+    pub fn reboot(&mut self) {
+        self.shut_down();
+        self.nspawn = Self::spawn(self.dir.path());
+        self.leader = self.wait_for_leader();
+        if let Err(state) = self.wait_until_running() {
+            panic!(
+                "the machine did not come back up ({state:?}):\n{}",
+                self.console()
+            );
+        }
+    }
+
+    /// SIGTERM asks nspawn to shut the machine down cleanly; waits for it.
+    fn shut_down(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.nspawn.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
     }
 
     /// The container's PID 1, as seen from the host. nspawn's first child is
@@ -242,17 +282,6 @@ fn is_container_init(pid: i32) -> bool {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        // SIGTERM asks nspawn to shut the machine down cleanly.
-        let pid = nix::unistd::Pid::from_raw(self.nspawn.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.nspawn.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.nspawn.kill();
-        let _ = self.nspawn.wait();
+        self.shut_down();
     }
 }

@@ -1,0 +1,137 @@
+//! Opens the playbook's TCP ports with the host's firewall, in every
+//! address family it filters, and makes them last across a reboot. State is
+//! parsed into sets of open ports and compared; a rule is never added twice,
+//! a rule portico did not add is never touched, and a firewall is only ever
+//! enabled after the SSH port is allowed.
+
+mod firewalld;
+mod iptables;
+pub mod nftables;
+mod ufw;
+
+use std::path::Path;
+
+use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
+use crate::facts::firewall::{self, Port};
+use crate::facts::Family;
+use crate::host::cmd::Output;
+use crate::host::Command;
+
+pub use iptables::{
+    persistence_package, rules_file, PERSISTENCE_UNITS_DEBIAN, PERSISTENCE_UNITS_RHEL,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Ufw,
+    Firewalld,
+    Iptables,
+    Nftables,
+}
+
+pub struct FirewallTask {
+    pub backend: Backend,
+    pub ports: Vec<Port>,
+    /// Enable an inactive ufw/firewalld.
+    pub enable: bool,
+    pub family: Family,
+    /// Make what is opened survive a reboot (iptables, nftables); ufw and
+    /// firewalld keep their own rules.
+    pub persist: bool,
+    /// Tasks that must have run first (the persistence package, the
+    /// nftables boot file and its check).
+    pub after: Vec<String>,
+}
+
+fn mutation(argv: &[&str], summary: String) -> Change {
+    Change {
+        summary,
+        action: Action::Run(Command::mutation(argv.iter().copied())),
+        diff: None,
+    }
+}
+
+fn query(ctx: &Ctx, argv: &[&str]) -> Result<Output, TaskError> {
+    Ok(ctx.runner.run(&Command::query(argv.iter().copied()))?)
+}
+
+fn stdout_ok(ctx: &Ctx, argv: &[&str]) -> Result<String, TaskError> {
+    Ok(ctx
+        .runner
+        .run_ok(&Command::query(argv.iter().copied()))?
+        .stdout)
+}
+
+/// The SSH ports, from what sshd itself says (its effective config) first.
+fn ssh_ports(ctx: &Ctx) -> Vec<Port> {
+    let sshd_t = query(ctx, &["sshd", "-T"])
+        .ok()
+        .filter(Output::success)
+        .map(|o| o.stdout);
+    let config = ctx
+        .root
+        .read_to_string(Path::new("/etc/ssh/sshd_config"))
+        .ok()
+        .flatten();
+    firewall::ssh_ports(sshd_t.as_deref(), config.as_deref())
+}
+
+/// The ports as nft and humans write a set: `80, 443`.
+fn port_list(ports: &[Port]) -> String {
+    ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FirewallTask {
+    fn wanted(&self, with_ssh: bool, ctx: &Ctx) -> Vec<Port> {
+        let mut want: Vec<Port> = Vec::new();
+        if with_ssh {
+            want.extend(ssh_ports(ctx));
+        }
+        for p in &self.ports {
+            if !want.contains(p) {
+                want.push(*p);
+            }
+        }
+        want
+    }
+}
+
+impl Task for FirewallTask {
+    fn name(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
+        format!("firewall {:?} {}", self.backend, ports.join(",")).to_lowercase()
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Host
+    }
+
+    fn after(&self) -> Vec<String> {
+        self.after.clone()
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        match self.backend {
+            Backend::Ufw => ufw::check(self, ctx),
+            Backend::Firewalld => firewalld::check(self, ctx),
+            Backend::Iptables => iptables::check(self, ctx),
+            Backend::Nftables => nftables::check_runtime(self, ctx),
+        }
+    }
+
+    fn notes(&self, ctx: &Ctx) -> Vec<String> {
+        match self.backend {
+            Backend::Iptables => iptables::notes(self, ctx),
+            Backend::Nftables if !self.persist => vec![format!(
+                "[firewall] persist = false: the nftables rules opening {} are not saved, so they \
+                 are gone after the next reboot or `systemctl restart nftables`",
+                port_list(&self.ports)
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
