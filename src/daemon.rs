@@ -13,65 +13,25 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::playbook::{self, Playbook};
 
+/// Why the daemon could not run.
 #[derive(Debug, Error)]
 pub enum DaemonError {
+    /// The cron scheduler did not start, or refused the schedule.
     #[error("scheduler: {0}")]
     Scheduler(String),
+    /// The signal handlers, or the runtime they run on, could not be set up.
     #[error("signals: {0}")]
     Signals(std::io::Error),
 }
 
 /// What the renewal worker is asked to do.
 pub enum Msg {
+    /// Renew now, with the playbook in use.
     Renew,
+    /// Use this playbook from now on (SIGHUP re-read it).
     Use(Box<Playbook>),
+    /// Exit once the renewal in progress, if any, is done.
     Stop,
-}
-
-/// The cron expression (with seconds) for `schedule`: `daily` becomes a time
-/// of day drawn from `seed` (the machine ID), so a fleet does not renew in
-/// the same minute but each host always picks the same one.
-pub fn cron_expression(schedule: &str, seed: &str) -> String {
-    if schedule != "daily" {
-        return schedule.to_string();
-    }
-    // FNV-1a: small, stable across builds and platforms.
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("0 {} {} * * *", h % 60, (h / 60) % 24)
-}
-
-/// Is `expr` a cron expression the scheduler accepts?
-pub fn valid_cron(expr: &str) -> Result<(), String> {
-    Job::new(expr, |_, _| {})
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Sends `READY=1` (or any state) to systemd when it gave a socket.
-pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sock = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("NOTIFY_SOCKET: {e}");
-            return;
-        }
-    };
-    let bytes = path.as_encoded_bytes();
-    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name)
-            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
-    } else {
-        sock.send_to(state.as_bytes(), PathBuf::from(&path))
-    };
-    if let Err(e) = sent {
-        tracing::warn!("NOTIFY_SOCKET: {e}");
-    }
 }
 
 /// Runs until SIGTERM/SIGINT. `renew` does one renewal with the playbook it
@@ -107,7 +67,7 @@ where
         let sched_err =
             |e: tokio_cron_scheduler::JobSchedulerError| DaemonError::Scheduler(e.to_string());
         let mut scheduler = JobScheduler::new().await.map_err(sched_err)?;
-        let schedule = |pb: &Playbook| cron_expression(&pb.renewal.schedule, seed);
+        let schedule = |pb: &Playbook| pb.renewal.schedule.cron_expression(seed);
         let add = |scheduler: &JobScheduler, expr: String, tx: mpsc::Sender<Msg>| {
             let job = Job::new(expr.as_str(), move |_, _| {
                 let _ = tx.send(Msg::Renew);
@@ -122,14 +82,14 @@ where
                 None => None,
             };
             pb.map(|p| schedule(&p))
-                .unwrap_or_else(|| cron_expression("daily", seed))
+                .unwrap_or_else(|| crate::playbook::Schedule::Daily.cron_expression(seed))
         };
         let (s, job) = add(&scheduler, expr.clone(), tx.clone())?;
         let mut job_id = s.add(job).await.map_err(sched_err)?;
         scheduler.start().await.map_err(sched_err)?;
         tracing::info!(schedule = %expr, "renewal scheduled");
         let _ = tx.send(Msg::Renew);
-        notify("READY=1");
+        crate::host::notify::notify("READY=1");
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -156,7 +116,7 @@ where
                 }
             }
         }
-        notify("STOPPING=1");
+        crate::host::notify::notify("STOPPING=1");
         tracing::info!("stopping: waiting for a renewal in progress to finish");
         let _ = scheduler.shutdown().await;
         Ok(())

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::Action;
 use crate::host::root::RootError;
 use crate::host::Root;
+use crate::task::Action;
 
 #[derive(Debug)]
 enum Undo {
@@ -26,6 +26,7 @@ enum Undo {
     DirMode { path: PathBuf, mode: u32 },
 }
 
+/// What this run changed so far, oldest first, with what was there before.
 #[derive(Debug, Default)]
 pub struct Journal {
     entries: Vec<Undo>,
@@ -74,32 +75,26 @@ impl Journal {
                     self.entries.push(Undo::Dir { path: dir });
                 }
             }
-            Action::AcmeIssue(job) => {
-                for path in [&job.key_path, &job.cert_path] {
-                    self.record(
-                        root,
-                        &Action::SetMode {
-                            path: path.clone(),
-                            mode: 0,
-                        },
-                    )?;
-                }
-            }
+            // Network only: the engine records the writes it turns into.
+            Action::Obtain(_) => {}
             Action::Run(_) | Action::Service { .. } | Action::ReloadNginx => {}
         }
         Ok(())
     }
 
+    /// How many changes are recorded.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Nothing recorded yet?
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// Puts everything back, newest first. Returns how many entries were undone.
-    pub fn roll_back(&mut self, root: &Root) -> Result<usize, RootError> {
+    /// Puts everything back, newest first (owners too, when `is_root`: only
+    /// root can give a file to someone). Returns how many entries were undone.
+    pub fn roll_back(&mut self, root: &Root, is_root: bool) -> Result<usize, RootError> {
         let n = self.entries.len();
         while let Some(undo) = self.entries.pop() {
             match undo {
@@ -108,7 +103,7 @@ impl Journal {
                     before: Some((bytes, mode, uid, gid)),
                 } => {
                     root.write_atomic(&path, &bytes, mode)?;
-                    if nix::unistd::geteuid().is_root() {
+                    if is_root {
                         root.set_owner(&path, uid, gid)?;
                     }
                 }
@@ -119,10 +114,8 @@ impl Journal {
                 } => root.symlink(&path, &target)?,
                 Undo::Link { path, before: None } => root.remove(&path)?,
                 Undo::DirMode { path, mode } => root.set_mode(&path, mode)?,
-                Undo::Dir { path } => {
-                    // Only if nothing else appeared in it meanwhile.
-                    let _ = std::fs::remove_dir(root.host_path(&path)?);
-                }
+                // Only if nothing else appeared in it meanwhile.
+                Undo::Dir { path } => root.remove_empty_dir(&path)?,
             }
         }
         Ok(n)

@@ -13,5 +13,6 @@ pub mod plan;
 pub mod playbook;
 pub mod renew;
 pub mod report;
+pub mod task;
 pub mod tasks;
 pub mod tls;

@@ -1,6 +1,10 @@
-use clap::Parser;
+//! The `portico` command: parses the command line, sets up logging, runs the
+//! command and exits with its code.
 
-fn main() {
+use clap::Parser;
+use portico::host::ExitCode;
+
+fn main() -> ExitCode {
     let cli = portico::cli::Cli::parse();
     // The daemon's normal output is its log; one-shot commands print reports.
     let daemon = matches!(cli.command, portico::cli::Cmd::Daemon(_));
@@ -26,5 +30,5 @@ fn main() {
             e.exit_code()
         }
     };
-    std::process::exit(code);
+    ExitCode::from(code as u8)
 }

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::engine::{Handler, Task};
 use crate::facts::FirewallBackend as Active;
 use crate::facts::{Facts, Layout};
 use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
-use crate::playbook::{site_oauth2, CertSource, FirewallBackend, Playbook, Profile, Site};
-use crate::tasks::certificate::{CertPaths, CertificateTask};
+use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
+use crate::task::{Handler, Scope, Task, TaskId};
+use crate::tasks::certificate::{CertPaths, CertificateTask, Renewal};
 use crate::tasks::default_server::DefaultServerTask;
 use crate::tasks::file::{FileTask, SymlinkTask};
 use crate::tasks::firewall::nftables::{NftBootTask, NftCheckTask};
@@ -19,8 +19,10 @@ use crate::tasks::refused::RefusedTask;
 use crate::tasks::service::ServiceTask;
 use crate::tls::dhparam;
 
-/// Name of the package task, for dependencies.
-const PACKAGES: &str = "packages nginx";
+/// The package task, what almost everything waits for.
+fn nginx_package() -> TaskId {
+    TaskId::Packages(vec!["nginx".into()])
+}
 
 /// The tasks that bring the host to what the playbook describes, in order.
 pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
@@ -32,7 +34,6 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         manager: facts.package_manager,
         needs_epel: el7,
     }));
-    debug_assert_eq!(tasks[0].name(), PACKAGES);
     tasks.extend(firewall(pb, facts));
 
     for ca in &pb.cas {
@@ -45,10 +46,10 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     let cert_tasks: Vec<Box<dyn Task>> = pb
         .certificates
         .iter()
-        .map(|c| Box::new(certificate_task(pb, c, now, false)) as Box<dyn Task>)
+        .map(|c| Box::new(certificate_task(pb, c, now, Renewal::default())) as Box<dyn Task>)
         .collect();
 
-    let nginx_file = |path: String, content: String, after: Vec<String>| -> Box<dyn Task> {
+    let nginx_file = |path: String, content: String, after: Vec<TaskId>| -> Box<dyn Task> {
         Box::new(FileTask {
             path: PathBuf::from(path),
             content: content.into_bytes(),
@@ -58,7 +59,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
             after,
         })
     };
-    let needs_nginx = vec![PACKAGES.to_string()];
+    let needs_nginx = vec![nginx_package()];
     let mut tls_after = needs_nginx.clone();
     if pb.tls.profile == Profile::Compat {
         let task: Box<dyn Task> = if pb.tls.generate_dhparam {
@@ -73,7 +74,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 needs_nginx.clone(),
             )
         };
-        tls_after.push(task.name());
+        tls_after.push(task.id());
         tasks.push(task);
     }
 
@@ -88,9 +89,9 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 None if file.path.ends_with("portico-tls.conf") => tls_after.clone(),
                 Some(site) if file.needs_cert => {
                     let mut a = needs_nginx.clone();
-                    a.push(format!("certificate {}", site.certificate));
+                    a.push(TaskId::Certificate(site.certificate.clone()));
                     if let Some(ca) = &site.client_auth {
-                        a.push(format!("ca {}", ca.ca));
+                        a.push(TaskId::Ca(ca.ca.clone()));
                     }
                     a
                 }
@@ -99,7 +100,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
             let path = file.path.clone();
             tasks.push(nginx_file(file.path, file.content, after.clone()));
             if let Some(enabled) = file.enable_link {
-                after.push(format!("file {path}"));
+                after.push(TaskId::File(PathBuf::from(&path)));
                 tasks.push(Box::new(SymlinkTask {
                     path: PathBuf::from(enabled),
                     target: PathBuf::from(path),
@@ -114,7 +115,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     let acme_names: Vec<String> = pb
         .certificates
         .iter()
-        .filter(|c| c.source == CertSource::Acme)
+        .filter(|c| c.source.is_acme())
         .flat_map(|c| certificate_names(pb, c))
         .collect();
     if !acme_names.is_empty() {
@@ -133,9 +134,9 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 .filter(|s| {
                     s.server_names
                         .iter()
-                        .any(|n| n.parse::<std::net::IpAddr>().is_ok())
+                        .any(|n| n.parse::<core::net::IpAddr>().is_ok())
                 })
-                .map(|s| format!("certificate {}", s.certificate)),
+                .map(|s| TaskId::Certificate(s.certificate.clone())),
         );
         tasks.push(Box::new(DefaultServerTask {
             ports: catch_alls,
@@ -150,8 +151,8 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     reads.extend(
         tasks
             .iter()
-            .filter(|t| t.scope() == crate::engine::Scope::Files)
-            .map(|t| t.name()),
+            .filter(|t| t.scope() == Scope::Files)
+            .map(|t| t.id()),
     );
     tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
         after: needs_nginx.clone(),
@@ -178,7 +179,7 @@ pub fn daemon_tasks(
     exe: &std::path::Path,
     facts: &Facts,
 ) -> Vec<Box<dyn Task>> {
-    if !facts.systemd || !pb.certificates.iter().any(|c| c.source == CertSource::Acme) {
+    if !facts.systemd || !pb.certificates.iter().any(|c| c.source.is_acme()) {
         return Vec::new();
     }
     let webroot = pb
@@ -202,8 +203,8 @@ pub fn daemon_tasks(
             unit: "portico.service".into(),
             enable: true,
             after: vec![
-                format!("file {DAEMON_PLAYBOOK}"),
-                format!("file {}", crate::tasks::daemon_unit::PATH),
+                TaskId::File(DAEMON_PLAYBOOK.into()),
+                TaskId::File(crate::tasks::daemon_unit::PATH.into()),
             ],
         }),
     ]
@@ -223,28 +224,24 @@ pub fn certificate_names(pb: &Playbook, c: &crate::playbook::Certificate) -> BTr
     }
 }
 
-/// The task that keeps one certificate right (`force`: re-issue regardless).
+/// The task that keeps one certificate right (`renewal`: how a renewal run
+/// treats it).
 pub fn certificate_task(
     pb: &Playbook,
     c: &crate::playbook::Certificate,
     now: i64,
-    force: bool,
+    renewal: Renewal,
 ) -> CertificateTask {
     CertificateTask {
         name: c.name.clone(),
-        source: c.source,
+        source: c.source.clone(),
         names: certificate_names(pb, c),
         key: c.key,
-        days: c.days.unwrap_or(365),
         remaining_fraction: pb.renewal.remaining_fraction,
-        paths: cert_paths(c),
+        paths: CertPaths::of(c),
         now,
         acme: pb.acme.clone(),
-        reuse_key: c.reuse_key,
-        force,
-        dry_run: false,
-        ca: c.ca.clone(),
-        ari: None,
+        renewal,
     }
 }
 
@@ -267,23 +264,17 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
             Active::None => return Vec::new(),
             Active::NftablesUnmanaged => {
                 return vec![Box::new(RefusedTask {
-                    name: "firewall".into(),
+                    name: "firewall",
                     reason: "an nftables ruleset drops input, but nftables.service did not load it, so \
                              portico cannot tell how it comes back at boot; load it from \
                              /etc/nftables.conf (systemctl enable --now nftables), or set [firewall] \
                              backend = \"nftables\" with persist = false, or open the ports yourself \
-                             and set backend = \"none\""
-                        .into(),
+                             and set backend = \"none\"",
                 })]
             }
         },
     };
-    // Validation keeps every port in 1..=65535.
-    let ports: Vec<u16> = pb
-        .firewall_ports()
-        .iter()
-        .filter_map(|p| u16::try_from(*p).ok())
-        .collect();
+    let ports = pb.firewall_ports();
     let persist = pb.firewall.persist;
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let mut after = Vec::new();
@@ -296,7 +287,7 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
                 manager: facts.package_manager,
                 needs_epel: false,
             };
-            after.push(package.name());
+            after.push(package.id());
             tasks.push(Box::new(package));
         }
         Backend::Nftables if persist => {
@@ -304,9 +295,9 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
                 ports: ports.clone(),
             };
             let check = NftCheckTask {
-                after: vec![boot.name()],
+                after: vec![boot.id()],
             };
-            after.push(check.name());
+            after.push(check.id());
             tasks.push(Box::new(boot));
             tasks.push(Box::new(check));
         }
@@ -323,19 +314,11 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
     tasks
 }
 
-pub fn cert_paths(c: &crate::playbook::Certificate) -> CertPaths {
-    match (c.source, &c.cert_file, &c.key_file) {
-        (CertSource::Files, Some(cert), Some(key)) => CertPaths {
-            cert: PathBuf::from(cert),
-            key: PathBuf::from(key),
-        },
-        _ => CertPaths::managed(&c.name),
-    }
-}
-
 /// One nginx file portico writes.
 pub struct Rendered<'a> {
+    /// Where it goes.
     pub path: String,
+    /// Its text.
     pub content: String,
     /// The site it serves, for its dependencies (certificate, CA).
     pub site: Option<&'a Site>,
@@ -392,17 +375,14 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
         let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
             continue; // validation guarantees it exists
         };
-        let paths = cert_paths(cert);
+        let paths = CertPaths::of(cert);
         let (cert_path, key_path) = (
             paths.cert.display().to_string(),
             paths.key.display().to_string(),
         );
         let client_ca = site.client_auth.as_ref().map(|a| {
-            let ca = crate::tls::ca::Ca::new(&NO_ROOT, &a.ca);
-            (
-                ca.cert_path().display().to_string(),
-                ca.crl_path().display().to_string(),
-            )
+            let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
+            (cert.display().to_string(), crl.display().to_string())
         });
         let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
         let webroot = pb
@@ -463,9 +443,7 @@ pub fn catch_alls(pb: &Playbook) -> Vec<CatchAll> {
         cert: None,
     }];
     for site in &pb.sites {
-        let Ok(port) = u16::try_from(site.listen) else {
-            continue; // validation keeps ports in range
-        };
+        let port = site.listen;
         if out.iter().any(|c| c.port == port) {
             continue;
         }
@@ -476,11 +454,11 @@ pub fn catch_alls(pb: &Playbook) -> Vec<CatchAll> {
             .find(|s| {
                 s.server_names
                     .iter()
-                    .any(|n| n.parse::<std::net::IpAddr>().is_ok())
+                    .any(|n| n.parse::<core::net::IpAddr>().is_ok())
             })
             .and_then(|s| pb.certificates.iter().find(|c| c.name == s.certificate))
             .map(|c| {
-                let p = cert_paths(c);
+                let p = CertPaths::of(c);
                 (p.cert.display().to_string(), p.key.display().to_string())
             });
         out.push(CatchAll {
@@ -526,10 +504,6 @@ pub fn catch_all_file(
     );
     Some((crate::tasks::default_server::PATH.to_string(), content))
 }
-
-/// CA paths are fixed host paths; the root is only needed to read them.
-static NO_ROOT: std::sync::LazyLock<crate::host::Root> =
-    std::sync::LazyLock::new(|| crate::host::Root::new("/"));
 
 /// Said once on a live host when `backend = "auto"` finds no active
 /// firewall: nothing is opened, which an operator should know rather than

@@ -2,32 +2,48 @@
 
 use serde::Serialize;
 
-use crate::engine::Change;
+use crate::task::{Change, TaskId};
 
+/// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// It changed the host (in check mode: it would).
     Changed,
+    /// The host was already as wanted.
     Unchanged,
+    /// It failed; `reason` says why.
     Failed,
+    /// It did not run; `reason` says why.
     Skipped,
 }
 
+/// One line of a report: a task or handler and what it did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
+    /// The task's line (its id as text, or `handler: ...`).
     pub name: String,
+    /// The task it is about (handlers have none).
+    #[serde(skip)]
+    pub id: Option<TaskId>,
+    /// How it ended.
     pub status: Status,
+    /// The changes it made (or would make), one line each.
     pub changes: Vec<String>,
+    /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Unified diffs of the files it wrote, shown with `--diff`.
     #[serde(skip)]
     pub diffs: Vec<String>,
 }
 
 impl TaskReport {
-    pub fn new(name: String, status: Status, changes: &[Change]) -> Self {
+    /// What a task did: its changes (with their diffs), or nothing.
+    pub fn new(id: TaskId, status: Status, changes: &[Change]) -> Self {
         TaskReport {
-            name,
+            name: id.to_string(),
+            id: Some(id),
             status,
             changes: changes.iter().map(|c| c.summary.clone()).collect(),
             reason: None,
@@ -39,6 +55,7 @@ impl TaskReport {
     pub fn planned(name: String, changes: Vec<String>) -> Self {
         TaskReport {
             name,
+            id: None,
             status: Status::Changed,
             changes,
             reason: None,
@@ -46,9 +63,19 @@ impl TaskReport {
         }
     }
 
-    pub fn skipped(name: String, reason: String) -> Self {
+    /// A task that did not run, and why.
+    pub fn skipped(id: TaskId, reason: String) -> Self {
+        TaskReport {
+            id: Some(id.clone()),
+            ..Self::skipped_named(id.to_string(), reason)
+        }
+    }
+
+    /// A handler or step that did not run, and why.
+    pub fn skipped_named(name: String, reason: String) -> Self {
         TaskReport {
             name,
+            id: None,
             status: Status::Skipped,
             changes: Vec::new(),
             reason: Some(reason),
@@ -56,9 +83,19 @@ impl TaskReport {
         }
     }
 
-    pub fn failed(name: String, changes: Vec<String>, reason: String) -> Self {
+    /// A task that failed: what it had done, and why.
+    pub fn failed(id: TaskId, changes: Vec<String>, reason: String) -> Self {
+        TaskReport {
+            id: Some(id.clone()),
+            ..Self::failed_named(id.to_string(), changes, reason)
+        }
+    }
+
+    /// A handler or step that failed.
+    pub fn failed_named(name: String, changes: Vec<String>, reason: String) -> Self {
         TaskReport {
             name,
+            id: None,
             status: Status::Failed,
             changes,
             reason: Some(reason),
@@ -70,10 +107,15 @@ impl TaskReport {
 /// The outcome of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// How many changed the host (or would, in check mode).
     pub changed: usize,
+    /// How many found it as wanted.
     pub unchanged: usize,
+    /// How many failed.
     pub failed: usize,
+    /// How many did not run.
     pub skipped: usize,
+    /// Every task and handler, in the order run.
     pub tasks: Vec<TaskReport>,
     /// Things the operator should know that failed nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -81,6 +123,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds a task's line and counts its status.
     pub fn push(&mut self, t: TaskReport) {
         match t.status {
             Status::Changed => self.changed += 1,

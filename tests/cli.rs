@@ -721,8 +721,16 @@ fn a_state_file_that_cannot_be_saved_is_reported_and_a_corrupt_one_moved_aside()
     let root = dir.path();
     // A valid, far-from-due certificate where the ACME one lives.
     let names = ["site.test".to_string()].into();
-    let issued =
-        portico::tls::self_signed(&names, portico::playbook::KeyType::EcdsaP256, 90).unwrap();
+    let issued = portico::tls::self_signed(
+        &names,
+        portico::playbook::KeyType::EcdsaP256,
+        90,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+    .unwrap();
     for (rel, pem) in [
         ("etc/ssl/portico/certs/site.crt", &issued.cert_pem),
         ("etc/ssl/portico/private/site.key", &issued.key_pem),

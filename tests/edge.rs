@@ -211,7 +211,7 @@ struct Client {
 fn client_cert(tree: &Path) -> Client {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(tree);
-    let files = portico::tls::ca::Ca::new(&root, "clients")
+    let files = portico::tls::ca::Ca::new(&root, "clients", served::now())
         .issue("alice", 30, &Root::new("/"), dir.path())
         .unwrap();
     Client {

@@ -302,8 +302,16 @@ fn nginx_accepts_issued_client_certificates_and_rejects_others() {
     let site = s.dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
     let names = ["localhost".to_string()].into();
-    let issued =
-        portico::tls::self_signed(&names, portico::playbook::KeyType::EcdsaP256, 30).unwrap();
+    let issued = portico::tls::self_signed(
+        &names,
+        portico::playbook::KeyType::EcdsaP256,
+        30,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+    .unwrap();
     std::fs::write(site.join("server.crt"), &issued.cert_pem).unwrap();
     std::fs::write(site.join("server.key"), &issued.key_pem).unwrap();
     let ca = s.ca();

@@ -56,10 +56,7 @@ pub fn fetch(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AcmeError::Local {
-            path: "<runtime>".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(AcmeError::Runtime)?;
     rt.block_on(async {
         let account = issue::account(root, acme).await?;
         let mut out = Vec::new();

@@ -4,8 +4,6 @@
 //! waits for the server's delayed ACK, 40 ms per request on Linux, about
 //! 400 ms per issuance. TCP_NODELAY sends both at once.
 
-use std::path::Path;
-
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -14,9 +12,9 @@ use instant_acme::{BodyWrapper, HttpClient};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-/// A client trusting the platform's roots, or only the PEM at `ca_root`
-/// (a private ACME server's CA; may hold several certificates).
-pub fn client(ca_root: Option<&Path>) -> Result<Box<dyn HttpClient>, String> {
+/// A client trusting the platform's roots, or only the PEM `ca_root` (a
+/// private ACME server's CA; may hold several certificates).
+pub fn client(ca_root: Option<&[u8]>) -> Result<Box<dyn HttpClient>, String> {
     let builder = HttpsConnectorBuilder::new();
     let builder = match ca_root {
         None => builder
@@ -24,7 +22,7 @@ pub fn client(ca_root: Option<&Path>) -> Result<Box<dyn HttpClient>, String> {
             .map_err(|e| format!("cannot load the system's CA roots: {e}"))?,
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(pem).map_err(|e| e.to_string())?;
+            let certs = CertificateDer::pem_slice_iter(pem);
             for cert in certs {
                 roots
                     .add(cert.map_err(|e| e.to_string())?)

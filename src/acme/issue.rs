@@ -15,18 +15,84 @@ use crate::host::root::RootError;
 use crate::host::Root;
 use crate::playbook::{Acme, KeyType};
 
+/// Why a certificate could not be obtained from the ACME server.
 #[derive(Debug, Error)]
 pub enum AcmeError {
+    /// A file under the root (account, challenge answers).
     #[error(transparent)]
     Fs(#[from] RootError),
+    /// What the server said, or did not say, at a step (its text escaped).
     #[error("ACME {step} ({directory}): {message}")]
     Server {
+        /// `new order`, `validation`, ...
         step: &'static str,
+        /// The directory URL.
         directory: String,
+        /// The server's words, or what was wrong with its answer.
         message: String,
     },
-    #[error("{path}: {message}")]
-    Local { path: PathBuf, message: String },
+    /// `[acme] ca_root` is not a PEM certificate bundle rustls accepts.
+    #[error("{path}: cannot use as the ACME server's CA root: {reason}")]
+    CaRoot {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The stored account is not one.
+    #[error("{path}: not an ACME account file: {source}")]
+    Account {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// `[acme] eab.hmac_key_file` is missing.
+    #[error("{0}: EAB HMAC key file does not exist")]
+    EabMissing(PathBuf),
+    /// The EAB key is not base64url. Its characters are never shown.
+    #[error(
+        "{path}: the EAB HMAC key is not base64url ({len} bytes read; expected the key as the CA gave it, A-Z a-z 0-9 - _)"
+    )]
+    EabNotBase64 {
+        /// The file.
+        path: PathBuf,
+        /// How many bytes it held.
+        len: usize,
+    },
+    /// The key to keep (`reuse_key`) does not load.
+    #[error("{path}: cannot reuse this key: {source}")]
+    ReuseKey {
+        /// The key file.
+        path: PathBuf,
+        /// rcgen's reason.
+        source: rcgen::Error,
+    },
+    /// A new key.
+    #[error(transparent)]
+    Key(#[from] crate::tls::TlsError),
+    /// The certificate request for the names.
+    #[error("certificate request for {names}: {source}")]
+    Csr {
+        /// The names.
+        names: String,
+        /// rcgen's reason.
+        source: rcgen::Error,
+    },
+    /// nginx does not answer the challenges for the names yet.
+    #[error(
+        "http://127.0.0.1/.well-known/acme-challenge/: nginx does not answer ACME challenges on port 80 for {names}; is another server on port 80?"
+    )]
+    NotServed {
+        /// The names.
+        names: String,
+    },
+    /// The async runtime the client runs on could not start.
+    #[error("cannot start the ACME client's runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A thread obtaining a certificate panicked.
+    #[error("the thread obtaining this certificate panicked")]
+    Panicked,
 }
 
 /// Where accounts live; one per directory URL.
@@ -84,7 +150,9 @@ fn shown(token: &str) -> String {
 
 /// A freshly issued certificate chain (leaf first) and its key.
 pub struct Issued {
+    /// The certificate chain, leaf first, PEM.
     pub chain_pem: String,
+    /// Its private key, PEM.
     pub key_pem: String,
 }
 
@@ -98,11 +166,14 @@ fn polling() -> RetryPolicy {
 
 /// Everything one issuance needs.
 pub struct Request<'a> {
+    /// The ACME server and the account to use with it.
     pub acme: &'a Acme,
+    /// The names to certify (subject alternative names).
     pub names: &'a [String],
+    /// The key type of a new key.
     pub key: KeyType,
-    /// The key to keep (`reuse_key`), PEM.
-    pub reuse_key: Option<String>,
+    /// The key to keep (`reuse_key`): its file and PEM.
+    pub reuse_key: Option<(PathBuf, String)>,
     /// The certificate this one replaces (ARI `replaces`), when there is one.
     pub replaces: Option<instant_acme::CertificateIdentifier<'static>>,
 }
@@ -123,28 +194,37 @@ impl Ctx<'_> {
 
     async fn account(&self, acme: &Acme) -> Result<Account, AcmeError> {
         let ca_root = match &acme.ca_root {
-            Some(pem) => Some(self.root.host_path(Path::new(pem))?),
+            Some(pem) => {
+                Some(
+                    self.root
+                        .read(Path::new(pem))?
+                        .ok_or_else(|| AcmeError::CaRoot {
+                            path: PathBuf::from(pem),
+                            reason: "the file does not exist".into(),
+                        })?,
+                )
+            }
             None => None,
         };
         let http =
-            super::http::client(ca_root.as_deref()).map_err(|message| match &acme.ca_root {
-                Some(pem) => AcmeError::Local {
+            super::http::client(ca_root.as_deref()).map_err(|reason| match &acme.ca_root {
+                Some(pem) => AcmeError::CaRoot {
                     path: PathBuf::from(pem),
-                    message: format!("cannot use as the ACME server's CA root: {message}"),
+                    reason,
                 },
                 None => AcmeError::Server {
                     step: "client setup",
                     directory: self.url.clone(),
-                    message,
+                    message: reason,
                 },
             })?;
         let builder = Account::builder_with_http(http);
         let file = account_dir(&self.url).join("account.json");
         if let Some(json) = self.root.read_to_string(&file)? {
             let creds: AccountCredentials =
-                serde_json::from_str(&json).map_err(|e| AcmeError::Local {
+                serde_json::from_str(&json).map_err(|source| AcmeError::Account {
                     path: file.clone(),
-                    message: format!("not an ACME account file: {e}"),
+                    source,
                 })?;
             return builder
                 .from_credentials(creds)
@@ -159,22 +239,15 @@ impl Ctx<'_> {
                 let raw = self
                     .root
                     .read_to_string(key_file)?
-                    .ok_or_else(|| AcmeError::Local {
-                        path: key_file.to_path_buf(),
-                        message: "EAB HMAC key file does not exist".into(),
-                    })?;
+                    .ok_or_else(|| AcmeError::EabMissing(key_file.to_path_buf()))?;
                 use base64::Engine;
                 // The decoder's error names the offending character and
                 // where it is: a secret must not be echoed, even in part.
                 let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(raw.trim().trim_end_matches('='))
-                    .map_err(|_| AcmeError::Local {
+                    .map_err(|_| AcmeError::EabNotBase64 {
                         path: key_file.to_path_buf(),
-                        message: format!(
-                            "the EAB HMAC key is not base64url ({} bytes read; expected the \
-                             key as the CA gave it, A-Z a-z 0-9 - _)",
-                            raw.trim().len()
-                        ),
+                        len: raw.trim().len(),
                     })?;
                 Some(ExternalAccountKey::new(eab.kid.clone(), &key))
             }
@@ -371,27 +444,21 @@ async fn finish(
             });
         }
         let key = match &req.reuse_key {
-            Some(pem) => rcgen::KeyPair::from_pem(pem).map_err(|e| AcmeError::Local {
-                path: PathBuf::from("<reused key>"),
-                message: e.to_string(),
-            })?,
-            None => crate::tls::generate_key(req.key).map_err(|e| AcmeError::Local {
-                path: PathBuf::from("<new key>"),
-                message: e.to_string(),
-            })?,
+            Some((path, pem)) => {
+                rcgen::KeyPair::from_pem(pem).map_err(|source| AcmeError::ReuseKey {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => crate::tls::generate_key(req.key)?,
         };
-        let mut params =
-            rcgen::CertificateParams::new(req.names.to_vec()).map_err(|e| AcmeError::Local {
-                path: PathBuf::from("<csr>"),
-                message: e.to_string(),
-            })?;
+        let csr_err = |source| AcmeError::Csr {
+            names: req.names.join(", "),
+            source,
+        };
+        let mut params = rcgen::CertificateParams::new(req.names.to_vec()).map_err(csr_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        let csr = params
-            .serialize_request(&key)
-            .map_err(|e| AcmeError::Local {
-                path: PathBuf::from("<csr>"),
-                message: e.to_string(),
-            })?;
+        let csr = params.serialize_request(&key).map_err(csr_err)?;
         order
             .finalize_csr(csr.der())
             .await

@@ -9,83 +9,86 @@ pub mod state;
 
 use std::path::PathBuf;
 
-use crate::host::Root;
+use crate::host::{Clock, Probe, Root};
 use crate::playbook::{Acme, KeyType};
 
 /// One certificate to obtain from the ACME server and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The ACME server and the account to use with it.
     pub acme: Acme,
+    /// The names to certify (subject alternative names).
     pub names: Vec<String>,
+    /// The key type of a new key.
     pub key: KeyType,
+    /// Keep the key already at `key_path` instead of making a new one.
     pub reuse_key: bool,
+    /// Where the certificate chain is written.
     pub cert_path: PathBuf,
+    /// Where the private key is written (and read from with `reuse_key`).
     pub key_path: PathBuf,
     /// `renew --dry-run`: talk to the server, write nothing.
     pub dry_run: bool,
 }
 
+/// What obtaining a certificate may touch: the files under the root (the
+/// account, the challenge answers), nginx on loopback (is it answering the
+/// challenges yet?) and the clock. All of it `Sync`: several certificates
+/// are obtained at once.
+#[derive(Clone, Copy)]
+pub struct Net<'a> {
+    /// The filesystem.
+    pub root: &'a Root,
+    /// nginx on loopback.
+    pub probe: &'a dyn Probe,
+    /// The clock (bounded waits).
+    pub clock: &'a dyn Clock,
+    /// A running host (false under `--root`: nothing to probe).
+    pub live: bool,
+}
+
 /// Obtains the certificate (network only: nothing under the root changes
-/// but the challenge files). Safe to run for several jobs at once.
-pub fn obtain(root: &Root, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
+/// but the account and the challenge files). Safe to run for several jobs
+/// at once.
+pub fn obtain(net: Net, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
     // A reload is asynchronous: wait until nginx answers for every name, so
     // the CA's first look does not hit the old configuration.
-    if root.is_host() && !probe::wait_until_served(&job.names, std::time::Duration::from_secs(10)) {
-        return Err(issue::AcmeError::Local {
-            path: PathBuf::from("http://127.0.0.1/.well-known/acme-challenge/"),
-            message: format!(
-                "nginx does not answer ACME challenges on port 80 for {}; is another server on port 80?",
-                job.names.join(", ")
-            ),
+    if net.live
+        && !probe::wait_until_served(
+            net.probe,
+            net.clock,
+            &job.names,
+            std::time::Duration::from_secs(10),
+        )
+    {
+        return Err(issue::AcmeError::NotServed {
+            names: job.names.join(", "),
         });
     }
     let reuse_key = if job.reuse_key {
-        root.read_to_string(&job.key_path)?
+        net.root
+            .read_to_string(&job.key_path)?
+            .map(|pem| (job.key_path.clone(), pem))
     } else {
         None
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| issue::AcmeError::Local {
-            path: PathBuf::from("<runtime>"),
-            message: e.to_string(),
-        })?;
+        .map_err(issue::AcmeError::Runtime)?;
     rt.block_on(issue::issue(
-        root,
+        net.root,
         &issue::Request {
             acme: &job.acme,
             names: &job.names,
             key: job.key,
             reuse_key,
-            replaces: root
+            replaces: net
+                .root
                 .read(&job.cert_path)
                 .ok()
                 .flatten()
                 .and_then(|pem| ari::identifier(&pem)),
         },
     ))
-}
-
-/// Writes key then chain, atomically, 0600 and 0644.
-pub fn install(root: &Root, job: &Job, issued: &issue::Issued) -> Result<(), issue::AcmeError> {
-    if job.dry_run {
-        return Ok(());
-    }
-    for (path, bytes, mode, dir_mode) in [
-        (&job.key_path, issued.key_pem.as_bytes(), 0o600, 0o700),
-        (&job.cert_path, issued.chain_pem.as_bytes(), 0o644, 0o755),
-    ] {
-        if let Some(dir) = path.parent() {
-            root.create_dir_all(dir, dir_mode)?;
-        }
-        root.write_atomic(path, bytes, mode)?;
-    }
-    Ok(())
-}
-
-/// Obtains and installs one certificate.
-pub fn run(root: &Root, job: &Job) -> Result<(), issue::AcmeError> {
-    let issued = obtain(root, job)?;
-    install(root, job, &issued)
 }

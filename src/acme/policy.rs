@@ -6,7 +6,9 @@
 /// A suggested renewal window from the CA's `renewalInfo`, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
+    /// Renew no earlier than this (Unix seconds).
     pub start: i64,
+    /// Renew by this (Unix seconds).
     pub end: i64,
 }
 

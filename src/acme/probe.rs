@@ -2,52 +2,57 @@
 //! 127.0.0.1 with the name as Host: portico's challenge location adds a
 //! marker header, so any other server (a distro default site) says no.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::host::{Clock, Probe};
 use crate::nginx::render::CHALLENGE_MARKER;
 
 const PROBE_PATH: &str = "/.well-known/acme-challenge/portico-probe";
 
-/// One read-only request; false on any error.
-pub fn challenge_served(name: &str) -> bool {
-    let addr: SocketAddr = ([127, 0, 0, 1], 80).into();
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {PROBE_PATH} HTTP/1.0\r\nHost: {name}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while let Ok(n) = stream.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > 16 * 1024 {
-            break;
-        }
-    }
+/// Does this response head carry portico's challenge marker?
+pub fn has_marker(head: &str) -> bool {
     let marker = format!("{}:", CHALLENGE_MARKER.to_ascii_lowercase());
-    String::from_utf8_lossy(&head)
-        .lines()
+    head.lines()
         .any(|l| l.to_ascii_lowercase().starts_with(&marker))
 }
 
+/// One read-only request; false on any error.
+pub fn challenge_served(probe: &dyn Probe, name: &str) -> bool {
+    probe
+        .head(name, PROBE_PATH)
+        .is_some_and(|head| has_marker(&head))
+}
+
 /// Waits (bounded) until every name is answered; true when they all are.
-pub fn wait_until_served(names: &[String], timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+pub fn wait_until_served(
+    probe: &dyn Probe,
+    clock: &dyn Clock,
+    names: &[String],
+    timeout: Duration,
+) -> bool {
+    let deadline = clock.monotonic() + timeout;
     loop {
-        if names.iter().all(|n| challenge_served(n)) {
+        if names.iter().all(|n| challenge_served(probe, n)) {
             return true;
         }
-        if Instant::now() >= deadline {
+        if clock.monotonic() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(25));
+        clock.sleep(Duration::from_millis(25));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_is_found_in_any_case() {
+        assert!(has_marker(
+            "HTTP/1.1 404 Not Found\r\nx-portico-challenge: 1\r\n\r\n"
+        ));
+        assert!(!has_marker(
+            "HTTP/1.1 404 Not Found\r\nServer: nginx\r\n\r\n"
+        ));
     }
 }

@@ -14,20 +14,28 @@ use crate::acme::policy::Window;
 use crate::host::root::RootError;
 use crate::host::Root;
 
+/// Where renewal keeps its state.
 pub const STATE_FILE: &str = "/var/lib/portico/state.json";
 
 const FIRST_BACKOFF: i64 = 60;
 const MAX_BACKOFF: i64 = 6 * 3600;
 
+/// Why the renewal state could not be read or written.
 #[derive(Debug, Error)]
 pub enum StateError {
+    /// Reading, writing or moving the file failed.
     #[error(transparent)]
     Fs(#[from] RootError),
+    /// The file is not the state as portico writes it (JSON, known fields).
     #[error("{path}:{line}:{column}: not a portico state file ({message})")]
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// Line of the first error (from 1).
         line: usize,
+        /// Column of the first error (from 1).
         column: usize,
+        /// The JSON parser's words.
         message: String,
     },
 }
@@ -40,7 +48,9 @@ pub struct CertState {
     pub failures: u32,
     /// No attempt before this (Unix seconds).
     pub next_attempt: Option<i64>,
+    /// What the last failed attempt said; cleared on success.
     pub last_error: Option<String>,
+    /// When the certificate was last obtained (Unix seconds).
     pub last_success: Option<i64>,
     /// Drawn once: where inside an ARI window this certificate renews.
     pub jitter: Option<f64>,
@@ -52,10 +62,13 @@ pub struct CertState {
     pub ari_next_check: Option<i64>,
 }
 
+/// Everything renewal remembers, as stored in `STATE_FILE`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
+    /// Format version; only 1 exists.
     pub version: u32,
+    /// Each certificate's state, by `[[certificate]]` name.
     pub certificates: BTreeMap<String, CertState>,
 }
 
@@ -69,6 +82,7 @@ pub fn backoff(failures: u32) -> i64 {
 }
 
 impl State {
+    /// Loads the state; no file yet is a fresh state, a corrupt one an error.
     pub fn load(root: &Root) -> Result<State, StateError> {
         let path = Path::new(STATE_FILE);
         let Some(text) = root.read_to_string(path)? else {
@@ -123,6 +137,7 @@ impl State {
         }
     }
 
+    /// Writes the state atomically (0600, in a 0700 directory).
     pub fn save(&self, root: &Root) -> Result<(), StateError> {
         let path = Path::new(STATE_FILE);
         root.create_dir_all(path.parent().expect("has a parent"), 0o700)?;
@@ -131,6 +146,7 @@ impl State {
         Ok(())
     }
 
+    /// `name`'s state, created empty the first time.
     pub fn cert(&mut self, name: &str) -> &mut CertState {
         self.certificates.entry(name.to_string()).or_default()
     }
@@ -143,6 +159,7 @@ impl State {
             .is_none_or(|t| now >= t)
     }
 
+    /// Records a failed attempt at `now`: one more failure, the next attempt backed off.
     pub fn failed(&mut self, name: &str, now: i64, error: &str) {
         let c = self.cert(name);
         c.failures += 1;
@@ -150,6 +167,7 @@ impl State {
         c.last_error = Some(error.to_string());
     }
 
+    /// Records a success at `now`: failures, back-off and the old ARI window are forgotten.
     pub fn succeeded(&mut self, name: &str, now: i64) {
         let c = self.cert(name);
         c.failures = 0;

@@ -1,7 +1,8 @@
 //! Certificate inspection shared by planning, status and renewal.
 
+use core::net::IpAddr;
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::path::PathBuf;
 
 use x509_parser::extensions::GeneralName;
 
@@ -12,8 +13,11 @@ pub struct CertInfo {
     pub names: BTreeSet<String>,
     /// Unix seconds.
     pub not_before: i64,
+    /// End of validity (Unix seconds).
     pub not_after: i64,
+    /// The serial number, as colon-separated hex bytes (`0a:1b:...`).
     pub serial: String,
+    /// The issuer's distinguished name.
     pub issuer: String,
     /// SHA-256 of the DER, as `AB:CD:...` (what `openssl x509 -fingerprint -sha256` prints).
     pub fingerprint: String,
@@ -88,21 +92,56 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
     })
 }
 
+/// What is wrong with a certificate portico validates but did not make,
+/// said after the file's path (`/etc/x.crt: certificate has expired`,
+/// `/etc/x.crt with /etc/x.key: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertProblem {
+    /// The file is not there.
+    #[error(": {0} file does not exist")]
+    Missing(&'static str),
+    /// It and its key do not make a pair.
+    #[error(" with {}: {problem}", key.display())]
+    Pair {
+        /// The key file.
+        key: PathBuf,
+        /// What is wrong.
+        problem: PairProblem,
+    },
+    /// Its end has passed.
+    #[error(": certificate has expired")]
+    Expired,
+    /// Names the sites serve that it does not carry.
+    #[error(": does not cover {0}")]
+    Uncovered(String),
+}
+
 /// What is wrong with a certificate/key pair a user provides.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PairProblem {
+    /// The file holds no PEM certificate.
     #[error("no PEM certificate in the file")]
     NoCertificate,
+    /// A certificate of the chain is not X.509.
     #[error("certificate {index} of the chain cannot be parsed")]
-    Unparsable { index: usize },
+    Unparsable {
+        /// Its place in the chain (from 0, the leaf).
+        index: usize,
+    },
+    /// The key file holds no key portico can read.
     #[error("the key cannot be read (PKCS#8 or SEC1 PEM expected)")]
     BadKey,
+    /// The key is not the leaf certificate's.
     #[error("the key does not match the certificate")]
     KeyMismatch,
+    /// A certificate is not followed by its issuer.
     #[error("chain out of order: certificate {index} is issued by {issuer:?}, but the next one is {next:?} (leaf first, then each issuer)")]
     ChainOrder {
+        /// Its place in the chain (from 0, the leaf).
         index: usize,
+        /// The issuer it names.
         issuer: String,
+        /// The subject of the certificate after it.
         next: String,
     },
 }

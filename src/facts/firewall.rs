@@ -2,11 +2,15 @@
 
 use serde::Serialize;
 
+/// The firewall in charge of the host's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// ufw is active.
     Ufw,
+    /// firewalld is running.
     Firewalld,
+    /// iptables rules are in use (any rule, or a policy other than ACCEPT).
     Iptables,
     /// An nftables ruleset that drops input, loaded by `nftables.service`.
     Nftables,
@@ -14,6 +18,7 @@ pub enum Backend {
     /// boot is unknown.
     #[serde(rename = "nftables-unmanaged")]
     NftablesUnmanaged,
+    /// Nothing filters input.
     None,
 }
 
@@ -41,8 +46,11 @@ pub fn iptables_in_use(rules: &str) -> bool {
 /// The tools' answers; `None` where the tool is not installed.
 #[derive(Debug, Default, Clone)]
 pub struct Probes<'a> {
+    /// `ufw status`.
     pub ufw_status: Option<&'a str>,
+    /// `firewall-cmd --state`.
     pub firewalld_state: Option<&'a str>,
+    /// `iptables -S`.
     pub iptables_rules: Option<&'a str>,
     /// `nft --json list ruleset`.
     pub nft_json: Option<&'a str>,
@@ -73,6 +81,15 @@ pub fn active_backend(p: &Probes) -> Backend {
         }
     } else {
         Backend::None
+    }
+}
+
+/// The units that restore saved iptables rules at boot: netfilter-persistent
+/// (rules.v4, rules.v6) on Debian/Ubuntu, iptables-services on EL.
+pub fn persistence_units(family: super::Family) -> &'static [&'static str] {
+    match family {
+        super::Family::Rhel => &["iptables.service", "ip6tables.service"],
+        _ => &["netfilter-persistent.service"],
     }
 }
 

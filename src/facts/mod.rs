@@ -20,15 +20,22 @@ pub use os_release::{Distro, Family, PackageManager};
 /// nginx as found on the host.
 #[derive(Debug, Clone, Serialize)]
 pub struct NginxFacts {
+    /// nginx is installed (`nginx -V` answers, or `/etc/nginx/nginx.conf` exists).
     pub installed: bool,
+    /// As `nginx -V` gives it (`1.24.0`); `None` when it could not be asked.
     pub version: Option<String>,
+    /// The OpenSSL nginx runs with.
     pub openssl: Option<String>,
+    /// Built with HTTP/2 (`--with-http_v2_module`).
     pub http2: bool,
+    /// Built with HTTP/3 (`--with-http_v3_module`).
     pub http3: bool,
+    /// Where site configuration goes.
     pub layout: Layout,
 }
 
 impl NginxFacts {
+    /// The version, parsed for comparing.
     pub fn version(&self) -> Option<Version> {
         self.version.as_deref().and_then(Version::parse)
     }
@@ -37,16 +44,22 @@ impl NginxFacts {
 /// Everything portico needs to know about the host before planning.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
+    /// What os-release says the distribution is.
     pub distro: Distro,
+    /// How packages are installed.
     pub package_manager: PackageManager,
+    /// systemd is PID 1.
     pub systemd: bool,
+    /// nginx as found.
     pub nginx: NginxFacts,
+    /// The firewall in charge.
     pub firewall: FirewallBackend,
     /// The address families the active firewall filters (`ipv4`, `ipv6`).
     pub firewall_families: Vec<&'static str>,
     /// Whether what it allows now is allowed again after a reboot; `None`
     /// when there is no firewall or it cannot be told.
     pub firewall_persists: Option<bool>,
+    /// The host's name, which `{hostname}` in server names stands for.
     pub hostname: String,
     /// Where `hostname` was read (`/etc/hostname`, or the kernel's
     /// `gethostname()`), for messages about it.
@@ -131,11 +144,9 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
             if query(&["ip6tables", "-S"]).is_some_and(|r| firewall::iptables_in_use(&r)) {
                 families.push("ipv6");
             }
-            let units = match distro.family {
-                Family::Rhel => crate::tasks::firewall::PERSISTENCE_UNITS_RHEL,
-                _ => crate::tasks::firewall::PERSISTENCE_UNITS_DEBIAN,
-            };
-            let persists = units.iter().all(|u| unit_is("is-enabled", u, "enabled"));
+            let persists = firewall::persistence_units(distro.family)
+                .iter()
+                .all(|u| unit_is("is-enabled", u, "enabled"));
             (families, Some(persists))
         }
         FirewallBackend::Nftables | FirewallBackend::NftablesUnmanaged => {
@@ -164,11 +175,7 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
         .filter(|h| !h.is_empty())
     {
         Some(h) => (h, "/etc/hostname"),
-        None => match live
-            .then(|| nix::unistd::gethostname().ok())
-            .flatten()
-            .and_then(|h| h.into_string().ok())
-        {
+        None => match live.then(crate::host::kernel_hostname).flatten() {
             Some(h) => (h, "gethostname()"),
             None => ("localhost".to_string(), "the default (no /etc/hostname)"),
         },

@@ -14,7 +14,9 @@ pub const COMMENT: &str = "portico";
 pub struct GuardedChain {
     /// `inet`, `ip` or `ip6`.
     pub family: String,
+    /// The table it belongs to.
     pub table: String,
+    /// The chain's name.
     pub name: String,
     /// The handle of the chain's final drop or reject rule, when the chain
     /// ends in one (new rules go before it); `None` for a drop policy.
@@ -46,6 +48,7 @@ impl GuardedChain {
 /// What `nft --json list ruleset` said, as far as portico cares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
+    /// The input base chains that turn away what they do not accept.
     pub guarded: Vec<GuardedChain>,
 }
 

@@ -31,15 +31,20 @@ impl std::fmt::Display for Version {
 /// What `nginx -V` says about the build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NginxBuild {
+    /// As nginx gives it (`1.24.0`).
     pub version: String,
     /// The OpenSSL nginx runs with (the "running with" one when it differs).
     pub openssl: Option<String>,
+    /// Built with HTTP/2 (`--with-http_v2_module`).
     pub http2: bool,
+    /// Built with HTTP/3 (`--with-http_v3_module`).
     pub http3: bool,
+    /// `--conf-path`: the main configuration file, when the build names it.
     pub conf_path: Option<String>,
 }
 
 impl NginxBuild {
+    /// The version, parsed for comparing.
     pub fn version(&self) -> Option<Version> {
         Version::parse(&self.version)
     }

@@ -14,7 +14,9 @@ use crate::host::Root;
 /// The address family of a wildcard socket (`*:443` or `[::]:443`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Family {
+    /// IPv4: `*:PORT`, `0.0.0.0:PORT` or a bare port.
     V4,
+    /// IPv6: `[::]:PORT`.
     V6,
 }
 

@@ -6,25 +6,38 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
+    /// Debian, Ubuntu and their derivatives (apt, `sites-enabled/`).
     Debian,
+    /// RHEL, CentOS, Rocky, Fedora, Amazon Linux and their relatives (yum or dnf, `conf.d/`).
     Rhel,
+    /// Anything else: no package manager is known.
     Unknown,
 }
 
+/// The tool that installs packages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PackageManager {
+    /// apt (Debian family).
     Apt,
+    /// yum, where dnf does not exist yet (EL7, Amazon Linux 2).
     Yum,
+    /// dnf (the rest of the RHEL family).
     Dnf,
+    /// None known: portico cannot install packages.
     Unknown,
 }
 
+/// The distribution, as os-release names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Distro {
+    /// `ID` (`ubuntu`, `rocky`, ...).
     pub id: String,
+    /// `VERSION_ID` (`24.04`, `9.4`, ...).
     pub version: String,
+    /// Decided from `ID` and `ID_LIKE`.
     pub family: Family,
+    /// `PRETTY_NAME`, for people.
     pub pretty_name: String,
     /// False for releases portico has not been proven on (it still tries).
     pub supported: bool,

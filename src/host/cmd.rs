@@ -12,7 +12,9 @@ use thiserror::Error;
 /// A command to run: program, arguments, extra environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
+    /// The program, then its arguments.
     pub argv: Vec<String>,
+    /// Variables set for it on top of portico's own environment.
     pub env: Vec<(String, String)>,
     /// What the command reads on its standard input (`nft -j -f -`).
     pub stdin: Option<String>,
@@ -47,6 +49,7 @@ impl Command {
         }
     }
 
+    /// Sets `key` to `value` in the command's environment.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -69,11 +72,14 @@ impl Command {
 pub struct Output {
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
+    /// Everything it wrote on standard output.
     pub stdout: String,
+    /// Everything it wrote on standard error.
     pub stderr: String,
 }
 
 impl Output {
+    /// A command that exited 0 having printed `stdout` (for test answers).
     pub fn ok(stdout: &str) -> Self {
         Output {
             code: Some(0),
@@ -82,22 +88,31 @@ impl Output {
         }
     }
 
+    /// Exited 0?
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
 
+/// Why a command could not be run, or failed.
 #[derive(Debug, Error)]
 pub enum CmdError {
+    /// It could not be started (not installed, empty argv) or waited for.
     #[error("`{command}`: cannot run: {source}")]
     Spawn {
+        /// The command line.
         command: String,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// It ran and did not exit 0 (only from `run_ok`).
     #[error("`{command}` failed ({status}): {stderr}")]
     Failed {
+        /// The command line.
         command: String,
+        /// `exit N`, or `killed by a signal`.
         status: String,
+        /// The last lines of its standard error (standard output when that is empty).
         stderr: String,
     },
 }
@@ -179,7 +194,9 @@ impl Runner for SystemRunner {
 }
 
 /// A runner for unit tests: answers from a table of captured outputs and
-/// records every command it was asked to run.
+/// records every command it was asked to run. A command with no answer,
+/// mutating or not, fails: a test never passes while the code runs
+/// something nobody expected.
 #[derive(Debug, Default)]
 pub struct FakeRunner {
     answers: HashMap<String, Output>,
@@ -187,6 +204,7 @@ pub struct FakeRunner {
 }
 
 impl FakeRunner {
+    /// An empty runner: every command fails until answered.
     pub fn new() -> Self {
         Self::default()
     }
@@ -197,10 +215,12 @@ impl FakeRunner {
         self
     }
 
+    /// Every command asked for so far, in order.
     pub fn calls(&self) -> Vec<Command> {
         self.calls.lock().expect("calls lock").clone()
     }
 
+    /// The commands asked for so far that change the host.
     pub fn mutating_calls(&self) -> Vec<Command> {
         self.calls().into_iter().filter(|c| c.mutating).collect()
     }
@@ -211,7 +231,6 @@ impl Runner for FakeRunner {
         self.calls.lock().expect("calls lock").push(cmd.clone());
         match self.answers.get(&cmd.display()) {
             Some(out) => Ok(out.clone()),
-            None if cmd.mutating => Ok(Output::ok("")),
             None => Err(CmdError::Spawn {
                 command: cmd.display(),
                 source: std::io::Error::new(

@@ -18,18 +18,42 @@ use thiserror::Error;
 /// What went wrong touching a file, always with the host path.
 #[derive(Debug, Error)]
 pub enum RootError {
+    /// A read, write, rename or removal failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The host path.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The file to write or change is a symlink.
     #[error("{path}: is a symbolic link; refusing to write through it")]
-    Symlink { path: PathBuf },
+    Symlink {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// The path is relative or climbs out with `..`.
     #[error("{path}: not an absolute path inside the managed root")]
-    NotAbsolute { path: PathBuf },
+    NotAbsolute {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A directory on the way to the file is a symlink.
     #[error(
         "{path}: {link} is a symbolic link; portico does not write through symlinked directories"
     )]
-    SymlinkDir { path: PathBuf, link: PathBuf },
+    SymlinkDir {
+        /// The host path written to.
+        path: PathBuf,
+        /// The symlinked directory (a host path).
+        link: PathBuf,
+    },
+    /// Something is already where a new file must be created.
     #[error("{path}: already exists; not replacing a file this run did not create")]
-    Exists { path: PathBuf },
+    Exists {
+        /// The host path.
+        path: PathBuf,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootError + '_ {
@@ -42,11 +66,18 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootError + '_ {
 /// Mode and ownership of an existing file, as far as portico compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMeta {
+    /// Permission bits (`0o7777`).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// The path itself is a symlink (not followed).
     pub is_symlink: bool,
+    /// A directory.
     pub is_dir: bool,
+    /// Last modification, Unix seconds.
+    pub modified: i64,
 }
 
 /// A hook that lets tests make a write fail at the rename, to prove that an
@@ -61,6 +92,7 @@ pub struct Root {
 }
 
 impl Root {
+    /// The filesystem under `base` (`/` for the host itself).
     pub fn new(base: impl Into<PathBuf>) -> Self {
         Root {
             base: base.into(),
@@ -73,6 +105,7 @@ impl Root {
         self.base == Path::new("/")
     }
 
+    /// The directory standing for `/`.
     pub fn base(&self) -> &Path {
         &self.base
     }
@@ -165,12 +198,14 @@ impl Root {
                 gid: m.gid(),
                 is_symlink: m.file_type().is_symlink(),
                 is_dir: m.is_dir(),
+                modified: m.mtime(),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }
     }
 
+    /// Is anything at `path` (a symlink counts, even a dangling one)?
     pub fn exists(&self, path: &Path) -> bool {
         matches!(self.meta(path), Ok(Some(_)))
     }
@@ -324,6 +359,21 @@ impl Root {
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), RootError> {
         let (f, t) = (self.write_path(from)?, self.write_path(to)?);
         fs::rename(&f, &t).map_err(io_err(from))
+    }
+
+    /// Removes an empty directory; absent is fine, and so is one that is no
+    /// longer empty (something else put a file there): it stays.
+    pub fn remove_empty_dir(&self, path: &Path) -> Result<(), RootError> {
+        let p = self.write_path(path)?;
+        match fs::remove_dir(&p) {
+            Err(e)
+                if e.kind() != io::ErrorKind::NotFound
+                    && e.kind() != io::ErrorKind::DirectoryNotEmpty =>
+            {
+                Err(io_err(path)(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Removes a file or symlink; absent is fine.

@@ -7,30 +7,47 @@ use thiserror::Error;
 
 use super::cmd::{CmdError, Command, Runner};
 
+/// Why a service could not be driven or asked about.
 #[derive(Debug, Error)]
 pub enum SystemdError {
+    /// A command driving it directly (no systemd) could not run or failed.
     #[error("{unit}: {op}: {source}")]
     Command {
+        /// The unit.
         unit: String,
+        /// What was asked (`reload`, `status`, ...).
         op: &'static str,
+        /// What the command did.
         source: CmdError,
     },
+    /// systemd could not be reached or refused the call.
     #[error("{unit}: {op}: D-Bus: {message}")]
     Bus {
+        /// The unit; empty when connecting.
         unit: String,
+        /// What was asked (`reload`, `connect`, ...).
         op: &'static str,
+        /// The D-Bus error.
         message: String,
     },
+    /// The job ran but did not end in "done", or no result came in time.
     #[error("{unit}: {op} job finished with result {result:?} (see `journalctl -u {unit}`)")]
     Job {
+        /// The unit.
         unit: String,
+        /// What was asked (`start`, `reload`, ...).
         op: &'static str,
+        /// systemd's job result (`failed`, `timeout`, ...) or why there is none.
         result: String,
     },
+    /// Without systemd: a unit other than nginx, or enabling at boot.
     #[error("{unit}: {op} is not possible without systemd ({why})")]
     Unsupported {
+        /// The unit.
         unit: String,
+        /// What was asked.
         op: &'static str,
+        /// Why it cannot be done.
         why: &'static str,
     },
 }
@@ -39,15 +56,22 @@ pub enum SystemdError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceOp {
+    /// Start it now.
     Start,
+    /// Stop it now.
     Stop,
+    /// Have it re-read its configuration without stopping.
     Reload,
+    /// Stop it, then start it again.
     Restart,
+    /// Start it at boot.
     Enable,
+    /// No longer start it at boot.
     Disable,
 }
 
 impl ServiceOp {
+    /// As `systemctl` spells it.
     pub fn name(self) -> &'static str {
         match self {
             ServiceOp::Start => "start",
@@ -70,10 +94,12 @@ pub struct UnitState {
 }
 
 impl UnitState {
+    /// Running, or on its way there (active, reloading, activating)?
     pub fn is_active(&self) -> bool {
         matches!(self.active.as_str(), "active" | "reloading" | "activating")
     }
 
+    /// Enabled, or with nothing to enable (static, alias)?
     pub fn is_enabled(&self) -> bool {
         matches!(
             self.file.as_str(),
@@ -82,19 +108,22 @@ impl UnitState {
     }
 }
 
+/// A service manager: runs service operations and reports a unit's state.
 pub trait Systemd {
     /// Runs `op` on `unit` and waits until systemd reports it finished.
     fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError>;
+    /// The unit's state now.
     fn state(&self, unit: &str) -> Result<UnitState, SystemdError>;
 }
 
 /// No systemd on this host: nginx is driven directly (`nginx`, `nginx -s
 /// reload`, `nginx -s quit`); enabling at boot is not possible.
-pub struct DirectNginx<'a> {
-    pub runner: &'a dyn Runner,
+pub struct DirectNginx {
+    /// Runs `nginx` and `pgrep`.
+    pub runner: Box<dyn Runner>,
 }
 
-impl Systemd for DirectNginx<'_> {
+impl Systemd for DirectNginx {
     fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
         if unit != "nginx.service" && unit != "nginx" {
             return Err(SystemdError::Unsupported {

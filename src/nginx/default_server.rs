@@ -11,12 +11,14 @@ use super::render::{Snippets, Target, HEADER};
 /// What the catch-all on one port needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatchAll {
+    /// The port it listens on.
     pub port: u16,
     /// An HTTPS port (the sites' `listen`); port 80 is plain.
     pub tls: bool,
-    /// Render the IPv4 (`*:PORT`) and IPv6 (`[::]:PORT`) sockets; false
-    /// where a server outside portico already is the default there.
+    /// Render the IPv4 (`*:PORT`) socket; false where a server outside
+    /// portico already is the default there.
     pub v4: bool,
+    /// Render the IPv6 (`[::]:PORT`) socket; false likewise.
     pub v6: bool,
     /// A certificate to complete handshakes with instead of refusing them:
     /// a site on this port serves an IP address, which clients reach

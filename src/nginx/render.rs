@@ -23,6 +23,7 @@ pub const DEFAULT_WEBROOT: &str = "/var/lib/portico/acme-challenge";
 /// What the rendering needs to know about the nginx it targets.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
+    /// Where site files and snippets go.
     pub layout: Layout,
     /// `None` when nginx is not installed yet (render for the oldest supported).
     pub version: Option<Version>,
@@ -33,6 +34,7 @@ pub struct Target {
 }
 
 impl Target {
+    /// Where the shared snippets go.
     pub fn snippet_dir(&self) -> &'static str {
         match self.layout {
             Layout::SitesEnabled => "/etc/nginx/snippets",
@@ -71,11 +73,14 @@ impl Target {
 
 /// Paths of the shared snippets a site includes.
 pub struct Snippets {
+    /// The TLS snippet (the profile's directives).
     pub tls: String,
+    /// The proxy snippet (headers every proxied request carries).
     pub proxy: String,
 }
 
 impl Snippets {
+    /// The snippets' paths for this nginx's layout.
     pub fn for_target(t: &Target) -> Self {
         let dir = t.snippet_dir();
         Snippets {
@@ -126,8 +131,11 @@ pub fn http_snippet() -> String {
 
 /// What a site needs from the rest of the playbook.
 pub struct SiteInput<'a> {
+    /// The site to render.
     pub site: &'a Site,
+    /// Path of its certificate chain.
     pub cert: &'a str,
+    /// Path of its private key.
     pub key: &'a str,
     /// The `[[ca]]` files when the site has client_auth: (ca.crt, crl.pem).
     pub client_ca: Option<(String, String)>,

@@ -3,6 +3,8 @@
 
 pub mod model;
 pub mod names;
+mod port;
+pub mod schedule;
 pub mod span;
 pub mod url;
 pub mod validate;
@@ -13,6 +15,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use model::*;
+pub use schedule::Schedule;
 use span::{FieldPath, LineIndex, SpanIndex};
 
 /// The playbook `portico apply` uses when no file is given: a self-signed
@@ -24,16 +27,22 @@ pub const DEFAULT_NAME: &str = "<embedded default>";
 /// One located problem: `site.toml:12:9: site[1].location[0].proxy: ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
+    /// Line, from 1.
     pub line: usize,
+    /// Column in characters, from 1.
     pub col: usize,
+    /// The field's path (`site[1].location[0].proxy`); empty when none is known.
     pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 
 /// Every located problem of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problems {
+    /// The file, as named in messages.
     pub file: String,
+    /// The problems, in the order found.
     pub items: Vec<Located>,
 }
 
@@ -53,13 +62,18 @@ impl fmt::Display for Problems {
     }
 }
 
+/// Why a playbook could not be used.
 #[derive(Debug, Error)]
 pub enum PlaybookError {
+    /// The file could not be read.
     #[error("{file}: cannot read playbook: {source}")]
     Read {
+        /// The file, as named in messages.
         file: String,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// The text is not TOML, does not fit the schema, or fails validation.
     #[error("{0}")]
     Invalid(Problems),
     /// `{hostname}` stands for a host name that cannot be used as one, or
@@ -78,7 +92,7 @@ pub enum PlaybookError {
 /// Reads and validates a playbook file.
 pub fn load_file(path: &Path) -> Result<Playbook, PlaybookError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
+    let text = crate::host::read_text(path).map_err(|source| PlaybookError::Read {
         file: file.clone(),
         source,
     })?;

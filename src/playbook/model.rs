@@ -8,15 +8,19 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Playbook {
     /// Schema version; only 1 exists.
-    pub version: i64,
+    pub version: u32,
+    /// `[firewall]`: which ports to open, and with what.
     #[serde(default)]
     pub firewall: Firewall,
+    /// `[tls]`: protocols and ciphers of every HTTPS server.
     #[serde(default)]
     pub tls: Tls,
+    /// `[renewal]`: when the daemon renews ACME certificates.
     #[serde(default)]
     pub renewal: Renewal,
     /// The ACME account used by every `source = "acme"` certificate.
     pub acme: Option<Acme>,
+    /// The certificates sites use.
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<Certificate>,
     /// Private certificate authorities (client certificates, internal TLS).
@@ -25,6 +29,7 @@ pub struct Playbook {
     /// oauth2-proxy instances sites can be protected by.
     #[serde(default, rename = "oauth2")]
     pub oauth2: Vec<Oauth2>,
+    /// The HTTPS sites: names, certificate and locations.
     #[serde(default, rename = "site")]
     pub sites: Vec<Site>,
     /// Where clients come from when the host sits behind a load balancer.
@@ -54,7 +59,7 @@ impl Playbook {
     /// The TCP ports the firewall opens: the listed ones, or 80 (redirects and
     /// ACME challenges) plus every site's HTTPS port, so a site on 8443 is
     /// reachable without a second setting to keep in step.
-    pub fn firewall_ports(&self) -> Vec<i64> {
+    pub fn firewall_ports(&self) -> Vec<u16> {
         if let Some(ports) = &self.firewall.ports {
             return ports.clone();
         }
@@ -71,29 +76,35 @@ impl Playbook {
     }
 }
 
+/// Which firewall opens the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
     /// The one active on the host; nothing when none is.
     #[default]
     Auto,
+    /// ufw.
     Ufw,
+    /// firewalld.
     Firewalld,
     /// iptables and ip6tables.
     Iptables,
     /// Native nftables, as `nftables.service` loads it.
     Nftables,
+    /// Open nothing: the firewall is left alone.
     None,
 }
 
+/// `[firewall]`: the ports to open and how.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
+    /// The firewall to use.
     #[serde(default)]
     pub backend: FirewallBackend,
     /// TCP ports to open; default: 80 and every site's `listen` port.
-    #[serde(default)]
-    pub ports: Option<Vec<i64>>,
+    #[serde(default, deserialize_with = "super::port::ports")]
+    pub ports: Option<Vec<u16>>,
     /// Enable an inactive ufw/firewalld (the SSH port is always allowed first).
     #[serde(default)]
     pub enable: bool,
@@ -133,18 +144,24 @@ pub enum Profile {
     Compat,
 }
 
+/// An RFC 7919 finite-field group for the DHE suites of the `compat` profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DhGroup {
+    /// 2048-bit `ffdhe2048`.
     #[default]
     Ffdhe2048,
+    /// 3072-bit `ffdhe3072`.
     Ffdhe3072,
+    /// 4096-bit `ffdhe4096`.
     Ffdhe4096,
 }
 
+/// `[tls]`: the protocols and ciphers every HTTPS server offers.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
+    /// Which Mozilla recommendation to follow.
     #[serde(default)]
     pub profile: Profile,
     /// RFC 7919 group written as the dhparam file (profiles with DHE only).
@@ -155,20 +172,17 @@ pub struct Tls {
     pub generate_dhparam: bool,
 }
 
+/// `[renewal]`: when the daemon checks ACME certificates.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Renewal {
     /// `"daily"` (a random minute fixed per host) or a cron expression with
     /// seconds: `"0 17 3 * * *"`.
-    #[serde(default = "default_schedule")]
-    pub schedule: String,
+    #[serde(default)]
+    pub schedule: super::schedule::Schedule,
     /// Renew when less than this fraction of the lifetime remains.
     #[serde(default = "default_fraction")]
     pub remaining_fraction: f64,
-}
-
-fn default_schedule() -> String {
-    "daily".into()
 }
 
 fn default_fraction() -> f64 {
@@ -178,18 +192,20 @@ fn default_fraction() -> f64 {
 impl Default for Renewal {
     fn default() -> Self {
         Renewal {
-            schedule: default_schedule(),
+            schedule: super::schedule::Schedule::Daily,
             remaining_fraction: default_fraction(),
         }
     }
 }
 
+/// `[acme]`: the ACME CA and the account portico keeps with it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acme {
     /// `letsencrypt`, `letsencrypt-staging` or a directory URL.
     #[serde(default = "default_directory")]
     pub directory: String,
+    /// Contact address given to the CA for expiry and account notices.
     pub email: Option<String>,
     /// You have read and agree to the CA's terms of service. Required.
     #[serde(default)]
@@ -213,33 +229,30 @@ fn default_webroot() -> String {
     "/var/lib/portico/acme-challenge".into()
 }
 
+/// External account binding: ties the ACME account to one at the CA.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eab {
+    /// The key ID the CA gave.
     pub kid: String,
     /// File holding the base64url HMAC key (kept out of the playbook).
     pub hmac_key_file: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CertSource {
-    Acme,
-    SelfSigned,
-    /// Issued by a `[[ca]]` of this playbook.
-    Ca,
-    /// Files you provide; portico validates them.
-    Files,
-}
-
+/// The key type of a certificate's private key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyType {
+    /// ECDSA on P-256.
     #[default]
     EcdsaP256,
+    /// ECDSA on P-384.
     EcdsaP384,
+    /// RSA, 2048 bits.
     Rsa2048,
+    /// RSA, 3072 bits.
     Rsa3072,
+    /// RSA, 4096 bits.
     Rsa4096,
 }
 
@@ -256,43 +269,182 @@ impl KeyType {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A certificate sites use: its names, its key, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawCertificate")]
 pub struct Certificate {
+    /// Names it in sites and files.
     pub name: String,
-    pub source: CertSource,
     /// Subject alternative names; default: every server name of the sites using it.
     pub names: Option<Vec<String>>,
-    #[serde(default)]
+    /// The key type.
     pub key: KeyType,
-    /// Lifetime of self-signed and CA-issued certificates.
-    pub days: Option<i64>,
-    /// The `[[ca]]` that issues it (`source = "ca"`).
-    pub ca: Option<String>,
-    /// `source = "files"`: full chain, leaf first.
-    pub cert_file: Option<String>,
-    /// `source = "files"`: the private key.
-    pub key_file: Option<String>,
-    /// ACME: keep the same key across renewals (for key pinning setups).
-    #[serde(default)]
-    pub reuse_key: bool,
+    /// Where it comes from, with what only that source uses.
+    pub source: Source,
 }
 
+/// Where a certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An ACME CA (`[acme]`), renewed by the daemon.
+    Acme {
+        /// Keep the same key across renewals (for key pinning setups).
+        reuse_key: bool,
+    },
+    /// Made here, signed by its own key.
+    SelfSigned {
+        /// Lifetime.
+        days: u32,
+    },
+    /// Issued by a `[[ca]]` of this playbook.
+    Ca {
+        /// The `[[ca]]`.
+        ca: String,
+        /// Lifetime (never beyond the CA's).
+        days: u32,
+    },
+    /// Files you provide; portico validates them.
+    Files {
+        /// Full chain, leaf first.
+        cert_file: String,
+        /// The private key.
+        key_file: String,
+    },
+}
+
+impl Source {
+    /// As a playbook writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Acme { .. } => "acme",
+            Source::SelfSigned { .. } => "self-signed",
+            Source::Ca { .. } => "ca",
+            Source::Files { .. } => "files",
+        }
+    }
+
+    /// Obtained from an ACME CA (and renewed by the daemon)?
+    pub fn is_acme(&self) -> bool {
+        matches!(self, Source::Acme { .. })
+    }
+}
+
+/// The default lifetime of made certificates.
+const DEFAULT_DAYS: u32 = 365;
+
+/// `[[certificate]]` as written: every field, whatever the source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    name: String,
+    source: SourceName,
+    names: Option<Vec<String>>,
+    #[serde(default)]
+    key: KeyType,
+    days: Option<u32>,
+    ca: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    reuse_key: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SourceName {
+    Acme,
+    SelfSigned,
+    Ca,
+    Files,
+}
+
+impl TryFrom<RawCertificate> for Certificate {
+    type Error = String;
+
+    /// Each source takes its own fields; a field another source uses is an
+    /// error (a typo for a source would otherwise be silently ignored).
+    fn try_from(r: RawCertificate) -> Result<Self, String> {
+        let unused = |field: &str, used_by: &str| {
+            format!(
+                "{field} is only used with {used_by}, not source = \"{}\"",
+                r.source.name()
+            )
+        };
+        if r.ca.is_some() && r.source != SourceName::Ca {
+            return Err(unused("ca", "source = \"ca\""));
+        }
+        if (r.cert_file.is_some() || r.key_file.is_some()) && r.source != SourceName::Files {
+            return Err(unused("cert_file/key_file", "source = \"files\""));
+        }
+        if r.reuse_key.is_some() && r.source != SourceName::Acme {
+            return Err(unused("reuse_key", "source = \"acme\""));
+        }
+        if r.days.is_some() && matches!(r.source, SourceName::Acme | SourceName::Files) {
+            return Err(unused(
+                "days",
+                "self-signed and ca certificates (the CA or the file decides)",
+            ));
+        }
+        let days = r.days.unwrap_or(DEFAULT_DAYS);
+        let source = match r.source {
+            SourceName::Acme => Source::Acme {
+                reuse_key: r.reuse_key.unwrap_or(false),
+            },
+            SourceName::SelfSigned => Source::SelfSigned { days },
+            SourceName::Ca => Source::Ca {
+                ca: r
+                    .ca
+                    .ok_or("source = \"ca\" needs ca = \"NAME\" of a [[ca]]")?,
+                days,
+            },
+            SourceName::Files => match (r.cert_file, r.key_file) {
+                (Some(cert_file), Some(key_file)) => Source::Files {
+                    cert_file,
+                    key_file,
+                },
+                (None, _) => return Err("source = \"files\" needs cert_file".into()),
+                (_, None) => return Err("source = \"files\" needs key_file".into()),
+            },
+        };
+        Ok(Certificate {
+            name: r.name,
+            names: r.names,
+            key: r.key,
+            source,
+        })
+    }
+}
+
+impl SourceName {
+    fn name(self) -> &'static str {
+        match self {
+            SourceName::Acme => "acme",
+            SourceName::SelfSigned => "self-signed",
+            SourceName::Ca => "ca",
+            SourceName::Files => "files",
+        }
+    }
+}
+
+/// `[[ca]]`: a private certificate authority portico creates and keeps.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ca {
+    /// Names it in sites, certificates and files.
     pub name: String,
+    /// Lifetime of its certificate, in days.
     #[serde(default = "default_ca_days")]
-    pub days: i64,
+    pub days: u32,
 }
 
-fn default_ca_days() -> i64 {
+fn default_ca_days() -> u32 {
     3650
 }
 
+/// `[[oauth2]]`: an oauth2-proxy instance sites can be protected by.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Oauth2 {
+    /// Names it in sites and locations.
     pub name: String,
     /// Where oauth2-proxy listens, e.g. `http://127.0.0.1:4180`.
     pub upstream: String,
@@ -359,6 +511,7 @@ impl IdentityField {
     }
 }
 
+/// What a site's port-80 server does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpMode {
@@ -369,6 +522,7 @@ pub enum HttpMode {
     Serve,
 }
 
+/// How a site asks for client certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Verify {
@@ -379,15 +533,20 @@ pub enum Verify {
     On,
 }
 
+/// `[site.client_auth]`: client certificates a site accepts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
     /// The `[[ca]]` whose certificates are accepted.
     pub ca: String,
+    /// Whether a certificate is required at the handshake.
     #[serde(default)]
     pub verify: Verify,
+    /// The header the backend gets the verification result in (`SUCCESS`,
+    /// `NONE`, `FAILED:...`).
     #[serde(default = "default_verify_header")]
     pub verify_header: String,
+    /// The header the backend gets the certificate's subject DN in.
     #[serde(default = "default_dn_header")]
     pub dn_header: String,
 }
@@ -400,6 +559,7 @@ fn default_dn_header() -> String {
     "X-SSL-Client-DN".into()
 }
 
+/// `[[site]]`: an HTTPS front end for some names, proxying to backends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
@@ -407,34 +567,43 @@ pub struct Site {
     pub name: Option<String>,
     /// `{hostname}` stands for the host's name.
     pub server_names: Vec<String>,
+    /// The `[[certificate]]` it serves.
     pub certificate: String,
+    /// What port 80 does for its names.
     #[serde(default)]
     pub http: HttpMode,
+    /// The status port 80 redirects with: 301 or 308.
     #[serde(default = "default_redirect_code")]
-    pub redirect_code: i64,
-    #[serde(default = "default_https_port")]
-    pub listen: i64,
+    pub redirect_code: u16,
+    /// The HTTPS port.
+    #[serde(default = "default_https_port", deserialize_with = "super::port::port")]
+    pub listen: u16,
     /// `Strict-Transport-Security` max-age in seconds; 0 sends none.
     #[serde(default)]
-    pub hsts: i64,
+    pub hsts: u64,
+    /// Largest request body accepted (`"10m"`); default: nginx's, 1m.
     pub client_max_body_size: Option<String>,
+    /// Compress text responses (`gzip on`, common text types).
     #[serde(default)]
     pub gzip: bool,
+    /// Accept client certificates from a `[[ca]]`.
     pub client_auth: Option<ClientAuth>,
     /// Protect every location with this `[[oauth2]]`.
     pub oauth2: Option<String>,
+    /// The URL prefixes it proxies, each to its backend.
     #[serde(default, rename = "location")]
     pub locations: Vec<Location>,
 }
 
-fn default_redirect_code() -> i64 {
+fn default_redirect_code() -> u16 {
     301
 }
 
-fn default_https_port() -> i64 {
+fn default_https_port() -> u16 {
     443
 }
 
+/// `[[site.location]]`: a URL prefix and the backend it is proxied to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
@@ -443,6 +612,7 @@ pub struct Location {
     /// Backend URL. A path on it replaces the location prefix
     /// (`path = "/newservice/"`, `proxy = "http://127.0.0.1:3001/"`).
     pub proxy: String,
+    /// Pass websocket upgrades on (and keep the connection open for an hour).
     #[serde(default)]
     pub websocket: bool,
     /// Answer 403 unless the client certificate verified.

@@ -3,7 +3,7 @@
 //! blocks). Validation and rendering both call these, so what is checked is
 //! exactly what is written.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 /// Headers a client could send to pose as someone, to fake where it comes
 /// from, or to make a backend route the request elsewhere. Every location

@@ -9,7 +9,9 @@ use toml::Spanned;
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
+    /// A table key (`site`, `proxy`).
     Key(String),
+    /// An array index (`[1]`).
     Index(usize),
 }
 
@@ -18,16 +20,19 @@ pub enum Seg {
 pub struct FieldPath(pub Vec<Seg>);
 
 impl FieldPath {
+    /// The empty path: the whole playbook.
     pub fn root() -> Self {
         FieldPath(Vec::new())
     }
 
+    /// This path followed by key `k`.
     pub fn key(&self, k: &str) -> Self {
         let mut v = self.0.clone();
         v.push(Seg::Key(k.to_string()));
         FieldPath(v)
     }
 
+    /// This path followed by index `i`.
     pub fn index(&self, i: usize) -> Self {
         let mut v = self.0.clone();
         v.push(Seg::Index(i));
@@ -61,6 +66,7 @@ pub struct LineIndex<'t> {
 }
 
 impl<'t> LineIndex<'t> {
+    /// Indexes the lines of `text`.
     pub fn new(text: &'t str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
@@ -87,6 +93,7 @@ pub struct SpanIndex<'i> {
 }
 
 impl<'i> SpanIndex<'i> {
+    /// Parses `text` with spans; a text that does not parse locates nothing.
     pub fn new(text: &'i str) -> Self {
         SpanIndex {
             doc: DeTable::parse(text).ok(),

@@ -3,8 +3,8 @@
 //! blocks and `proxy_pass` from what it returns, so nothing that was not
 //! checked reaches nginx.
 
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::names;
 

@@ -5,8 +5,8 @@
 //! here with the rules in [`super::names`] and [`super::url`], the same code
 //! rendering uses, so nothing unchecked reaches nginx.
 
+use core::net::IpAddr;
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use super::model::*;
 use super::names::{self, RESERVED_HEADERS};
@@ -16,7 +16,9 @@ use super::url::BackendUrl;
 /// One thing wrong with a playbook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The field it is about.
     pub path: FieldPath,
+    /// What is wrong, for people.
     pub message: String,
 }
 
@@ -44,9 +46,6 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
                 pb.version
             ),
         );
-    }
-    for (i, port) in pb.firewall.ports.iter().flatten().enumerate() {
-        check_port(&mut p, root.key("firewall").item("ports", i), *port);
     }
     check_renewal(&mut p, &pb.renewal);
     check_proxy(&mut p, &pb.proxy);
@@ -79,13 +78,7 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
     p.0
 }
 
-fn check_port(p: &mut Problems, path: FieldPath, port: i64) {
-    if !(1..=65535).contains(&port) {
-        p.add(path, format!("port {port} is out of range (1-65535)"));
-    }
-}
-
-fn check_days(p: &mut Problems, path: FieldPath, days: i64, max: i64) {
+fn check_days(p: &mut Problems, path: FieldPath, days: u32, max: u32) {
     if !(1..=max).contains(&days) {
         p.add(path, format!("{days} days is out of range (1-{max})"));
     }
@@ -107,17 +100,6 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
                 r.remaining_fraction
             ),
         );
-    }
-    if r.schedule != "daily" {
-        if let Err(e) = crate::daemon::valid_cron(&r.schedule) {
-            p.add(
-                path.key("schedule"),
-                format!(
-                    "{:?} is neither \"daily\" nor a cron expression with seconds (\"0 17 3 * * *\"): {e}",
-                    r.schedule
-                ),
-            );
-        }
     }
 }
 
@@ -256,11 +238,8 @@ fn check_certificate(
             check_server_name(p, path.item("names", i), n);
         }
     }
-    if let Some(days) = c.days {
-        check_days(p, path.key("days"), days, 3650);
-    }
-    match c.source {
-        CertSource::Acme => match acme {
+    match &c.source {
+        Source::Acme { .. } => match acme {
             None => p.add(
                 path.key("source"),
                 "an ACME certificate needs an [acme] section with agree_terms = true",
@@ -271,32 +250,21 @@ fn check_certificate(
             ),
             Some(_) => {}
         },
-        CertSource::Ca => match &c.ca {
-            None => p.add(path.key("source"), "source = \"ca\" needs ca = \"NAME\" of a [[ca]]"),
-            Some(name) if !cas.contains(name) => {
-                p.add(path.key("ca"), format!("unknown ca {name:?}"))
-            }
-            Some(_) => {}
-        },
-        CertSource::Files => {
-            for (field, value) in [("cert_file", &c.cert_file), ("key_file", &c.key_file)] {
-                match value {
-                    None => p.add(path.key("source"), format!("source = \"files\" needs {field}")),
-                    // Written into ssl_certificate(_key) directives.
-                    Some(f) => check_path(p, path.key(field), f),
-                }
+        Source::Ca { ca, days } => {
+            check_days(p, path.key("days"), *days, 3650);
+            if !cas.contains(ca) {
+                p.add(path.key("ca"), format!("unknown ca {ca:?}"));
             }
         }
-        CertSource::SelfSigned => {}
-    }
-    if c.ca.is_some() && c.source != CertSource::Ca {
-        p.add(path.key("ca"), "ca is only used with source = \"ca\"");
-    }
-    if c.source != CertSource::Files && (c.cert_file.is_some() || c.key_file.is_some()) {
-        p.add(
-            path.key("source"),
-            "cert_file/key_file are only used with source = \"files\"",
-        );
+        Source::SelfSigned { days } => check_days(p, path.key("days"), *days, 3650),
+        // Written into ssl_certificate(_key) directives.
+        Source::Files {
+            cert_file,
+            key_file,
+        } => {
+            check_path(p, path.key("cert_file"), cert_file);
+            check_path(p, path.key("key_file"), key_file);
+        }
     }
 }
 
@@ -360,7 +328,7 @@ fn check_sites(
 ) {
     // (port, server name) → the site that claimed it first. Every site
     // also answers its names on port 80.
-    let mut claimed: HashMap<(i64, String), usize> = HashMap::new();
+    let mut claimed: HashMap<(u16, String), usize> = HashMap::new();
     // nginx identifier a site's name folds to → the site.
     let mut idents: HashMap<String, usize> = HashMap::new();
     // Site file stem (lower case) → the site that has it.
@@ -443,15 +411,11 @@ fn check_sites(
                 format!("{} is not 301 or 308", s.redirect_code),
             );
         }
-        check_port(p, path.key("listen"), s.listen);
         if s.listen == 80 {
             p.add(
                 path.key("listen"),
                 "port 80 is the plain-HTTP port every site has; choose another HTTPS port",
             );
-        }
-        if s.hsts < 0 {
-            p.add(path.key("hsts"), "max-age cannot be negative");
         }
         if let Some(size) = &s.client_max_body_size {
             let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);

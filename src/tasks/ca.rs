@@ -2,17 +2,20 @@
 
 use std::path::Path;
 
-use crate::engine::{Action, Change, Ctx, Handler, Scope, Task, TaskError};
+use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tls::ca::{Ca, CA_BASE};
 
+/// A private CA, created when missing.
 pub struct CaTask {
+    /// Its name (its directory).
     pub name: String,
-    pub days: i64,
+    /// Lifetime of a new CA certificate.
+    pub days: u32,
 }
 
 impl Task for CaTask {
-    fn name(&self) -> String {
-        format!("ca {}", self.name)
+    fn id(&self) -> TaskId {
+        TaskId::Ca(self.name.clone())
     }
 
     fn scope(&self) -> Scope {
@@ -24,7 +27,7 @@ impl Task for CaTask {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let ca = Ca::new(ctx.root, &self.name);
+        let ca = Ca::new(ctx.root, &self.name, ctx.clock.unix_now());
         if ca.exists() {
             return Ok(Vec::new());
         }
@@ -40,9 +43,7 @@ impl Task for CaTask {
                 diff: None,
             })
             .collect();
-        let files = ca
-            .new_files(self.days)
-            .map_err(|e| TaskError::Other(e.to_string()))?;
+        let files = ca.new_files(self.days)?;
         for (path, content, mode) in files {
             changes.push(Change {
                 summary: format!("create {} (mode {mode:04o})", path.display()),

@@ -1,18 +1,21 @@
-//! Server certificates: self-signed ones are made here; provided files are
-//! validated. Keys are 0600 in a 0700 directory.
+//! Server certificates: self-signed and CA-signed ones are made here, ACME
+//! ones are obtained (the engine turns them into journaled writes), provided
+//! files are validated. Keys are 0600 in a 0700 directory.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
-use crate::facts::cert::{check_pair, inspect_pem};
-use crate::playbook::{CertSource, KeyType};
+use crate::facts::cert::{check_pair, inspect_pem, CertProblem};
+use crate::playbook::{KeyType, Source};
+use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::file_changes;
 
 /// Where a certificate and its key live on the host.
 #[derive(Debug, Clone)]
 pub struct CertPaths {
+    /// The certificate (full chain, leaf first).
     pub cert: PathBuf,
+    /// Its private key.
     pub key: PathBuf,
 }
 
@@ -38,44 +41,69 @@ impl CertPaths {
             key: PathBuf::from(format!("/etc/ssl/private/portico-{name}.key")),
         }
     }
+
+    /// Where the playbook's certificate lives: its own files, or portico's.
+    pub fn of(c: &crate::playbook::Certificate) -> Self {
+        match &c.source {
+            Source::Files {
+                cert_file,
+                key_file,
+            } => CertPaths {
+                cert: PathBuf::from(cert_file),
+                key: PathBuf::from(key_file),
+            },
+            _ => CertPaths::managed(&c.name),
+        }
+    }
 }
 
 /// The re-issue reason when the playbook asks for another key type.
 const KEY_CHANGED: &str = "key type changed";
 
-/// One certificate of the playbook, with the names it must cover.
-pub struct CertificateTask {
-    pub name: String,
-    pub source: CertSource,
-    pub names: BTreeSet<String>,
-    pub key: KeyType,
-    pub days: i64,
-    pub remaining_fraction: f64,
-    pub paths: CertPaths,
-    /// Seconds since the epoch; a field so tests can move time.
-    pub now: i64,
-    /// The playbook's `[acme]` (for `source = "acme"`).
-    pub acme: Option<crate::playbook::Acme>,
-    pub reuse_key: bool,
-    /// `renew --force`: re-issue even when not due.
+/// How a renewal run treats the certificate (`portico renew`).
+#[derive(Debug, Clone, Default)]
+pub struct Renewal {
+    /// `--force`: re-issue even when not due.
     pub force: bool,
-    /// `renew --dry-run`: obtain from the server, write nothing.
+    /// `--dry-run`: obtain from the server, write nothing.
     pub dry_run: bool,
-    /// The playbook `[[ca]]` that signs it (`source = "ca"`).
-    pub ca: Option<String>,
+    /// Backing off after failures: not tried in this run, and why.
+    pub hold: Option<String>,
     /// The CA's suggested renewal window (ARI) and this certificate's place
     /// in it, in [0, 1); without a window the lifetime rule decides.
     pub ari: Option<(crate::acme::policy::Window, f64)>,
 }
 
-impl CertificateTask {
-    fn ca_name(&self) -> &str {
-        self.ca.as_deref().unwrap_or_default()
-    }
+/// One certificate of the playbook, with the names it must cover.
+pub struct CertificateTask {
+    /// Its name.
+    pub name: String,
+    /// Where it comes from.
+    pub source: Source,
+    /// The names it must cover.
+    pub names: BTreeSet<String>,
+    /// The key type.
+    pub key: KeyType,
+    /// Renew when less than this fraction of the lifetime remains.
+    pub remaining_fraction: f64,
+    /// Its files.
+    pub paths: CertPaths,
+    /// Seconds since the epoch, from the clock: what "due" and "expired"
+    /// are measured against, and when made certificates start.
+    pub now: i64,
+    /// The playbook's `[acme]` (for ACME certificates).
+    pub acme: Option<crate::playbook::Acme>,
+    /// What a renewal run asks.
+    pub renewal: Renewal,
+}
 
+impl CertificateTask {
     /// The private CA that signs it, for `source = "ca"`.
-    fn signing_ca<'a>(&self, ctx: &Ctx<'a>) -> Option<crate::tls::ca::Ca<'a>> {
-        (self.source == CertSource::Ca).then(|| crate::tls::ca::Ca::new(ctx.root, self.ca_name()))
+    fn signing_ca<'a>(&self, ctx: &Ctx<'a>) -> Option<(&str, crate::tls::ca::Ca<'a>)> {
+        match &self.source {
+            Source::Ca { ca, .. } => Some((ca, crate::tls::ca::Ca::new(ctx.root, ca, self.now))),
+            _ => None,
+        }
     }
 
     /// Why the current certificate must be replaced, or `None` when it is fine.
@@ -85,7 +113,7 @@ impl CertificateTask {
 
     /// [`Self::reissue_reason`] for the certificate and key at `paths`.
     fn reissue_reason_at(&self, ctx: &Ctx, paths: &CertPaths) -> Result<Option<String>, TaskError> {
-        if self.force {
+        if self.renewal.force {
             return Ok(Some("forced".into()));
         }
         let Some(pem) = ctx.root.read(&paths.cert)? else {
@@ -106,14 +134,11 @@ impl CertificateTask {
                 join(&self.names)
             )));
         }
-        if let Some(ca) = self.signing_ca(ctx) {
+        if let Some((name, ca)) = self.signing_ca(ctx) {
             // Re-created CA (new key): what it signed before no longer chains.
             let ca_pem = ctx.root.read(&ca.cert_path())?.unwrap_or_default();
             if ca_pem.is_empty() || !pem.windows(ca_pem.len()).any(|w| w == ca_pem.as_slice()) {
-                return Ok(Some(format!(
-                    "not issued by the current ca {}",
-                    self.ca_name()
-                )));
+                return Ok(Some(format!("not issued by the current ca {name}")));
             }
         }
         if info.key != self.key.name() {
@@ -123,7 +148,7 @@ impl CertificateTask {
                 self.key.name()
             )));
         }
-        let (window, jitter) = match self.ari {
+        let (window, jitter) = match self.renewal.ari {
             Some((w, j)) => (Some(w), j),
             None => (None, 0.0),
         };
@@ -152,7 +177,7 @@ impl CertificateTask {
     /// carry over or it would be re-issued anyway.
     fn carry_over(&self, ctx: &Ctx) -> Result<Option<Vec<Change>>, TaskError> {
         let legacy = CertPaths::legacy(&self.name);
-        if self.source == CertSource::Files
+        if matches!(self.source, Source::Files { .. })
             || self.paths.cert != CertPaths::managed(&self.name).cert
             || ctx.root.exists(&self.paths.cert)
             || self.reissue_reason_at(ctx, &legacy)?.is_some()
@@ -175,13 +200,17 @@ impl CertificateTask {
         Ok(Some(changes))
     }
 
-    fn check_acme(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let acme = self.acme.clone().ok_or_else(|| {
-            TaskError::Other("an ACME certificate needs an [acme] section".into())
-        })?;
+    /// The key's own changes when the certificate is right: never readable
+    /// by others.
+    fn key_only(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
+        file_changes(ctx, &self.paths.key, &key, 0o600, 0o700)
+    }
+
+    fn check_acme(&self, ctx: &Ctx, reuse_key: bool) -> Result<Vec<Change>, TaskError> {
+        let acme = self.acme.clone().ok_or(TaskError::NoAcmeSection)?;
         let Some(reason) = self.reissue_reason(ctx)? else {
-            let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
-            return file_changes(ctx, &self.paths.key, &key, 0o600, 0o700);
+            return self.key_only(ctx);
         };
         let directory = crate::acme::issue::directory_url(&acme.directory);
         Ok(vec![Change {
@@ -189,15 +218,15 @@ impl CertificateTask {
                 "obtain a certificate for {} from {directory} [{reason}]",
                 join(&self.names)
             ),
-            action: crate::engine::Action::AcmeIssue(Box::new(crate::acme::Job {
+            action: Action::Obtain(Box::new(crate::acme::Job {
                 acme,
                 names: self.names.iter().cloned().collect(),
                 key: self.key,
                 // A key of the old type cannot be kept for the new one.
-                reuse_key: self.reuse_key && !reason.starts_with(KEY_CHANGED),
+                reuse_key: reuse_key && !reason.starts_with(KEY_CHANGED),
                 cert_path: self.paths.cert.clone(),
                 key_path: self.paths.key.clone(),
-                dry_run: self.dry_run,
+                dry_run: self.renewal.dry_run,
             })),
             diff: None,
         }])
@@ -205,95 +234,49 @@ impl CertificateTask {
 
     fn check_files(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let cert = &self.paths.cert;
-        let missing = |p: &std::path::Path, what: &str| {
-            TaskError::Other(format!("{}: {what} file does not exist", p.display()))
+        let problem = |problem| TaskError::CertFile {
+            path: cert.clone(),
+            problem,
         };
         let pem = ctx
             .root
             .read(cert)?
-            .ok_or_else(|| missing(cert, "certificate"))?;
+            .ok_or_else(|| problem(CertProblem::Missing("certificate")))?;
         let key = ctx
             .root
             .read(&self.paths.key)?
-            .ok_or_else(|| missing(&self.paths.key, "key"))?;
-        let info = check_pair(&pem, &key).map_err(|e| {
-            TaskError::Other(format!(
-                "{} with {}: {e}",
-                cert.display(),
-                self.paths.key.display()
-            ))
+            .ok_or_else(|| TaskError::CertFile {
+                path: self.paths.key.clone(),
+                problem: CertProblem::Missing("key"),
+            })?;
+        let info = check_pair(&pem, &key).map_err(|p| {
+            problem(CertProblem::Pair {
+                key: self.paths.key.clone(),
+                problem: p,
+            })
         })?;
         if info.not_after <= self.now {
-            return Err(TaskError::Other(format!(
-                "{}: certificate has expired",
-                cert.display()
-            )));
+            return Err(problem(CertProblem::Expired));
         }
         let uncovered: BTreeSet<_> = self.names.difference(&info.names).cloned().collect();
         if !uncovered.is_empty() {
-            return Err(TaskError::Other(format!(
-                "{}: does not cover {}",
-                cert.display(),
-                join(&uncovered)
-            )));
+            return Err(problem(CertProblem::Uncovered(join(&uncovered))));
         }
         Ok(Vec::new())
     }
-}
 
-fn join(names: &BTreeSet<String>) -> String {
-    names.iter().cloned().collect::<Vec<_>>().join(", ")
-}
-
-impl Task for CertificateTask {
-    fn name(&self) -> String {
-        format!("certificate {}", self.name)
-    }
-
-    fn after(&self) -> Vec<String> {
-        match self.source {
-            CertSource::Ca => vec![format!("ca {}", self.ca_name())],
-            _ => Vec::new(),
-        }
-    }
-
-    /// Signed by a CA this same run may create: `--check` cannot sign yet.
-    fn reads(&self) -> Vec<String> {
-        self.after()
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Files
-    }
-
-    fn notifies(&self) -> Vec<Handler> {
-        vec![Handler::ReloadNginx]
-    }
-
-    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        if let Some(changes) = self.carry_over(ctx)? {
-            return Ok(changes);
-        }
-        match self.source {
-            CertSource::SelfSigned => {}
-            CertSource::Files => return self.check_files(ctx),
-            CertSource::Acme => return self.check_acme(ctx),
-            CertSource::Ca => {}
-        }
+    /// Self-signed or from the playbook's CA: made here, written as files.
+    fn check_made(&self, ctx: &Ctx, days: u32) -> Result<Vec<Change>, TaskError> {
         let Some(reason) = self.reissue_reason(ctx)? else {
-            // Right certificate; only make sure the key is not readable by others.
-            let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
-            return file_changes(ctx, &self.paths.key, &key, 0o600, 0o700);
+            return self.key_only(ctx);
         };
         let (issued, what) = match self.signing_ca(ctx) {
-            Some(ca) => (
-                ca.server_certificate(&self.names, self.key, self.days)
-                    .map_err(|e| TaskError::Other(e.to_string()))?,
-                format!("certificate from ca {}", self.ca_name()),
+            Some((name, ca)) => (
+                ca.server_certificate(&self.names, self.key, days)?,
+                format!("certificate from ca {name}"),
             ),
             None => (
-                crate::tls::self_signed(&self.names, self.key, self.days)
-                    .map_err(|e| TaskError::Other(e.to_string()))?,
+                crate::tls::self_signed(&self.names, self.key, days, self.now)?,
                 "self-signed certificate".to_string(),
             ),
         };
@@ -315,5 +298,53 @@ impl Task for CertificateTask {
             first.summary = format!("{} [{what} {reason}]", first.summary);
         }
         Ok(changes)
+    }
+}
+
+fn join(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+impl Task for CertificateTask {
+    fn id(&self) -> TaskId {
+        TaskId::Certificate(self.name.clone())
+    }
+
+    fn after(&self) -> Vec<TaskId> {
+        match &self.source {
+            Source::Ca { ca, .. } => vec![TaskId::Ca(ca.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Signed by a CA this same run may create: `--check` cannot sign yet.
+    fn reads(&self) -> Vec<TaskId> {
+        self.after()
+    }
+
+    fn hold(&self) -> Option<String> {
+        self.renewal.hold.clone()
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        if self.renewal.dry_run {
+            return Vec::new();
+        }
+        vec![Handler::ReloadNginx]
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        if let Some(changes) = self.carry_over(ctx)? {
+            return Ok(changes);
+        }
+        match &self.source {
+            Source::Files { .. } => self.check_files(ctx),
+            Source::Acme { reuse_key } => self.check_acme(ctx, *reuse_key),
+            Source::SelfSigned { days } | Source::Ca { days, .. } => self.check_made(ctx, *days),
+        }
     }
 }

@@ -2,25 +2,28 @@
 //! for every name on port 80. On a fresh VM it is still serving the distro's
 //! default site (or not running at all): load the port-80 servers now.
 
-use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::host::systemd::ServiceOp;
 use crate::host::Command;
+use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
+/// nginx answers ACME challenges for every name (reloaded or started if not).
 pub struct ChallengeServed {
+    /// The names the CA will look at.
     pub names: Vec<String>,
-    pub after: Vec<String>,
+    /// nginx installed, its port-80 servers written.
+    pub after: Vec<TaskId>,
 }
 
 impl Task for ChallengeServed {
-    fn name(&self) -> String {
-        "acme challenges served".into()
+    fn id(&self) -> TaskId {
+        TaskId::ChallengeServed
     }
 
     fn scope(&self) -> Scope {
         Scope::Host
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
@@ -32,7 +35,7 @@ impl Task for ChallengeServed {
         let missing: Vec<&String> = self
             .names
             .iter()
-            .filter(|n| !crate::acme::probe::challenge_served(n))
+            .filter(|n| !crate::acme::probe::challenge_served(ctx.probe, n))
             .collect();
         if missing.is_empty() {
             return Ok(Vec::new());

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
+use crate::task::{Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::file_changes;
 
 /// The unit as shipped in systemd/.
@@ -18,6 +18,7 @@ const SHIPPED_EXE: &str = "\"/usr/local/bin/portico\"";
 /// The writable paths the shipped unit lists; a custom webroot joins them.
 const SHIPPED_RW: &str = "ReadWritePaths=-/etc/ssl/portico -/var/lib/portico";
 
+/// The renewal daemon's unit, for a binary only root can replace.
 pub struct DaemonUnitTask {
     /// This binary, as the kernel names it (symlinks resolved).
     pub exe: PathBuf,
@@ -29,9 +30,7 @@ pub struct DaemonUnitTask {
 /// whose specifiers (`%`) and variables (`$`) are escaped.
 pub fn render(exe: &str, webroot: &str) -> Result<String, String> {
     if exe.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
-        return Err(format!(
-            "{exe:?}: a unit file cannot name this path safely; install portico at /usr/local/bin/portico"
-        ));
+        return Err(format!("{exe:?} cannot be named safely in a unit file"));
     }
     let quoted = format!("\"{}\"", exe.replace('%', "%%").replace('$', "$$"));
     let mut unit = SHIPPED.replacen(SHIPPED_EXE, &quoted, 1);
@@ -65,8 +64,8 @@ fn binary_problem(ctx: &Ctx, exe: &Path) -> Result<Option<String>, TaskError> {
 }
 
 impl Task for DaemonUnitTask {
-    fn name(&self) -> String {
-        format!("file {PATH}")
+    fn id(&self) -> TaskId {
+        TaskId::File(PATH.into())
     }
 
     fn scope(&self) -> Scope {
@@ -79,13 +78,10 @@ impl Task for DaemonUnitTask {
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if let Some(why) = binary_problem(ctx, &self.exe)? {
-            return Err(TaskError::Other(format!(
-                "not installing the renewal daemon's unit: {why}. Install the binary where only root \
-                 can write (sudo install -o root -m 0755 portico /usr/local/bin/) and run that one"
-            )));
+            return Err(TaskError::UnsafeDaemonBinary(why));
         }
-        let unit =
-            render(&self.exe.display().to_string(), &self.webroot).map_err(TaskError::Other)?;
+        let unit = render(&self.exe.display().to_string(), &self.webroot)
+            .map_err(TaskError::UnsafeDaemonBinary)?;
         file_changes(ctx, Path::new(PATH), unit.as_bytes(), 0o644, 0o755)
     }
 }

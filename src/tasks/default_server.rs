@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Change, Ctx, Handler, Scope, Task, TaskError};
 use crate::facts::nginx_conf::{self, Family, Socket};
 use crate::host::Command;
 use crate::nginx::default_server::{self, CatchAll};
 use crate::nginx::render::Target;
+use crate::task::{Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::certificate::CertPaths;
 use crate::tasks::file::file_changes;
 
@@ -25,15 +25,16 @@ pub fn throwaway_paths() -> CertPaths {
     CertPaths::managed("_default-server")
 }
 
+/// The catch-all default servers, decided when checked.
 pub struct DefaultServerTask {
     /// One per port portico listens on, with every socket wanted.
     pub ports: Vec<CatchAll>,
     /// The nginx the files are rendered for (version known or not).
     pub target: Target,
     /// nginx installed, and the certificates of sites serving IP addresses.
-    pub after: Vec<String>,
+    pub after: Vec<TaskId>,
     /// The package task: nothing to read before nginx is there.
-    pub reads: Vec<String>,
+    pub reads: Vec<TaskId>,
 }
 
 impl DefaultServerTask {
@@ -71,21 +72,21 @@ impl DefaultServerTask {
 }
 
 impl Task for DefaultServerTask {
-    fn name(&self) -> String {
-        format!("file {PATH}")
+    fn id(&self) -> TaskId {
+        TaskId::File(PATH.into())
     }
 
     fn scope(&self) -> Scope {
         Scope::Files
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
     /// It reads nginx's configuration: under `--check` on a host without
     /// nginx yet there is nothing to read.
-    fn reads(&self) -> Vec<String> {
+    fn reads(&self) -> Vec<TaskId> {
         self.reads.clone()
     }
 
@@ -122,8 +123,12 @@ impl Task for DefaultServerTask {
         let mut changes = Vec::new();
         if needs_throwaway && !ctx.root.exists(&throwaway.cert) {
             let names: BTreeSet<String> = ["invalid".to_string()].into();
-            let issued = crate::tls::self_signed(&names, crate::playbook::KeyType::EcdsaP256, 3650)
-                .map_err(|e| TaskError::Other(e.to_string()))?;
+            let issued = crate::tls::self_signed(
+                &names,
+                crate::playbook::KeyType::EcdsaP256,
+                3650,
+                ctx.clock.unix_now(),
+            )?;
             changes.extend(file_changes(
                 ctx,
                 &throwaway.key,

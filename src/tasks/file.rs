@@ -2,29 +2,34 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Action, Change, Ctx, Handler, Scope, Task, TaskError};
+use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 
 /// A file with exact content and mode.
 pub struct FileTask {
+    /// The file.
     pub path: PathBuf,
+    /// Its bytes.
     pub content: Vec<u8>,
+    /// Its mode (an existing file never gains bits).
     pub mode: u32,
     /// Mode for the parent directory when portico has to create it.
     pub dir_mode: u32,
+    /// Handlers a change notifies.
     pub notify: Vec<Handler>,
-    pub after: Vec<String>,
+    /// What must be in place first.
+    pub after: Vec<TaskId>,
 }
 
 impl Task for FileTask {
-    fn name(&self) -> String {
-        format!("file {}", self.path.display())
+    fn id(&self) -> TaskId {
+        TaskId::File(self.path.clone())
     }
 
     fn scope(&self) -> Scope {
         Scope::Files
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
@@ -49,10 +54,7 @@ pub fn file_changes(
     let mut changes = parent_dir(ctx, path, dir_mode)?;
     let meta = ctx.root.meta(path)?;
     if meta.is_some_and(|m| m.is_symlink) {
-        return Err(TaskError::Other(format!(
-            "{}: is a symbolic link; portico refuses to write through it",
-            path.display()
-        )));
+        return Err(TaskError::SymlinkTarget(path.to_path_buf()));
     }
     // Never loosen what an operator tightened: an existing file keeps any
     // permission bit it lacks (a 0640 key stays 0640 when 0644 is asked).
@@ -81,7 +83,7 @@ pub fn file_changes(
     }
     // Files portico manages belong to root; only root can give them back.
     if let Some(m) = meta.filter(|m| (m.uid, m.gid) != (0, 0)) {
-        if nix::unistd::geteuid().is_root() {
+        if ctx.is_root {
             changes.push(Change {
                 summary: format!("chown {}:{} -> 0:0 {}", m.uid, m.gid, path.display()),
                 action: Action::SetOwner {
@@ -152,22 +154,26 @@ pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
 
 /// A symlink portico owns (`sites-enabled/x` → `sites-available/x`).
 pub struct SymlinkTask {
+    /// The link.
     pub path: PathBuf,
+    /// Where it points.
     pub target: PathBuf,
+    /// Handlers a change notifies.
     pub notify: Vec<Handler>,
-    pub after: Vec<String>,
+    /// What must be in place first (the file it points to).
+    pub after: Vec<TaskId>,
 }
 
 impl Task for SymlinkTask {
-    fn name(&self) -> String {
-        format!("link {}", self.path.display())
+    fn id(&self) -> TaskId {
+        TaskId::Link(self.path.clone())
     }
 
     fn scope(&self) -> Scope {
         Scope::Files
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 

@@ -2,25 +2,27 @@
 //! When nginx rejects the configuration, the engine restores every file this
 //! run changed, byte for byte, and the running nginx never sees it.
 
-use crate::engine::{Change, Ctx, Scope, Task, TaskError};
 use crate::host::Command;
+use crate::task::{Change, Ctx, Scope, Task, TaskError, TaskId};
 
+/// `nginx -t`; rolls the run's files back when it fails.
 pub struct NginxTest {
-    pub after: Vec<String>,
+    /// nginx installed.
+    pub after: Vec<TaskId>,
     /// Every task that writes what nginx reads (files, links, certificates).
-    pub reads: Vec<String>,
+    pub reads: Vec<TaskId>,
 }
 
 impl Task for NginxTest {
-    fn name(&self) -> String {
-        "nginx -t".into()
+    fn id(&self) -> TaskId {
+        TaskId::NginxTest
     }
 
     fn scope(&self) -> Scope {
         Scope::Host
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
@@ -28,7 +30,7 @@ impl Task for NginxTest {
         true
     }
 
-    fn reads(&self) -> Vec<String> {
+    fn reads(&self) -> Vec<TaskId> {
         self.reads.clone()
     }
 
@@ -42,9 +44,6 @@ impl Task for NginxTest {
             .lines()
             .filter(|l| !l.contains("test failed") && !l.trim().is_empty())
             .collect();
-        Err(TaskError::Other(format!(
-            "nginx rejected the configuration:\n{}",
-            errors.join("\n")
-        )))
+        Err(TaskError::NginxRejected(errors.join("\n")))
     }
 }

@@ -2,22 +2,23 @@
 //! `rpm -q`), installed with the distro's tool when missing.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
-use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::facts::PackageManager;
 use crate::host::Command;
+use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
 /// How long apt waits for another apt/dpkg (unattended-upgrades on a fresh
 /// VM) to release its lock before failing with a clear message.
 pub const APT_LOCK_TIMEOUT_SECS: u32 = 300;
 
-/// Package lists older than this are refreshed before installing.
-const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Package lists older than this (seconds) are refreshed before installing.
+const LISTS_MAX_AGE: i64 = 24 * 3600;
 
 /// Ensures packages are installed with the distro's package manager.
 pub struct PackagesTask {
+    /// The packages.
     pub packages: Vec<String>,
+    /// The distro's tool.
     pub manager: PackageManager,
     /// CentOS/RHEL 7: nginx comes from EPEL, so `epel-release` goes first.
     pub needs_epel: bool,
@@ -64,10 +65,7 @@ impl PackagesTask {
             PackageManager::Yum | PackageManager::Dnf => {
                 ctx.runner.run(&Command::query(["rpm", "-q", p]))?.success()
             }
-            PackageManager::Unknown => return Err(TaskError::Other(
-                "unknown distribution: no package manager to install with (see `portico facts`)"
-                    .into(),
-            )),
+            PackageManager::Unknown => return Err(TaskError::NoPackageManager),
         })
     }
 
@@ -77,23 +75,20 @@ impl PackagesTask {
         ctx: &Ctx,
         missing: &[String],
     ) -> Result<Option<String>, TaskError> {
-        let lists = ctx.root.host_path(Path::new("/var/lib/apt/lists"))?;
-        let newest = std::fs::read_dir(&lists)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
-            .filter_map(|e| e.metadata().ok()?.modified().ok())
-            .max();
+        let lists = Path::new("/var/lib/apt/lists");
+        let mut newest = None;
+        for name in ctx.root.list_dir(lists)? {
+            if name.ends_with("_Packages") {
+                let modified = ctx.root.meta(&lists.join(&name))?.map(|m| m.modified);
+                newest = newest.max(modified);
+            }
+        }
         let Some(newest) = newest else {
             return Ok(Some("package lists are missing".into()));
         };
-        let age = SystemTime::now().duration_since(newest).unwrap_or_default();
+        let age = ctx.clock.unix_now() - newest;
         if age > LISTS_MAX_AGE {
-            return Ok(Some(format!(
-                "package lists are {} hours old",
-                age.as_secs() / 3600
-            )));
+            return Ok(Some(format!("package lists are {} hours old", age / 3600)));
         }
         for p in missing {
             let out = ctx
@@ -108,8 +103,8 @@ impl PackagesTask {
 }
 
 impl Task for PackagesTask {
-    fn name(&self) -> String {
-        format!("packages {}", self.packages.join(" "))
+    fn id(&self) -> TaskId {
+        TaskId::Packages(self.packages.clone())
     }
 
     fn scope(&self) -> Scope {

@@ -2,16 +2,19 @@
 //! with the reason, so everything that depends on it is skipped instead of
 //! being done half-way (a site meant to be protected is never served open).
 
-use crate::engine::{Change, Ctx, Scope, Task, TaskError};
+use crate::task::{Change, Ctx, Scope, Task, TaskError, TaskId};
 
+/// A step refused at planning, failing with why and what to do.
 pub struct RefusedTask {
-    pub name: String,
-    pub reason: String,
+    /// What it stands for in the report (`firewall`).
+    pub name: &'static str,
+    /// Why, and what to do.
+    pub reason: &'static str,
 }
 
 impl Task for RefusedTask {
-    fn name(&self) -> String {
-        self.name.clone()
+    fn id(&self) -> TaskId {
+        TaskId::Step(self.name)
     }
 
     fn scope(&self) -> Scope {
@@ -19,6 +22,6 @@ impl Task for RefusedTask {
     }
 
     fn check(&self, _ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        Err(TaskError::Other(self.reason.clone()))
+        Err(TaskError::Refused(self.reason))
     }
 }

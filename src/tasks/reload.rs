@@ -5,18 +5,21 @@
 //! configuration is read a moment later. Waiting for new workers makes
 //! "reloaded" mean "serving the new configuration", and turns a config the
 //! master rejects at reload time into an error instead of a silent no-op.
+//! [`ReloadOutcome`] is how every caller (a run's handler, `portico service
+//! reload`, `portico ca revoke`) says what came of it.
 
-use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::engine::{Ctx, TaskError};
 use crate::host::systemd::ServiceOp;
 use crate::host::Command;
+use crate::report::TaskReport;
+use crate::task::{Ctx, Handler, TaskError};
 
 const PID_FILE: &str = "/run/nginx.pid";
 const NEW_WORKERS_TIMEOUT: Duration = Duration::from_secs(10);
 const OLD_WORKERS_GRACE: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(20);
 
 /// The nginx master's pid, from nginx's own pid file.
 fn master_pid(ctx: &Ctx) -> Option<u32> {
@@ -29,41 +32,13 @@ fn master_pid(ctx: &Ctx) -> Option<u32> {
         .ok()
 }
 
-/// The master's child processes (its workers and cache helpers).
-pub fn children(pid: u32) -> BTreeSet<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// Clock ticks since boot, the unit of a process's start time in /proc.
-fn ticks_since_boot() -> Option<u64> {
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    Some((uptime * hz as f64) as u64)
-}
-
-/// Field 22 of /proc/PID/stat: when the process started, in ticks since boot.
-fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count fields after its ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// True once the master has a child started at or after `since`: a worker
 /// forked for the configuration the reload signal made it read.
-fn has_worker_since(master: u32, since: u64) -> bool {
-    children(master)
+fn has_worker_since(ctx: &Ctx, master: u32, since: u64) -> bool {
+    ctx.procs
+        .children(master)
         .into_iter()
-        .any(|c| start_ticks(c).is_some_and(|t| t >= since))
+        .any(|c| ctx.procs.start_ticks(c).is_some_and(|t| t >= since))
 }
 
 /// `nginx -t`, reload, and wait for the new workers. Returns `Ok(false)` when
@@ -74,31 +49,105 @@ pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
     }
     ctx.runner.run_ok(&Command::query(["nginx", "-t", "-q"]))?;
     let master = master_pid(ctx);
-    let before = master.map(children).unwrap_or_default();
-    let since = ticks_since_boot();
+    let before = master.map(|m| ctx.procs.children(m)).unwrap_or_default();
+    let since = ctx.procs.ticks_since_boot();
     ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
     tracing::debug!("nginx.service reload job done");
     let (Some(master), Some(since)) = (master, since) else {
         return Ok(true); // nothing to follow: trust the service manager
     };
-    let deadline = Instant::now() + NEW_WORKERS_TIMEOUT;
-    while !has_worker_since(master, since) {
-        if Instant::now() >= deadline {
-            return Err(TaskError::Other(format!(
-                "nginx (master {master}) started no new workers within {} s of the reload; \
-                 see /var/log/nginx/error.log",
-                NEW_WORKERS_TIMEOUT.as_secs()
-            )));
+    let deadline = ctx.clock.monotonic() + NEW_WORKERS_TIMEOUT;
+    while !has_worker_since(ctx, master, since) {
+        if ctx.clock.monotonic() >= deadline {
+            return Err(TaskError::NoNewWorkers {
+                master,
+                secs: NEW_WORKERS_TIMEOUT.as_secs(),
+            });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        ctx.clock.sleep(POLL);
     }
     tracing::debug!("new nginx workers are up");
     // Old workers may accept a last connection until they act on their QUIT;
     // give idle ones a moment to leave. Busy ones drain in the background.
-    let drain = Instant::now() + OLD_WORKERS_GRACE;
-    while Instant::now() < drain && children(master).iter().any(|c| before.contains(c)) {
-        std::thread::sleep(Duration::from_millis(20));
+    let drain = ctx.clock.monotonic() + OLD_WORKERS_GRACE;
+    while ctx.clock.monotonic() < drain
+        && ctx
+            .procs
+            .children(master)
+            .iter()
+            .any(|c| before.contains(c))
+    {
+        ctx.clock.sleep(POLL);
     }
     tracing::debug!("old nginx workers are gone");
     Ok(true)
+}
+
+/// systemd re-reads unit files (as `systemctl daemon-reload`: enabling does
+/// it), then the daemon gets SIGHUP through its ExecReload. `Ok(false)` when
+/// it is not running.
+pub fn reload_portico(ctx: &Ctx) -> Result<bool, TaskError> {
+    if !ctx.systemd.state("portico.service")?.is_active() {
+        return Ok(false);
+    }
+    ctx.systemd.run(ServiceOp::Enable, "portico.service")?;
+    ctx.systemd.run(ServiceOp::Reload, "portico.service")?;
+    Ok(true)
+}
+
+/// What a reload came to.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// Reloaded and serving the new configuration.
+    Reloaded,
+    /// Not running: nothing to reload (it reads the files when it starts).
+    NotRunning,
+    /// The reload failed.
+    Failed(TaskError),
+}
+
+impl From<Result<bool, TaskError>> for ReloadOutcome {
+    fn from(r: Result<bool, TaskError>) -> Self {
+        match r {
+            Ok(true) => ReloadOutcome::Reloaded,
+            Ok(false) => ReloadOutcome::NotRunning,
+            Err(e) => ReloadOutcome::Failed(e),
+        }
+    }
+}
+
+impl ReloadOutcome {
+    /// The report's entry for a handler; `undone` says what was rolled back.
+    pub fn report(self, name: String, handler: Handler, undone: &str) -> TaskReport {
+        match (self, handler) {
+            (ReloadOutcome::Reloaded, Handler::ReloadNginx) => {
+                TaskReport::planned(name, vec!["nginx -t passed; reloaded".into()])
+            }
+            (ReloadOutcome::Reloaded, Handler::ReloadPortico) => TaskReport::planned(
+                name,
+                vec!["daemon-reload; SIGHUP to portico.service".into()],
+            ),
+            (ReloadOutcome::NotRunning, Handler::ReloadNginx) => {
+                TaskReport::skipped_named(name, "nginx is not running; nothing to reload".into())
+            }
+            (ReloadOutcome::NotRunning, Handler::ReloadPortico) => {
+                TaskReport::skipped_named(name, "portico.service is not running".into())
+            }
+            (ReloadOutcome::Failed(e), _) => {
+                TaskReport::failed_named(name, Vec::new(), format!("{e}{undone}"))
+            }
+        }
+    }
+
+    /// One line for a command that reloaded `unit`, and its exit code.
+    pub fn line(&self, unit: &str) -> (String, i32) {
+        match self {
+            ReloadOutcome::Reloaded => (format!("{unit}: reloaded (new workers running)"), 0),
+            ReloadOutcome::NotRunning => (
+                format!("{unit}: not running; nothing to reload (use `portico service start`)"),
+                1,
+            ),
+            ReloadOutcome::Failed(e) => (format!("error: {e}"), 1),
+        }
+    }
 }

@@ -1,25 +1,28 @@
 //! A systemd unit that must be running and enabled at boot.
 
-use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::host::systemd::ServiceOp;
+use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
+/// A unit that must run, and start at boot.
 pub struct ServiceTask {
+    /// The unit.
     pub unit: String,
     /// False where systemd is not running: there is no boot to enable for.
     pub enable: bool,
-    pub after: Vec<String>,
+    /// What must be in place before it starts.
+    pub after: Vec<TaskId>,
 }
 
 impl Task for ServiceTask {
-    fn name(&self) -> String {
-        format!("service {}", self.unit)
+    fn id(&self) -> TaskId {
+        TaskId::Service(self.unit.clone())
     }
 
     fn scope(&self) -> Scope {
         Scope::Host
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 

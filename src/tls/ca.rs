@@ -20,30 +20,62 @@ use time::OffsetDateTime;
 use crate::host::root::RootError;
 use crate::host::Root;
 
+/// Why a CA could not be created, read, or used to issue or revoke.
 #[derive(Debug, Error)]
 pub enum CaError {
+    /// Reading or writing one of its files failed.
     #[error(transparent)]
     Fs(#[from] RootError),
+    /// The CA has not been created (no certificate, key or index).
     #[error("ca {name}: does not exist; create it with `portico ca init {name}`")]
-    Missing { name: String },
+    Missing {
+        /// The CA.
+        name: String,
+    },
+    /// One of its files cannot be read as what it should hold.
     #[error("ca {name}: {path}: {message}")]
     Corrupt {
+        /// The CA.
         name: String,
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         message: String,
     },
+    /// It never issued a certificate with this serial.
     #[error("ca {name}: no certificate with serial {serial} (see `portico ca list {name}`)")]
-    UnknownSerial { name: String, serial: String },
+    UnknownSerial {
+        /// The CA.
+        name: String,
+        /// The serial asked for.
+        serial: String,
+    },
+    /// The certificate to revoke is revoked already.
     #[error("ca {name}: certificate {serial} was already revoked")]
-    AlreadyRevoked { name: String, serial: String },
+    AlreadyRevoked {
+        /// The CA.
+        name: String,
+        /// The certificate's serial.
+        serial: String,
+    },
+    /// The common name cannot name files: empty, starting with `.`, or
+    /// holding `/`, a newline or NUL.
     #[error("{0:?} is not a valid common name")]
     BadCn(String),
+    /// Making a key, a certificate or the CRL failed.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The PKCS#12 bundle could not be made.
     #[error("PKCS#12 bundle: {0}")]
     Pkcs12(String),
-    #[error("ca {name}: cannot issue a server certificate: {message}")]
-    Server { name: String, message: String },
+    /// A server certificate signed by the CA could not be made.
+    #[error("ca {name}: cannot issue a server certificate: {source}")]
+    Server {
+        /// The CA.
+        name: String,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
 }
 
 /// What signing needs from the CA: its key and certificate as an rcgen
@@ -59,6 +91,7 @@ struct Signer {
 pub struct Entry {
     /// Lowercase hex, no separators.
     pub serial: String,
+    /// The certificate's common name: who it was issued to.
     pub cn: String,
     /// Unix seconds.
     pub not_after: i64,
@@ -75,9 +108,14 @@ struct Index {
 /// Files written for an issued client certificate.
 #[derive(Debug, Clone, Serialize)]
 pub struct IssuedFiles {
+    /// Its serial, lowercase hex, no separators.
     pub serial: String,
+    /// The certificate, PEM (0644).
     pub cert: PathBuf,
+    /// Its private key, PEM (0600).
     pub key: PathBuf,
+    /// Key, certificate and CA certificate in one PKCS#12 bundle (0600),
+    /// for browsers and curl.
     pub p12: PathBuf,
     /// The bundle's password, in a 0600 file: never printed, never in argv.
     pub p12_password_file: PathBuf,
@@ -86,14 +124,24 @@ pub struct IssuedFiles {
 /// The root of every CA portico manages.
 pub const CA_BASE: &str = "/var/lib/portico/ca";
 
-/// One named CA stored under a filesystem root.
+/// Where a CA named `name` keeps its certificate (nginx's
+/// `ssl_client_certificate`) and its CRL (`ssl_crl`).
+pub fn ca_files(name: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(CA_BASE).join(name);
+    (dir.join("ca.crt"), dir.join("crl.pem"))
+}
+
+/// One named CA stored under a filesystem root, at a point in time (what
+/// it signs starts then).
 pub struct Ca<'a> {
     root: &'a Root,
     name: String,
+    now: OffsetDateTime,
 }
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+/// Unix seconds as the time crate's type (the epoch for nonsense).
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// 16 random bytes, top bit clear: a positive serial as RFC 5280 wants.
@@ -121,25 +169,28 @@ pub fn normalize_serial(s: &str) -> String {
 }
 
 impl<'a> Ca<'a> {
-    pub fn new(root: &'a Root, name: &str) -> Self {
+    /// The CA `name` under `root`, now being `now` (Unix seconds).
+    pub fn new(root: &'a Root, name: &str, now: i64) -> Self {
         Ca {
             root,
             name: name.to_string(),
+            now: at(now),
         }
     }
 
+    /// The directory its files are in.
     pub fn dir(&self) -> PathBuf {
         Path::new(CA_BASE).join(&self.name)
     }
 
     /// Path of the CA certificate (nginx's `ssl_client_certificate`).
     pub fn cert_path(&self) -> PathBuf {
-        self.dir().join("ca.crt")
+        ca_files(&self.name).0
     }
 
     /// Path of the CRL (nginx's `ssl_crl`).
     pub fn crl_path(&self) -> PathBuf {
-        self.dir().join("crl.pem")
+        ca_files(&self.name).1
     }
 
     fn key_path(&self) -> PathBuf {
@@ -158,12 +209,13 @@ impl<'a> Ca<'a> {
         }
     }
 
+    /// Has it been created (its certificate and key are there)?
     pub fn exists(&self) -> bool {
         self.root.exists(&self.cert_path()) && self.root.exists(&self.key_path())
     }
 
     /// Creates the CA; `Ok(false)` when it exists already (left untouched).
-    pub fn init(&self, days: i64) -> Result<bool, CaError> {
+    pub fn init(&self, days: u32) -> Result<bool, CaError> {
         if self.exists() {
             return Ok(false);
         }
@@ -178,7 +230,7 @@ impl<'a> Ca<'a> {
     /// The files of a brand-new CA, made in memory: key first (a CA
     /// certificate without its key would be useless), then the certificate,
     /// an empty index and an empty signed CRL.
-    pub fn new_files(&self, days: i64) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, CaError> {
+    pub fn new_files(&self, days: u32) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, CaError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         params
@@ -186,14 +238,14 @@ impl<'a> Ca<'a> {
             .push(DnType::CommonName, format!("portico CA {}", self.name));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = now() - time::Duration::minutes(5);
-        params.not_after = now() + time::Duration::days(days);
+        params.not_before = self.now - time::Duration::minutes(5);
+        params.not_after = self.now + time::Duration::days(i64::from(days));
         params.serial_number = Some(SerialNumber::from(random_serial()));
         let cert = params.self_signed(&key)?;
         let (key_pem, cert_pem) = (key.serialize_pem(), cert.pem());
         let mut index = Index::default();
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-        let crl = signed_crl(&issuer, params.not_after, &mut index)?;
+        let crl = signed_crl(&issuer, params.not_after, &mut index, self.now)?;
         let index_json = serde_json::to_vec_pretty(&index).expect("index serializes");
         Ok(vec![
             (self.key_path(), key_pem.into_bytes(), 0o600),
@@ -253,7 +305,7 @@ impl<'a> Ca<'a> {
     /// Signs a fresh CRL listing every revoked certificate.
     fn write_crl(&self, index: &mut Index) -> Result<(), CaError> {
         let ca = self.issuer()?;
-        let crl = signed_crl(&ca.issuer, ca.not_after, index)?;
+        let crl = signed_crl(&ca.issuer, ca.not_after, index, self.now)?;
         self.root
             .write_atomic(&self.crl_path(), crl.as_bytes(), 0o644)?;
         Ok(())
@@ -264,7 +316,7 @@ impl<'a> Ca<'a> {
     pub fn issue(
         &self,
         cn: &str,
-        days: i64,
+        days: u32,
         out_root: &Root,
         out: &Path,
     ) -> Result<IssuedFiles, CaError> {
@@ -279,8 +331,8 @@ impl<'a> Ca<'a> {
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = now() - time::Duration::minutes(5);
-        params.not_after = (now() + time::Duration::days(days)).min(ca.not_after);
+        params.not_before = self.now - time::Duration::minutes(5);
+        params.not_after = (self.now + time::Duration::days(i64::from(days))).min(ca.not_after);
         params.serial_number = Some(SerialNumber::from(serial.clone()));
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &ca.issuer)?;
@@ -339,21 +391,24 @@ impl<'a> Ca<'a> {
         &self,
         names: &std::collections::BTreeSet<String>,
         key: crate::playbook::KeyType,
-        days: i64,
+        days: u32,
     ) -> Result<crate::tls::Issued, CaError> {
         let ca = self.issuer()?;
         crate::tls::signed_by(
-            names,
-            key,
-            days,
+            &crate::tls::Validity {
+                names,
+                key,
+                days,
+                now: self.now.unix_timestamp(),
+            },
             &ca.issuer,
             &ca.cert_pem,
             ca.not_after,
             random_serial(),
         )
-        .map_err(|e| CaError::Server {
+        .map_err(|source| CaError::Server {
             name: self.name.clone(),
-            message: e.to_string(),
+            source,
         })
     }
 
@@ -375,7 +430,7 @@ impl<'a> Ca<'a> {
                 serial,
             });
         }
-        entry.revoked_at = Some(now().unix_timestamp());
+        entry.revoked_at = Some(self.now.unix_timestamp());
         let done = entry.clone();
         // The CRL first: a revocation is only real once nginx can read it.
         self.write_crl(&mut index)?;
@@ -383,6 +438,7 @@ impl<'a> Ca<'a> {
         Ok(done)
     }
 
+    /// Every certificate it has issued, revoked ones too, oldest first.
     pub fn list(&self) -> Result<Vec<Entry>, CaError> {
         Ok(self.read_index()?.certs)
     }
@@ -393,6 +449,7 @@ fn signed_crl(
     issuer: &Issuer<'_, KeyPair>,
     ca_not_after: OffsetDateTime,
     index: &mut Index,
+    now: OffsetDateTime,
 ) -> Result<String, CaError> {
     index.crl_number += 1;
     let revoked = index
@@ -413,7 +470,7 @@ fn signed_crl(
         })
         .collect();
     let crl = CertificateRevocationListParams {
-        this_update: now() - time::Duration::minutes(5),
+        this_update: now - time::Duration::minutes(5),
         // nginx rejects every client once a CRL has expired; portico
         // re-signs it on each revoke, so it lasts as long as the CA.
         next_update: ca_not_after,

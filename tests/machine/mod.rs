@@ -6,7 +6,7 @@
 
 // Not every test binary that includes the harness uses pebble.
 #[allow(dead_code)]
-pub mod pebble;
+pub(crate) mod pebble;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -54,7 +54,7 @@ fn ensure_base() -> PathBuf {
     PathBuf::from(CACHE).join("base")
 }
 
-pub struct Machine {
+pub(crate) struct Machine {
     nspawn: Child,
     leader: i32,
     dir: tempfile::TempDir,
@@ -65,7 +65,7 @@ impl Machine {
     /// /usr/local/bin. A boot that hangs (seen once in CI, with systemd stuck
     /// before initializing the machine ID while other machines booted) is
     /// torn down and tried once more on a new copy; its console is printed.
-    pub fn boot() -> Machine {
+    pub(crate) fn boot() -> Machine {
         match Self::try_boot() {
             Ok(m) => m,
             Err(console) => {
@@ -138,7 +138,7 @@ impl Machine {
     /// is enabled comes back.
     // Not every test binary that includes the harness reboots.
     #[allow(dead_code)]
-    pub fn reboot(&mut self) {
+    pub(crate) fn reboot(&mut self) {
         self.shut_down();
         self.nspawn = Self::spawn(self.dir.path());
         self.leader = self.wait_for_leader();
@@ -203,16 +203,16 @@ impl Machine {
     }
 
     /// The machine's root directory, seen from the host.
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
     /// Runs argv inside the machine, with a clean environment.
-    pub fn run(&self, argv: &[&str]) -> Output {
+    pub(crate) fn run(&self, argv: &[&str]) -> Output {
         self.run_env(&[], argv)
     }
 
-    pub fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    pub(crate) fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &self.leader.to_string(), "-a", "env", "-i"]);
         cmd.args([
@@ -228,7 +228,7 @@ impl Machine {
     }
 
     /// Runs argv inside and returns its stdout; panics with its output when it fails.
-    pub fn ok(&self, argv: &[&str]) -> String {
+    pub(crate) fn ok(&self, argv: &[&str]) -> String {
         let out = self.run(argv);
         assert!(
             out.status.success(),
@@ -241,7 +241,7 @@ impl Machine {
     }
 
     /// Writes a file inside the machine.
-    pub fn write(&self, path: &str, content: &str) {
+    pub(crate) fn write(&self, path: &str, content: &str) {
         let p = self.root().join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();

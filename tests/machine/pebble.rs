@@ -4,7 +4,7 @@
 use super::Machine;
 
 /// A CA and a certificate for pebble's HTTPS listener (the package ships none).
-pub fn pebble_listener_cert() -> (String, String, String) {
+pub(crate) fn pebble_listener_cert() -> (String, String, String) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
     };
@@ -22,7 +22,7 @@ pub fn pebble_listener_cert() -> (String, String, String) {
 }
 
 /// Starts pebble and its DNS inside the machine as transient units.
-pub fn start_pebble(m: &Machine) {
+pub(crate) fn start_pebble(m: &Machine) {
     m.ok(&["apt-get", "install", "-y", "-q", "pebble"]);
     let (ca, cert, key) = pebble_listener_cert();
     m.write("/etc/pebble/ca.pem", &ca);
@@ -57,7 +57,7 @@ pub fn start_pebble(m: &Machine) {
 }
 
 /// (Re)starts pebble as a transient unit and waits for its directory.
-pub fn run_pebble(m: &Machine) {
+pub(crate) fn run_pebble(m: &Machine) {
     // A unit file rather than a transient unit: a stopped transient unit
     // stays loaded until systemd collects it, and starting it again before
     // that fails ("already loaded"), which a loaded CI machine hit.
@@ -96,7 +96,7 @@ pub fn run_pebble(m: &Machine) {
 }
 
 /// A booted machine whose `names` resolve to itself, with pebble running.
-pub fn pebble_machine(names: &[&str]) -> Machine {
+pub(crate) fn pebble_machine(names: &[&str]) -> Machine {
     let m = Machine::boot();
     let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
     hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
@@ -107,7 +107,7 @@ pub fn pebble_machine(names: &[&str]) -> Machine {
 
 /// Swaps the machine's pebble for 2.6 (trixie's), which offers ACME Renewal
 /// Information, and restarts it. Call before anything has an account.
-pub fn use_pebble_with_ari(m: &Machine) {
+pub(crate) fn use_pebble_with_ari(m: &Machine) {
     m.ok(&["dpkg", "-i", "/srv/extra/pebble-ari.deb"]);
     m.ok(&["systemctl", "stop", "pebble"]);
     run_pebble(m);
@@ -122,7 +122,7 @@ pub fn use_pebble_with_ari(m: &Machine) {
 }
 
 /// Restarts pebble with an extra setting in its config (e.g. EAB).
-pub fn reconfigure_pebble(m: &Machine, extra: &str) {
+pub(crate) fn reconfigure_pebble(m: &Machine, extra: &str) {
     let path = m.root().join("etc/pebble/config.json");
     let config = std::fs::read_to_string(&path).unwrap();
     let config = config.replace("\"externalAccountBindingRequired\": false", extra);

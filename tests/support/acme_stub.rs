@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub struct Stub {
+pub(crate) struct Stub {
     /// The directory URL.
     pub url: String,
     /// PEM of the CA that signed the stub's certificate (the client's `ca_root`).
@@ -32,7 +32,7 @@ struct Shared {
 
 impl Stub {
     /// Starts a stub whose authorization carries `token`.
-    pub fn start(token: &str) -> Stub {
+    pub(crate) fn start(token: &str) -> Stub {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -91,7 +91,7 @@ impl Stub {
     }
 
     /// `METHOD /path` of every request so far.
-    pub fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 }

@@ -17,14 +17,14 @@ use portico::facts::nginx_conf::{self, Socket};
 use portico::facts::{self, Facts};
 use portico::host::cmd::FakeRunner;
 use portico::host::Root;
-use portico::playbook::{CertSource, Playbook};
+use portico::playbook::{Playbook, Source};
 
-pub fn manifest(rel: &str) -> PathBuf {
+pub(crate) fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 /// The Debian 12 fixture tree's facts with a known nginx build.
-pub fn facts(nginx: &str, openssl: &str) -> Facts {
+pub(crate) fn facts(nginx: &str, openssl: &str) -> Facts {
     let root = Root::new(manifest("tests/fixtures/trees/debian12"));
     let mut f = facts::gather(&root, &FakeRunner::new());
     f.nginx.installed = true;
@@ -34,8 +34,16 @@ pub fn facts(nginx: &str, openssl: &str) -> Facts {
     f
 }
 
+/// Now, Unix seconds (certificates made for real clients start now).
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// The version of the host's nginx (tests/run installs it).
-pub fn host_nginx_version() -> String {
+pub(crate) fn host_nginx_version() -> String {
     let out = Command::new("nginx")
         .arg("-v")
         .output()
@@ -45,12 +53,12 @@ pub fn host_nginx_version() -> String {
 }
 
 /// What a tree's own nginx configuration claims as default server.
-pub fn taken(root: &Root) -> BTreeSet<Socket> {
+pub(crate) fn taken(root: &Root) -> BTreeSet<Socket> {
     let dump = nginx_conf::dump_from_tree(root, Path::new("/etc/nginx/nginx.conf")).unwrap();
     nginx_conf::default_sockets(&dump)
 }
 
-pub fn assert_root() {
+pub(crate) fn assert_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test mounts rendered trees over /etc/nginx in private namespaces: run as root (tests/run does)"
@@ -60,7 +68,7 @@ pub fn assert_root() {
 /// A copy of the Debian tree with the playbook's rendered files and the
 /// certificates, CAs and dhparam they reference. `keep_default_site`:
 /// leave Debian's own default site (a `default_server` on port 80) enabled.
-pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
+pub(crate) fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-a")
@@ -91,13 +99,13 @@ pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfil
             .unwrap();
     }
     for c in &pb.certificates {
-        if c.source == CertSource::Files {
+        if matches!(c.source, Source::Files { .. }) {
             continue;
         }
         // ACME and CA-issued ones stand in as self-signed: nginx reads them the same way.
         let names = portico::plan::certificate_names(pb, c);
-        let issued = portico::tls::self_signed(&names, c.key, 30).unwrap();
-        let paths = portico::plan::cert_paths(c);
+        let issued = portico::tls::self_signed(&names, c.key, 30, now()).unwrap();
+        let paths = portico::tasks::certificate::CertPaths::of(c);
         for (p, pem, mode) in [
             (&paths.cert, &issued.cert_pem, 0o644),
             (&paths.key, &issued.key_pem, 0o600),
@@ -107,7 +115,7 @@ pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfil
         }
     }
     for ca in &pb.cas {
-        portico::tls::ca::Ca::new(&root, &ca.name)
+        portico::tls::ca::Ca::new(&root, &ca.name, now())
             .init(ca.days)
             .unwrap();
     }
@@ -145,7 +153,7 @@ fn mounts(root: &Path) -> String {
 }
 
 /// `nginx -t` on a materialized tree: (success, what nginx said).
-pub fn nginx_t(root: &Path) -> (bool, String) {
+pub(crate) fn nginx_t(root: &Path) -> (bool, String) {
     let script = format!("{} && nginx -t", mounts(root));
     let t = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
@@ -159,14 +167,14 @@ pub fn nginx_t(root: &Path) -> (bool, String) {
 }
 
 /// nginx serving a materialized tree in its own mount and network namespace.
-pub struct Served {
+pub(crate) struct Served {
     nginx: Child,
     pub dir: tempfile::TempDir,
 }
 
 /// What curl saw.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// curl's exit code: 0 for any HTTP answer, 52 empty reply, 35 TLS failure.
     pub exit: i32,
     /// The HTTP status (0 without one).
@@ -179,7 +187,7 @@ pub struct Answer {
 impl Served {
     /// Starts nginx on `dir` (from [`materialize`]) with `extra` files
     /// (absolute path, content) written into the tree first.
-    pub fn start(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Served {
+    pub(crate) fn start(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Served {
         for (path, content) in extra {
             let p = dir.path().join(path.trim_start_matches('/'));
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -228,13 +236,13 @@ impl Served {
     }
 
     /// nginx's error log, read through its own view of the filesystem.
-    pub fn error_log(&self) -> String {
+    pub(crate) fn error_log(&self) -> String {
         std::fs::read_to_string(format!("/proc/{}/root/var/log/nginx/error.log", self.pid()))
             .unwrap_or_default()
     }
 
     /// curl, inside nginx's network namespace, with `args` (the URL last).
-    pub fn curl(&self, args: &[&str]) -> Answer {
+    pub(crate) fn curl(&self, args: &[&str]) -> Answer {
         let pid = self.pid();
         let out = Command::new("nsenter")
             .args(["-t", &pid, "-n", "curl", "-sS", "-k", "--max-time", "5"])
@@ -271,7 +279,7 @@ impl Drop for Served {
 }
 
 /// A CA certificate that signed nothing a test serves.
-pub fn other_ca_pem() -> String {
+pub(crate) fn other_ca_pem() -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -2,11 +2,13 @@
 //! on its own; offline (`firewall-offline-cmd`) when it is not running.
 
 use super::{mutation, query, stdout_ok, FirewallTask};
-use crate::engine::{Action, Change, Ctx, TaskError};
 use crate::facts::firewall::{self, Port};
 use crate::host::systemd::ServiceOp;
+use crate::task::{Action, Change, Ctx, TaskError};
 
-pub fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+/// The commands that open the missing ports (runtime and permanent, or
+/// offline when firewalld is not running), and enabling it when asked to.
+pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let running = query(ctx, &["firewall-cmd", "--state"])?;
     let running = firewall::firewalld_running(&running.stdout);
     let add = |p: Port| match firewall::firewalld_service(p) {

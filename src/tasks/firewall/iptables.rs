@@ -8,16 +8,11 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::{port_list, query, FirewallTask};
-use crate::engine::{Action, Change, Ctx, TaskError};
 use crate::facts::firewall::Port;
 use crate::facts::Family;
 use crate::host::systemd::ServiceOp;
 use crate::host::Command;
-
-/// Debian/Ubuntu: netfilter-persistent restores rules.v4 and rules.v6.
-pub const PERSISTENCE_UNITS_DEBIAN: &[&str] = &["netfilter-persistent.service"];
-/// EL: iptables-services restores /etc/sysconfig/iptables and ip6tables.
-pub const PERSISTENCE_UNITS_RHEL: &[&str] = &["iptables.service", "ip6tables.service"];
+use crate::task::{Action, Change, Ctx, TaskError};
 
 /// The package whose boot service restores saved rules.
 pub fn persistence_package(family: Family) -> &'static str {
@@ -27,12 +22,7 @@ pub fn persistence_package(family: Family) -> &'static str {
     }
 }
 
-fn persistence_units(family: Family) -> &'static [&'static str] {
-    match family {
-        Family::Rhel => PERSISTENCE_UNITS_RHEL,
-        _ => PERSISTENCE_UNITS_DEBIAN,
-    }
-}
+use crate::facts::firewall::persistence_units;
 
 /// One address family's tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +132,9 @@ fn units_to_enable(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<&'static str>, 
     Ok(out)
 }
 
-pub fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+/// The rules missing in each address family, saving them, and the boot
+/// units that restore them.
+pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let mut changes = Vec::new();
     for ip in families(ctx)? {
         changes.extend(family_changes(task, ctx, ip)?);
@@ -166,7 +158,7 @@ pub fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
 }
 
 /// What the operator should know: rules that will not survive a reboot.
-pub fn notes(task: &FirewallTask, ctx: &Ctx) -> Vec<String> {
+pub(super) fn notes(task: &FirewallTask, ctx: &Ctx) -> Vec<String> {
     if task.persist && ctx.facts.systemd {
         return Vec::new();
     }

@@ -11,36 +11,55 @@ mod ufw;
 
 use std::path::Path;
 
-use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::facts::firewall::{self, Port};
 use crate::facts::Family;
 use crate::host::cmd::Output;
 use crate::host::Command;
+use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
-pub use iptables::{
-    persistence_package, rules_file, PERSISTENCE_UNITS_DEBIAN, PERSISTENCE_UNITS_RHEL,
-};
+pub use iptables::{persistence_package, rules_file};
 
+/// The firewall portico edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// ufw.
     Ufw,
+    /// firewalld (runtime and permanent).
     Firewalld,
+    /// iptables and ip6tables.
     Iptables,
+    /// Native nftables.
     Nftables,
 }
 
+impl Backend {
+    /// As the report and playbooks name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Ufw => "ufw",
+            Backend::Firewalld => "firewalld",
+            Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
+        }
+    }
+}
+
+/// The playbook's ports open in the firewall, in every family it filters.
 pub struct FirewallTask {
+    /// Which firewall.
     pub backend: Backend,
+    /// The TCP ports.
     pub ports: Vec<Port>,
     /// Enable an inactive ufw/firewalld.
     pub enable: bool,
+    /// The distro family (where rules are saved).
     pub family: Family,
     /// Make what is opened survive a reboot (iptables, nftables); ufw and
     /// firewalld keep their own rules.
     pub persist: bool,
     /// Tasks that must have run first (the persistence package, the
     /// nftables boot file and its check).
-    pub after: Vec<String>,
+    pub after: Vec<TaskId>,
 }
 
 fn mutation(argv: &[&str], summary: String) -> Change {
@@ -101,16 +120,18 @@ impl FirewallTask {
 }
 
 impl Task for FirewallTask {
-    fn name(&self) -> String {
-        let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
-        format!("firewall {:?} {}", self.backend, ports.join(",")).to_lowercase()
+    fn id(&self) -> TaskId {
+        TaskId::Firewall {
+            backend: self.backend.name(),
+            ports: self.ports.clone(),
+        }
     }
 
     fn scope(&self) -> Scope {
         Scope::Host
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 

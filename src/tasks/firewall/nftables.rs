@@ -17,11 +17,11 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{port_list, FirewallTask};
-use crate::engine::{Action, Change, Ctx, Scope, Task, TaskError};
 use crate::facts::firewall::Port;
 use crate::facts::nftables::{self, GuardedChain, COMMENT};
 use crate::host::systemd::ServiceOp;
 use crate::host::Command;
+use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::file_changes;
 
 /// The file portico owns.
@@ -35,18 +35,17 @@ fn ruleset(ctx: &Ctx) -> Result<Vec<GuardedChain>, TaskError> {
     let out = ctx
         .runner
         .run_ok(&Command::query(["nft", "--json", "list", "ruleset"]))?;
-    let r = nftables::parse(&out.stdout)
-        .map_err(|e| TaskError::Other(format!("`nft --json list ruleset`: {e}")))?;
+    let r = nftables::parse(&out.stdout).map_err(TaskError::NftJson)?;
     for c in &r.guarded {
         for name in [&c.table, &c.name] {
             if !name
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
             {
-                return Err(TaskError::Other(format!(
-                    "nftables chain {}: the name {name:?} cannot be written safely; open the ports yourself",
-                    c.spec()
-                )));
+                return Err(TaskError::NftName {
+                    chain: c.spec(),
+                    name: name.clone(),
+                });
             }
         }
     }
@@ -168,12 +167,13 @@ pub fn includes(conf: &str, path: &str) -> bool {
 
 /// The boot file, the include line and `nftables.service` enabled.
 pub struct NftBootTask {
+    /// The ports.
     pub ports: Vec<Port>,
 }
 
 impl Task for NftBootTask {
-    fn name(&self) -> String {
-        format!("file {BOOT_FILE}")
+    fn id(&self) -> TaskId {
+        TaskId::File(BOOT_FILE.into())
     }
 
     fn scope(&self) -> Scope {
@@ -182,11 +182,7 @@ impl Task for NftBootTask {
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if !ctx.systemd.state(UNIT)?.is_active() {
-            return Err(TaskError::Other(format!(
-                "the running nftables ruleset was not loaded by {UNIT}, and portico makes its rules \
-                 last through {CONF}: load your ruleset from there (systemctl enable --now nftables), \
-                 or set [firewall] persist = false"
-            )));
+            return Err(TaskError::NftNotFromService);
         }
         let chains = ruleset(ctx)?;
         let mut changes = file_changes(
@@ -232,23 +228,24 @@ impl Task for NftBootTask {
 /// The gate between the boot configuration and the live rules: nft must
 /// accept `/etc/nftables.conf` as it will be loaded at boot.
 pub struct NftCheckTask {
-    pub after: Vec<String>,
+    /// The boot file.
+    pub after: Vec<TaskId>,
 }
 
 impl Task for NftCheckTask {
-    fn name(&self) -> String {
-        format!("nft -c -f {CONF}")
+    fn id(&self) -> TaskId {
+        TaskId::NftCheck
     }
 
     fn scope(&self) -> Scope {
         Scope::Host
     }
 
-    fn after(&self) -> Vec<String> {
+    fn after(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
-    fn reads(&self) -> Vec<String> {
+    fn reads(&self) -> Vec<TaskId> {
         self.after.clone()
     }
 
@@ -261,10 +258,10 @@ impl Task for NftCheckTask {
         if out.success() {
             return Ok(Vec::new());
         }
-        Err(TaskError::Other(format!(
-            "nft rejects {CONF} as it would be loaded at boot, so nothing was changed:\n{}",
-            out.stderr.trim_end()
-        )))
+        Err(TaskError::NftRejected {
+            conf: CONF,
+            errors: out.stderr.trim_end().to_string(),
+        })
     }
 }
 

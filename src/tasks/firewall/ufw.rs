@@ -2,10 +2,11 @@
 //! or not; ufw keeps its own rules across reboots.
 
 use super::{mutation, stdout_ok, FirewallTask};
-use crate::engine::{Change, Ctx, TaskError};
 use crate::facts::firewall;
+use crate::task::{Change, Ctx, TaskError};
 
-pub fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+/// The `ufw allow` rules still missing, and enabling ufw when asked to.
+pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let active = firewall::ufw_active(&stdout_ok(ctx, &["ufw", "status"])?);
     let allowed = firewall::ufw_allowed(&stdout_ok(ctx, &["ufw", "show", "added"])?);
     let enabling = !active && task.enable;

@@ -1,0 +1,176 @@
+//! `portico ca`: a private CA for client certificates.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{open_root, CliError, Session};
+use crate::host::Root;
+use crate::tasks::reload::{reload_nginx, ReloadOutcome};
+use crate::tls::ca::{Ca, CaError};
+
+/// `portico ca`'s arguments.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// What to do with the CA.
+    #[command(subcommand)]
+    pub command: CaCmd,
+    /// Keep the CA under DIR/var/lib/portico/ca instead of /var/lib/portico/ca.
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub root: PathBuf,
+}
+
+/// The CA subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Create the CA (nothing happens when it exists).
+    Init {
+        /// The CA's name (its directory).
+        #[arg(value_parser = ca_name)]
+        name: String,
+        /// Lifetime of the CA certificate (1-36500).
+        #[arg(long, default_value_t = 3650, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=36500))]
+        days: i64,
+    },
+    /// Issue a client certificate (clientAuth) with its key and a PKCS#12 bundle.
+    Issue {
+        /// The CA.
+        #[arg(value_parser = ca_name)]
+        name: String,
+        /// The client's common name; also the output files' name.
+        #[arg(long)]
+        cn: String,
+        /// Lifetime (1-3650); never beyond the CA's own.
+        #[arg(long, default_value_t = 365, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+        /// Where CN.crt, CN.key (0600), CN.p12 and CN.p12.pass (0600) go.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Print the files as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate by serial (hex, colons allowed) and re-sign the CRL.
+    Revoke {
+        /// The CA.
+        #[arg(value_parser = ca_name)]
+        name: String,
+        /// The certificate's serial (`portico ca list NAME`).
+        serial: String,
+    },
+    /// Show issued certificates: serial, CN, expiry, revoked.
+    List {
+        /// The CA.
+        #[arg(value_parser = ca_name)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+/// A CA name, which names its directory: the playbook's rule for names.
+fn ca_name(s: &str) -> Result<String, String> {
+    if crate::playbook::names::object_name_ok(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a CA name: a letter or digit, then letters, digits, '.', '_', '-' (at most 64)"
+        ))
+    }
+}
+
+/// Runs the CA subcommand.
+pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
+    let root = open_root(a.root)?;
+    let now = crate::host::clock::Clock::unix_now(&crate::host::clock::SystemClock::default());
+    match a.command {
+        CaCmd::Init { name, days } => {
+            let ca = Ca::new(&root, &name, now);
+            let dir = root.host_path(&ca.dir()).map_err(CaError::from)?;
+            if ca.init(days as u32)? {
+                println!("created CA {name} in {}", dir.display());
+            } else {
+                println!("CA {name} exists in {}; left as it is", dir.display());
+            }
+        }
+        CaCmd::Issue {
+            name,
+            cn,
+            days,
+            out,
+            json,
+        } => {
+            // The directory the operator named, resolved once (their own
+            // symlinks count); below it nothing is written through a symlink.
+            let out = crate::host::resolve_output_dir(&out)
+                .map_err(|source| CliError::OutputDir { path: out, source })?;
+            let files =
+                Ca::new(&root, &name, now).issue(&cn, days as u32, &Root::new("/"), &out)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&files).expect("serializes")
+                );
+            } else {
+                println!("issued {cn} (serial {})", files.serial);
+                for p in [
+                    &files.cert,
+                    &files.key,
+                    &files.p12,
+                    &files.p12_password_file,
+                ] {
+                    println!("  {}", p.display());
+                }
+            }
+        }
+        CaCmd::Revoke { name, serial } => {
+            let e = Ca::new(&root, &name, now).revoke(&serial)?;
+            println!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
+            if root.is_host() {
+                // nginx reads ssl_crl at (re)load: until then the revoked
+                // certificate would still be accepted.
+                let session = Session::open(PathBuf::from("/"), true)?;
+                return Ok(match ReloadOutcome::from(reload_nginx(&session.ctx())) {
+                    ReloadOutcome::Reloaded => {
+                        println!("nginx reloaded: the revocation is in force");
+                        0
+                    }
+                    ReloadOutcome::NotRunning => {
+                        println!("nginx is not running; it reads the new CRL when it starts");
+                        0
+                    }
+                    ReloadOutcome::Failed(e) => {
+                        eprintln!(
+                            "error: the CRL is re-signed but nginx was not reloaded, so the \
+                             certificate is still accepted: {e}"
+                        );
+                        1
+                    }
+                });
+            }
+        }
+        CaCmd::List { name, json } => {
+            let entries = Ca::new(&root, &name, now).list()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).expect("serializes")
+                );
+            } else {
+                println!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
+                for e in entries {
+                    let expires = time::OffsetDateTime::from_unix_timestamp(e.not_after)
+                        .map(|t| format!("{}", t.date()))
+                        .unwrap_or_default();
+                    let state = if e.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "valid"
+                    };
+                    println!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,53 @@
+//! `portico daemon`: renew on a schedule until stopped.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{open_root, read_playbook, CliError};
+use crate::host::cmd::SystemRunner;
+use crate::report::Status;
+
+/// `portico daemon`'s arguments.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Playbook file (TOML). Default: the embedded default playbook.
+    pub playbook: Option<PathBuf>,
+    /// Operate on the tree under DIR instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// Runs the renewal daemon until SIGTERM.
+pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
+    let pb = read_playbook(a.playbook.as_deref())?;
+    let root = open_root(a.root.clone())?;
+    let seed = root
+        .read_to_string(Path::new("/etc/machine-id"))
+        .ok()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| crate::facts::gather(&root, &SystemRunner).hostname);
+    let root_dir = a.root;
+    crate::daemon::run(
+        a.playbook,
+        pb,
+        seed.trim(),
+        move |pb| match super::renew::renew_once(pb.clone(), root_dir.clone(), Default::default()) {
+            Ok(r) => {
+                for t in r.tasks.iter().filter(|t| t.status == Status::Failed) {
+                    tracing::warn!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"));
+                }
+                tracing::info!(
+                    changed = r.changed,
+                    unchanged = r.unchanged,
+                    failed = r.failed,
+                    skipped = r.skipped,
+                    "renewal done"
+                )
+            }
+            Err(e) => tracing::error!("renewal: {e}"),
+        },
+    )?;
+    Ok(0)
+}

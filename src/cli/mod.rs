@@ -1,0 +1,240 @@
+//! The command line: the arguments (this file), one file per command, and
+//! a [`Session`] that opens the host for the commands that touch it.
+
+mod apply;
+mod ca;
+mod daemon;
+mod facts;
+mod renew;
+mod service;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use crate::facts::Facts;
+use crate::host::clock::SystemClock;
+use crate::host::cmd::SystemRunner;
+use crate::host::dbus::DbusSystemd;
+use crate::host::probe::LoopbackProbe;
+use crate::host::procs::SystemProcesses;
+use crate::host::systemd::{DirectNginx, Systemd, SystemdError};
+use crate::host::Root;
+use crate::playbook::{self, PlaybookError};
+use crate::report::Report;
+use crate::task::Ctx;
+use crate::tls::ca::CaError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portico",
+    version,
+    about = "Turns a fresh VM into a hardened nginx HTTPS front end, idempotently.",
+    long_about = "portico installs nginx, opens the firewall, writes certificates and \
+nginx configuration, and reloads nginx only when something changed. Every step \
+first checks what it would change; run with --check to see that plan and touch nothing.",
+    after_help = "Examples:\n  sudo portico apply                   # the embedded default: self-signed HTTPS proxy to :3000\n  portico apply --check --diff site.toml  # show what would change, with diffs\n  portico facts --json                 # what portico detects on this host\n\nExit codes: 0 success, 1 a task failed, 2 bad input (playbook, flags)."
+)]
+/// The command line.
+pub struct Cli {
+    /// Log more (-v: info, -vv: debug). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Bring the host to what a playbook describes.
+    #[command(
+        after_help = "Examples:\n  sudo portico apply                        # embedded default playbook\n  sudo portico apply playbooks/self-signed-proxy.toml\n  portico apply --check --diff site.toml    # plan only, unified diffs, keys redacted\n  portico apply --root /tmp/image site.toml # write files under /tmp/image; host steps skipped\n\nWithout a PLAYBOOK the embedded default is used: a self-signed HTTPS reverse\nproxy for this host's name and localhost to http://127.0.0.1:3000, HTTP\nredirected to HTTPS, the active firewall opened for 80 and 443."
+    )]
+    Apply(apply::ApplyArgs),
+    /// Show what portico detects on this host: distro, package manager,
+    /// systemd, nginx build and layout, active firewall.
+    #[command(after_help = "Examples:\n  portico facts\n  portico facts --json | jq .nginx")]
+    Facts(facts::FactsArgs),
+    /// Start, stop, reload, restart, enable, disable a service or show its
+    /// state, through systemd's D-Bus API (nginx directly where systemd is
+    /// not running). Reloading or restarting nginx runs `nginx -t` first.
+    #[command(
+        after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
+    )]
+    Service(service::ServiceArgs),
+    /// Renew the playbook's ACME certificates that are due; reload nginx once
+    /// if any changed. A failure keeps the old certificate and backs off.
+    #[command(
+        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed."
+    )]
+    Renew(renew::RenewArgs),
+    /// Run as a service: renew at start and then daily (or on the playbook's
+    /// schedule); SIGHUP re-reads the playbook, SIGTERM stops cleanly.
+    #[command(
+        after_help = "Examples:\n  portico daemon /etc/portico/playbook.toml   # what portico.service runs\n  systemctl reload portico                    # re-read the playbook (SIGHUP)\n\nWith schedule = \"daily\" the time of day is drawn once per host from its\nmachine ID. Logs go to stderr without timestamps: journald adds them."
+    )]
+    Daemon(daemon::DaemonArgs),
+    /// A private certificate authority for client certificates (mTLS).
+    #[command(
+        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs crl.pem and reloads nginx\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
+    )]
+    Ca(ca::CaArgs),
+}
+
+/// Errors that stop a command before any task runs.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The playbook (or `{hostname}`) is wrong.
+    #[error(transparent)]
+    Playbook(#[from] PlaybookError),
+    /// `--root` is not a directory.
+    #[error("--root {0}: not a directory")]
+    BadRoot(PathBuf),
+    /// Changing this host needs root.
+    #[error("applying to this host needs root; run with sudo, or use --check to only plan")]
+    NeedsRoot,
+    /// The service manager said no.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    /// `portico service OP` needs root.
+    #[error("`portico service {0}` needs root; run it with sudo")]
+    ServiceNeedsRoot(&'static str),
+    /// A private CA.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// Renewal could not start.
+    #[error(transparent)]
+    Renew(#[from] crate::renew::RenewError),
+    /// The daemon could not start or run.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    /// An output directory the operator named.
+    #[error("{}: {source}", path.display())]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// 2 for bad input (nothing was changed), 1 when the host said no.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Ca(CaError::Fs(_) | CaError::Generate(_) | CaError::Pkcs12(_))
+            | CliError::Systemd(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Cmd::Apply(a) => apply::run(a),
+        Cmd::Facts(f) => facts::run(f),
+        Cmd::Service(s) => service::run(s),
+        Cmd::Ca(c) => ca::run(c),
+        Cmd::Renew(r) => renew::run(r),
+        Cmd::Daemon(d) => daemon::run(d),
+    }
+}
+
+fn open_root(dir: PathBuf) -> Result<Root, CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::BadRoot(dir));
+    }
+    Ok(Root::new(dir))
+}
+
+/// Reads and validates a playbook file, or the embedded default.
+fn read_playbook(file: Option<&Path>) -> Result<playbook::Playbook, CliError> {
+    Ok(match file {
+        Some(p) => playbook::load_file(p)?,
+        None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
+    })
+}
+
+/// Prints a report as text or JSON; returns the exit code (1: a task failed).
+fn print_report(report: &Report, json: bool, diff: bool, check: bool) -> i32 {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.render_text(diff, check));
+    }
+    if report.failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// The host under a root, opened: its facts and every seam a run needs.
+struct Session {
+    root: Root,
+    runner: SystemRunner,
+    clock: SystemClock,
+    procs: SystemProcesses,
+    probe: LoopbackProbe,
+    facts: Facts,
+    systemd: Box<dyn Systemd>,
+}
+
+impl Session {
+    /// Opens the host under `root_dir`, gathers its facts and connects to
+    /// its service manager. `writes`: the command changes a live host, so
+    /// it needs root.
+    fn open(root_dir: PathBuf, writes: bool) -> Result<Session, CliError> {
+        let root = open_root(root_dir)?;
+        if writes && root.is_host() && !crate::host::is_root() {
+            return Err(CliError::NeedsRoot);
+        }
+        let runner = SystemRunner;
+        let facts = crate::facts::gather(&root, &runner);
+        // systemd over D-Bus where it runs; nginx driven directly where not.
+        let systemd: Box<dyn Systemd> = if facts.systemd && root.is_host() {
+            Box::new(DbusSystemd::connect()?)
+        } else {
+            Box::new(DirectNginx {
+                runner: Box::new(SystemRunner),
+            })
+        };
+        Ok(Session {
+            root,
+            runner,
+            clock: SystemClock::default(),
+            procs: SystemProcesses,
+            probe: LoopbackProbe,
+            facts,
+            systemd,
+        })
+    }
+
+    /// What every task sees.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            root: &self.root,
+            runner: &self.runner,
+            systemd: self.systemd.as_ref(),
+            clock: &self.clock,
+            procs: &self.procs,
+            probe: &self.probe,
+            facts: &self.facts,
+            live_host: self.root.is_host(),
+            is_root: crate::host::is_root(),
+        }
+    }
+
+    /// The playbook with `{hostname}` resolved for this host.
+    fn resolve(&self, mut pb: playbook::Playbook) -> Result<playbook::Playbook, CliError> {
+        pb.resolve_hostname(&self.facts.hostname, &self.facts.hostname_source)?;
+        Ok(pb)
+    }
+}

@@ -1,0 +1,50 @@
+//! `portico renew`: one renewal run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{print_report, read_playbook, CliError, Session};
+use crate::playbook::Playbook;
+use crate::report::Report;
+
+/// `portico renew`'s arguments.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Playbook file (TOML). Default: the embedded default playbook.
+    pub playbook: Option<PathBuf>,
+    /// Renew every ACME certificate now, due or not, backing off or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Talk to the ACME server (orders, validation) but write and reload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Operate on the tree under DIR instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// Renews what is due and prints the report.
+pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
+    let pb = read_playbook(a.playbook.as_deref())?;
+    let opts = crate::renew::Options {
+        force: a.force,
+        dry_run: a.dry_run,
+    };
+    let report = renew_once(pb, a.root, opts)?;
+    Ok(print_report(&report, a.json, false, false))
+}
+
+/// One renewal run against the host under `root_dir` (the daemon's too).
+pub(super) fn renew_once(
+    pb: Playbook,
+    root_dir: PathBuf,
+    opts: crate::renew::Options,
+) -> Result<Report, CliError> {
+    let session = Session::open(root_dir, true)?;
+    let pb = session.resolve(pb)?;
+    Ok(crate::renew::renew(&pb, &session.ctx(), opts)?)
+}

@@ -1,0 +1,90 @@
+//! The `/proc` seam: which processes a master has started and when, for
+//! knowing that a reloaded nginx serves the new configuration.
+
+use std::collections::BTreeSet;
+
+/// What portico asks of the process table.
+pub trait Processes: Send + Sync {
+    /// The children of `pid` (nginx's workers, for its master).
+    fn children(&self, pid: u32) -> BTreeSet<u32>;
+    /// When `pid` started, in clock ticks since boot.
+    fn start_ticks(&self, pid: u32) -> Option<u64>;
+    /// Clock ticks since boot, now.
+    fn ticks_since_boot(&self) -> Option<u64>;
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in ticks since
+/// boot. The command name (field 2) may hold spaces and parentheses, so
+/// fields are counted after its last `)`.
+pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `/proc/uptime`'s first number (seconds since boot) in ticks of `hz`.
+pub fn parse_uptime_ticks(uptime: &str, hz: u64) -> Option<u64> {
+    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    Some((secs * hz as f64) as u64)
+}
+
+/// The real process table, read from `/proc`.
+#[derive(Debug, Default)]
+pub struct SystemProcesses;
+
+impl Processes for SystemProcesses {
+    fn children(&self, pid: u32) -> BTreeSet<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn start_ticks(&self, pid: u32) -> Option<u64> {
+        parse_start_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    fn ticks_since_boot(&self) -> Option<u64> {
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+        parse_uptime_ticks(&std::fs::read_to_string("/proc/uptime").ok()?, hz as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_and_uptime() {
+        let stat = "4242 (nginx: worker (x)) S 4200 4200 4200 0 -1 4194624 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2";
+        assert_eq!(parse_start_ticks(stat), Some(987654));
+        assert_eq!(parse_uptime_ticks("12.50 40.00\n", 100), Some(1250));
+        assert_eq!(parse_start_ticks("garbage"), None);
+    }
+}
+
+/// A process table for tests: what each pid's children are and when they
+/// started.
+#[derive(Debug, Default)]
+pub struct FakeProcesses {
+    /// pid → its children.
+    pub children: std::collections::BTreeMap<u32, BTreeSet<u32>>,
+    /// pid → start, in ticks since boot.
+    pub started: std::collections::BTreeMap<u32, u64>,
+    /// Ticks since boot, now.
+    pub ticks: Option<u64>,
+}
+
+impl Processes for FakeProcesses {
+    fn children(&self, pid: u32) -> BTreeSet<u32> {
+        self.children.get(&pid).cloned().unwrap_or_default()
+    }
+
+    fn start_ticks(&self, pid: u32) -> Option<u64> {
+        self.started.get(&pid).copied()
+    }
+
+    fn ticks_since_boot(&self) -> Option<u64> {
+        self.ticks
+    }
+}

@@ -1,0 +1,346 @@
+//! The task vocabulary: what a task is ([`Task`]), who it is ([`TaskId`]),
+//! what it sees ([`Ctx`]), the changes it proposes ([`Change`], [`Action`])
+//! and the handlers those notify ([`Handler`]). The engine runs tasks; the
+//! tasks, the journal and the report speak this vocabulary, and none of
+//! them depends on the engine.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::facts::Facts;
+use crate::host::cmd::CmdError;
+use crate::host::root::RootError;
+use crate::host::systemd::{ServiceOp, SystemdError};
+use crate::host::{Clock, Command, Probe, Processes, Root, Runner, Systemd};
+
+/// Who a task is: unique within a run, what dependencies name, and (as
+/// text) the task's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TaskId {
+    /// Packages installed with the distro's tool (`packages nginx`).
+    Packages(Vec<String>),
+    /// The firewall's rules for the ports (`firewall ufw 80,443`).
+    Firewall {
+        /// `ufw`, `firewalld`, `iptables`, `nftables`.
+        backend: &'static str,
+        /// The ports opened.
+        ports: Vec<u16>,
+    },
+    /// A private CA (`ca clients`).
+    Ca(String),
+    /// A certificate of the playbook (`certificate web`).
+    Certificate(String),
+    /// A file portico owns (`file /etc/nginx/...`).
+    File(PathBuf),
+    /// A symlink portico owns (`link /etc/nginx/sites-enabled/...`).
+    Link(PathBuf),
+    /// nginx answering ACME challenges for the names.
+    ChallengeServed,
+    /// `nginx -t`, the gate before anything goes live.
+    NginxTest,
+    /// `nft -c -f /etc/nftables.conf`, the gate before firewall rules load.
+    NftCheck,
+    /// A systemd unit running and enabled (`service nginx.service`).
+    Service(String),
+    /// A step named by its kind alone (`firewall`, when the plan refuses it).
+    Step(&'static str),
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskId::Packages(p) => write!(f, "packages {}", p.join(" ")),
+            TaskId::Firewall { backend, ports } => {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                write!(f, "firewall {backend} {}", ports.join(","))
+            }
+            TaskId::Ca(name) => write!(f, "ca {name}"),
+            TaskId::Certificate(name) => write!(f, "certificate {name}"),
+            TaskId::File(path) => write!(f, "file {}", path.display()),
+            TaskId::Link(path) => write!(f, "link {}", path.display()),
+            TaskId::ChallengeServed => f.write_str("acme challenges served"),
+            TaskId::NginxTest => f.write_str("nginx -t"),
+            TaskId::NftCheck => f.write_str("nft -c -f /etc/nftables.conf"),
+            TaskId::Service(unit) => write!(f, "service {unit}"),
+            TaskId::Step(what) => f.write_str(what),
+        }
+    }
+}
+
+/// Why a task could not check or apply: what failed, and where.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    /// A file under the root.
+    #[error(transparent)]
+    Fs(#[from] RootError),
+    /// A command.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    /// The service manager.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    /// Making a key or certificate.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A private CA.
+    #[error(transparent)]
+    Ca(#[from] crate::tls::ca::CaError),
+    /// An ACME server or what portico keeps for it.
+    #[error(transparent)]
+    Acme(#[from] crate::acme::issue::AcmeError),
+    /// A certificate or key portico validates but did not make.
+    #[error("{}{problem}", path.display())]
+    CertFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: crate::facts::cert::CertProblem,
+    },
+    /// A target portico would write is a symlink.
+    #[error("{0}: is a symbolic link; portico refuses to write through it")]
+    SymlinkTarget(PathBuf),
+    /// `nginx -t` said no; its own lines.
+    #[error("nginx rejected the configuration:\n{0}")]
+    NginxRejected(String),
+    /// A reload nginx's master did not act on.
+    #[error(
+        "nginx (master {master}) started no new workers within {secs} s of the reload; see /var/log/nginx/error.log"
+    )]
+    NoNewWorkers {
+        /// The master's pid.
+        master: u32,
+        /// How long portico waited.
+        secs: u64,
+    },
+    /// `nft -c` said no to the boot configuration; its own lines.
+    #[error("nft rejects {conf} as it would be loaded at boot, so nothing was changed:\n{errors}")]
+    NftRejected {
+        /// `/etc/nftables.conf`.
+        conf: &'static str,
+        /// What nft said.
+        errors: String,
+    },
+    /// nft's JSON was not understood.
+    #[error("`nft --json list ruleset`: {0}")]
+    NftJson(String),
+    /// A chain or table name portico cannot write back safely.
+    #[error("nftables chain {chain}: the name {name:?} cannot be written safely; open the ports yourself")]
+    NftName {
+        /// `family table chain`.
+        chain: String,
+        /// The offending name.
+        name: String,
+    },
+    /// The live ruleset does not come from nftables.service.
+    #[error(
+        "the running nftables ruleset was not loaded by nftables.service, and portico makes its rules \
+         last through /etc/nftables.conf: load your ruleset from there (systemctl enable --now nftables), \
+         or set [firewall] persist = false"
+    )]
+    NftNotFromService,
+    /// No known package manager.
+    #[error("unknown distribution: no package manager to install with (see `portico facts`)")]
+    NoPackageManager,
+    /// The binary a root daemon would run is not root's alone.
+    #[error(
+        "not installing the renewal daemon's unit: {0}. Install the binary where only root can write \
+         (sudo install -o root -m 0755 portico /usr/local/bin/) and run that one"
+    )]
+    UnsafeDaemonBinary(String),
+    /// An ACME certificate in a playbook without `[acme]`.
+    #[error("an ACME certificate needs an [acme] section")]
+    NoAcmeSection,
+    /// A step the plan refuses, with why and what to do.
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
+/// The one kind of thing a change does to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create a directory chain; new directories get `mode`.
+    EnsureDir {
+        /// The directory.
+        path: PathBuf,
+        /// Mode of directories created.
+        mode: u32,
+    },
+    /// Atomically write a file with exactly `mode`.
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// Its bytes.
+        content: Vec<u8>,
+        /// Its mode.
+        mode: u32,
+    },
+    /// Change the mode of an existing file or directory.
+    SetMode {
+        /// The file.
+        path: PathBuf,
+        /// The new mode.
+        mode: u32,
+    },
+    /// Change the owner of an existing file.
+    SetOwner {
+        /// The file.
+        path: PathBuf,
+        /// New owner.
+        uid: u32,
+        /// New group.
+        gid: u32,
+    },
+    /// Point a symlink at `target`.
+    Symlink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// Run a mutating command.
+    Run(Command),
+    /// Write what a command prints to a file, atomically (`iptables-save`).
+    Capture {
+        /// The command (reads only).
+        cmd: Command,
+        /// The file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// Start, stop, reload, restart, enable or disable a systemd unit.
+    Service {
+        /// What to do.
+        op: ServiceOp,
+        /// The unit.
+        unit: String,
+    },
+    /// `nginx -t`, reload nginx, and wait until only new workers serve (what
+    /// the end-of-run handler does, for a reload the run itself needs).
+    ReloadNginx,
+    /// Obtain a certificate from an ACME server. Network only: the engine
+    /// turns what it returns into journaled [`Action::WriteFile`]s.
+    Obtain(Box<crate::acme::Job>),
+}
+
+/// One change a task would make, with a line for the report and, for file
+/// writes, a unified diff (key material redacted).
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The report's line for it.
+    pub summary: String,
+    /// What it does.
+    pub action: Action,
+    /// A unified diff, for file writes.
+    pub diff: Option<String>,
+}
+
+/// Something that runs once at the end when any change notified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Handler {
+    /// `nginx -t`, then reload nginx.
+    ReloadNginx,
+    /// Make a running renewal daemon re-read its unit and playbook.
+    ReloadPortico,
+}
+
+impl Handler {
+    /// As the report names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handler::ReloadNginx => "reload nginx",
+            Handler::ReloadPortico => "reload portico",
+        }
+    }
+
+    /// The unit it reloads.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Handler::ReloadNginx => "nginx.service",
+            Handler::ReloadPortico => "portico.service",
+        }
+    }
+}
+
+/// Whether a task touches only files (done under any `--root`) or the
+/// running host (packages, firewall, services: skipped under `--root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Files under the root.
+    Files,
+    /// The running host.
+    Host,
+}
+
+/// Check or apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Report what would change; touch nothing.
+    Check,
+    /// Make the changes.
+    Apply,
+}
+
+/// What every task sees: the seams and the facts gathered before planning.
+pub struct Ctx<'a> {
+    /// The filesystem.
+    pub root: &'a Root,
+    /// Commands.
+    pub runner: &'a dyn Runner,
+    /// The service manager.
+    pub systemd: &'a dyn Systemd,
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// The process table.
+    pub procs: &'a dyn Processes,
+    /// nginx on loopback, asked over HTTP.
+    pub probe: &'a dyn Probe,
+    /// What the host is.
+    pub facts: &'a Facts,
+    /// False under `--root DIR`: the tree is not a running host, so packages,
+    /// firewall, services and handlers are skipped.
+    pub live_host: bool,
+    /// Whether portico runs as root (only root can give files back to root).
+    pub is_root: bool,
+}
+
+/// A unit of work. `check` must only read.
+pub trait Task {
+    /// Unique within a run; dependencies refer to it.
+    fn id(&self) -> TaskId;
+    /// Files only, or the running host.
+    fn scope(&self) -> Scope;
+    /// The tasks that must have succeeded before this one runs.
+    fn after(&self) -> Vec<TaskId> {
+        Vec::new()
+    }
+    /// Handlers to notify when this task changed something.
+    fn notifies(&self) -> Vec<Handler> {
+        Vec::new()
+    }
+    /// Why this task is not even checked in this run (a certificate backing
+    /// off after failures), if it is not.
+    fn hold(&self) -> Option<String> {
+        None
+    }
+    /// Reads the host and returns the changes needed; empty when all is right.
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError>;
+    /// When this task fails, every file change of the run is undone (the
+    /// `nginx -t` gate: a configuration nginx rejects never stays on disk).
+    fn rolls_back_on_failure(&self) -> bool {
+        false
+    }
+    /// Tasks whose results its check reads (`nginx -t` reads the files the
+    /// others write): under `--check`, when one of them would change
+    /// something, there is nothing meaningful to check yet, and it is skipped.
+    fn reads(&self) -> Vec<TaskId> {
+        Vec::new()
+    }
+    /// What the operator should know after this task checked, that fails
+    /// nothing (rules that will not survive a reboot). Reads only.
+    fn notes(&self, _ctx: &Ctx) -> Vec<String> {
+        Vec::new()
+    }
+}

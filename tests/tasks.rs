@@ -1,0 +1,445 @@
+//! Task tests as data, in the style of pyinfra's operation tests: each file
+//! in tests/tasks/ holds a playbook (or the embedded default), the facts,
+//! the files already on the host, the commands' canned answers, and the
+//! exact changes the named task must propose. One harness runs them all.
+//!
+//! The runner is strict: a command with no answer fails the case, and so
+//! does an answer nothing asked for (a stale expectation).
+//!
+//! Case format (TOML):
+//!
+//! ```toml
+//! description = "what it proves"
+//! task = "firewall ufw 80,443"      # the planned task, by its report name
+//! playbook = """..."""              # optional; default: the embedded default
+//! now = 1800000000                  # the clock
+//! [facts]                           # overrides of what the fixture tree gives
+//! os_release = "debian-12"          # tests/fixtures/os-release/NAME
+//! firewall = "ufw"                  # systemd = true, nginx = "1.22.1"
+//! [renewal]                         # certificate tasks: as `portico renew` runs them
+//! ari = { start = -3600, end = 3600, jitter = 0.25 }   # seconds from now
+//! [units."netfilter-persistent.service"]                # the service manager
+//! active = "inactive"
+//! file = "disabled"
+//! [[file]]                          # files on the host before the check
+//! path = "/var/lib/apt/lists/deb_Packages"
+//! content = ""
+//! age_days = 2
+//! [[file]]                          # a certificate and its key
+//! certificate = "/etc/ssl/portico/certs/app.crt"
+//! key = "/etc/ssl/portico/private/app.key"
+//! names = ["app.test"]
+//! days = 90
+//! age_days = 70
+//! [[answer]]                        # a command and what it says
+//! run = "ufw status"
+//! stdout_file = "firewall/ufw-inactive.txt"   # or stdout = "..."; exit = 0
+//! [expect]
+//! changes = ["ufw allow 22/tcp"]    # each change: its command, or what it does
+//! stdin_contains = ["..."]          # of commands fed standard input
+//! summary_contains = ["..."]
+//! error_contains = "..."            # the check fails, saying this
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use portico::facts::{self, Facts};
+use portico::host::clock::FakeClock;
+use portico::host::cmd::{FakeRunner, Output};
+use portico::host::probe::FakeProbe;
+use portico::host::procs::FakeProcesses;
+use portico::host::systemd::{ServiceOp, Systemd, SystemdError, UnitState};
+use portico::host::Root;
+use portico::playbook;
+use portico::task::{Action, Ctx, Task};
+use portico::tasks::certificate::Renewal;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    description: String,
+    task: String,
+    playbook: Option<String>,
+    #[serde(default = "default_now")]
+    now: i64,
+    #[serde(default)]
+    facts: FactsCase,
+    renewal: Option<RenewalCase>,
+    #[serde(default)]
+    units: BTreeMap<String, UnitCase>,
+    #[serde(default, rename = "file")]
+    files: Vec<FileCase>,
+    #[serde(default, rename = "answer")]
+    answers: Vec<AnswerCase>,
+    expect: Expect,
+}
+
+fn default_now() -> i64 {
+    1_800_000_000
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FactsCase {
+    os_release: Option<String>,
+    firewall: Option<String>,
+    systemd: Option<bool>,
+    nginx: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewalCase {
+    #[serde(default)]
+    force: bool,
+    ari: Option<AriCase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AriCase {
+    start: i64,
+    end: i64,
+    jitter: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitCase {
+    active: String,
+    file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCase {
+    path: Option<String>,
+    content: Option<String>,
+    certificate: Option<String>,
+    key: Option<String>,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default = "default_days")]
+    days: u32,
+    #[serde(default)]
+    key_type: Option<String>,
+    #[serde(default)]
+    age_days: i64,
+}
+
+fn default_days() -> u32 {
+    90
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerCase {
+    run: String,
+    #[serde(default)]
+    exit: i32,
+    stdout: Option<String>,
+    stdout_file: Option<String>,
+    #[serde(default)]
+    stderr: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    #[serde(default)]
+    changes: Vec<String>,
+    #[serde(default)]
+    stdin_contains: Vec<String>,
+    #[serde(default)]
+    summary_contains: Vec<String>,
+    error_contains: Option<String>,
+}
+
+/// The service manager as the case describes it; it is only asked.
+struct CaseSystemd(BTreeMap<String, UnitCase>);
+
+impl Systemd for CaseSystemd {
+    fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
+        panic!("a check ran {} {unit}", op.name())
+    }
+
+    fn state(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        Ok(self.0.get(unit).map_or(
+            UnitState {
+                active: "inactive".into(),
+                file: String::new(),
+            },
+            |u| UnitState {
+                active: u.active.clone(),
+                file: u.file.clone(),
+            },
+        ))
+    }
+}
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A change as the case writes it: its command, or what it does.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Run(cmd) => cmd.display(),
+        Action::Capture { cmd, path, .. } => format!("{} > {}", cmd.display(), path.display()),
+        Action::Service { op, unit } => format!("{} {unit}", op.name()),
+        Action::WriteFile { path, mode, .. } => format!("write {} {mode:04o}", path.display()),
+        Action::EnsureDir { path, mode } => format!("mkdir {} {mode:04o}", path.display()),
+        Action::SetMode { path, mode } => format!("chmod {mode:04o} {}", path.display()),
+        Action::SetOwner { path, uid, gid } => format!("chown {uid}:{gid} {}", path.display()),
+        Action::Symlink { path, target } => {
+            format!("ln -s {} {}", target.display(), path.display())
+        }
+        Action::ReloadNginx => "reload nginx".into(),
+        Action::Obtain(job) => format!("obtain {}", job.names.join(" ")),
+    }
+}
+
+/// Writes the case's files under `root`.
+fn lay_out(case: &Case, root: &Path) {
+    let put = |path: &str, bytes: &[u8], age_days: i64| {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        let mtime = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs((case.now - age_days * 86_400) as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    };
+    for f in &case.files {
+        if let Some(path) = &f.path {
+            put(
+                path,
+                f.content.as_deref().unwrap_or("").as_bytes(),
+                f.age_days,
+            );
+        }
+        if let (Some(cert), Some(key)) = (&f.certificate, &f.key) {
+            let key_type: playbook::KeyType = match &f.key_type {
+                Some(k) => toml::Value::String(k.clone()).try_into().unwrap(),
+                None => playbook::KeyType::EcdsaP256,
+            };
+            let issued = portico::tls::self_signed(
+                &f.names.iter().cloned().collect(),
+                key_type,
+                f.days,
+                case.now - f.age_days * 86_400,
+            )
+            .unwrap();
+            put(cert, issued.cert_pem.as_bytes(), 0);
+            put(key, issued.key_pem.as_bytes(), 0);
+            use std::os::unix::fs::PermissionsExt;
+            let k = root.join(key.trim_start_matches('/'));
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(k.parent().unwrap(), std::fs::Permissions::from_mode(0o700))
+                .unwrap();
+        }
+    }
+}
+
+fn facts_of(case: &Case, root: &Root) -> Facts {
+    let os = case.facts.os_release.as_deref().unwrap_or("debian-12");
+    let etc = root.base().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::copy(
+        manifest("tests/fixtures/os-release").join(os),
+        etc.join("os-release"),
+    )
+    .unwrap();
+    std::fs::write(etc.join("hostname"), "web1.example.com\n").unwrap();
+    let mut f = facts::gather(root, &FakeRunner::new());
+    if let Some(fw) = &case.facts.firewall {
+        use portico::facts::FirewallBackend as B;
+        f.firewall = match fw.as_str() {
+            "ufw" => B::Ufw,
+            "firewalld" => B::Firewalld,
+            "iptables" => B::Iptables,
+            "nftables" => B::Nftables,
+            other => panic!("unknown firewall {other}"),
+        };
+    }
+    if let Some(s) = case.facts.systemd {
+        f.systemd = s;
+    }
+    if let Some(v) = &case.facts.nginx {
+        f.nginx.installed = true;
+        f.nginx.version = Some(v.clone());
+        f.nginx.http2 = true;
+    }
+    f
+}
+
+/// The planned task the case names.
+fn task_of(case: &Case, facts: &Facts) -> Box<dyn Task> {
+    let text = case
+        .playbook
+        .clone()
+        .unwrap_or_else(|| playbook::DEFAULT_PLAYBOOK.to_string());
+    let mut pb = playbook::parse("case.toml", &text).unwrap();
+    pb.resolve_hostname(&facts.hostname, "test").unwrap();
+    if let Some(r) = &case.renewal {
+        let name = case
+            .task
+            .strip_prefix("certificate ")
+            .expect("[renewal] is for certificate tasks");
+        let c = pb.certificates.iter().find(|c| c.name == name).unwrap();
+        let renewal = Renewal {
+            force: r.force,
+            ari: r.ari.as_ref().map(|a| {
+                (
+                    portico::acme::policy::Window {
+                        start: case.now + a.start,
+                        end: case.now + a.end,
+                    },
+                    a.jitter,
+                )
+            }),
+            ..Renewal::default()
+        };
+        return Box::new(portico::plan::certificate_task(&pb, c, case.now, renewal));
+    }
+    portico::plan::plan(&pb, facts, case.now)
+        .into_iter()
+        .find(|t| t.id().to_string() == case.task)
+        .unwrap_or_else(|| panic!("the plan has no task {:?}", case.task))
+}
+
+fn run_case(file: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut case: Case = toml::from_str(&text).map_err(|e| format!("not a case: {e}"))?;
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let facts = facts_of(&case, &root);
+    lay_out(&case, dir.path());
+    let mut runner = FakeRunner::new();
+    for a in &case.answers {
+        let stdout = match (&a.stdout, &a.stdout_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => std::fs::read_to_string(manifest("tests/fixtures").join(f)).unwrap(),
+            (None, None) => String::new(),
+        };
+        runner = runner.answer(
+            &a.run,
+            Output {
+                code: Some(a.exit),
+                stdout,
+                stderr: a.stderr.clone(),
+            },
+        );
+    }
+    let systemd = CaseSystemd(std::mem::take(&mut case.units));
+    let clock = FakeClock::at(case.now);
+    let (procs, probe) = (FakeProcesses::default(), FakeProbe::default());
+    let ctx = Ctx {
+        root: &root,
+        runner: &runner,
+        systemd: &systemd,
+        clock: &clock,
+        procs: &procs,
+        probe: &probe,
+        facts: &facts,
+        live_host: true,
+        is_root: true,
+    };
+    let task = task_of(&case, &facts);
+    let result = task.check(&ctx);
+    let asked: Vec<String> = runner.calls().iter().map(|c| c.display()).collect();
+    let unused: Vec<&str> = case
+        .answers
+        .iter()
+        .map(|a| a.run.as_str())
+        .filter(|a| !asked.iter().any(|c| c == a))
+        .collect();
+    if !unused.is_empty() {
+        return Err(format!(
+            "answers nothing asked for: {unused:?}; asked: {asked:?}"
+        ));
+    }
+    match (result, &case.expect.error_contains) {
+        (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
+        (Err(e), _) => Err(format!("the check failed: {e}; asked: {asked:?}")),
+        (Ok(changes), Some(want)) => Err(format!(
+            "expected a failure saying {want:?}, got {} changes",
+            changes.len()
+        )),
+        (Ok(changes), None) => {
+            let got: Vec<String> = changes.iter().map(|c| describe(&c.action)).collect();
+            if got != case.expect.changes {
+                return Err(format!(
+                    "changes differ\n  want: {:?}\n   got: {got:?}",
+                    case.expect.changes
+                ));
+            }
+            let stdins: String = changes
+                .iter()
+                .filter_map(|c| match &c.action {
+                    Action::Run(cmd) => cmd.stdin.clone(),
+                    _ => None,
+                })
+                .collect();
+            for want in &case.expect.stdin_contains {
+                if !stdins.contains(want.as_str()) {
+                    return Err(format!("no {want:?} in what the commands read: {stdins}"));
+                }
+            }
+            let summaries: String = changes.iter().map(|c| format!("{}\n", c.summary)).collect();
+            for want in &case.expect.summary_contains {
+                if !summaries.contains(want.as_str()) {
+                    return Err(format!("no {want:?} in the summaries:\n{summaries}"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn every_task_case_proposes_exactly_its_changes() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(manifest("tests/tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "only {} cases", files.len());
+    let failures = RefCell::new(Vec::new());
+    for f in &files {
+        if let Err(e) = run_case(f) {
+            failures
+                .borrow_mut()
+                .push(format!("{}: {e}", f.file_name().unwrap().to_string_lossy()));
+        }
+    }
+    let failures = failures.into_inner();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_case_says_what_it_proves() {
+    for e in std::fs::read_dir(manifest("tests/tasks")).unwrap() {
+        let p = e.unwrap().path();
+        let case: Case = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert!(
+            case.description.len() > 20,
+            "{}: say what it proves",
+            p.display()
+        );
+    }
+}
