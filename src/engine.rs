@@ -7,13 +7,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::acme::issue::{AcmeError, Issued};
 use crate::journal::Journal;
-use crate::report::{Report, Status, TaskReport};
+use crate::report::{Progress, Report, Status, TaskReport};
 use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
 use crate::tasks::reload::{reload_nginx, reload_portico, ReloadOutcome};
 
 /// How a run goes, beyond the defaults.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
+#[derive(Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// Told about each task as it starts and ends (streamed output).
+    pub progress: Option<&'a dyn Progress>,
     /// Check every task before applying any, and obtain all their ACME
     /// certificates at once, this many at a time (renewal, whose tasks do
     /// not depend on each other). 0: one task at a time, in order.
@@ -36,7 +38,10 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     } else {
         HashMap::new()
     };
-    let mut report = Report::default();
+    let mut report = Out {
+        report: Report::default(),
+        progress: opts.progress,
+    };
     // Tasks that failed, or were skipped because something they need failed.
     let mut broken: HashMap<TaskId, String> = HashMap::new();
     let mut notified: BTreeSet<Handler> = BTreeSet::new();
@@ -73,6 +78,9 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
                 continue;
             }
         }
+        if let Some(p) = opts.progress {
+            p.started(&id.to_string());
+        }
         let (checked, mut obtained) = match prefetched.remove(&i) {
             Some(Ok((changes, issued))) => (Ok(changes), issued.into_iter().map(Some).collect()),
             Some(Err(e)) => (Err(e), Vec::new()),
@@ -90,7 +98,7 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
                 continue;
             }
         };
-        report.warnings.extend(task.notes(ctx));
+        report.report.warnings.extend(task.notes(ctx));
         if changes.is_empty() {
             report.push(TaskReport::new(id, Status::Unchanged, &[]));
             continue;
@@ -112,14 +120,38 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
         }
         notified.extend(task.notifies());
         would_change.insert(id.clone());
-        report.push(TaskReport::new(id, Status::Changed, &changes));
+        let mut line = TaskReport::new(id, Status::Changed, &changes);
+        if mode == Mode::Apply {
+            line.claims = changes.iter().flat_map(|c| c.claims.clone()).collect();
+        }
+        report.push(line);
     }
     // A half-applied run must not go live: a failure holds the handlers.
     let hold = !broken.is_empty();
     for handler in notified {
+        if let Some(p) = opts.progress {
+            p.started(&format!("handler: {}", handler.name()));
+        }
         report.push(run_handler(handler, ctx, mode, hold, &mut journal));
     }
+    let mut report = report.report;
+    report.created_dirs = journal.created_dirs();
     report
+}
+
+/// The report being built, and who hears about each line as it is added.
+struct Out<'a> {
+    report: Report,
+    progress: Option<&'a dyn Progress>,
+}
+
+impl Out<'_> {
+    fn push(&mut self, t: TaskReport) {
+        if let Some(p) = self.progress {
+            p.finished(&t);
+        }
+        self.report.push(t);
+    }
 }
 
 /// Checks every independent task and obtains their certificates, several
@@ -259,6 +291,10 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
         Action::SetMode { path, mode } => ctx.root.set_mode(path, *mode)?,
         Action::SetOwner { path, uid, gid } => ctx.root.set_owner(path, *uid, *gid)?,
         Action::Symlink { path, target } => ctx.root.symlink(path, target)?,
+        Action::Remove { path } => ctx.root.remove(path)?,
+        Action::Move { from, to } => ctx.root.rename(from, to)?,
+        Action::RemoveDir { path } => ctx.root.remove_empty_dir(path)?,
+        Action::RemoveTree { path } => ctx.root.remove_tree(path)?,
         Action::Run(cmd) => {
             ctx.runner.run_ok(cmd)?;
         }

@@ -24,6 +24,10 @@ enum Undo {
     Dir { path: PathBuf },
     /// The directory had this mode (it was tightened).
     DirMode { path: PathBuf, mode: u32 },
+    /// A file was moved from `from` to `to`.
+    Moved { from: PathBuf, to: PathBuf },
+    /// An empty directory with this mode was removed.
+    DirRemoved { path: PathBuf, mode: u32 },
 }
 
 /// What this run changed so far, oldest first, with what was there before.
@@ -60,6 +64,39 @@ impl Journal {
                 path: path.clone(),
                 before: root.read_link(path)?,
             }),
+            Action::Remove { path } => match root.read_link(path)? {
+                Some(target) => self.entries.push(Undo::Link {
+                    path: path.clone(),
+                    before: Some(target),
+                }),
+                None => {
+                    let before = match (root.read(path)?, root.meta(path)?) {
+                        (Some(bytes), Some(m)) => Some((bytes, m.mode, m.uid, m.gid)),
+                        _ => None,
+                    };
+                    self.entries.push(Undo::File {
+                        path: path.clone(),
+                        before,
+                    });
+                }
+            },
+            Action::Move { from, to } => self.entries.push(Undo::Moved {
+                from: from.clone(),
+                to: to.clone(),
+            }),
+            Action::RemoveDir { path } => {
+                // Only an empty directory goes; only that one comes back.
+                if let Some(m) = root.meta(path)?.filter(|m| m.is_dir) {
+                    if root.list_dir(path)?.is_empty() {
+                        self.entries.push(Undo::DirRemoved {
+                            path: path.clone(),
+                            mode: m.mode,
+                        });
+                    }
+                }
+            }
+            // Runs after every gate, and is documented as final.
+            Action::RemoveTree { .. } => {}
             Action::EnsureDir { path, .. } => {
                 // Every missing level, outermost first, so undo removes innermost first.
                 let mut missing = Vec::new();
@@ -85,6 +122,18 @@ impl Journal {
     /// How many changes are recorded.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The directories this run created that are still recorded (a
+    /// rollback forgets the ones it removed).
+    pub fn created_dirs(&self) -> Vec<PathBuf> {
+        self.entries
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Dir { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Nothing recorded yet?
@@ -116,6 +165,8 @@ impl Journal {
                 Undo::DirMode { path, mode } => root.set_mode(&path, mode)?,
                 // Only if nothing else appeared in it meanwhile.
                 Undo::Dir { path } => root.remove_empty_dir(&path)?,
+                Undo::Moved { from, to } => root.rename(&to, &from)?,
+                Undo::DirRemoved { path, mode } => root.create_dir_all(&path, mode)?,
             }
         }
         Ok(n)

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use crate::facts::FirewallBackend as Active;
 use crate::facts::{Facts, Layout};
+use crate::manifest::{Entry, Manifest};
 use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
+use crate::owned::Owned;
 use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
 use crate::task::{Handler, Scope, Task, TaskId};
 use crate::tasks::certificate::{CertPaths, CertificateTask, Renewal};
@@ -24,8 +26,162 @@ fn nginx_package() -> TaskId {
     TaskId::Packages(vec!["nginx".into()])
 }
 
-/// The tasks that bring the host to what the playbook describes, in order.
+/// The tasks that bring the host to what the playbook describes, in order
+/// (without installing the playbook or pruning: see [`full`]).
 pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
+    full(pb, facts, now, None, None).tasks
+}
+
+/// What `apply` installs besides the configuration: the playbook itself
+/// (which `renew`, `status` and the daemon read), and with ACME
+/// certificates the renewal daemon's unit for this binary.
+pub struct Install<'a> {
+    /// The playbook's text, as applied.
+    pub text: &'a str,
+    /// This binary, as the kernel names it.
+    pub exe: &'a std::path::Path,
+}
+
+/// What portico made before, and how to dispose of what is no longer asked for.
+pub struct Converge<'a> {
+    /// The manifest (or what a pre-manifest portico left).
+    pub manifest: &'a Manifest,
+    /// This run's archive directory.
+    pub archive: PathBuf,
+    /// Delete instead of archiving (`remove --purge`).
+    pub purge: bool,
+    /// Why things go, for the report (`no longer in the playbook`).
+    pub reason: &'static str,
+}
+
+/// A plan: the tasks, what they own, and what they prune.
+pub struct Plan {
+    /// The tasks, in order.
+    pub tasks: Vec<Box<dyn Task>>,
+    /// Every thing the tasks own, with the task that makes it.
+    pub wanted: Vec<(TaskId, Owned)>,
+    /// The manifest's entries being pruned, with the task that prunes each.
+    pub pruned: Vec<(TaskId, Entry)>,
+}
+
+/// The tasks that own things, paired with what they own.
+fn owned_by(tasks: &[Box<dyn Task>]) -> Vec<(TaskId, Owned)> {
+    tasks
+        .iter()
+        .flat_map(|t| t.owns().into_iter().map(move |o| (t.id(), o)))
+        .collect()
+}
+
+/// Prune tasks, and which entry each prunes.
+type Prunes = (Vec<Box<dyn Task>>, Vec<(TaskId, Entry)>);
+
+/// The prune tasks for everything `converge`'s manifest has that `wanted`
+/// does not, and which entry each prunes.
+fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts) -> Prunes {
+    let owned: Vec<Owned> = wanted.iter().map(|(_, o)| o.clone()).collect();
+    let unwanted = crate::manifest::unwanted(converge.manifest, &owned);
+    let pruned = unwanted
+        .iter()
+        .map(|e| (TaskId::Prune(e.thing.clone()), e.clone()))
+        .collect();
+    let tasks = crate::tasks::prune::tasks(
+        unwanted,
+        &converge.archive,
+        converge.purge,
+        facts.distro.family,
+        converge.reason,
+    );
+    (tasks, pruned)
+}
+
+/// The gate and the start: `nginx -t` over everything the run writes for
+/// nginx (a configuration it rejects is rolled back), then nginx started
+/// and enabled, so a first start already reads the config.
+fn gate(tasks: &[Box<dyn Task>], facts: &Facts) -> Vec<Box<dyn Task>> {
+    let needs_nginx = vec![nginx_package()];
+    let mut reads = needs_nginx.clone();
+    reads.extend(
+        tasks
+            .iter()
+            .filter(|t| t.scope() == Scope::Files && t.notifies().contains(&Handler::ReloadNginx))
+            .map(|t| t.id()),
+    );
+    vec![
+        Box::new(crate::tasks::nginx_test::NginxTest {
+            after: needs_nginx.clone(),
+            reads,
+        }),
+        Box::new(ServiceTask {
+            unit: "nginx.service".into(),
+            enable: facts.systemd,
+            after: needs_nginx,
+            owner: None,
+        }),
+    ]
+}
+
+/// The whole run for `apply`: the configuration, the prunes of what the
+/// manifest has and the playbook no longer asks for (before the gate, so
+/// `nginx -t` sees the result and a rejection rolls them back too), the
+/// gate, and what is installed besides.
+pub fn full(
+    pb: &Playbook,
+    facts: &Facts,
+    now: i64,
+    install: Option<Install>,
+    converge: Option<Converge>,
+) -> Plan {
+    let mut tasks = configuration(pb, facts, now);
+    let installed = install
+        .map(|i| installed_tasks(pb, i.text, i.exe, facts))
+        .unwrap_or_default();
+    let mut wanted = owned_by(&tasks);
+    wanted.extend(owned_by(&installed));
+    let (prune_tasks, pruned) = match &converge {
+        Some(c) => prunes(c, &wanted, facts),
+        None => (Vec::new(), Vec::new()),
+    };
+    tasks.extend(prune_tasks);
+    let gate = gate(&tasks, facts);
+    tasks.extend(gate);
+    tasks.extend(installed);
+    Plan {
+        tasks,
+        wanted,
+        pruned,
+    }
+}
+
+/// `portico remove`: everything in the manifest pruned, the gate (when
+/// nginx is there to ask), and with `purge` portico's own directories.
+pub fn removal(facts: &Facts, converge: Converge) -> Plan {
+    let (mut tasks, pruned) = prunes(&converge, &[], facts);
+    if facts.nginx.installed {
+        let mut gate = gate(&tasks, facts);
+        gate.truncate(1); // nginx -t only: remove does not start nginx
+        tasks.extend(gate);
+    }
+    if converge.purge {
+        tasks.push(Box::new(crate::tasks::prune::PurgeTask {
+            dirs: [
+                crate::manifest::STATE_DIR,
+                crate::tasks::certificate::CERT_DIR,
+                "/etc/portico",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+            after: vec![TaskId::NginxTest],
+        }));
+    }
+    Plan {
+        tasks,
+        wanted: Vec::new(),
+        pruned,
+    }
+}
+
+/// The configuration: packages, firewall, CAs, certificates, nginx files.
+fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let el7 = matches!(facts.distro.id.as_str(), "centos" | "rhel")
         && facts.distro.version.split('.').next() == Some("7");
@@ -49,16 +205,18 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         .map(|c| Box::new(certificate_task(pb, c, now, Renewal::default())) as Box<dyn Task>)
         .collect();
 
-    let nginx_file = |path: String, content: String, after: Vec<TaskId>| -> Box<dyn Task> {
-        Box::new(FileTask {
-            path: PathBuf::from(path),
-            content: content.into_bytes(),
-            mode: 0o644,
-            dir_mode: 0o755,
-            notify: vec![Handler::ReloadNginx],
-            after,
-        })
-    };
+    let nginx_file =
+        |path: String, content: String, after: Vec<TaskId>, owner: String| -> Box<dyn Task> {
+            Box::new(FileTask {
+                path: PathBuf::from(path),
+                content: content.into_bytes(),
+                mode: 0o644,
+                dir_mode: 0o755,
+                notify: vec![Handler::ReloadNginx],
+                after,
+                owner,
+            })
+        };
     let needs_nginx = vec![nginx_package()];
     let mut tls_after = needs_nginx.clone();
     if pb.tls.profile == Profile::Compat {
@@ -72,6 +230,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 dhparam::PATH.into(),
                 dhparam::rfc7919_pem(pb.tls.dhparam).into(),
                 needs_nginx.clone(),
+                "tls".into(),
             )
         };
         tls_after.push(task.id());
@@ -98,7 +257,16 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 _ => needs_nginx.clone(),
             };
             let path = file.path.clone();
-            tasks.push(nginx_file(file.path, file.content, after.clone()));
+            let owner = file.site.map_or_else(
+                || "nginx snippets".to_string(),
+                |s| format!("site {}", s.id()),
+            );
+            tasks.push(nginx_file(
+                file.path,
+                file.content,
+                after.clone(),
+                owner.clone(),
+            ));
             if let Some(enabled) = file.enable_link {
                 after.push(TaskId::File(PathBuf::from(&path)));
                 tasks.push(Box::new(SymlinkTask {
@@ -106,6 +274,7 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                     target: PathBuf::from(path),
                     notify: vec![Handler::ReloadNginx],
                     after,
+                    owner,
                 }));
             }
         }
@@ -145,69 +314,58 @@ pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
             reads: needs_nginx.clone(),
         }));
     }
-
-    // The gate: a configuration nginx rejects is rolled back, never started.
-    let mut reads = needs_nginx.clone();
-    reads.extend(
-        tasks
-            .iter()
-            .filter(|t| t.scope() == Scope::Files)
-            .map(|t| t.id()),
-    );
-    tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
-        after: needs_nginx.clone(),
-        reads,
-    }));
-    // Started (and enabled) last, so a first start already reads the config.
-    tasks.push(Box::new(ServiceTask {
-        unit: "nginx.service".into(),
-        enable: facts.systemd,
-        after: needs_nginx,
-    }));
     tasks
 }
 
-/// Where the daemon reads its playbook.
-pub const DAEMON_PLAYBOOK: &str = "/etc/portico/playbook.toml";
+/// Where `apply` installs the playbook it applied: what `renew`, `status`
+/// and the daemon read when given none.
+pub const INSTALLED_PLAYBOOK: &str = "/etc/portico/playbook.toml";
 
-/// With ACME certificates, the renewal daemon: the playbook it reads, its
+/// The playbook, installed; with ACME certificates the renewal daemon: its
 /// unit (naming this binary), enabled and running. A changed playbook
 /// reaches a running daemon through SIGHUP.
-pub fn daemon_tasks(
+fn installed_tasks(
     pb: &Playbook,
     playbook_text: &str,
     exe: &std::path::Path,
     facts: &Facts,
 ) -> Vec<Box<dyn Task>> {
-    if !facts.systemd || !pb.certificates.iter().any(|c| c.source.is_acme()) {
-        return Vec::new();
+    let daemon = facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme());
+    let mut tasks: Vec<Box<dyn Task>> = vec![Box::new(FileTask {
+        path: PathBuf::from(INSTALLED_PLAYBOOK),
+        content: playbook_text.as_bytes().to_vec(),
+        mode: 0o600,
+        dir_mode: 0o700,
+        notify: if daemon {
+            vec![Handler::ReloadPortico]
+        } else {
+            Vec::new()
+        },
+        // Installed once nginx accepted what it describes.
+        after: vec![TaskId::NginxTest],
+        owner: "playbook".into(),
+    })];
+    if !daemon {
+        return tasks;
     }
     let webroot = pb
         .acme
         .as_ref()
         .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
-    vec![
-        Box::new(FileTask {
-            path: PathBuf::from(DAEMON_PLAYBOOK),
-            content: playbook_text.as_bytes().to_vec(),
-            mode: 0o600,
-            dir_mode: 0o700,
-            notify: vec![Handler::ReloadPortico],
-            after: Vec::new(),
-        }),
-        Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
-            exe: exe.to_path_buf(),
-            webroot: webroot.to_string(),
-        }),
-        Box::new(ServiceTask {
-            unit: "portico.service".into(),
-            enable: true,
-            after: vec![
-                TaskId::File(DAEMON_PLAYBOOK.into()),
-                TaskId::File(crate::tasks::daemon_unit::PATH.into()),
-            ],
-        }),
-    ]
+    tasks.push(Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
+        exe: exe.to_path_buf(),
+        webroot: webroot.to_string(),
+    }));
+    tasks.push(Box::new(ServiceTask {
+        unit: "portico.service".into(),
+        enable: true,
+        after: vec![
+            TaskId::File(INSTALLED_PLAYBOOK.into()),
+            TaskId::File(crate::tasks::daemon_unit::PATH.into()),
+        ],
+        owner: Some("daemon".into()),
+    }));
+    tasks
 }
 
 /// The names a certificate must cover: its own list, or every server name

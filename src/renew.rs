@@ -73,6 +73,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Report, RenewErr
         Mode::Apply,
         RunOptions {
             obtain_in_parallel: PARALLEL,
+            progress: None,
         },
     );
     if let Some(w) = recovered {

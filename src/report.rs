@@ -36,6 +36,9 @@ pub struct TaskReport {
     /// Unified diffs of the files it wrote, shown with `--diff`.
     #[serde(skip)]
     pub diffs: Vec<String>,
+    /// What its applied changes made portico the owner of.
+    #[serde(skip)]
+    pub claims: Vec<crate::owned::Thing>,
 }
 
 impl TaskReport {
@@ -48,6 +51,7 @@ impl TaskReport {
             changes: changes.iter().map(|c| c.summary.clone()).collect(),
             reason: None,
             diffs: changes.iter().filter_map(|c| c.diff.clone()).collect(),
+            claims: Vec::new(),
         }
     }
 
@@ -60,6 +64,7 @@ impl TaskReport {
             changes,
             reason: None,
             diffs: Vec::new(),
+            claims: Vec::new(),
         }
     }
 
@@ -80,6 +85,7 @@ impl TaskReport {
             changes: Vec::new(),
             reason: Some(reason),
             diffs: Vec::new(),
+            claims: Vec::new(),
         }
     }
 
@@ -100,13 +106,25 @@ impl TaskReport {
             changes,
             reason: Some(reason),
             diffs: Vec::new(),
+            claims: Vec::new(),
         }
     }
+}
+
+/// Told about each task as a run goes (the text report streams this way).
+pub trait Progress {
+    /// A task (by its report line's name) is about to be checked or applied.
+    fn started(&self, _name: &str) {}
+    /// A task or handler finished.
+    fn finished(&self, _task: &TaskReport) {}
 }
 
 /// The outcome of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The playbook the run used (a path, or the embedded default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<String>,
     /// How many changed the host (or would, in check mode).
     pub changed: usize,
     /// How many found it as wanted.
@@ -120,6 +138,9 @@ pub struct Report {
     /// Things the operator should know that failed nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Directories the run created and kept.
+    #[serde(skip)]
+    pub created_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Report {
@@ -137,32 +158,19 @@ impl Report {
     /// Human text: a line per task, its changes and diffs indented, a summary.
     pub fn render_text(&self, with_diffs: bool, check: bool) -> String {
         let mut out = String::new();
-        for t in &self.tasks {
-            let tag = match (t.status, check) {
-                (Status::Changed, true) => "would change",
-                (Status::Changed, false) => "changed",
-                (Status::Unchanged, _) => "ok",
-                (Status::Failed, _) => "FAILED",
-                (Status::Skipped, _) => "skipped",
-            };
-            out.push_str(&format!("{tag:>12}  {}\n", t.name));
-            for c in &t.changes {
-                out.push_str(&format!("{:>12}    - {c}\n", ""));
-            }
-            if let Some(r) = &t.reason {
-                for line in r.lines() {
-                    out.push_str(&format!("{:>12}    {line}\n", ""));
-                }
-            }
-            if with_diffs {
-                for d in &t.diffs {
-                    out.push_str(d);
-                    if !d.ends_with('\n') {
-                        out.push('\n');
-                    }
-                }
-            }
+        if let Some(p) = &self.playbook {
+            out.push_str(&format!("playbook: {p}\n"));
         }
+        for t in &self.tasks {
+            out.push_str(&t.render_text(with_diffs, check));
+        }
+        out.push_str(&self.render_summary(check));
+        out
+    }
+
+    /// The warnings and the counts, as the end of the text report.
+    pub fn render_summary(&self, check: bool) -> String {
+        let mut out = String::new();
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
         }
@@ -178,6 +186,39 @@ impl Report {
                 ""
             }
         ));
+        out
+    }
+}
+
+impl TaskReport {
+    /// Its lines in the text report: status and name, then its changes,
+    /// reason and (with `with_diffs`) diffs, indented.
+    pub fn render_text(&self, with_diffs: bool, check: bool) -> String {
+        let mut out = String::new();
+        let tag = match (self.status, check) {
+            (Status::Changed, true) => "would change",
+            (Status::Changed, false) => "changed",
+            (Status::Unchanged, _) => "ok",
+            (Status::Failed, _) => "FAILED",
+            (Status::Skipped, _) => "skipped",
+        };
+        out.push_str(&format!("{tag:>12}  {}\n", self.name));
+        for c in &self.changes {
+            out.push_str(&format!("{:>12}    - {c}\n", ""));
+        }
+        if let Some(r) = &self.reason {
+            for line in r.lines() {
+                out.push_str(&format!("{:>12}    {line}\n", ""));
+            }
+        }
+        if with_diffs {
+            for d in &self.diffs {
+                out.push_str(d);
+                if !d.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
         out
     }
 }

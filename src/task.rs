@@ -14,6 +14,7 @@ use crate::host::cmd::CmdError;
 use crate::host::root::RootError;
 use crate::host::systemd::{ServiceOp, SystemdError};
 use crate::host::{Clock, Command, Probe, Processes, Root, Runner, Systemd};
+use crate::owned::{Owned, Thing};
 
 /// Who a task is: unique within a run, what dependencies name, and (as
 /// text) the task's line in the report.
@@ -44,6 +45,14 @@ pub enum TaskId {
     NftCheck,
     /// A systemd unit running and enabled (`service nginx.service`).
     Service(String),
+    /// A directory portico makes (`directory /var/lib/portico/acme-challenge`).
+    Dir(PathBuf),
+    /// Removing something portico made that the playbook no longer asks for.
+    Prune(Thing),
+    /// `remove --purge`: deleting portico's keys, CAs, account and state.
+    Purge,
+    /// Keeping a copy of a file portico did not write before taking it over.
+    Adopt(PathBuf),
     /// A step named by its kind alone (`firewall`, when the plan refuses it).
     Step(&'static str),
 }
@@ -64,6 +73,10 @@ impl fmt::Display for TaskId {
             TaskId::NginxTest => f.write_str("nginx -t"),
             TaskId::NftCheck => f.write_str("nft -c -f /etc/nftables.conf"),
             TaskId::Service(unit) => write!(f, "service {unit}"),
+            TaskId::Dir(path) => write!(f, "directory {}", path.display()),
+            TaskId::Prune(thing) => write!(f, "prune {thing}"),
+            TaskId::Purge => f.write_str("purge portico's keys, CAs, ACME account and state"),
+            TaskId::Adopt(path) => write!(f, "adopt {}", path.display()),
             TaskId::Step(what) => f.write_str(what),
         }
     }
@@ -192,6 +205,29 @@ pub enum Action {
         /// New group.
         gid: u32,
     },
+    /// Remove a file or symlink (absent is fine).
+    Remove {
+        /// The file or link.
+        path: PathBuf,
+    },
+    /// Move a file (into the archive).
+    Move {
+        /// Where it is.
+        from: PathBuf,
+        /// Where it goes.
+        to: PathBuf,
+    },
+    /// Remove a directory if it is empty (one that is not stays).
+    RemoveDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Delete a directory and everything in it, for good (`remove
+    /// --purge`); the journal cannot undo this, so it runs last.
+    RemoveTree {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Point a symlink at `target`.
     Symlink {
         /// The link.
@@ -235,6 +271,22 @@ pub struct Change {
     pub action: Action,
     /// A unified diff, for file writes.
     pub diff: Option<String>,
+    /// What portico owns once this change is made, when that cannot be
+    /// seen afterwards (a firewall port: open before portico came, or
+    /// opened by it?).
+    pub claims: Vec<Thing>,
+}
+
+impl Change {
+    /// A change with no diff and no claim.
+    pub fn new(summary: String, action: Action) -> Change {
+        Change {
+            summary,
+            action,
+            diff: None,
+            claims: Vec::new(),
+        }
+    }
 }
 
 /// Something that runs once at the end when any change notified it.
@@ -341,6 +393,11 @@ pub trait Task {
     /// What the operator should know after this task checked, that fails
     /// nothing (rules that will not survive a reboot). Reads only.
     fn notes(&self, _ctx: &Ctx) -> Vec<String> {
+        Vec::new()
+    }
+    /// What this task makes and portico owns from then on: recorded in the
+    /// manifest, and removed when a later playbook no longer asks for it.
+    fn owns(&self) -> Vec<Owned> {
         Vec::new()
     }
 }

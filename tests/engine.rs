@@ -73,11 +73,7 @@ impl Task for Scripted<'_> {
         Ok(self
             .changes
             .iter()
-            .map(|a| Change {
-                summary: format!("{a:?}"),
-                action: a.clone(),
-                diff: None,
-            })
+            .map(|a| Change::new(format!("{a:?}"), a.clone()))
             .collect())
     }
 }

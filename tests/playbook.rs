@@ -541,3 +541,40 @@ fn a_name_served_on_two_https_ports_clashes_on_port_80() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn wildcards_for_acme_certificates_are_refused_where_they_are_written() {
+    let acme = BASE
+        .replace("source = \"self-signed\"", "source = \"acme\"")
+        .replace(
+            "version = 1\n",
+            "version = 1\n[acme]\nemail = \"ops@example.com\"\nagree_terms = true\n",
+        );
+    // Named by a site using the certificate.
+    let text = acme.replace(
+        "[\"a.example.com\"]",
+        "[\"a.example.com\", \"*.example.com\"]",
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "site.toml:11:34: site[0].server_names[1]: \"*.example.com\" is a wildcard"
+        ),
+        "{e:?}"
+    );
+    assert!(e[0].contains("DNS-01"), "{e:?}");
+    // Named by the certificate itself.
+    let text = acme.replace(
+        "name = \"main\"\n",
+        "name = \"main\"\nnames = [\"*.example.com\"]\n",
+    );
+    let e = errors(&text);
+    assert!(
+        e[0].contains("certificate[0].names[0]: \"*.example.com\" is a wildcard"),
+        "{e:?}"
+    );
+    // A self-signed wildcard is fine.
+    let text = BASE.replace("[\"a.example.com\"]", "[\"*.example.com\"]");
+    assert!(playbook::parse("site.toml", &text).is_ok());
+}

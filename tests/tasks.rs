@@ -197,6 +197,10 @@ fn describe(action: &Action) -> String {
         Action::Symlink { path, target } => {
             format!("ln -s {} {}", target.display(), path.display())
         }
+        Action::Remove { path } => format!("rm {}", path.display()),
+        Action::Move { from, to } => format!("mv {} {}", from.display(), to.display()),
+        Action::RemoveDir { path } => format!("rmdir {}", path.display()),
+        Action::RemoveTree { path } => format!("rm -r {}", path.display()),
         Action::ReloadNginx => "reload nginx".into(),
         Action::Obtain(job) => format!("obtain {}", job.names.join(" ")),
     }

@@ -1,12 +1,16 @@
-//! `portico apply`: bring the host to what a playbook describes.
+//! `portico apply`: bring the host to what a playbook describes, and take
+//! away what portico made that it no longer describes.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{print_report, read_playbook, CliError, Session};
-use crate::playbook::PlaybookError;
-use crate::task::Mode;
+use super::{load_playbook, run_plan, CliError, Fallback, Output, Session};
+use crate::manifest::{self, Manifest};
+use crate::owned::Owned;
+use crate::plan::{Converge, Install};
+use crate::task::{Mode, Task};
+use crate::tasks::prune::AdoptTask;
 
 /// `portico apply`'s arguments.
 #[derive(Debug, Args)]
@@ -19,12 +23,13 @@ pub struct ApplyArgs {
     /// Print unified diffs of file changes (private keys are redacted).
     #[arg(long)]
     pub diff: bool,
-    /// Print the report as JSON: {changed, unchanged, failed, skipped, tasks:[{name,status,changes}]}.
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Operate on the tree under DIR instead of `/`. Files are written there;
-    /// packages, firewall and services are reported as skipped.
+    /// Take over files at paths portico writes that it did not write
+    /// itself (a copy of each is kept in /var/lib/portico/archive).
+    #[arg(long)]
+    pub adopt: bool,
     /// Operate on the tree under DIR instead of `/`.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
@@ -33,9 +38,9 @@ pub struct ApplyArgs {
 /// Plans and runs (or, with `--check`, only checks) the playbook.
 pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
     // The playbook is checked before anything else: bad input touches nothing.
-    let pb = read_playbook(a.playbook.as_deref())?;
+    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Embedded, &a.root)?;
     let session = Session::open(a.root.clone(), !a.check)?;
-    let pb = session.resolve(pb)?;
+    let pb = session.resolve(loaded.pb)?;
     let ctx = session.ctx();
     let facts = &session.facts;
     if ctx.live_host {
@@ -43,21 +48,56 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             eprintln!("{n}");
         }
     }
-    let mut tasks = crate::plan::plan(&pb, facts, ctx.clock.unix_now());
-    if let Some(file) = &a.playbook {
-        let text = crate::host::read_text(file).map_err(|source| PlaybookError::Read {
-            file: file.display().to_string(),
-            source,
-        })?;
-        // The kernel's name for this binary, symlinks resolved: the unit
-        // task checks that only root can replace it.
-        let exe =
-            crate::host::current_exe().unwrap_or_else(|| PathBuf::from("/usr/local/bin/portico"));
-        tasks.extend(crate::plan::daemon_tasks(&pb, &text, &exe, facts));
+    // What portico made before; a host set up before the manifest existed
+    // starts from the files carrying portico's header.
+    let recorded = Manifest::load(ctx.root)?;
+    let old = match &recorded {
+        Some(m) => m.clone(),
+        None => manifest::legacy(ctx.root)?,
+    };
+    let now = ctx.clock.unix_now();
+    let archive = PathBuf::from(manifest::ARCHIVE_DIR).join(crate::when::stamp(now));
+    // The kernel's name for this binary, symlinks resolved: the unit task
+    // checks that only root can replace it.
+    let exe = crate::host::current_exe().unwrap_or_else(|| PathBuf::from("/usr/local/bin/portico"));
+    let mut plan = crate::plan::full(
+        &pb,
+        facts,
+        now,
+        Some(Install {
+            text: &loaded.text,
+            exe: &exe,
+        }),
+        Some(Converge {
+            manifest: &old,
+            archive: archive.clone(),
+            purge: false,
+            reason: "no longer in the playbook",
+        }),
+    );
+    let wanted: Vec<Owned> = plan.wanted.iter().map(|(_, o)| o.clone()).collect();
+    let conflicts = manifest::conflicts(ctx.root, recorded.as_ref(), &wanted)?;
+    if !conflicts.is_empty() {
+        if !a.adopt {
+            return Err(CliError::NotPortico(conflicts));
+        }
+        let adopt: Vec<Box<dyn Task>> = conflicts
+            .into_iter()
+            .map(|c| {
+                Box::new(AdoptTask {
+                    path: c.path,
+                    archive: archive.clone(),
+                }) as Box<dyn Task>
+            })
+            .collect();
+        plan.tasks.splice(0..0, adopt);
     }
     let mode = if a.check { Mode::Check } else { Mode::Apply };
-    let mut report = crate::engine::run(&tasks, &ctx, mode);
-    // In the report (text and --json), so scripts see them too.
-    report.warnings.extend(crate::plan::warnings(&pb, facts));
-    Ok(print_report(&report, a.json, a.diff, a.check))
+    let out = Output {
+        json: a.json,
+        diff: a.diff,
+        playbook: loaded.name,
+    };
+    let warnings = crate::plan::warnings(&pb, facts);
+    Ok(run_plan(&ctx, &plan, mode, &old, &out, warnings))
 }

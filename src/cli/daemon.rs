@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{open_root, read_playbook, CliError};
+use super::{load_playbook, open_root, CliError, Fallback};
 use crate::host::cmd::SystemRunner;
 use crate::report::Status;
 
 /// `portico daemon`'s arguments.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Playbook file (TOML). Default: the embedded default playbook.
+    /// Playbook file (TOML). Default: the one `apply` installed,
+    /// /etc/portico/playbook.toml (else the embedded default).
     pub playbook: Option<PathBuf>,
     /// Operate on the tree under DIR instead of `/`.
     #[arg(long, value_name = "DIR", default_value = "/")]
@@ -20,8 +21,18 @@ pub struct DaemonArgs {
 
 /// Runs the renewal daemon until SIGTERM.
 pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
-    let pb = read_playbook(a.playbook.as_deref())?;
+    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
     let root = open_root(a.root.clone())?;
+    tracing::info!(playbook = %loaded.name, "starting");
+    // SIGHUP re-reads the file the playbook came from.
+    let file = match a.playbook {
+        Some(f) => Some(f),
+        None if loaded.name == crate::plan::INSTALLED_PLAYBOOK => root
+            .host_path(Path::new(crate::plan::INSTALLED_PLAYBOOK))
+            .ok(),
+        None => None,
+    };
+    let pb = loaded.pb;
     let seed = root
         .read_to_string(Path::new("/etc/machine-id"))
         .ok()
@@ -30,7 +41,7 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         .unwrap_or_else(|| crate::facts::gather(&root, &SystemRunner).hostname);
     let root_dir = a.root;
     crate::daemon::run(
-        a.playbook,
+        file,
         pb,
         seed.trim(),
         move |pb| match super::renew::renew_once(pb.clone(), root_dir.clone(), Default::default()) {

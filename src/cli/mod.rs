@@ -5,6 +5,7 @@ mod apply;
 mod ca;
 mod daemon;
 mod facts;
+mod remove;
 mod renew;
 mod service;
 
@@ -82,6 +83,13 @@ pub enum Cmd {
         after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs crl.pem and reloads nginx\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
     )]
     Ca(ca::CaArgs),
+    /// Undo everything portico made on this host (its manifest): sites,
+    /// links, certificates (archived), firewall rules it added, the renewal
+    /// daemon. nginx stays installed.
+    #[command(
+        after_help = "Examples:\n  sudo portico remove --check     # what would go\n  sudo portico remove             # keys and certificates are archived under /var/lib/portico/archive\n  sudo portico remove --purge     # also delete keys, CAs, the ACME account and state\n\nWhat portico made is listed in /var/lib/portico/managed.json. Files someone\nedited since portico wrote them are archived, never deleted (except with --purge)."
+    )]
+    Remove(remove::RemoveArgs),
 }
 
 /// Errors that stop a command before any task runs.
@@ -111,6 +119,17 @@ pub enum CliError {
     /// The daemon could not start or run.
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
+    /// The manifest cannot be read.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// Paths the playbook wants hold files portico did not write.
+    #[error(
+        "{}\nportico did not write these and will not overwrite them. Move them away, or run again \
+         with --adopt to let portico take them over (a copy of each is kept in {}).",
+        .0.iter().map(|c| format!("{}: exists, and {} wants this path", c.path.display(), c.owner)).collect::<Vec<_>>().join("\n"),
+        crate::manifest::ARCHIVE_DIR
+    )]
+    NotPortico(Vec<crate::manifest::Conflict>),
     /// An output directory the operator named.
     #[error("{}: {source}", path.display())]
     OutputDir {
@@ -141,6 +160,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Ca(c) => ca::run(c),
         Cmd::Renew(r) => renew::run(r),
         Cmd::Daemon(d) => daemon::run(d),
+        Cmd::Remove(r) => remove::run(r),
     }
 }
 
@@ -151,11 +171,56 @@ fn open_root(dir: PathBuf) -> Result<Root, CliError> {
     Ok(Root::new(dir))
 }
 
-/// Reads and validates a playbook file, or the embedded default.
-fn read_playbook(file: Option<&Path>) -> Result<playbook::Playbook, CliError> {
-    Ok(match file {
-        Some(p) => playbook::load_file(p)?,
-        None => playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
+/// A playbook as a command read it.
+struct Loaded {
+    /// How messages and reports name it: its path, or the embedded default.
+    name: String,
+    /// Its text (what `apply` installs).
+    text: String,
+    /// Parsed and validated.
+    pb: playbook::Playbook,
+}
+
+/// Which playbook a command uses when none is named.
+#[derive(Clone, Copy)]
+enum Fallback {
+    /// The embedded default (`apply`).
+    Embedded,
+    /// The one `apply` installed under this root, else the embedded
+    /// default (`renew`, `status`, `daemon`).
+    Installed,
+}
+
+/// Reads and validates the named playbook, or the fallback.
+fn load_playbook(
+    file: Option<&Path>,
+    fallback: Fallback,
+    root_dir: &Path,
+) -> Result<Loaded, CliError> {
+    let read = |path: &Path, name: String| -> Result<Loaded, CliError> {
+        let text = crate::host::read_text(path).map_err(|source| PlaybookError::Read {
+            file: name.clone(),
+            source,
+        })?;
+        let pb = playbook::parse(&name, &text)?;
+        Ok(Loaded { name, text, pb })
+    };
+    if let Some(p) = file {
+        return read(p, p.display().to_string());
+    }
+    if let Fallback::Installed = fallback {
+        let installed = open_root(root_dir.to_path_buf())?
+            .host_path(Path::new(crate::plan::INSTALLED_PLAYBOOK))
+            .ok()
+            .filter(|p| p.is_file());
+        if let Some(host_path) = installed {
+            return read(&host_path, crate::plan::INSTALLED_PLAYBOOK.to_string());
+        }
+    }
+    Ok(Loaded {
+        name: playbook::DEFAULT_NAME.to_string(),
+        text: playbook::DEFAULT_PLAYBOOK.to_string(),
+        pb: playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
     })
 }
 
@@ -169,10 +234,117 @@ fn print_report(report: &Report, json: bool, diff: bool, check: bool) -> i32 {
     } else {
         print!("{}", report.render_text(diff, check));
     }
+    exit_code(report)
+}
+
+/// 1 when a task failed.
+fn exit_code(report: &Report) -> i32 {
     if report.failed > 0 {
         1
     } else {
         0
+    }
+}
+
+/// How a command prints its report.
+struct Output {
+    /// JSON at the end instead of streamed text.
+    json: bool,
+    /// Unified diffs of file changes.
+    diff: bool,
+    /// The playbook used, as the report names it.
+    playbook: String,
+}
+
+/// Runs a plan (streaming its text report), records what portico now owns
+/// in the manifest (not in check mode, and not after `remove --purge`
+/// deleted the state directory), prints the rest; returns the exit code.
+fn run_plan(
+    ctx: &Ctx,
+    plan: &crate::plan::Plan,
+    mode: crate::task::Mode,
+    old: &crate::manifest::Manifest,
+    out: &Output,
+    warnings: Vec<String>,
+) -> i32 {
+    let check = mode == crate::task::Mode::Check;
+    let streamer = Streamer::new(out.diff, check);
+    if !out.json {
+        println!("playbook: {}", out.playbook);
+    }
+    let opts = crate::engine::RunOptions {
+        progress: (!out.json).then_some(&streamer as &dyn crate::report::Progress),
+        ..Default::default()
+    };
+    let mut report = crate::engine::run_with(&plan.tasks, ctx, mode, opts);
+    report.playbook = Some(out.playbook.clone());
+    report.warnings.extend(warnings);
+    let purged = report.tasks.iter().any(|t| {
+        t.id == Some(crate::task::TaskId::Purge) && t.status == crate::report::Status::Changed
+    });
+    if !check && !purged {
+        let recorded =
+            crate::manifest::after_run(ctx.root, old, &plan.wanted, &plan.pruned, &report)
+                .and_then(|m| m.save(ctx.root));
+        if let Err(e) = recorded {
+            let line = crate::report::TaskReport::failed_named(
+                format!("manifest {}", crate::manifest::PATH),
+                Vec::new(),
+                format!(
+                    "{e}; the changes of this run are in place, but the next run cannot tell \
+                     which of them portico made"
+                ),
+            );
+            if !out.json {
+                print!("{}", line.render_text(false, check));
+            }
+            report.push(line);
+        }
+    }
+    if out.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.render_summary(check));
+    }
+    exit_code(&report)
+}
+
+/// The text report, streamed: each task's lines on stdout as it finishes
+/// (not all at the end, after minutes of package installs), and on a
+/// terminal the task in progress on stderr.
+struct Streamer {
+    diff: bool,
+    check: bool,
+    tty: bool,
+}
+
+impl Streamer {
+    fn new(diff: bool, check: bool) -> Streamer {
+        Streamer {
+            diff,
+            check,
+            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
+impl crate::report::Progress for Streamer {
+    fn started(&self, name: &str) {
+        if self.tty {
+            eprint!("\r\x1b[K{:>12}  {name}", "...");
+        }
+    }
+
+    fn finished(&self, task: &crate::report::TaskReport) {
+        use std::io::Write;
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        print!("{}", task.render_text(self.diff, self.check));
+        let _ = std::io::stdout().flush();
     }
 }
 

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{print_report, read_playbook, CliError, Session};
+use super::{load_playbook, print_report, CliError, Fallback, Session};
 use crate::playbook::Playbook;
 use crate::report::Report;
 
 /// `portico renew`'s arguments.
 #[derive(Debug, Args)]
 pub struct RenewArgs {
-    /// Playbook file (TOML). Default: the embedded default playbook.
+    /// Playbook file (TOML). Default: the one `apply` installed,
+    /// /etc/portico/playbook.toml (else the embedded default).
     pub playbook: Option<PathBuf>,
     /// Renew every ACME certificate now, due or not, backing off or not.
     #[arg(long)]
@@ -29,12 +30,13 @@ pub struct RenewArgs {
 
 /// Renews what is due and prints the report.
 pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
-    let pb = read_playbook(a.playbook.as_deref())?;
+    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
     let opts = crate::renew::Options {
         force: a.force,
         dry_run: a.dry_run,
     };
-    let report = renew_once(pb, a.root, opts)?;
+    let mut report = renew_once(loaded.pb, a.root, opts)?;
+    report.playbook = Some(loaded.name);
     Ok(print_report(&report, a.json, false, false))
 }
 

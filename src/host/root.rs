@@ -376,6 +376,16 @@ impl Root {
         }
     }
 
+    /// Deletes a directory and everything under it, never following a
+    /// symlink (one inside is removed, not what it points to); absent is fine.
+    pub fn remove_tree(&self, path: &Path) -> Result<(), RootError> {
+        let p = self.write_path(path)?;
+        match fs::remove_dir_all(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a file or symlink; absent is fine.
     pub fn remove(&self, path: &Path) -> Result<(), RootError> {
         let p = self.write_path(path)?;

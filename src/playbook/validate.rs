@@ -71,6 +71,7 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
             &cas,
         );
     }
+    check_acme_wildcards(&mut p, pb);
     if let Some(acme) = &pb.acme {
         check_acme(&mut p, acme);
     }
@@ -264,6 +265,43 @@ fn check_certificate(
         } => {
             check_path(p, path.key("cert_file"), cert_file);
             check_path(p, path.key("key_file"), key_file);
+        }
+    }
+}
+
+/// An ACME certificate is validated over HTTP-01 here, and a CA issues a
+/// wildcard only over DNS-01: refused now, not after nginx has started.
+fn check_acme_wildcards(p: &mut Problems, pb: &Playbook) {
+    let why = |name: &str, cert: &str| {
+        format!(
+            "{name:?} is a wildcard, and certificate {cert:?} comes from ACME over HTTP-01, which \
+             cannot validate wildcards (a CA needs DNS-01 for them): list each name, or use \
+             source = \"files\" with a wildcard certificate you obtain elsewhere"
+        )
+    };
+    for (i, c) in pb.certificates.iter().enumerate() {
+        if !c.source.is_acme() {
+            continue;
+        }
+        if let Some(names) = &c.names {
+            for (j, n) in names.iter().enumerate() {
+                if n.starts_with("*.") {
+                    let path = FieldPath::root().item("certificate", i).item("names", j);
+                    p.add(path, why(n, &c.name));
+                }
+            }
+            continue;
+        }
+        for (k, s) in pb.sites.iter().enumerate() {
+            if s.certificate != c.name {
+                continue;
+            }
+            for (j, n) in s.server_names.iter().enumerate() {
+                if n.starts_with("*.") {
+                    let path = FieldPath::root().item("site", k).item("server_names", j);
+                    p.add(path, why(n, &c.name));
+                }
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ impl Task for CaTask {
                     mode: 0o700,
                 },
                 diff: None,
+                claims: Vec::new(),
             })
             .collect();
         let files = ca.new_files(self.days)?;
@@ -53,6 +54,7 @@ impl Task for CaTask {
                     content,
                     mode,
                 },
+                claims: Vec::new(),
             });
         }
         Ok(changes)

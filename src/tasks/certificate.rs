@@ -229,6 +229,7 @@ impl CertificateTask {
                 dry_run: self.renewal.dry_run,
             })),
             diff: None,
+            claims: Vec::new(),
         }])
     }
 
@@ -335,6 +336,19 @@ impl Task for CertificateTask {
             return Vec::new();
         }
         vec![Handler::ReloadNginx]
+    }
+
+    /// portico's certificate and key; files the playbook names are the
+    /// operator's, never portico's.
+    fn owns(&self) -> Vec<crate::owned::Owned> {
+        if matches!(self.source, Source::Files { .. }) {
+            return Vec::new();
+        }
+        let owner = format!("certificate {}", self.name);
+        vec![
+            crate::owned::Owned::secret(&self.paths.cert, &owner),
+            crate::owned::Owned::secret(&self.paths.key, &owner),
+        ]
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {

@@ -54,6 +54,7 @@ impl Task for ChallengeServed {
                 summary: format!("reload nginx so port 80 answers ACME challenges for {names}"),
                 action: Action::ReloadNginx,
                 diff: None,
+                claims: Vec::new(),
             }]);
         }
         Ok(vec![
@@ -61,6 +62,7 @@ impl Task for ChallengeServed {
                 summary: "nginx -t before loading the port-80 servers".into(),
                 action: Action::Run(Command::query(["nginx", "-t", "-q"])),
                 diff: None,
+                claims: Vec::new(),
             },
             Change {
                 summary: format!("start nginx so port 80 answers ACME challenges for {names}"),
@@ -69,6 +71,7 @@ impl Task for ChallengeServed {
                     unit: "nginx.service".into(),
                 },
                 diff: None,
+                claims: Vec::new(),
             },
         ])
     }

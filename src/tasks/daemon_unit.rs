@@ -76,6 +76,16 @@ impl Task for DaemonUnitTask {
         vec![Handler::ReloadPortico]
     }
 
+    fn owns(&self) -> Vec<crate::owned::Owned> {
+        match render(&self.exe.display().to_string(), &self.webroot) {
+            Ok(unit) => vec![crate::owned::Owned::file(PATH, "daemon", unit.as_bytes())],
+            Err(_) => vec![crate::owned::Owned::thing(
+                crate::owned::Thing::file(PATH),
+                "daemon",
+            )],
+        }
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if let Some(why) = binary_problem(ctx, &self.exe)? {
             return Err(TaskError::UnsafeDaemonBinary(why));

@@ -94,6 +94,17 @@ impl Task for DefaultServerTask {
         vec![Handler::ReloadNginx]
     }
 
+    /// Its file, and the throwaway certificate an old nginx needs.
+    fn owns(&self) -> Vec<crate::owned::Owned> {
+        use crate::owned::{Owned, Thing};
+        let t = throwaway_paths();
+        vec![
+            Owned::thing(Thing::file(PATH), "catch-all servers"),
+            Owned::thing(Thing::file(t.cert), "catch-all servers"),
+            Owned::thing(Thing::file(t.key), "catch-all servers"),
+        ]
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let taken = self.taken(ctx)?;
         let target = self.live_target(ctx);

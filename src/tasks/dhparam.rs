@@ -43,6 +43,11 @@ impl Task for GeneratedDhparam {
         vec![Handler::ReloadNginx]
     }
 
+    fn owns(&self) -> Vec<crate::owned::Owned> {
+        let file = crate::owned::Thing::file(PATH);
+        vec![crate::owned::Owned::thing(file, "tls")]
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let path = PathBuf::from(PATH);
         let current = ctx.root.read_to_string(&path)?.unwrap_or_default();
@@ -64,6 +69,7 @@ impl Task for GeneratedDhparam {
                 mode: 0o644,
             },
             diff: None,
+            claims: Vec::new(),
         }])
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::owned::{Owned, Thing};
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 
 /// A file with exact content and mode.
@@ -18,6 +19,8 @@ pub struct FileTask {
     pub notify: Vec<Handler>,
     /// What must be in place first.
     pub after: Vec<TaskId>,
+    /// The playbook object it belongs to (`site api`), for the manifest.
+    pub owner: String,
 }
 
 impl Task for FileTask {
@@ -39,6 +42,10 @@ impl Task for FileTask {
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         file_changes(ctx, &self.path, &self.content, self.mode, self.dir_mode)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        vec![Owned::file(&self.path, &self.owner, &self.content)]
     }
 }
 
@@ -70,6 +77,7 @@ pub fn file_changes(
                 mode,
             },
             diff: Some(unified_diff(path, old.as_deref(), content)),
+            claims: Vec::new(),
         });
     } else if let Some(m) = meta.filter(|m| m.mode != mode) {
         changes.push(Change {
@@ -79,6 +87,7 @@ pub fn file_changes(
                 mode,
             },
             diff: None,
+            claims: Vec::new(),
         });
     }
     // Files portico manages belong to root; only root can give them back.
@@ -92,6 +101,7 @@ pub fn file_changes(
                     gid: 0,
                 },
                 diff: None,
+                claims: Vec::new(),
             });
         }
     }
@@ -113,6 +123,7 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
                 mode,
             },
             diff: None,
+            claims: Vec::new(),
         }]),
         Some(m) if mode & 0o077 == 0 && m.is_dir && m.mode & !mode & 0o777 != 0 => {
             let tight = m.mode & mode;
@@ -127,6 +138,7 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
                     mode: tight,
                 },
                 diff: None,
+                claims: Vec::new(),
             }])
         }
         Some(_) => Ok(Vec::new()),
@@ -162,6 +174,8 @@ pub struct SymlinkTask {
     pub notify: Vec<Handler>,
     /// What must be in place first (the file it points to).
     pub after: Vec<TaskId>,
+    /// The playbook object it belongs to, for the manifest.
+    pub owner: String,
 }
 
 impl Task for SymlinkTask {
@@ -181,6 +195,18 @@ impl Task for SymlinkTask {
         self.notify.clone()
     }
 
+    fn owns(&self) -> Vec<Owned> {
+        vec![Owned {
+            target: Some(self.target.clone()),
+            ..Owned::thing(
+                Thing::Link {
+                    path: self.path.clone(),
+                },
+                &self.owner,
+            )
+        }]
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if ctx.root.read_link(&self.path)?.as_deref() == Some(self.target.as_path()) {
             return Ok(Vec::new());
@@ -193,6 +219,7 @@ impl Task for SymlinkTask {
                 target: self.target.clone(),
             },
             diff: None,
+            claims: Vec::new(),
         });
         Ok(changes)
     }

@@ -11,6 +11,7 @@ pub mod file;
 pub mod firewall;
 pub mod nginx_test;
 pub mod packages;
+pub mod prune;
 pub mod refused;
 pub mod reload;
 pub mod service;

@@ -50,6 +50,7 @@ fn change(summary: String, cmd: Command) -> Change {
         summary,
         action: Action::Run(cmd),
         diff: None,
+        claims: Vec::new(),
     }
 }
 

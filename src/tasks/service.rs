@@ -1,6 +1,7 @@
 //! A systemd unit that must be running and enabled at boot.
 
 use crate::host::systemd::ServiceOp;
+use crate::owned::{Owned, Thing};
 use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
 /// A unit that must run, and start at boot.
@@ -11,6 +12,9 @@ pub struct ServiceTask {
     pub enable: bool,
     /// What must be in place before it starts.
     pub after: Vec<TaskId>,
+    /// The playbook object it belongs to when it is portico's own unit
+    /// (the renewal daemon); `None` for a unit portico only starts (nginx).
+    pub owner: Option<String>,
 }
 
 impl Task for ServiceTask {
@@ -24,6 +28,20 @@ impl Task for ServiceTask {
 
     fn after(&self) -> Vec<TaskId> {
         self.after.clone()
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        self.owner
+            .iter()
+            .map(|o| {
+                Owned::thing(
+                    Thing::Unit {
+                        unit: self.unit.clone(),
+                    },
+                    o,
+                )
+            })
+            .collect()
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
@@ -44,6 +62,7 @@ impl Task for ServiceTask {
                     unit: self.unit.clone(),
                 },
                 diff: None,
+                claims: Vec::new(),
             })
             .collect())
     }

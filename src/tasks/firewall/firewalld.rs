@@ -1,7 +1,7 @@
 //! firewalld: the runtime and the permanent configuration, each compared
 //! on its own; offline (`firewall-offline-cmd`) when it is not running.
 
-use super::{mutation, query, stdout_ok, FirewallTask};
+use super::{mutation, port_thing, query, stdout_ok, Backend, FirewallTask};
 use crate::facts::firewall::{self, Port};
 use crate::host::systemd::ServiceOp;
 use crate::task::{Action, Change, Ctx, TaskError};
@@ -34,7 +34,9 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
                 let arg = add(*p);
                 let mut argv = flag(&[]);
                 argv.push(&arg);
-                changes.push(mutation(&argv, format!("firewalld {what}: {arg}")));
+                let mut change = mutation(&argv, format!("firewalld {what}: {arg}"));
+                change.claims = vec![port_thing(Backend::Firewalld, *p)];
+                changes.push(change);
             }
         }
         return Ok(changes);
@@ -50,10 +52,15 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
         .filter(|p| !open.contains(p))
     {
         let arg = add(p);
-        changes.push(mutation(
+        let mut change = mutation(
             &["firewall-offline-cmd", &arg],
             format!("firewalld permanent (offline): {arg}"),
-        ));
+        );
+        // The SSH port allowed before enabling is never portico's to remove.
+        if task.ports.contains(&p) {
+            change.claims = vec![port_thing(Backend::Firewalld, p)];
+        }
+        changes.push(change);
     }
     if task.enable {
         for op in [ServiceOp::Enable, ServiceOp::Start] {
@@ -64,8 +71,47 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
                     unit: "firewalld.service".into(),
                 },
                 diff: None,
+                claims: Vec::new(),
             });
         }
+    }
+    Ok(changes)
+}
+
+/// Removes the service or port entry portico would have added for `port`
+/// (runtime and permanent, or offline), where it is there.
+pub(super) fn close(port: Port, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+    let running = firewall::firewalld_running(&query(ctx, &["firewall-cmd", "--state"])?.stdout);
+    let tools: Vec<(Vec<&str>, &str)> = if running {
+        vec![
+            (vec!["firewall-cmd", "--permanent"], "permanent"),
+            (vec!["firewall-cmd"], "runtime"),
+        ]
+    } else {
+        vec![(vec!["firewall-offline-cmd"], "permanent (offline)")]
+    };
+    let mut changes = Vec::new();
+    for (tool, what) in tools {
+        let list = |flag: &str| -> Result<String, TaskError> {
+            let mut argv = tool.clone();
+            argv.push(flag);
+            stdout_ok(ctx, &argv)
+        };
+        let arg = match firewall::firewalld_service(port) {
+            Some(s) if list("--list-services")?.split_whitespace().any(|x| x == s) => {
+                format!("--remove-service={s}")
+            }
+            _ if list("--list-ports")?
+                .split_whitespace()
+                .any(|x| x == format!("{port}/tcp")) =>
+            {
+                format!("--remove-port={port}/tcp")
+            }
+            _ => continue,
+        };
+        let mut argv = tool.clone();
+        argv.push(&arg);
+        changes.push(mutation(&argv, format!("firewalld {what}: {arg}")));
     }
     Ok(changes)
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::{port_list, query, FirewallTask};
+use super::{port_list, port_thing, query, Backend, FirewallTask};
 use crate::facts::firewall::Port;
 use crate::facts::Family;
 use crate::host::systemd::ServiceOp;
@@ -97,6 +97,7 @@ fn family_changes(task: &FirewallTask, ctx: &Ctx, ip: Ip) -> Result<Vec<Change>,
                 summary: format!("{tool}: accept tcp port {p}"),
                 action: Action::Run(Command::mutation(insert)),
                 diff: None,
+                claims: vec![port_thing(Backend::Iptables, *p)],
             });
         }
     }
@@ -116,6 +117,7 @@ fn family_changes(task: &FirewallTask, ctx: &Ctx, ip: Ip) -> Result<Vec<Change>,
                 mode: 0o600,
             },
             diff: None,
+            claims: Vec::new(),
         });
     }
     Ok(changes)
@@ -151,6 +153,7 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
                     unit: unit.to_string(),
                 },
                 diff: None,
+                claims: Vec::new(),
             });
         }
     }
@@ -177,4 +180,37 @@ pub(super) fn notes(task: &FirewallTask, ctx: &Ctx) -> Vec<String> {
         port_list(&task.ports),
         rules_file(task.family, Ip::V4)
     )]
+}
+
+/// Deletes portico's accept rule for `port` in each family that has it,
+/// and saves the rules where the boot service restores them from.
+pub(super) fn close(port: Port, family: Family, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+    let mut changes = Vec::new();
+    for ip in families(ctx)? {
+        let tool = ip.tool();
+        let with = |verb: &str| -> Vec<String> {
+            let mut argv: Vec<String> = vec![tool.into(), verb.into(), "INPUT".into()];
+            argv.extend(rule(port));
+            argv
+        };
+        if !ctx.runner.run(&Command::query(with("-C")))?.success() {
+            continue;
+        }
+        changes.push(Change::new(
+            format!("{tool}: delete the accept rule for tcp port {port}"),
+            Action::Run(Command::mutation(with("-D"))),
+        ));
+        let file = PathBuf::from(rules_file(family, ip));
+        if ctx.root.exists(&file) {
+            changes.push(Change::new(
+                format!("save the {tool} rules to {}", file.display()),
+                Action::Capture {
+                    cmd: Command::query([ip.save()]),
+                    path: file,
+                    mode: 0o600,
+                },
+            ));
+        }
+    }
+    Ok(changes)
 }

@@ -15,6 +15,7 @@ use crate::facts::firewall::{self, Port};
 use crate::facts::Family;
 use crate::host::cmd::Output;
 use crate::host::Command;
+use crate::owned::{Owned, Thing};
 use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 
 pub use iptables::{persistence_package, rules_file};
@@ -33,6 +34,18 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend a manifest names.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [
+            Backend::Ufw,
+            Backend::Firewalld,
+            Backend::Iptables,
+            Backend::Nftables,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name)
+    }
+
     /// As the report and playbooks name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -62,11 +75,42 @@ pub struct FirewallTask {
     pub after: Vec<TaskId>,
 }
 
+/// The manifest's name for the rule opening `port`.
+pub fn port_thing(backend: Backend, port: Port) -> Thing {
+    Thing::Port {
+        backend: backend.name().into(),
+        port,
+    }
+}
+
+/// The changes that close `port`, which portico opened with `backend`:
+/// only the rule portico added, in every family and configuration it
+/// added it to. Never an SSH port.
+pub fn close_changes(
+    backend: Backend,
+    port: Port,
+    family: Family,
+    ctx: &Ctx,
+) -> Result<Vec<Change>, TaskError> {
+    if ssh_ports(ctx).contains(&port) {
+        return Err(TaskError::Refused(
+            "this port is the SSH port now; portico never closes it",
+        ));
+    }
+    match backend {
+        Backend::Ufw => ufw::close(port, ctx),
+        Backend::Firewalld => firewalld::close(port, ctx),
+        Backend::Iptables => iptables::close(port, family, ctx),
+        Backend::Nftables => nftables::close(port, ctx),
+    }
+}
+
 fn mutation(argv: &[&str], summary: String) -> Change {
     Change {
         summary,
         action: Action::Run(Command::mutation(argv.iter().copied())),
         diff: None,
+        claims: Vec::new(),
     }
 }
 
@@ -133,6 +177,15 @@ impl Task for FirewallTask {
 
     fn after(&self) -> Vec<TaskId> {
         self.after.clone()
+    }
+
+    /// The rules for the playbook's ports; the manifest records only the
+    /// ones portico added (claimed by the change that added them).
+    fn owns(&self) -> Vec<Owned> {
+        self.ports
+            .iter()
+            .map(|p| Owned::thing(port_thing(self.backend, *p), "firewall"))
+            .collect()
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {

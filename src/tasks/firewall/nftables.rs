@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{port_list, FirewallTask};
+use super::{port_list, Backend, FirewallTask};
 use crate::facts::firewall::Port;
 use crate::facts::nftables::{self, GuardedChain, COMMENT};
 use crate::host::systemd::ServiceOp;
@@ -29,6 +29,10 @@ pub const BOOT_FILE: &str = "/etc/nftables.d/portico.nft";
 /// The distro's boot configuration, loaded by `nftables.service`.
 pub const CONF: &str = "/etc/nftables.conf";
 const UNIT: &str = "nftables.service";
+/// The line portico adds to [`CONF`], and the comment above it.
+pub const INCLUDE_LINE: &str = "include \"/etc/nftables.d/portico.nft\"";
+/// The comment portico puts above [`INCLUDE_LINE`].
+pub const INCLUDE_COMMENT: &str = "# Added by portico: the ports it opens (see that file).";
 
 /// The guarded input chains, from nft itself.
 fn ruleset(ctx: &Ctx) -> Result<Vec<GuardedChain>, TaskError> {
@@ -87,24 +91,71 @@ fn rule_json(chain: &GuardedChain, ports: &[Port]) -> Value {
 
 /// The live changes: per chain, portico's rule with exactly these ports,
 /// before the chain's final drop or reject (or at its end under a drop
-/// policy). Rules portico added for other ports are replaced.
+/// policy). Rules portico added for other ports are replaced. Every port
+/// in portico's rule is portico's: the ones it adds are claimed.
 pub fn check_runtime(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let want = sorted(&task.ports);
     let mut changes = Vec::new();
     for chain in ruleset(ctx)? {
-        let ours: Vec<&(u64, std::collections::BTreeSet<Port>)> = chain.portico.iter().collect();
-        if ours.len() == 1 && ours[0].1.iter().copied().collect::<Vec<_>>() == want {
+        if let Some(mut change) = replace_rules(&chain, &want) {
+            change.claims = want
+                .iter()
+                .filter(|p| !chain.portico.iter().any(|(_, ours)| ours.contains(p)))
+                .map(|p| super::port_thing(Backend::Nftables, *p))
+                .collect();
+            changes.push(change);
+        }
+    }
+    Ok(changes)
+}
+
+/// Takes `port` out of portico's rules, keeping the rest of their ports.
+pub fn close(port: Port, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+    let mut changes = Vec::new();
+    for chain in ruleset(ctx)? {
+        if !chain.portico.iter().any(|(_, ports)| ports.contains(&port)) {
             continue;
         }
-        let mut commands: Vec<Value> = ours
+        let rest: Vec<Port> = chain
+            .portico
             .iter()
-            .map(|(handle, _)| {
-                json!({"delete": {"rule": {
-                    "family": chain.family, "table": chain.table, "chain": chain.name, "handle": handle
-                }}})
-            })
+            .flat_map(|(_, ports)| ports.iter().copied())
+            .filter(|p| *p != port)
             .collect();
-        let mut rule = rule_json(&chain, &want);
+        changes.extend(replace_rules(&chain, &sorted(&rest)));
+    }
+    Ok(changes)
+}
+
+/// The change that leaves `chain` with one portico rule for exactly
+/// `want` (none when `want` is empty); `None` when it has that already.
+fn replace_rules(chain: &GuardedChain, want: &[Port]) -> Option<Change> {
+    let ours = &chain.portico;
+    let have_exactly = match ours.as_slice() {
+        [] => want.is_empty(),
+        [one] => one.1.iter().copied().collect::<Vec<_>>() == want,
+        _ => false,
+    };
+    if have_exactly {
+        return None;
+    }
+    let mut commands: Vec<Value> = ours
+        .iter()
+        .map(|(handle, _)| {
+            json!({"delete": {"rule": {
+                "family": chain.family, "table": chain.table, "chain": chain.name, "handle": handle
+            }}})
+        })
+        .collect();
+    let replaced = if ours.is_empty() {
+        String::new()
+    } else {
+        format!(", replacing portico's earlier rule for {}", ours.len())
+    };
+    let summary = if want.is_empty() {
+        format!("nftables {}: delete portico's rules", chain.spec())
+    } else {
+        let mut rule = rule_json(chain, want);
         let (verb, place) = match chain.terminal {
             Some(handle) => {
                 rule["handle"] = json!(handle);
@@ -113,23 +164,17 @@ pub fn check_runtime(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, Task
             None => ("add", "under its drop policy"),
         };
         commands.push(json!({ verb: { "rule": rule } }));
-        let document = json!({ "nftables": commands }).to_string();
-        let replaced = if ours.is_empty() {
-            String::new()
-        } else {
-            format!(", replacing portico's earlier rule for {}", ours.len())
-        };
-        changes.push(Change {
-            summary: format!(
-                "nftables {}: accept {} {place}{replaced}",
-                chain.spec(),
-                dport(&want)
-            ),
-            action: Action::Run(Command::mutation(["nft", "--json", "-f", "-"]).stdin(&document)),
-            diff: None,
-        });
-    }
-    Ok(changes)
+        format!(
+            "nftables {}: accept {} {place}{replaced}",
+            chain.spec(),
+            dport(want)
+        )
+    };
+    let document = json!({ "nftables": commands }).to_string();
+    Some(Change::new(
+        summary,
+        Action::Run(Command::mutation(["nft", "--json", "-f", "-"]).stdin(&document)),
+    ))
 }
 
 /// The boot file: the same rules, placed by index (handles do not exist
@@ -176,6 +221,20 @@ impl Task for NftBootTask {
         TaskId::File(BOOT_FILE.into())
     }
 
+    fn owns(&self) -> Vec<crate::owned::Owned> {
+        use crate::owned::{Owned, Thing};
+        vec![
+            Owned::thing(Thing::file(BOOT_FILE), "firewall"),
+            Owned::thing(
+                Thing::Line {
+                    path: CONF.into(),
+                    line: INCLUDE_LINE.into(),
+                },
+                "firewall",
+            ),
+        ]
+    }
+
     fn scope(&self) -> Scope {
         Scope::Host
     }
@@ -202,9 +261,7 @@ impl Task for NftBootTask {
             if !new.is_empty() && !new.ends_with('\n') {
                 new.push('\n');
             }
-            new.push_str(&format!(
-                "# Added by portico: the ports it opens (see that file).\ninclude \"{BOOT_FILE}\"\n"
-            ));
+            new.push_str(&format!("{INCLUDE_COMMENT}\n{INCLUDE_LINE}\n"));
             let mut add = file_changes(ctx, Path::new(CONF), new.as_bytes(), mode, 0o755)?;
             if let Some(first) = add.first_mut() {
                 first.summary = format!("{} [one include line added]", first.summary);
@@ -219,6 +276,7 @@ impl Task for NftBootTask {
                     unit: UNIT.into(),
                 },
                 diff: None,
+                claims: Vec::new(),
             });
         }
         Ok(changes)

@@ -1,0 +1,476 @@
+//! The manifest: what portico made on this host, in
+//! `/var/lib/portico/managed.json`. Each entry is a thing (file, link,
+//! directory, firewall rule, unit, line), its hash when it is a file, and
+//! the playbook object it belongs to. A run compares it with what the
+//! playbook asks for: what is no longer asked for is pruned, and a file
+//! portico wants to write that is neither in it nor recognisably
+//! portico's is refused (unless adopted).
+//!
+//! The logic here is pure over the [`Root`] seam; the engine carries out
+//! what it decides.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::host::root::RootError;
+use crate::host::Root;
+use crate::owned::{sha256_hex, Disposal, Owned, Thing};
+use crate::report::{Report, Status};
+use crate::task::TaskId;
+
+/// Where the manifest lives.
+pub const PATH: &str = "/var/lib/portico/managed.json";
+/// portico's state directory (the manifest, state, ACME account, CAs).
+pub const STATE_DIR: &str = "/var/lib/portico";
+/// Where pruned certificates, keys and edited files go, one directory per run.
+pub const ARCHIVE_DIR: &str = "/var/lib/portico/archive";
+/// The manifest format this portico writes.
+const VERSION: u32 = 1;
+
+/// Why the manifest cannot be used.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    /// Reading or writing it failed.
+    #[error(transparent)]
+    Fs(#[from] RootError),
+    /// It is not a manifest this portico understands.
+    #[error(
+        "{PATH}: {0}; portico cannot tell what it made without it. Restore it from a backup, or \
+         move it aside (the next apply then takes over only files that carry portico's header)"
+    )]
+    Unreadable(String),
+}
+
+/// One thing portico made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What it is.
+    #[serde(flatten)]
+    pub thing: Thing,
+    /// The playbook object it belongs to (`site api`, `certificate web`).
+    pub owner: String,
+    /// What pruning does with it.
+    #[serde(default, skip_serializing_if = "is_remove")]
+    pub disposal: Disposal,
+    /// Files: the SHA-256 of the bytes portico left there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Links: where portico pointed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<PathBuf>,
+}
+
+fn is_remove(d: &Disposal) -> bool {
+    *d == Disposal::Remove
+}
+
+/// Everything portico made on this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The format.
+    pub version: u32,
+    /// The things, sorted.
+    pub entries: Vec<Entry>,
+}
+
+impl Manifest {
+    /// The manifest on this host; `None` when there is none yet.
+    pub fn load(root: &Root) -> Result<Option<Manifest>, ManifestError> {
+        let Some(bytes) = root.read(Path::new(PATH))? else {
+            return Ok(None);
+        };
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| ManifestError::Unreadable(format!("not valid JSON: {e}")))?;
+        if m.version != VERSION {
+            return Err(ManifestError::Unreadable(format!(
+                "format version {} (this portico reads {VERSION})",
+                m.version
+            )));
+        }
+        Ok(Some(m))
+    }
+
+    /// Writes it atomically (0600: it maps the host's TLS layout).
+    pub fn save(&self, root: &Root) -> Result<(), ManifestError> {
+        root.create_dir_all(Path::new(STATE_DIR), 0o755)?;
+        let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
+        text.push('\n');
+        root.write_atomic(Path::new(PATH), text.as_bytes(), 0o600)?;
+        Ok(())
+    }
+
+    /// The entry for `thing`, if portico made it.
+    pub fn get(&self, thing: &Thing) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.thing == thing)
+    }
+
+    fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Manifest {
+        let by_thing: BTreeMap<Thing, Entry> =
+            entries.into_iter().map(|e| (e.thing.clone(), e)).collect();
+        Manifest {
+            version: VERSION,
+            entries: by_thing.into_values().collect(),
+        }
+    }
+}
+
+/// The first line of every configuration file portico writes (and of
+/// the renewal daemon's unit, which is shipped as it is).
+fn has_header(bytes: &[u8]) -> bool {
+    let unit_first_line = crate::tasks::daemon_unit::SHIPPED
+        .lines()
+        .next()
+        .unwrap_or("#");
+    bytes.starts_with(crate::nginx::render::HEADER.as_bytes())
+        || bytes.starts_with(unit_first_line.as_bytes())
+}
+
+/// portico's own directories: whatever is in them was put there by portico.
+const OWN_DIRS: &[&str] = &[
+    "/etc/portico",
+    crate::tasks::certificate::CERT_DIR,
+    STATE_DIR,
+];
+
+fn in_own_dir(path: &Path) -> bool {
+    OWN_DIRS.iter().any(|d| path.starts_with(d))
+}
+
+/// The nginx directories a pre-manifest portico wrote into.
+const NGINX_DIRS: &[&str] = &[
+    "/etc/nginx/conf.d",
+    "/etc/nginx/sites-available",
+    "/etc/nginx/sites-enabled",
+];
+
+/// What a portico from before the manifest left in nginx's directories:
+/// files carrying its header, and links to them. A host upgraded from it
+/// starts from this, so a site dropped from the playbook is still pruned.
+pub fn legacy(root: &Root) -> Result<Manifest, ManifestError> {
+    let mut entries = Vec::new();
+    for dir in NGINX_DIRS {
+        for name in root.list_dir(Path::new(dir))? {
+            let path = Path::new(dir).join(&name);
+            if let Some(target) = root.read_link(&path)? {
+                let resolved = if target.is_absolute() {
+                    target.clone()
+                } else {
+                    Path::new(dir).join(&target)
+                };
+                let ours = root
+                    .read(&resolved)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| has_header(&b));
+                if ours {
+                    entries.push(Entry {
+                        thing: Thing::Link { path },
+                        owner: "portico before the manifest".into(),
+                        disposal: Disposal::Remove,
+                        sha256: None,
+                        target: Some(target),
+                    });
+                }
+                continue;
+            }
+            if let Some(bytes) = root.read(&path)? {
+                if has_header(&bytes) {
+                    entries.push(Entry {
+                        thing: Thing::file(path),
+                        owner: "portico before the manifest".into(),
+                        disposal: Disposal::Remove,
+                        sha256: Some(sha256_hex(&bytes)),
+                        target: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(Manifest::from_entries(entries))
+}
+
+/// A path portico wants that holds something it did not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The path.
+    pub path: PathBuf,
+    /// The playbook object that wants it.
+    pub owner: String,
+}
+
+/// The wanted files and links that exist, are not in the manifest, and
+/// are not recognisably portico's: already what portico would write, a
+/// link already pointing where portico would point it, or (on a host with
+/// no manifest yet) a file carrying portico's header or in its own
+/// directories.
+pub fn conflicts(
+    root: &Root,
+    manifest: Option<&Manifest>,
+    wanted: &[Owned],
+) -> Result<Vec<Conflict>, ManifestError> {
+    let mut out = Vec::new();
+    for w in wanted {
+        if manifest.is_some_and(|m| m.get(&w.thing).is_some()) {
+            continue;
+        }
+        let ours = match &w.thing {
+            Thing::File { path } => match root.meta(path)? {
+                None => continue,
+                Some(m) if m.is_symlink || m.is_dir => false,
+                Some(_) => {
+                    let bytes = root.read(path)?.unwrap_or_default();
+                    w.desired.as_deref() == Some(sha256_hex(&bytes).as_str())
+                        || (manifest.is_none() && (has_header(&bytes) || in_own_dir(path)))
+                }
+            },
+            Thing::Link { path } => match root.meta(path)? {
+                None => continue,
+                Some(m) if !m.is_symlink => false,
+                Some(_) => root.read_link(path)?.is_some_and(|t| Some(t) == w.target),
+            },
+            _ => continue,
+        };
+        if !ours {
+            out.push(Conflict {
+                path: w.thing.path().map(Path::to_path_buf).unwrap_or_default(),
+                owner: w.owner.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The entries the wanted things no longer cover, to be pruned: the
+/// manifest's things minus the wanted ones. Directories only go when no
+/// wanted path lives under them; the state directory stays (the manifest
+/// lives there).
+pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
+    let things: BTreeSet<&Thing> = wanted.iter().map(|w| &w.thing).collect();
+    let paths: Vec<&Path> = wanted.iter().filter_map(|w| w.thing.path()).collect();
+    manifest
+        .entries
+        .iter()
+        .filter(|e| !things.contains(&e.thing))
+        .filter(|e| match &e.thing {
+            Thing::Dir { path } => {
+                !paths.iter().any(|p| p.starts_with(path))
+                    && !Path::new(STATE_DIR).starts_with(path)
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
+/// What the next manifest holds, observed after a run:
+///
+/// - a wanted file or link whose task succeeded, as it is now on disk;
+///   one whose task failed or was skipped keeps its old entry (if any);
+/// - a firewall port or unit: claimed by a change this run, or kept from
+///   the old manifest while still wanted;
+/// - an unwanted entry whose prune succeeded is gone, any other stays;
+/// - directories: the old ones that still exist, and the ones this run
+///   created.
+pub fn after_run(
+    root: &Root,
+    old: &Manifest,
+    wanted: &[(TaskId, Owned)],
+    pruned: &[(TaskId, Entry)],
+    report: &Report,
+) -> Result<Manifest, ManifestError> {
+    let status = |id: &TaskId| {
+        report
+            .tasks
+            .iter()
+            .find(|t| t.id.as_ref() == Some(id))
+            .map(|t| t.status)
+    };
+    let succeeded = |id: &TaskId| matches!(status(id), Some(Status::Changed | Status::Unchanged));
+    let claimed: BTreeSet<&Thing> = report.tasks.iter().flat_map(|t| &t.claims).collect();
+    let mut entries: Vec<Entry> = Vec::new();
+    for (id, w) in wanted {
+        let old_entry = old.get(&w.thing).cloned();
+        let fresh = |sha256: Option<String>, target: Option<PathBuf>| Entry {
+            thing: w.thing.clone(),
+            owner: w.owner.clone(),
+            disposal: w.disposal,
+            sha256,
+            target,
+        };
+        let entry = match &w.thing {
+            Thing::File { path } if succeeded(id) => match root.meta(path)? {
+                Some(m) if !m.is_symlink && !m.is_dir => {
+                    let bytes = root.read(path)?.unwrap_or_default();
+                    Some(fresh(Some(sha256_hex(&bytes)), None))
+                }
+                _ => old_entry,
+            },
+            Thing::Link { path } if succeeded(id) => match root.read_link(path)? {
+                Some(target) => Some(fresh(None, Some(target))),
+                None => old_entry,
+            },
+            Thing::Port { .. } if claimed.contains(&w.thing) => Some(fresh(None, None)),
+            Thing::Unit { .. } | Thing::Line { .. } if succeeded(id) => Some(fresh(None, None)),
+            _ => old_entry,
+        };
+        entries.extend(entry);
+    }
+    for (id, e) in pruned {
+        if !succeeded(id) {
+            entries.push(e.clone());
+        }
+    }
+    // Old entries neither wanted nor pruned in this run (a prune the run
+    // did not plan, say under --root): still portico's.
+    let handled: BTreeSet<&Thing> = wanted
+        .iter()
+        .map(|(_, w)| &w.thing)
+        .chain(pruned.iter().map(|(_, e)| &e.thing))
+        .collect();
+    for e in &old.entries {
+        if !handled.contains(&e.thing) && !matches!(e.thing, Thing::Dir { .. }) {
+            entries.push(e.clone());
+        }
+    }
+    let dirs = old
+        .entries
+        .iter()
+        .filter_map(|e| match &e.thing {
+            Thing::Dir { path } => Some(path.clone()),
+            _ => None,
+        })
+        .chain(report.created_dirs.iter().cloned())
+        // The state directory and what is in it (CAs, the ACME account, the
+        // archive) outlive any playbook; only `remove --purge` deletes them.
+        .filter(|p| !p.starts_with(STATE_DIR))
+        .collect::<BTreeSet<PathBuf>>();
+    for path in dirs {
+        if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {
+            entries.push(Entry {
+                thing: Thing::Dir { path },
+                owner: "portico".into(),
+                disposal: Disposal::Remove,
+                sha256: None,
+                target: None,
+            });
+        }
+    }
+    Ok(Manifest::from_entries(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(thing: Thing) -> Entry {
+        Entry {
+            thing,
+            owner: "site a".into(),
+            disposal: Disposal::Remove,
+            sha256: None,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn entries_serialize_flat_and_round_trip() {
+        let m = Manifest::from_entries([
+            Entry {
+                sha256: Some("ab".into()),
+                ..entry(Thing::file("/etc/nginx/conf.d/a.conf"))
+            },
+            entry(Thing::Port {
+                backend: "ufw".into(),
+                port: 443,
+            }),
+        ]);
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.contains(r#"{"kind":"file","path":"/etc/nginx/conf.d/a.conf","owner":"site a","sha256":"ab"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn unwanted_keeps_directories_that_still_hold_wanted_things() {
+        let m = Manifest::from_entries([
+            entry(Thing::file("/etc/nginx/sites-available/old.conf")),
+            entry(Thing::file("/etc/ssl/portico/certs/web.crt")),
+            entry(Thing::Dir {
+                path: "/etc/ssl/portico/certs".into(),
+            }),
+            entry(Thing::Dir {
+                path: "/etc/portico".into(),
+            }),
+            entry(Thing::Dir {
+                path: STATE_DIR.into(),
+            }),
+        ]);
+        let wanted = [Owned::secret(
+            "/etc/ssl/portico/certs/web.crt",
+            "certificate web",
+        )];
+        let gone: Vec<Thing> = unwanted(&m, &wanted).into_iter().map(|e| e.thing).collect();
+        assert_eq!(
+            gone,
+            [
+                Thing::file("/etc/nginx/sites-available/old.conf"),
+                Thing::Dir {
+                    path: "/etc/portico".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hand_written_file_conflicts_and_one_portico_would_write_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let conf = Path::new("/etc/nginx/conf.d/api.conf");
+        root.create_dir_all(conf.parent().unwrap(), 0o755).unwrap();
+        root.write_atomic(conf, b"server { listen 80; }\n", 0o644)
+            .unwrap();
+        let wanted = [Owned::file(conf, "site api", b"# rendered\n")];
+        let empty = Manifest::default();
+        assert_eq!(
+            conflicts(&root, Some(&empty), &wanted).unwrap(),
+            [Conflict {
+                path: conf.into(),
+                owner: "site api".into()
+            }]
+        );
+        // What portico would write anyway is portico's to take.
+        root.write_atomic(conf, b"# rendered\n", 0o644).unwrap();
+        assert!(conflicts(&root, Some(&empty), &wanted).unwrap().is_empty());
+        // In the manifest: portico's, whatever it holds now.
+        root.write_atomic(conf, b"edited\n", 0o644).unwrap();
+        let m = Manifest::from_entries([entry(Thing::file(conf))]);
+        assert!(conflicts(&root, Some(&m), &wanted).unwrap().is_empty());
+    }
+
+    #[test]
+    fn without_a_manifest_files_with_portico_s_header_are_portico_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let conf = Path::new("/etc/nginx/conf.d/api.conf");
+        root.create_dir_all(conf.parent().unwrap(), 0o755).unwrap();
+        let old = format!("{}server {{}}\n", crate::nginx::render::HEADER);
+        root.write_atomic(conf, old.as_bytes(), 0o644).unwrap();
+        let wanted = [Owned::file(conf, "site api", b"new\n")];
+        assert!(conflicts(&root, None, &wanted).unwrap().is_empty());
+        // With a manifest, the header alone is not enough.
+        assert_eq!(
+            conflicts(&root, Some(&Manifest::default()), &wanted)
+                .unwrap()
+                .len(),
+            1
+        );
+        let seeded = legacy(&root).unwrap();
+        assert_eq!(seeded.entries.len(), 1);
+        assert_eq!(seeded.entries[0].thing, Thing::file(conf));
+    }
+}

@@ -1,0 +1,375 @@
+//! Removing what portico made and the playbook no longer asks for, as
+//! ordinary, journaled changes: a file portico can make again is removed;
+//! a certificate, a key, or a file someone edited since portico wrote it
+//! is moved to the archive; a link is removed; a directory goes once it is
+//! empty; a firewall port portico opened is closed; the daemon's unit is
+//! stopped and disabled; the include line portico added is taken out.
+
+use std::path::{Path, PathBuf};
+
+use crate::facts::Family;
+use crate::host::systemd::ServiceOp;
+use crate::manifest::Entry;
+use crate::owned::{sha256_hex, Disposal, Thing};
+use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
+use crate::tasks::file::unified_diff;
+use crate::tasks::firewall::{self, Backend};
+
+/// One thing to remove.
+pub struct PruneTask {
+    /// What the manifest says portico made.
+    pub entry: Entry,
+    /// This run's archive directory (`/var/lib/portico/archive/<time>`).
+    pub archive: PathBuf,
+    /// `remove --purge`: delete, never archive.
+    pub purge: bool,
+    /// For a directory: the paths this run prunes (they count as gone).
+    pub going: Vec<PathBuf>,
+    /// The distro family (where iptables rules are saved).
+    pub family: Family,
+    /// What must run first (a unit is stopped before its file goes).
+    pub after: Vec<TaskId>,
+    /// Why it goes, for the report.
+    pub reason: &'static str,
+}
+
+impl PruneTask {
+    /// Where an archived file goes: its full path under the archive, so two
+    /// files with one name cannot collide.
+    fn archived(&self, path: &Path) -> PathBuf {
+        self.archive.join(path.strip_prefix("/").unwrap_or(path))
+    }
+
+    fn why(&self) -> String {
+        format!("{}; {}", self.entry.owner, self.reason)
+    }
+
+    fn file(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
+        let Some(meta) = ctx.root.meta(path)? else {
+            return Ok(Vec::new());
+        };
+        if meta.is_dir {
+            return Ok(Vec::new());
+        }
+        let bytes = if meta.is_symlink {
+            None
+        } else {
+            ctx.root.read(path)?
+        };
+        let edited = match (&self.entry.sha256, &bytes) {
+            (Some(want), Some(b)) => *want != sha256_hex(b),
+            _ => false,
+        };
+        let keep = !self.purge && (self.entry.disposal == Disposal::Archive || edited);
+        if !keep {
+            let mut change = Change::new(
+                format!("remove {} ({})", path.display(), self.why()),
+                Action::Remove {
+                    path: path.to_path_buf(),
+                },
+            );
+            change.diff = bytes.map(|b| unified_diff(path, Some(&b), b""));
+            return Ok(vec![change]);
+        }
+        let to = self.archived(path);
+        let reason = if edited {
+            "edited since portico wrote it"
+        } else {
+            "certificates and keys are archived, never deleted"
+        };
+        let mut changes = Vec::new();
+        if let Some(dir) = to.parent() {
+            changes.push(Change::new(
+                format!("create directory {} (mode 0700)", dir.display()),
+                Action::EnsureDir {
+                    path: dir.to_path_buf(),
+                    mode: 0o700,
+                },
+            ));
+        }
+        changes.push(Change::new(
+            format!(
+                "archive {} to {} ({}; {reason})",
+                path.display(),
+                to.display(),
+                self.why()
+            ),
+            Action::Move {
+                from: path.to_path_buf(),
+                to,
+            },
+        ));
+        Ok(changes)
+    }
+
+    fn link(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
+        match ctx.root.meta(path)? {
+            Some(m) if m.is_symlink => Ok(vec![Change::new(
+                format!("remove link {} ({})", path.display(), self.why()),
+                Action::Remove {
+                    path: path.to_path_buf(),
+                },
+            )]),
+            // Replaced by something else since: not portico's any more.
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn dir(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
+        match ctx.root.meta(path)? {
+            Some(m) if m.is_dir && !m.is_symlink => {}
+            _ => return Ok(Vec::new()),
+        }
+        let left = ctx
+            .root
+            .list_dir(path)?
+            .into_iter()
+            .filter(|name| !self.going.contains(&path.join(name)))
+            .count();
+        if left > 0 {
+            // Someone else's files live there now: it stays.
+            return Ok(Vec::new());
+        }
+        Ok(vec![Change::new(
+            format!("remove empty directory {}", path.display()),
+            Action::RemoveDir {
+                path: path.to_path_buf(),
+            },
+        )])
+    }
+
+    fn unit(&self, ctx: &Ctx, unit: &str) -> Result<Vec<Change>, TaskError> {
+        let state = ctx.systemd.state(unit)?;
+        let mut changes = Vec::new();
+        if state.is_active() {
+            changes.push(service(ServiceOp::Stop, unit, &self.why()));
+        }
+        if matches!(state.file.as_str(), "enabled" | "enabled-runtime") {
+            changes.push(service(ServiceOp::Disable, unit, &self.why()));
+        }
+        Ok(changes)
+    }
+
+    fn line(&self, ctx: &Ctx, path: &Path, line: &str) -> Result<Vec<Change>, TaskError> {
+        let Some(text) = ctx.root.read_to_string(path)? else {
+            return Ok(Vec::new());
+        };
+        if !text.lines().any(|l| l.trim() == line) {
+            return Ok(Vec::new());
+        }
+        let comment = crate::tasks::firewall::nftables::INCLUDE_COMMENT;
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim() != line && l.trim() != comment)
+            .collect();
+        let mut new = kept.join("\n");
+        if text.ends_with('\n') && !new.is_empty() {
+            new.push('\n');
+        }
+        let mode = ctx.root.meta(path)?.map_or(0o644, |m| m.mode);
+        let mut change = Change::new(
+            format!(
+                "take the line {line:?} out of {} ({})",
+                path.display(),
+                self.why()
+            ),
+            Action::WriteFile {
+                path: path.to_path_buf(),
+                content: new.clone().into_bytes(),
+                mode,
+            },
+        );
+        change.diff = Some(unified_diff(path, Some(text.as_bytes()), new.as_bytes()));
+        Ok(vec![change])
+    }
+}
+
+fn service(op: ServiceOp, unit: &str, why: &str) -> Change {
+    Change::new(
+        format!("{} {unit} ({why})", op.name()),
+        Action::Service {
+            op,
+            unit: unit.into(),
+        },
+    )
+}
+
+impl Task for PruneTask {
+    fn id(&self) -> TaskId {
+        TaskId::Prune(self.entry.thing.clone())
+    }
+
+    fn scope(&self) -> Scope {
+        match self.entry.thing {
+            Thing::Port { .. } | Thing::Unit { .. } => Scope::Host,
+            _ => Scope::Files,
+        }
+    }
+
+    fn after(&self) -> Vec<TaskId> {
+        self.after.clone()
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        match self.entry.thing.path() {
+            Some(p) if p.starts_with("/etc/nginx") || p.starts_with("/etc/ssl/portico") => {
+                vec![Handler::ReloadNginx]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        match &self.entry.thing {
+            Thing::File { path } => self.file(ctx, path),
+            Thing::Link { path } => self.link(ctx, path),
+            Thing::Dir { path } => self.dir(ctx, path),
+            Thing::Unit { unit } => self.unit(ctx, unit),
+            Thing::Line { path, line } => self.line(ctx, path, line),
+            Thing::Port { backend, port } => match Backend::from_name(backend) {
+                Some(b) => firewall::close_changes(b, *port, self.family, ctx),
+                None => Ok(Vec::new()),
+            },
+        }
+    }
+}
+
+/// The prune tasks for `unwanted`, in the order they must run: units stop
+/// before their files go, include lines before the files they include,
+/// links before the files they point to, files before their directories
+/// (deepest first).
+pub fn tasks(
+    unwanted: Vec<Entry>,
+    archive: &Path,
+    purge: bool,
+    family: Family,
+    reason: &'static str,
+) -> Vec<Box<dyn Task>> {
+    let rank = |t: &Thing| match t {
+        Thing::Unit { .. } => (0, 0),
+        Thing::Port { .. } => (1, 0),
+        Thing::Line { .. } => (2, 0),
+        Thing::Link { .. } => (3, 0),
+        Thing::File { .. } => (4, 0),
+        // Deepest first.
+        Thing::Dir { path } => (5, usize::MAX - path.components().count()),
+    };
+    let mut unwanted = unwanted;
+    unwanted.sort_by_key(|e| (rank(&e.thing), e.thing.clone()));
+    let going: Vec<PathBuf> = unwanted
+        .iter()
+        .filter_map(|e| e.thing.path().map(Path::to_path_buf))
+        .collect();
+    let units: Vec<TaskId> = unwanted
+        .iter()
+        .filter(|e| matches!(e.thing, Thing::Unit { .. }))
+        .map(|e| TaskId::Prune(e.thing.clone()))
+        .collect();
+    unwanted
+        .into_iter()
+        .map(|entry| {
+            // A unit's file goes only once the unit is stopped and disabled.
+            let after = match &entry.thing {
+                Thing::File { path } if path.starts_with("/etc/systemd") => units.clone(),
+                _ => Vec::new(),
+            };
+            Box::new(PruneTask {
+                entry,
+                archive: archive.to_path_buf(),
+                purge,
+                going: going.clone(),
+                family,
+                after,
+                reason,
+            }) as Box<dyn Task>
+        })
+        .collect()
+}
+
+/// `remove --purge`: portico's own directories, deleted for good once
+/// everything else is gone and nginx accepted the result.
+pub struct PurgeTask {
+    /// The directories.
+    pub dirs: Vec<PathBuf>,
+    /// The `nginx -t` gate.
+    pub after: Vec<TaskId>,
+}
+
+impl Task for PurgeTask {
+    fn id(&self) -> TaskId {
+        TaskId::Purge
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn after(&self) -> Vec<TaskId> {
+        self.after.clone()
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        Ok(self
+            .dirs
+            .iter()
+            .filter(|d| ctx.root.exists(d))
+            .map(|d| {
+                Change::new(
+                    format!("delete {} and everything in it", d.display()),
+                    Action::RemoveTree { path: d.clone() },
+                )
+            })
+            .collect())
+    }
+}
+
+/// `apply --adopt`: a copy of a file portico did not write, kept in the
+/// archive before portico takes the path over.
+pub struct AdoptTask {
+    /// The file.
+    pub path: PathBuf,
+    /// This run's archive directory.
+    pub archive: PathBuf,
+}
+
+impl Task for AdoptTask {
+    fn id(&self) -> TaskId {
+        TaskId::Adopt(self.path.clone())
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let Some(bytes) = ctx.root.read(&self.path)? else {
+            return Ok(Vec::new());
+        };
+        let to = self
+            .archive
+            .join(self.path.strip_prefix("/").unwrap_or(&self.path));
+        let mut changes = Vec::new();
+        if let Some(dir) = to.parent() {
+            changes.push(Change::new(
+                format!("create directory {} (mode 0700)", dir.display()),
+                Action::EnsureDir {
+                    path: dir.to_path_buf(),
+                    mode: 0o700,
+                },
+            ));
+        }
+        changes.push(Change::new(
+            format!(
+                "keep a copy of {} (not written by portico; taken over with --adopt) in {}",
+                self.path.display(),
+                to.display()
+            ),
+            Action::WriteFile {
+                path: to,
+                content: bytes,
+                mode: 0o600,
+            },
+        ));
+        Ok(changes)
+    }
+}
