@@ -1,8 +1,9 @@
 //! `portico daemon`: renews once at start, then on a schedule (daily at a
 //! minute fixed per host, or the playbook's cron expression). SIGTERM stops
 //! between steps (a renewal in progress finishes first); SIGHUP re-reads the
-//! playbook, keeping the old one when the new one is bad. `READY=1` goes to
-//! `NOTIFY_SOCKET` when systemd asked for it.
+//! playbook, keeping the old one when the new one is bad. systemd hears
+//! `READY=1` once it runs, `RELOADING=1` then `READY=1` around a SIGHUP,
+//! and a `STATUS=` line kept current with the last outcome and the next run.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -34,8 +35,21 @@ pub enum Msg {
     Stop,
 }
 
+/// The `STATUS=` line: the last outcome and the next run.
+fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
+    use crate::host::Clock;
+    let now = crate::host::clock::SystemClock::default().unix_now();
+    let next = pb
+        .renewal
+        .schedule
+        .next_after(seed, now)
+        .map_or("unknown".to_string(), crate::when::rfc3339);
+    format!("STATUS={last}; next renewal run {next}")
+}
+
 /// Runs until SIGTERM/SIGINT. `renew` does one renewal with the playbook it
-/// is given; it runs on a worker thread, never two at once.
+/// is given and returns a line saying what it came to; it runs on a worker
+/// thread, never two at once.
 pub fn run<F>(
     file: Option<PathBuf>,
     first: Playbook,
@@ -43,17 +57,26 @@ pub fn run<F>(
     mut renew: F,
 ) -> Result<(), DaemonError>
 where
-    F: FnMut(&Playbook) + Send + 'static,
+    F: FnMut(&Playbook) -> String + Send + 'static,
 {
+    use crate::host::Clock;
     let (tx, rx) = mpsc::channel::<Msg>();
+    let worker_seed = seed.to_string();
     let worker = std::thread::spawn(move || {
         let mut pb = first;
+        let mut last = "no renewal run yet".to_string();
         for msg in rx {
             match msg {
-                Msg::Renew => renew(&pb),
+                Msg::Renew => {
+                    crate::host::notify::notify(&status_line(&pb, &worker_seed, "renewing"));
+                    let outcome = renew(&pb);
+                    let now = crate::host::clock::SystemClock::default().unix_now();
+                    last = format!("last run {}: {outcome}", crate::when::rfc3339(now));
+                }
                 Msg::Use(new) => pb = *new,
                 Msg::Stop => break,
             }
+            crate::host::notify::notify(&status_line(&pb, &worker_seed, &last));
         }
     });
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -95,7 +118,9 @@ where
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
+                    crate::host::notify::reloading();
                     let Some(f) = &file else {
+                        crate::host::notify::notify("READY=1");
                         tracing::info!("SIGHUP: no playbook file to re-read (embedded default)");
                         continue;
                     };
@@ -113,6 +138,7 @@ where
                         }
                         Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous playbook"),
                     }
+                    crate::host::notify::notify("READY=1");
                 }
             }
         }

@@ -34,13 +34,32 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+/// What a renewal run came to.
+#[derive(Debug)]
+pub struct Renewed {
+    /// The run's report.
+    pub report: Report,
+    /// The certificates past their renewal time that this run did not
+    /// try, backing off after failures: each with when it tries next.
+    pub backing_off: Vec<String>,
+}
+
+impl Renewed {
+    /// 1 when a certificate failed or is backing off past its renewal
+    /// time, else 0: what a monitoring check wants to see.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.report.failed > 0 || !self.backing_off.is_empty())
+    }
+}
+
 /// Renews and records the outcome in the state file.
-pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Report, RenewError> {
+pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewError> {
     let now = ctx.clock.unix_now();
     let (mut state, recovered) = State::load_or_recover(ctx.root, now, !opts.dry_run)?;
     if !opts.force {
         refresh_ari(pb, ctx, &mut state, now);
     }
+    let mut backing_off = Vec::new();
     let tasks: Vec<Box<dyn Task>> = pb
         .certificates
         .iter()
@@ -48,10 +67,16 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Report, RenewErr
         .map(|c| {
             let hold = (!opts.force && !state.may_try(&c.name, now)).then(|| {
                 let s = &state.certificates[&c.name];
-                format!(
-                    "backing off after {} failure(s) until {}; last error: {}",
+                backing_off.push(format!(
+                    "certificate {}: backing off after {} failure(s); next attempt at {} or later",
+                    c.name,
                     s.failures,
-                    s.next_attempt.unwrap_or(now),
+                    crate::when::rfc3339(s.next_attempt.unwrap_or(now))
+                ));
+                format!(
+                    "backing off after {} failure(s) in a row; next attempt at {} or later; last error: {}",
+                    s.failures,
+                    crate::when::rfc3339(s.next_attempt.unwrap_or(now)),
                     s.last_error.as_deref().unwrap_or("?")
                 )
             });
@@ -81,8 +106,12 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Report, RenewErr
         report.warnings.insert(0, w);
     }
     if opts.dry_run {
-        return Ok(report);
+        return Ok(Renewed {
+            report,
+            backing_off,
+        });
     }
+    crate::hooks::run_deploy_hooks(pb, ctx, &mut report);
     for t in &report.tasks {
         let Some(TaskId::Certificate(name)) = &t.id else {
             continue;
@@ -104,7 +133,10 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Report, RenewErr
             ),
         ));
     }
-    Ok(report)
+    Ok(Renewed {
+        report,
+        backing_off,
+    })
 }
 
 /// Asks the CA for the renewal window (ARI) of every served ACME certificate

@@ -815,3 +815,141 @@ fn a_state_file_that_cannot_be_saved_is_reported_and_a_corrupt_one_moved_aside()
         "{state}"
     );
 }
+
+#[test]
+fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
+    served::assert_root();
+    let listing = || {
+        let out = Command::new("find")
+            .args(["/etc/nginx", "/etc/ssl", "-printf", "%p %s %T@\n"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = listing();
+    let seed = manifest("playbooks/mtls-api.toml").display().to_string();
+    let out = portico(&["validate", &seed]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("nginx -t: the configuration is accepted"),
+        "{said}"
+    );
+
+    // Valid to portico, rejected by nginx: a backend name that does not resolve.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(manifest("playbooks/mtls-api.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:4000", "http://backend.invalid:4000"),
+    )
+    .unwrap();
+    let out = portico(&["validate", bad.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("nginx -t: REJECTED"), "{said}");
+    assert!(
+        said.contains("host not found in upstream \"backend.invalid:4000\""),
+        "{said}"
+    );
+
+    // A playbook portico refuses never reaches nginx.
+    std::fs::write(&bad, "version = 1\n[[site]]\n").unwrap();
+    let out = portico(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        listing(),
+        before,
+        "validate changed files under /etc/nginx or /etc/ssl"
+    );
+}
+
+#[test]
+fn status_json_reads_the_certificates_as_openssl_does() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let seed = manifest("playbooks/mtls-api.toml").display().to_string();
+    let out = portico(&["apply", "--root", root, &seed]);
+    assert_eq!(out.status.code(), Some(0));
+    // No playbook named: the one apply installed.
+    let out = portico(&["status", "--json", "--root", root]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["playbook"], "/etc/portico/playbook.toml");
+    let c = &v["certificates"][0];
+    assert_eq!(c["name"], "api");
+    assert_eq!(c["source"], "self-signed");
+    let cert = dir.path().join("etc/ssl/portico/certs/api.crt");
+    let x = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-serial",
+            "-fingerprint",
+            "-sha256",
+            "-enddate",
+            "-in",
+        ])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let x = String::from_utf8_lossy(&x.stdout).into_owned();
+    let field = |k: &str| {
+        x.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in {x}"))
+            .to_string()
+    };
+    let cur = &c["current"];
+    assert_eq!(
+        cur["serial"]
+            .as_str()
+            .unwrap()
+            .replace(':', "")
+            .to_uppercase(),
+        field("serial=")
+    );
+    assert_eq!(cur["fingerprint"], field("sha256 Fingerprint="));
+    let end = Command::new("date")
+        .args(["-u", "-d", &field("notAfter="), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        cur["not_after"],
+        String::from_utf8_lossy(&end.stdout).trim()
+    );
+    assert_eq!(c["renewal"]["by"], "apply");
+    assert_eq!(v["sites"][0]["backends"][0], "/ -> http://127.0.0.1:4000");
+    assert_eq!(v["sites"][0]["port"], 8443);
+
+    // An expired certificate makes status fail, for a monitoring check.
+    let names = ["api.example.com".to_string()].into();
+    let old = portico::tls::self_signed(
+        &names,
+        portico::playbook::KeyType::EcdsaP256,
+        1,
+        served::now() - 3 * 86_400,
+    )
+    .unwrap();
+    std::fs::write(&cert, old.cert_pem).unwrap();
+    let out = portico(&["status", "--root", root]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("problem: certificate api: expired at "),
+        "{said}"
+    );
+    assert!(said.contains("EXPIRED"), "{said}");
+}

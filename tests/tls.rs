@@ -346,3 +346,52 @@ fn nginx_accepts_issued_client_certificates_and_rejects_others() {
     let log = std::fs::read_to_string(site.join("error.log")).unwrap();
     assert!(log.contains("certificate revoked"), "{log}");
 }
+
+#[test]
+fn a_second_certificate_for_a_name_needs_reissue_and_the_first_stays_valid() {
+    let s = Setup::new();
+    let first = s.issue("alice");
+    let out_dir = s.out();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "ca".to_string(),
+            "issue".into(),
+            "clients".into(),
+            "--cn".into(),
+            "alice".into(),
+            "--out".into(),
+            out_dir.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let before = std::fs::read(s.out().join("alice.crt")).unwrap();
+    let a = args(&[]);
+    let out = s.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "alice already has a valid certificate (serial {first})"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("--reissue"), "{said}");
+    assert_eq!(
+        std::fs::read(s.out().join("alice.crt")).unwrap(),
+        before,
+        "nothing was overwritten"
+    );
+
+    let a = args(&["--reissue"]);
+    let out = s.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("serial {first}) stays valid until")),
+        "{said}"
+    );
+    let list = s.run(&["ca", "list", "clients"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(listed.matches("alice").count(), 2, "{listed}");
+}

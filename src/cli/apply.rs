@@ -99,5 +99,5 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
         playbook: loaded.name,
     };
     let warnings = crate::plan::warnings(&pb, facts);
-    Ok(run_plan(&ctx, &plan, mode, &old, &out, warnings))
+    Ok(run_plan(&ctx, &plan, mode, &old, &out, warnings, Some(&pb)))
 }

@@ -49,6 +49,10 @@ pub enum CaCmd {
         /// Print the files as JSON.
         #[arg(long)]
         json: bool,
+        /// Issue even though CN already has a valid certificate (that one
+        /// stays valid until revoked).
+        #[arg(long)]
+        reissue: bool,
     },
     /// Revoke a certificate by serial (hex, colons allowed) and re-sign the CRL.
     Revoke {
@@ -99,13 +103,31 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
             days,
             out,
             json,
+            reissue,
         } => {
+            let ca = Ca::new(&root, &name, now);
+            let valid = ca.valid_for(&cn)?;
+            if !valid.is_empty() && !reissue {
+                return Err(CliError::StillValid {
+                    ca: name,
+                    cn,
+                    serials: valid.into_iter().map(|e| e.serial).collect(),
+                });
+            }
             // The directory the operator named, resolved once (their own
             // symlinks count); below it nothing is written through a symlink.
             let out = crate::host::resolve_output_dir(&out)
                 .map_err(|source| CliError::OutputDir { path: out, source })?;
-            let files =
-                Ca::new(&root, &name, now).issue(&cn, days as u32, &Root::new("/"), &out)?;
+            let files = ca.issue(&cn, days as u32, &Root::new("/"), &out)?;
+            for e in &valid {
+                eprintln!(
+                    "note: the previous certificate for {cn} (serial {}) stays valid until {}; \
+                     revoke it with `portico ca revoke {name} {}` if it should not",
+                    e.serial,
+                    crate::when::rfc3339(e.not_after),
+                    e.serial
+                );
+            }
             if json {
                 println!(
                     "{}",

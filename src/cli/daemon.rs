@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{load_playbook, open_root, CliError, Fallback};
-use crate::host::cmd::SystemRunner;
 use crate::report::Status;
 
 /// `portico daemon`'s arguments.
@@ -33,32 +32,37 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         None => None,
     };
     let pb = loaded.pb;
-    let seed = root
-        .read_to_string(Path::new("/etc/machine-id"))
-        .ok()
-        .flatten()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| crate::facts::gather(&root, &SystemRunner).hostname);
+    let seed = super::machine_seed(&root);
     let root_dir = a.root;
-    crate::daemon::run(
-        file,
-        pb,
-        seed.trim(),
-        move |pb| match super::renew::renew_once(pb.clone(), root_dir.clone(), Default::default()) {
+    crate::daemon::run(file, pb, &seed, move |pb| {
+        match super::renew::renew_once(pb.clone(), root_dir.clone(), Default::default()) {
             Ok(r) => {
-                for t in r.tasks.iter().filter(|t| t.status == Status::Failed) {
+                let report = &r.report;
+                for t in report.tasks.iter().filter(|t| t.status == Status::Failed) {
                     tracing::warn!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"));
                 }
+                for w in report.warnings.iter().chain(&r.backing_off) {
+                    tracing::warn!("{w}");
+                }
                 tracing::info!(
-                    changed = r.changed,
-                    unchanged = r.unchanged,
-                    failed = r.failed,
-                    skipped = r.skipped,
+                    changed = report.changed,
+                    unchanged = report.unchanged,
+                    failed = report.failed,
+                    skipped = report.skipped,
                     "renewal done"
+                );
+                format!(
+                    "{} changed, {} failed, {} backing off",
+                    report.changed,
+                    report.failed,
+                    r.backing_off.len()
                 )
             }
-            Err(e) => tracing::error!("renewal: {e}"),
-        },
-    )?;
+            Err(e) => {
+                tracing::error!("renewal: {e}");
+                format!("could not run: {e}")
+            }
+        }
+    })?;
     Ok(0)
 }

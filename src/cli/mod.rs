@@ -8,6 +8,8 @@ mod facts;
 mod remove;
 mod renew;
 mod service;
+mod status;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +92,20 @@ pub enum Cmd {
         after_help = "Examples:\n  sudo portico remove --check     # what would go\n  sudo portico remove             # keys and certificates are archived under /var/lib/portico/archive\n  sudo portico remove --purge     # also delete keys, CAs, the ACME account and state\n\nWhat portico made is listed in /var/lib/portico/managed.json. Files someone\nedited since portico wrote them are archived, never deleted (except with --purge)."
     )]
     Remove(remove::RemoveArgs),
+    /// Show certificates (issuer, validity, when they renew, failures),
+    /// sites, nginx and the renewal daemon. Exit code 1 when a certificate
+    /// expired, is missing or keeps failing, or nginx is not running.
+    #[command(
+        after_help = "Examples:\n  portico status                 # the installed playbook, /etc/portico/playbook.toml\n  portico status --json | jq '.certificates[] | {name, days: .current.days_left}'\n  portico status || alert        # a monitoring check"
+    )]
+    Status(status::StatusArgs),
+    /// Check a playbook without touching this host: validate it, render its
+    /// configuration into a scratch copy of /etc/nginx and /etc/ssl, and run
+    /// the installed nginx's `nginx -t` on it in a private mount namespace.
+    #[command(
+        after_help = "Examples:\n  portico validate site.toml     # in CI: exit 0 valid, 1 nginx rejects it, 2 the playbook is wrong\n\nACME certificates are stood in for by throwaway self-signed ones; nothing is\nasked of any CA. Without nginx installed only the playbook and its rendering\nare checked (and the output says so)."
+    )]
+    Validate(validate::ValidateArgs),
 }
 
 /// Errors that stop a command before any task runs.
@@ -130,6 +146,21 @@ pub enum CliError {
         crate::manifest::ARCHIVE_DIR
     )]
     NotPortico(Vec<crate::manifest::Conflict>),
+    /// `ca issue` for a common name that has a valid certificate.
+    #[error(
+        "ca {ca}: {cn} already has a valid certificate (serial {}); issuing another leaves that \
+         one valid until it is revoked. Run with --reissue to issue anyway, or revoke it first \
+         (`portico ca revoke {ca} SERIAL`)",
+        .serials.join(", ")
+    )]
+    StillValid {
+        /// The CA.
+        ca: String,
+        /// The common name.
+        cn: String,
+        /// Its valid certificates.
+        serials: Vec<String>,
+    },
     /// An output directory the operator named.
     #[error("{}: {source}", path.display())]
     OutputDir {
@@ -161,6 +192,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Renew(r) => renew::run(r),
         Cmd::Daemon(d) => daemon::run(d),
         Cmd::Remove(r) => remove::run(r),
+        Cmd::Status(s) => status::run(s),
+        Cmd::Validate(v) => validate::run(v),
     }
 }
 
@@ -169,6 +202,17 @@ fn open_root(dir: PathBuf) -> Result<Root, CliError> {
         return Err(CliError::BadRoot(dir));
     }
     Ok(Root::new(dir))
+}
+
+/// What the daemon draws its daily minute from: the machine ID, else
+/// the host name.
+fn machine_seed(root: &Root) -> String {
+    root.read_to_string(Path::new("/etc/machine-id"))
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| crate::facts::gather(root, &SystemRunner).hostname)
 }
 
 /// A playbook as a command read it.
@@ -266,6 +310,7 @@ fn run_plan(
     old: &crate::manifest::Manifest,
     out: &Output,
     warnings: Vec<String>,
+    hooks: Option<&playbook::Playbook>,
 ) -> i32 {
     let check = mode == crate::task::Mode::Check;
     let streamer = Streamer::new(out.diff, check);
@@ -279,6 +324,15 @@ fn run_plan(
     let mut report = crate::engine::run_with(&plan.tasks, ctx, mode, opts);
     report.playbook = Some(out.playbook.clone());
     report.warnings.extend(warnings);
+    if let (Some(pb), false) = (hooks, check) {
+        let before = report.tasks.len();
+        crate::hooks::run_deploy_hooks(pb, ctx, &mut report);
+        if !out.json {
+            for t in &report.tasks[before..] {
+                print!("{}", t.render_text(false, check));
+            }
+        }
+    }
     let purged = report.tasks.iter().any(|t| {
         t.id == Some(crate::task::TaskId::Purge) && t.status == crate::report::Status::Changed
     });

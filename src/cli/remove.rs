@@ -55,5 +55,5 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
         diff: a.diff,
         playbook: format!("none (removing what {} lists)", manifest::PATH),
     };
-    Ok(run_plan(&ctx, &plan, mode, &old, &out, Vec::new()))
+    Ok(run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None))
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{load_playbook, print_report, CliError, Fallback, Session};
 use crate::playbook::Playbook;
-use crate::report::Report;
+use crate::renew::Renewed;
 
 /// `portico renew`'s arguments.
 #[derive(Debug, Args)]
@@ -35,9 +35,14 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
         force: a.force,
         dry_run: a.dry_run,
     };
-    let mut report = renew_once(loaded.pb, a.root, opts)?;
-    report.playbook = Some(loaded.name);
-    Ok(print_report(&report, a.json, false, false))
+    let mut renewed = renew_once(loaded.pb, a.root, opts)?;
+    renewed.report.playbook = Some(loaded.name);
+    renewed
+        .report
+        .warnings
+        .extend(renewed.backing_off.iter().cloned());
+    print_report(&renewed.report, a.json, false, false);
+    Ok(renewed.exit_code())
 }
 
 /// One renewal run against the host under `root_dir` (the daemon's too).
@@ -45,7 +50,7 @@ pub(super) fn renew_once(
     pb: Playbook,
     root_dir: PathBuf,
     opts: crate::renew::Options,
-) -> Result<Report, CliError> {
+) -> Result<Renewed, CliError> {
     let session = Session::open(root_dir, true)?;
     let pb = session.resolve(pb)?;
     Ok(crate::renew::renew(&pb, &session.ctx(), opts)?)

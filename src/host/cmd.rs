@@ -20,6 +20,8 @@ pub struct Command {
     pub stdin: Option<String>,
     /// True when running it changes the host (install, firewall rule, reload).
     pub mutating: bool,
+    /// Killed (with everything it started) when it runs longer than this.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Command {
@@ -34,6 +36,7 @@ impl Command {
             env: Vec::new(),
             stdin: None,
             mutating: false,
+            timeout: None,
         }
     }
 
@@ -58,6 +61,12 @@ impl Command {
     /// Feeds `input` to the command's standard input.
     pub fn stdin(mut self, input: &str) -> Self {
         self.stdin = Some(input.to_string());
+        self
+    }
+
+    /// Kills it, and every process it started, after `limit`.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -167,7 +176,12 @@ impl Runner for SystemRunner {
             ))
         })?;
         tracing::debug!(command = %cmd.display(), mutating = cmd.mutating, "run");
-        let mut child = StdCommand::new(program)
+        let mut command = StdCommand::new(program);
+        if cmd.timeout.is_some() {
+            // Its own process group: a timeout kills what it started too.
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let mut child = command
             .args(args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(if cmd.stdin.is_some() {
@@ -184,13 +198,75 @@ impl Runner for SystemRunner {
             // A command that exits without reading says why on stderr.
             let _ = pipe.write_all(input.as_bytes());
         }
-        let out = child.wait_with_output().map_err(spawn_err)?;
-        Ok(Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        let Some(limit) = cmd.timeout else {
+            let out = child.wait_with_output().map_err(spawn_err)?;
+            return Ok(Output {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        };
+        wait_with_timeout(child, limit).map_err(spawn_err)
     }
+}
+
+/// Waits for `child` up to `limit`, reading its output meanwhile; past
+/// the limit its process group is killed and the output says so.
+fn wait_with_timeout(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::io::Result<Output> {
+    use std::io::Read;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let code = match status {
+        Some(s) => s.code(),
+        None => {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            None
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let mut stderr = err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\nkilled after the timeout of {limit:?}"));
+    }
+    Ok(Output {
+        code,
+        stdout,
+        stderr,
+    })
 }
 
 /// A runner for unit tests: answers from a table of captured outputs and
@@ -266,5 +342,29 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("No such file"), "{err}");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_command_and_what_it_started() {
+        let started = std::time::Instant::now();
+        // The shell starts a child sleeping too: the whole group goes.
+        let out = SystemRunner
+            .run(
+                &Command::query(["sh", "-c", "echo before; sleep 30 & sleep 30"])
+                    .timeout(std::time::Duration::from_millis(300)),
+            )
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(out.code, None);
+        assert_eq!(out.stdout, "before\n");
+        assert!(
+            out.stderr.ends_with("killed after the timeout of 300ms"),
+            "{}",
+            out.stderr
+        );
+        let fast = SystemRunner
+            .run(&Command::query(["true"]).timeout(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert!(fast.success());
     }
 }

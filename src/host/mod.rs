@@ -58,3 +58,36 @@ pub fn resolve_output_dir(dir: &Path) -> std::io::Result<PathBuf> {
 pub fn current_exe() -> Option<PathBuf> {
     std::env::current_exe().ok()
 }
+
+/// A fresh private directory under the system's temporary directory,
+/// deleted when the handle is dropped; the path is plain (letters, digits,
+/// `-`), whatever `TMPDIR` says.
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, (PathBuf, std::io::Error)> {
+    let base = std::env::temp_dir();
+    let base = if base.to_str().is_some_and(|s| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+    }) {
+        base
+    } else {
+        PathBuf::from("/tmp")
+    };
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .map_err(|e| (base, e))
+}
+
+/// Is standard error connected to the journal? systemd says so in
+/// `JOURNAL_STREAM` (`device:inode` of the stream it gave), which must be
+/// the stream stderr is now (a child whose stderr was redirected inherits
+/// the variable, not the stream).
+pub fn stderr_is_journal() -> bool {
+    let Some(want) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    want.to_str() == Some(format!("{}:{}", st.st_dev, st.st_ino).as_str())
+}

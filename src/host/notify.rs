@@ -1,5 +1,5 @@
-//! systemd's notify socket (`sd_notify(3)`): `READY=1`, `STOPPING=1`,
-//! `STATUS=...`, sent when the service manager gave a socket.
+//! systemd's notify socket (`sd_notify(3)`): `READY=1`, `RELOADING=1`,
+//! `STOPPING=1`, `STATUS=...`, sent when the service manager gave a socket.
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -27,4 +27,13 @@ pub fn notify(state: &str) {
     if let Err(e) = sent {
         tracing::warn!("NOTIFY_SOCKET: {e}");
     }
+}
+
+/// `RELOADING=1`, with the monotonic timestamp newer systemd versions want
+/// with it; `READY=1` must follow once the reload is done.
+pub fn reloading() {
+    let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+        .unwrap_or(0);
+    notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
 }

@@ -183,10 +183,23 @@ pub struct Renewal {
     /// Renew when less than this fraction of the lifetime remains.
     #[serde(default = "default_fraction")]
     pub remaining_fraction: f64,
+    /// Run once for each certificate that changed, after nginx reloaded:
+    /// an argv list (never a shell string), the first an absolute path.
+    /// It gets `PORTICO_CERT_NAME`, `PORTICO_CERT_PATH`, `PORTICO_KEY_PATH`
+    /// and `PORTICO_DOMAINS` (space-separated).
+    #[serde(default)]
+    pub deploy_hook: Option<Vec<String>>,
+    /// Seconds the hook may run before it is killed.
+    #[serde(default = "default_hook_timeout")]
+    pub deploy_hook_timeout: u32,
 }
 
 fn default_fraction() -> f64 {
     1.0 / 3.0
+}
+
+fn default_hook_timeout() -> u32 {
+    60
 }
 
 impl Default for Renewal {
@@ -194,6 +207,8 @@ impl Default for Renewal {
         Renewal {
             schedule: super::schedule::Schedule::Daily,
             remaining_fraction: default_fraction(),
+            deploy_hook: None,
+            deploy_hook_timeout: default_hook_timeout(),
         }
     }
 }

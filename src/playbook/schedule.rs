@@ -50,6 +50,23 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// When the daemon runs next after `now` (Unix seconds, UTC, as the
+    /// scheduler runs), parsed as the scheduler parses it.
+    pub fn next_after(&self, seed: &str, now: i64) -> Option<i64> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(&self.cron_expression(seed))
+            .ok()?;
+        let start = chrono::DateTime::from_timestamp(now, 0)?;
+        cron.find_next_occurrence(&start, false)
+            .ok()
+            .map(|t| t.timestamp())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +79,15 @@ mod tests {
         let c = Schedule::try_from("0 17 3 * * *".to_string()).unwrap();
         assert_eq!(c.cron_expression("x"), "0 17 3 * * *");
         assert!(Schedule::try_from("every tuesday".to_string()).is_err());
+    }
+
+    #[test]
+    fn the_next_run_is_the_next_match_in_utc() {
+        let c = Schedule::try_from("0 17 3 * * *".to_string()).unwrap();
+        // 2027-01-15T08:00:00Z -> 2027-01-16T03:17:00Z.
+        assert_eq!(c.next_after("x", 1_800_000_000), Some(1_800_069_420));
+        let daily = Schedule::Daily;
+        let next = daily.next_after("machine-a", 1_800_000_000).unwrap();
+        assert!(next > 1_800_000_000 && next <= 1_800_000_000 + 86_400);
     }
 }

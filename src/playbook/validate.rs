@@ -102,6 +102,36 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
             ),
         );
     }
+    if let Some(argv) = &r.deploy_hook {
+        match argv.first() {
+            None => p.add(
+                path.key("deploy_hook"),
+                "is empty; give the program and its arguments, [\"/usr/local/bin/notify\", \"arg\"]",
+            ),
+            Some(program) => {
+                if let Some(why) = names::safe_path_problem(program) {
+                    p.add(
+                        path.item("deploy_hook", 0),
+                        format!(
+                            "{program:?} is not a usable program path: {why} (an argv list runs no shell, \
+                             so name the program by its absolute path)"
+                        ),
+                    );
+                }
+            }
+        }
+        for (i, arg) in argv.iter().enumerate().skip(1) {
+            if arg.contains('\0') {
+                p.add(path.item("deploy_hook", i), "contains a NUL byte");
+            }
+        }
+    }
+    if !(1..=3600).contains(&r.deploy_hook_timeout) {
+        p.add(
+            path.key("deploy_hook_timeout"),
+            format!("{} seconds is out of range (1-3600)", r.deploy_hook_timeout),
+        );
+    }
 }
 
 /// `[proxy]`: trusted proxies are addresses or CIDRs (`10.0.0.0/8`,

@@ -311,6 +311,17 @@ impl<'a> Ca<'a> {
         Ok(())
     }
 
+    /// The certificates issued to `cn` that are neither revoked nor expired.
+    pub fn valid_for(&self, cn: &str) -> Result<Vec<Entry>, CaError> {
+        let now = self.now.unix_timestamp();
+        Ok(self
+            .read_index()?
+            .certs
+            .into_iter()
+            .filter(|e| e.cn == cn && e.revoked_at.is_none() && e.not_after > now)
+            .collect())
+    }
+
     /// Issues a client certificate for `cn` and writes `CN.crt`, `CN.key`,
     /// `CN.p12` and `CN.p12.pass` into `out` (on `out_root`).
     pub fn issue(

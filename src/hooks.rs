@@ -1,0 +1,93 @@
+//! Deploy hooks (`[renewal] deploy_hook`), with certbot's `--deploy-hook`
+//! semantics: once for each certificate that changed, after nginx reloaded
+//! (or when nginx is not running, so there was nothing to reload), with the
+//! certificate named in the environment. An argv list, never a shell
+//! string; killed after its timeout. A failing hook is reported, and the
+//! new certificate stays.
+
+use std::time::Duration;
+
+use crate::host::Command;
+use crate::playbook::Playbook;
+use crate::report::{Report, Status, TaskReport};
+use crate::task::{Ctx, Handler, TaskId};
+use crate::tasks::certificate::CertPaths;
+
+/// Runs the playbook's deploy hook for every certificate the run changed,
+/// adding a line per hook to `report`.
+pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
+    let Some(argv) = pb.renewal.deploy_hook.as_ref().filter(|a| !a.is_empty()) else {
+        return;
+    };
+    if !ctx.live_host {
+        return;
+    }
+    let changed: Vec<String> = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Changed)
+        .filter_map(|t| match &t.id {
+            Some(TaskId::Certificate(name)) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    let handler = format!("handler: {}", Handler::ReloadNginx.name());
+    let reloaded = report.tasks.iter().find(|t| t.name == handler).map(|t| {
+        t.status == Status::Changed
+            || (t.status == Status::Skipped
+                && t.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("not running")))
+    });
+    if reloaded != Some(true) {
+        report.warnings.push(format!(
+            "deploy hook not run for {}: nginx was not reloaded with the new certificate",
+            changed.join(", ")
+        ));
+        return;
+    }
+    let timeout = Duration::from_secs(u64::from(pb.renewal.deploy_hook_timeout));
+    for name in changed {
+        let Some(cert) = pb.certificates.iter().find(|c| c.name == name) else {
+            continue;
+        };
+        let paths = CertPaths::of(cert);
+        let domains: Vec<String> = crate::plan::certificate_names(pb, cert)
+            .into_iter()
+            .collect();
+        let cmd = Command::mutation(argv.iter().cloned())
+            .env("PORTICO_CERT_NAME", &name)
+            .env("PORTICO_CERT_PATH", &paths.cert.display().to_string())
+            .env("PORTICO_KEY_PATH", &paths.key.display().to_string())
+            .env("PORTICO_DOMAINS", &domains.join(" "))
+            .timeout(timeout);
+        let line = format!("deploy hook for certificate {name}");
+        let shown = cmd.display();
+        let entry = match ctx.runner.run(&cmd) {
+            Ok(out) if out.success() => TaskReport::planned(line, vec![format!("ran {shown}")]),
+            Ok(out) => {
+                let status = out
+                    .code
+                    .map_or("killed".to_string(), |c| format!("exit {c}"));
+                let said = out.stderr.trim();
+                TaskReport::failed_named(
+                    line,
+                    Vec::new(),
+                    format!(
+                        "{shown}: {status}{}{said}; the new certificate stays in place",
+                        if said.is_empty() { "" } else { ": " }
+                    ),
+                )
+            }
+            Err(e) => TaskReport::failed_named(
+                line,
+                Vec::new(),
+                format!("{e}; the new certificate stays in place"),
+            ),
+        };
+        report.push(entry);
+    }
+}

@@ -1,0 +1,434 @@
+//! `portico status`: the front end as it is, like `certbot certificates`
+//! for the whole host. Each certificate as it is on disk (issuer, validity,
+//! when it renews and by which rule, back-off, the last error), each site,
+//! and whether nginx and the renewal daemon run. Reads only.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::acme::policy::{self, Window};
+use crate::acme::state::State;
+use crate::facts::cert::inspect_pem;
+use crate::playbook::{Playbook, Source};
+use crate::task::Ctx;
+use crate::tasks::certificate::CertPaths;
+use crate::when::rfc3339;
+
+/// Failures in a row after which a certificate counts as failing.
+pub const FAILING_AFTER: u32 = 2;
+
+/// The front end's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The playbook it was read against.
+    pub playbook: String,
+    /// When it was read (RFC 3339).
+    pub now: String,
+    /// nginx's unit.
+    pub nginx: Service,
+    /// The renewal daemon's unit (present when the playbook has ACME certificates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<Daemon>,
+    /// Every certificate of the playbook.
+    pub certificates: Vec<Certificate>,
+    /// Every site of the playbook.
+    pub sites: Vec<Site>,
+    /// What makes the exit code non-zero: expired, missing or failing
+    /// certificates, a stopped nginx.
+    pub problems: Vec<String>,
+}
+
+/// A unit's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    /// The unit.
+    pub unit: String,
+    /// Running.
+    pub active: bool,
+    /// systemd's ActiveState (`active`, `inactive`, `failed`, ...), or why it is unknown.
+    pub state: String,
+}
+
+/// The renewal daemon.
+#[derive(Debug, Clone, Serialize)]
+pub struct Daemon {
+    /// Its unit.
+    #[serde(flatten)]
+    pub service: Service,
+    /// Its schedule as cron runs it.
+    pub schedule: String,
+    /// Its next run (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+}
+
+/// One certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Certificate {
+    /// Its `[[certificate]]` name.
+    pub name: String,
+    /// `acme`, `self-signed`, `ca`, `files`.
+    pub source: String,
+    /// The file.
+    pub path: String,
+    /// The names the playbook asks it to cover.
+    pub names: Vec<String>,
+    /// What is on disk; `None` when there is no readable certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<Current>,
+    /// When it renews; `None` for files portico does not renew.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<Renewal>,
+    /// Failures in a row (ACME).
+    pub failures: u32,
+    /// No attempt before this (RFC 3339), while backing off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_off_until: Option<String>,
+    /// What the last failed attempt said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was last obtained (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<String>,
+}
+
+/// The certificate on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Current {
+    /// Its subjectAltNames.
+    pub names: Vec<String>,
+    /// Its issuer's distinguished name.
+    pub issuer: String,
+    /// Its serial number (`0a:1b:...`).
+    pub serial: String,
+    /// SHA-256 of its DER (`AB:CD:...`, as openssl prints it).
+    pub fingerprint: String,
+    /// Its key type (`ecdsa-p256`, `rsa2048`, ...).
+    pub key: String,
+    /// Valid from (RFC 3339).
+    pub not_before: String,
+    /// Valid until (RFC 3339).
+    pub not_after: String,
+    /// Whole days left (negative once expired).
+    pub days_left: i64,
+    /// Past `not_after`.
+    pub expired: bool,
+}
+
+/// When and why a certificate renews.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renewal {
+    /// The moment it becomes due (RFC 3339).
+    pub at: String,
+    /// `ari` (the CA's suggested window) or `lifetime` (a fraction of it left).
+    pub rule: String,
+    /// The CA's window, for `ari`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<(String, String)>,
+    /// Who renews it: `daemon` (ACME) or `apply` (made by portico).
+    pub by: String,
+    /// For `lifetime`: the fraction of the lifetime left when it renews.
+    pub remaining_fraction: f64,
+    /// Due now.
+    pub due: bool,
+}
+
+/// One site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    /// Its name.
+    pub name: String,
+    /// The names it serves.
+    pub server_names: Vec<String>,
+    /// Its HTTPS port.
+    pub port: u16,
+    /// Its certificate.
+    pub certificate: String,
+    /// What port 80 does (`redirect`, `serve`).
+    pub http: String,
+    /// `path -> backend` for each location.
+    pub backends: Vec<String>,
+}
+
+/// Reads the front end's state. `seed` is what the daemon draws its daily
+/// minute from (the machine ID).
+pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
+    let now = ctx.clock.unix_now();
+    let mut problems = Vec::new();
+    let state = match State::load(ctx.root) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("renewal state: {e}"));
+            State::default()
+        }
+    };
+    let unit = |name: &str| match ctx.systemd.state(name) {
+        // A tree under --root has no running services to ask about.
+        _ if !ctx.live_host => Service {
+            unit: name.into(),
+            active: false,
+            state: "not checked under --root".into(),
+        },
+        Ok(s) => Service {
+            unit: name.into(),
+            active: s.is_active(),
+            state: s.active,
+        },
+        Err(e) => Service {
+            unit: name.into(),
+            active: false,
+            state: format!("unknown ({e})"),
+        },
+    };
+    let nginx = unit("nginx.service");
+    if !nginx.active && ctx.live_host {
+        problems.push(format!("nginx.service is not running ({})", nginx.state));
+    }
+    let has_acme = pb.certificates.iter().any(|c| c.source.is_acme());
+    let daemon = has_acme.then(|| {
+        let expr = pb.renewal.schedule.cron_expression(seed);
+        let service = unit("portico.service");
+        if !service.active && ctx.live_host {
+            problems.push(format!(
+                "portico.service is not running ({}): nothing renews the ACME certificates",
+                service.state
+            ));
+        }
+        Daemon {
+            next_run: pb.renewal.schedule.next_after(seed, now).map(rfc3339),
+            schedule: expr,
+            service,
+        }
+    });
+    let certificates = pb
+        .certificates
+        .iter()
+        .map(|c| certificate(pb, c, ctx, &state, now, &mut problems))
+        .collect();
+    let sites = pb
+        .sites
+        .iter()
+        .map(|s| Site {
+            name: s.id(),
+            server_names: s.server_names.clone(),
+            port: s.listen,
+            certificate: s.certificate.clone(),
+            http: match s.http {
+                crate::playbook::HttpMode::Redirect => "redirect",
+                crate::playbook::HttpMode::Serve => "serve",
+            }
+            .into(),
+            backends: s
+                .locations
+                .iter()
+                .map(|l| format!("{} -> {}", l.path, l.proxy))
+                .collect(),
+        })
+        .collect();
+    Status {
+        playbook: playbook.to_string(),
+        now: rfc3339(now),
+        nginx,
+        daemon,
+        certificates,
+        sites,
+        problems,
+    }
+}
+
+fn certificate(
+    pb: &Playbook,
+    c: &crate::playbook::Certificate,
+    ctx: &Ctx,
+    state: &State,
+    now: i64,
+    problems: &mut Vec<String>,
+) -> Certificate {
+    let paths = CertPaths::of(c);
+    let info = ctx
+        .root
+        .read(Path::new(&paths.cert))
+        .ok()
+        .flatten()
+        .and_then(|pem| inspect_pem(&pem));
+    let remembered = state.certificates.get(&c.name);
+    let failures = remembered.map_or(0, |s| s.failures);
+    let current = info.as_ref().map(|i| Current {
+        names: i.names.iter().cloned().collect(),
+        issuer: i.issuer.clone(),
+        serial: i.serial.clone(),
+        fingerprint: i.fingerprint.clone(),
+        key: i.key.clone(),
+        not_before: rfc3339(i.not_before),
+        not_after: rfc3339(i.not_after),
+        days_left: (i.not_after - now).div_euclid(86_400),
+        expired: i.not_after <= now,
+    });
+    match &current {
+        None => problems.push(format!(
+            "certificate {}: no readable certificate at {}",
+            c.name,
+            paths.cert.display()
+        )),
+        Some(cur) if cur.expired => problems.push(format!(
+            "certificate {}: expired at {}",
+            c.name, cur.not_after
+        )),
+        _ => {}
+    }
+    if failures >= FAILING_AFTER {
+        problems.push(format!(
+            "certificate {}: {failures} renewals in a row failed; last error: {}",
+            c.name,
+            remembered
+                .and_then(|s| s.last_error.as_deref())
+                .unwrap_or("?")
+        ));
+    }
+    let renewal = match (&c.source, &info) {
+        (Source::Files { .. }, _) | (_, None) => None,
+        (source, Some(i)) => {
+            let window: Option<Window> = remembered.and_then(|s| s.ari_window);
+            let jitter = remembered.and_then(|s| s.jitter).unwrap_or(0.5);
+            let (window, jitter) = if source.is_acme() {
+                (window, jitter)
+            } else {
+                (None, 0.0)
+            };
+            let at = policy::renew_at(
+                i.not_before,
+                i.not_after,
+                pb.renewal.remaining_fraction,
+                window,
+                jitter,
+            );
+            Some(Renewal {
+                at: rfc3339(at),
+                rule: if window.is_some() { "ari" } else { "lifetime" }.into(),
+                window: window.map(|w| (rfc3339(w.start), rfc3339(w.end))),
+                by: if source.is_acme() { "daemon" } else { "apply" }.into(),
+                remaining_fraction: pb.renewal.remaining_fraction,
+                due: now >= at,
+            })
+        }
+    };
+    Certificate {
+        name: c.name.clone(),
+        source: c.source.name().into(),
+        path: paths.cert.display().to_string(),
+        names: crate::plan::certificate_names(pb, c).into_iter().collect(),
+        current,
+        renewal,
+        failures,
+        backing_off_until: remembered
+            .and_then(|s| s.next_attempt)
+            .filter(|t| *t > now)
+            .map(rfc3339),
+        last_error: remembered.and_then(|s| s.last_error.clone()),
+        last_success: remembered.and_then(|s| s.last_success).map(rfc3339),
+    }
+}
+
+impl Status {
+    /// 1 when something needs an operator (see [`Status::problems`]), else 0.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(!self.problems.is_empty())
+    }
+
+    /// The text form.
+    pub fn render_text(&self) -> String {
+        let mut out = format!("playbook: {}\nnow:      {}\n", self.playbook, self.now);
+        let running = |s: &Service| {
+            if s.active {
+                "running".to_string()
+            } else if s.state.starts_with("not checked") {
+                s.state.clone()
+            } else {
+                format!("NOT running ({})", s.state)
+            }
+        };
+        out.push_str(&format!("nginx:    {}\n", running(&self.nginx)));
+        if let Some(d) = &self.daemon {
+            out.push_str(&format!(
+                "renewal:  portico.service {}; next run {} (cron \"{}\")\n",
+                running(&d.service),
+                d.next_run.as_deref().unwrap_or("unknown"),
+                d.schedule
+            ));
+        }
+        for c in &self.certificates {
+            out.push_str(&format!("\ncertificate {} ({})\n", c.name, c.source));
+            out.push_str(&format!("  path:     {}\n", c.path));
+            out.push_str(&format!("  names:    {}\n", c.names.join(", ")));
+            match &c.current {
+                None => out.push_str("  current:  MISSING\n"),
+                Some(cur) => {
+                    out.push_str(&format!("  issuer:   {}\n", cur.issuer));
+                    out.push_str(&format!(
+                        "  valid:    {} to {} ({})\n",
+                        cur.not_before,
+                        cur.not_after,
+                        if cur.expired {
+                            "EXPIRED".to_string()
+                        } else {
+                            format!("{} days left", cur.days_left)
+                        }
+                    ));
+                    out.push_str(&format!("  key:      {}\n", cur.key));
+                }
+            }
+            if let Some(r) = &c.renewal {
+                let rule = match &r.window {
+                    Some((start, end)) => format!("inside the CA's window {start} to {end} (ARI)"),
+                    None => format!(
+                        "when {:.0}% of its lifetime is left",
+                        r.remaining_fraction * 100.0
+                    ),
+                };
+                out.push_str(&format!(
+                    "  renews:   {}{} by {}, {rule}\n",
+                    r.at,
+                    if r.due { " (due now)" } else { "" },
+                    if r.by == "daemon" {
+                        "the daemon"
+                    } else {
+                        "the next apply"
+                    }
+                ));
+            }
+            if c.failures > 0 {
+                out.push_str(&format!(
+                    "  failures: {} in a row{}\n",
+                    c.failures,
+                    c.backing_off_until
+                        .as_deref()
+                        .map(|t| format!(", backing off until {t}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(e) = &c.last_error {
+                out.push_str(&format!("  error:    {e}\n"));
+            }
+        }
+        for s in &self.sites {
+            out.push_str(&format!(
+                "\nsite {} (port {}, certificate {}, port 80: {})\n",
+                s.name, s.port, s.certificate, s.http
+            ));
+            out.push_str(&format!("  names:    {}\n", s.server_names.join(", ")));
+            for b in &s.backends {
+                out.push_str(&format!("  proxy:    {b}\n"));
+            }
+        }
+        if self.problems.is_empty() {
+            out.push_str("\nno problems\n");
+        } else {
+            out.push('\n');
+            for p in &self.problems {
+                out.push_str(&format!("problem: {p}\n"));
+            }
+        }
+        out
+    }
+}
