@@ -244,11 +244,17 @@ fn renew_reloads_once_on_change_never_without_and_backs_off_on_failure() {
         (now + 50..=now + 70).contains(&next),
         "back-off of about a minute: {next} vs {now}"
     );
-    // Inside the back-off a plain renew does not even try.
+    // Inside the back-off a plain renew does not even try, says until
+    // when (RFC 3339), and exits 1: the certificate is past its renewal time.
     let (code, v) = renew(&m, &[]);
-    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(code, Some(1), "{v:#}");
     let skipped = task(&v, "certificate app");
     assert_eq!(skipped["status"], "skipped");
+    let reason = skipped["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("next attempt at 20") && reason.contains("Z or later"),
+        "{reason}"
+    );
 
     // The back-off over (the clock moved past next_attempt) and the CA back: renewal succeeds.
     let state_path = m.root().join("var/lib/portico/state.json");
