@@ -392,4 +392,27 @@ fn status_hooks_and_the_journal_with_a_real_ca() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("next attempt at 20"), "{text}");
     assert_eq!(hook_runs(&m).len(), 4, "a hook ran for a failed renewal");
+
+    // No ACME certificate left: the daemon is stopped, disabled and its
+    // unit removed; the ACME certificates and keys are archived.
+    m.write(
+        "/root/plain.toml",
+        "version = 1\n[firewall]\nbackend = \"none\"\n[[certificate]]\nname = \"local\"\nsource = \"self-signed\"\n\
+         [[site]]\nserver_names = [\"app.test\"]\ncertificate = \"local\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    );
+    let out = m.run(&["portico", "apply", "/root/plain.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("stop portico.service"), "{text}");
+    assert!(!m.root().join("etc/systemd/system/portico.service").exists());
+    assert!(!m
+        .run(&["systemctl", "is-active", "portico"])
+        .status
+        .success());
+    assert!(!m
+        .run(&["systemctl", "is-enabled", "portico"])
+        .status
+        .success());
+    let archived = m.ok(&["find", "/var/lib/portico/archive", "-name", "app.key"]);
+    assert_eq!(archived.lines().count(), 1, "{archived}");
 }
