@@ -33,13 +33,24 @@ pub struct PruneTask {
     pub reason: &'static str,
 }
 
-impl PruneTask {
-    /// Where an archived file goes: its full path under the archive, so two
-    /// files with one name cannot collide.
-    fn archived(&self, path: &Path) -> PathBuf {
-        self.archive.join(path.strip_prefix("/").unwrap_or(path))
-    }
+/// Where `path` goes in `archive` (its full path under it, so two files
+/// with one name cannot collide), and the change that makes the private
+/// directory it goes into.
+fn archive_place(archive: &Path, path: &Path) -> (PathBuf, Vec<Change>) {
+    let to = archive.join(path.strip_prefix("/").unwrap_or(path));
+    let dir = to.parent().map(|dir| {
+        Change::new(
+            format!("create directory {} (mode 0700)", dir.display()),
+            Action::EnsureDir {
+                path: dir.to_path_buf(),
+                mode: 0o700,
+            },
+        )
+    });
+    (to, dir.into_iter().collect())
+}
 
+impl PruneTask {
     fn why(&self) -> String {
         format!("{}; {}", self.entry.owner, self.reason)
     }
@@ -71,22 +82,12 @@ impl PruneTask {
             change.diff = bytes.map(|b| unified_diff(path, Some(&b), b""));
             return Ok(vec![change]);
         }
-        let to = self.archived(path);
+        let (to, mut changes) = archive_place(&self.archive, path);
         let reason = if edited {
             "edited since portico wrote it"
         } else {
             "certificates and keys are archived, never deleted"
         };
-        let mut changes = Vec::new();
-        if let Some(dir) = to.parent() {
-            changes.push(Change::new(
-                format!("create directory {} (mode 0700)", dir.display()),
-                Action::EnsureDir {
-                    path: dir.to_path_buf(),
-                    mode: 0o700,
-                },
-            ));
-        }
         changes.push(Change::new(
             format!(
                 "archive {} to {} ({}; {reason})",
@@ -345,19 +346,7 @@ impl Task for AdoptTask {
         let Some(bytes) = ctx.root.read(&self.path)? else {
             return Ok(Vec::new());
         };
-        let to = self
-            .archive
-            .join(self.path.strip_prefix("/").unwrap_or(&self.path));
-        let mut changes = Vec::new();
-        if let Some(dir) = to.parent() {
-            changes.push(Change::new(
-                format!("create directory {} (mode 0700)", dir.display()),
-                Action::EnsureDir {
-                    path: dir.to_path_buf(),
-                    mode: 0o700,
-                },
-            ));
-        }
+        let (to, mut changes) = archive_place(&self.archive, &self.path);
         changes.push(Change::new(
             format!(
                 "keep a copy of {} (not written by portico; taken over with --adopt) in {}",
