@@ -44,6 +44,8 @@ fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
         .schedule
         .next_after(seed, now)
         .map_or("unknown".to_string(), crate::when::rfc3339);
+    // One line: a newline would end the STATUS= field and start another.
+    let last = last.replace(['\n', '\r'], " ");
     format!("STATUS={last}; next renewal run {next}")
 }
 

@@ -136,6 +136,7 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     }
     let mut report = report.report;
     report.created_dirs = journal.created_dirs();
+    report.rolled_back = journal.rolled_back();
     report
 }
 
@@ -292,7 +293,7 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
         Action::SetOwner { path, uid, gid } => ctx.root.set_owner(path, *uid, *gid)?,
         Action::Symlink { path, target } => ctx.root.symlink(path, target)?,
         Action::Remove { path } => ctx.root.remove(path)?,
-        Action::Move { from, to } => ctx.root.rename(from, to)?,
+        Action::Move { from, to } => ctx.root.move_file(from, to)?,
         Action::RemoveDir { path } => ctx.root.remove_empty_dir(path)?,
         Action::RemoveTree { path } => ctx.root.remove_tree(path)?,
         Action::Run(cmd) => {

@@ -5,32 +5,55 @@
 //! string; killed after its timeout. A failing hook is reported, and the
 //! new certificate stays.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::host::Command;
 use crate::playbook::Playbook;
 use crate::report::{Report, Status, TaskReport};
-use crate::task::{Ctx, Handler, TaskId};
+use crate::task::{Ctx, Handler};
 use crate::tasks::certificate::CertPaths;
 
-/// Runs the playbook's deploy hook for every certificate the run changed,
-/// adding a line per hook to `report`.
-pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
+/// The bytes of every certificate of a playbook before a run, by name: a
+/// certificate "changed" when its file holds other bytes afterwards (a key
+/// whose mode was fixed, or a run that was rolled back, did not change it).
+pub struct Snapshot(BTreeMap<String, Option<String>>);
+
+impl Snapshot {
+    /// Reads the playbook's certificate files now.
+    pub fn take(pb: &Playbook, root: &crate::host::Root) -> Snapshot {
+        Snapshot(
+            pb.certificates
+                .iter()
+                .map(|c| {
+                    let pem = root.read(&CertPaths::of(c).cert).ok().flatten();
+                    (c.name.clone(), pem.map(|b| crate::owned::sha256_hex(&b)))
+                })
+                .collect(),
+        )
+    }
+
+    /// The certificates whose file changed since the snapshot.
+    fn changed(&self, pb: &Playbook, root: &crate::host::Root) -> Vec<String> {
+        let now = Snapshot::take(pb, root);
+        now.0
+            .into_iter()
+            .filter(|(name, hash)| hash.is_some() && self.0.get(name) != Some(hash))
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+/// Runs the playbook's deploy hook for every certificate whose file the
+/// run changed (against `before`), adding a line per hook to `report`.
+pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &Snapshot) {
     let Some(argv) = pb.renewal.deploy_hook.as_ref().filter(|a| !a.is_empty()) else {
         return;
     };
     if !ctx.live_host {
         return;
     }
-    let changed: Vec<String> = report
-        .tasks
-        .iter()
-        .filter(|t| t.status == Status::Changed)
-        .filter_map(|t| match &t.id {
-            Some(TaskId::Certificate(name)) => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
+    let changed = before.changed(pb, ctx.root);
     if changed.is_empty() {
         return;
     }

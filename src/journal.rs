@@ -34,6 +34,7 @@ enum Undo {
 #[derive(Debug, Default)]
 pub struct Journal {
     entries: Vec<Undo>,
+    rolled_back: bool,
 }
 
 impl Journal {
@@ -141,11 +142,32 @@ impl Journal {
         self.entries.is_empty()
     }
 
+    /// Did a rollback happen in this run (what the run changed on disk is
+    /// no longer there)?
+    pub fn rolled_back(&self) -> bool {
+        self.rolled_back
+    }
+
     /// Puts everything back, newest first (owners too, when `is_root`: only
-    /// root can give a file to someone). Returns how many entries were undone.
+    /// root can give a file to someone). Every entry is tried, even after
+    /// one fails; returns how many entries were undone, or the first error.
     pub fn roll_back(&mut self, root: &Root, is_root: bool) -> Result<usize, RootError> {
         let n = self.entries.len();
+        self.rolled_back |= n > 0;
+        let mut first_error = None;
         while let Some(undo) = self.entries.pop() {
+            if let Err(e) = Self::undo(root, is_root, undo) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    fn undo(root: &Root, is_root: bool, undo: Undo) -> Result<(), RootError> {
+        {
             match undo {
                 Undo::File {
                     path,
@@ -165,10 +187,12 @@ impl Journal {
                 Undo::DirMode { path, mode } => root.set_mode(&path, mode)?,
                 // Only if nothing else appeared in it meanwhile.
                 Undo::Dir { path } => root.remove_empty_dir(&path)?,
-                Undo::Moved { from, to } => root.rename(&to, &from)?,
+                // A move that never happened (it failed) has nothing to undo.
+                Undo::Moved { from, to } if root.exists(&to) => root.move_file(&to, &from)?,
+                Undo::Moved { .. } => {}
                 Undo::DirRemoved { path, mode } => root.create_dir_all(&path, mode)?,
             }
         }
-        Ok(n)
+        Ok(())
     }
 }

@@ -35,8 +35,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "<{}>", priority(event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        // journald reads a priority per line: every line of a multi-line
+        // message (nginx's own error lines) carries it.
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let p = priority(event.metadata().level());
+        for l in line.lines() {
+            writeln!(writer, "<{p}>{l}")?;
+        }
+        Ok(())
     }
 }
 

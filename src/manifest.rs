@@ -90,6 +90,14 @@ impl Manifest {
                 m.version
             )));
         }
+        for (i, e) in m.entries.iter().enumerate() {
+            if let Some(why) = entry_problem(&e.thing) {
+                return Err(ManifestError::Unreadable(format!(
+                    "entries[{i}] ({}): {why}",
+                    e.thing
+                )));
+            }
+        }
         Ok(Some(m))
     }
 
@@ -126,6 +134,58 @@ fn has_header(bytes: &[u8]) -> bool {
         .unwrap_or("#");
     bytes.starts_with(crate::nginx::render::HEADER.as_bytes())
         || bytes.starts_with(unit_first_line.as_bytes())
+}
+
+/// Where portico ever writes: a manifest naming anything else was not
+/// written by portico, and pruning it could delete or stop anything.
+const WRITES_UNDER: &[&str] = &[
+    "/etc/nginx",
+    "/etc/ssl/portico",
+    "/etc/portico",
+    "/var/lib/portico",
+    "/etc/nftables.d/portico.nft",
+    "/etc/systemd/system/portico.service",
+];
+
+/// Why a manifest entry cannot be one portico wrote, if it cannot.
+fn entry_problem(thing: &Thing) -> Option<&'static str> {
+    let clean = |p: &Path| {
+        p.is_absolute()
+            && p.components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir))
+    };
+    match thing {
+        Thing::File { path } | Thing::Link { path } => {
+            let ok = clean(path) && WRITES_UNDER.iter().any(|w| path.starts_with(w));
+            (!ok).then_some("not a path portico writes")
+        }
+        // Directories portico creates on the way to its files.
+        Thing::Dir { path } => {
+            let ok = clean(path)
+                && path.components().count() > 2
+                && WRITES_UNDER
+                    .iter()
+                    .any(|w| Path::new(w).starts_with(path) || path.starts_with(w));
+            (!ok).then_some("not a directory portico creates")
+        }
+        Thing::Unit { unit } => {
+            (unit != "portico.service").then_some("portico only manages portico.service")
+        }
+        Thing::Line { path, line } => (path != Path::new(crate::tasks::firewall::nftables::CONF)
+            || line != crate::tasks::firewall::nftables::INCLUDE_LINE)
+            .then_some("not the include line portico adds"),
+        Thing::Port { backend, .. } => crate::tasks::firewall::Backend::from_name(backend)
+            .is_none()
+            .then_some("not a firewall portico uses"),
+    }
+}
+
+/// Things that live in files (and are put back by a rollback).
+fn is_file_thing(thing: &Thing) -> bool {
+    matches!(
+        thing,
+        Thing::File { .. } | Thing::Link { .. } | Thing::Dir { .. } | Thing::Line { .. }
+    )
 }
 
 /// portico's own directories: whatever is in them was put there by portico.
@@ -176,13 +236,18 @@ pub fn legacy(root: &Root) -> Result<Manifest, ManifestError> {
                 }
                 continue;
             }
+            if root.meta(&path)?.is_some_and(|m| m.is_dir) {
+                continue;
+            }
             if let Some(bytes) = root.read(&path)? {
+                // A header alone does not prove portico wrote the rest (a
+                // copy someone edited keeps it): archived, never deleted.
                 if has_header(&bytes) {
                     entries.push(Entry {
                         thing: Thing::file(path),
                         owner: "portico before the manifest".into(),
-                        disposal: Disposal::Remove,
-                        sha256: Some(sha256_hex(&bytes)),
+                        disposal: Disposal::Archive,
+                        sha256: None,
                         target: None,
                     });
                 }
@@ -222,8 +287,12 @@ pub fn conflicts(
                 Some(m) if m.is_symlink || m.is_dir => false,
                 Some(_) => {
                     let bytes = root.read(path)?.unwrap_or_default();
+                    // portico's own directories are root's and portico's: a
+                    // file there it did not record is one a crash kept it
+                    // from recording.
                     w.desired.as_deref() == Some(sha256_hex(&bytes).as_str())
-                        || (manifest.is_none() && (has_header(&bytes) || in_own_dir(path)))
+                        || in_own_dir(path)
+                        || (manifest.is_none() && has_header(&bytes))
                 }
             },
             Thing::Link { path } => match root.meta(path)? {
@@ -289,6 +358,10 @@ pub fn after_run(
             .map(|t| t.status)
     };
     let succeeded = |id: &TaskId| matches!(status(id), Some(Status::Changed | Status::Unchanged));
+    // After a rollback the files are as they were before the run: every
+    // file, link and line keeps its old entry, and no file prune happened.
+    let on_disk =
+        |id: &TaskId, thing: &Thing| succeeded(id) && !(report.rolled_back && is_file_thing(thing));
     let claimed: BTreeSet<&Thing> = report.tasks.iter().flat_map(|t| &t.claims).collect();
     let mut entries: Vec<Entry> = Vec::new();
     for (id, w) in wanted {
@@ -301,25 +374,27 @@ pub fn after_run(
             target,
         };
         let entry = match &w.thing {
-            Thing::File { path } if succeeded(id) => match root.meta(path)? {
+            Thing::File { path } if on_disk(id, &w.thing) => match root.meta(path)? {
                 Some(m) if !m.is_symlink && !m.is_dir => {
                     let bytes = root.read(path)?.unwrap_or_default();
                     Some(fresh(Some(sha256_hex(&bytes)), None))
                 }
                 _ => old_entry,
             },
-            Thing::Link { path } if succeeded(id) => match root.read_link(path)? {
+            Thing::Link { path } if on_disk(id, &w.thing) => match root.read_link(path)? {
                 Some(target) => Some(fresh(None, Some(target))),
                 None => old_entry,
             },
-            Thing::Port { .. } if claimed.contains(&w.thing) => Some(fresh(None, None)),
-            Thing::Unit { .. } | Thing::Line { .. } if succeeded(id) => Some(fresh(None, None)),
+            Thing::Port { .. } | Thing::Line { .. } if claimed.contains(&w.thing) => {
+                Some(fresh(None, None))
+            }
+            Thing::Unit { .. } if succeeded(id) => Some(fresh(None, None)),
             _ => old_entry,
         };
         entries.extend(entry);
     }
     for (id, e) in pruned {
-        if !succeeded(id) {
+        if !on_disk(id, &e.thing) {
             entries.push(e.clone());
         }
     }
@@ -345,7 +420,7 @@ pub fn after_run(
         .chain(report.created_dirs.iter().cloned())
         // The state directory and what is in it (CAs, the ACME account, the
         // archive) outlive any playbook; only `remove --purge` deletes them.
-        .filter(|p| !p.starts_with(STATE_DIR))
+        .filter(|p| !p.starts_with(STATE_DIR) && !Path::new(STATE_DIR).starts_with(p))
         .collect::<BTreeSet<PathBuf>>();
     for path in dirs {
         if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {

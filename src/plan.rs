@@ -72,8 +72,12 @@ fn owned_by(tasks: &[Box<dyn Task>]) -> Vec<(TaskId, Owned)> {
         .collect()
 }
 
-/// Prune tasks, and which entry each prunes.
-type Prunes = (Vec<Box<dyn Task>>, Vec<(TaskId, Entry)>);
+/// Prune tasks before and after the gate, and which entry each prunes.
+struct Prunes {
+    before_gate: Vec<Box<dyn Task>>,
+    after_gate: Vec<Box<dyn Task>>,
+    pruned: Vec<(TaskId, Entry)>,
+}
 
 /// The prune tasks for everything `converge`'s manifest has that `wanted`
 /// does not, and which entry each prunes.
@@ -84,14 +88,18 @@ fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts) -> Pru
         .iter()
         .map(|e| (TaskId::Prune(e.thing.clone()), e.clone()))
         .collect();
-    let tasks = crate::tasks::prune::tasks(
+    let (before_gate, after_gate) = crate::tasks::prune::tasks(
         unwanted,
         &converge.archive,
         converge.purge,
         facts.distro.family,
         converge.reason,
     );
-    (tasks, pruned)
+    Prunes {
+        before_gate,
+        after_gate,
+        pruned,
+    }
 }
 
 /// The gate and the start: `nginx -t` over everything the run writes for
@@ -137,31 +145,43 @@ pub fn full(
         .unwrap_or_default();
     let mut wanted = owned_by(&tasks);
     wanted.extend(owned_by(&installed));
-    let (prune_tasks, pruned) = match &converge {
+    let p = match &converge {
         Some(c) => prunes(c, &wanted, facts),
-        None => (Vec::new(), Vec::new()),
+        None => Prunes {
+            before_gate: Vec::new(),
+            after_gate: Vec::new(),
+            pruned: Vec::new(),
+        },
     };
-    tasks.extend(prune_tasks);
+    tasks.extend(p.before_gate);
     let gate = gate(&tasks, facts);
     tasks.extend(gate);
     tasks.extend(installed);
+    tasks.extend(p.after_gate);
     Plan {
         tasks,
         wanted,
-        pruned,
+        pruned: p.pruned,
     }
 }
 
 /// `portico remove`: everything in the manifest pruned, the gate (when
 /// nginx is there to ask), and with `purge` portico's own directories.
 pub fn removal(facts: &Facts, converge: Converge) -> Plan {
-    let (mut tasks, pruned) = prunes(&converge, &[], facts);
+    let p = prunes(&converge, &[], facts);
+    let pruned = p.pruned;
+    let mut tasks = p.before_gate;
     if facts.nginx.installed {
         let mut gate = gate(&tasks, facts);
         gate.truncate(1); // nginx -t only: remove does not start nginx
         tasks.extend(gate);
     }
+    tasks.extend(p.after_gate);
     if converge.purge {
+        // Only once everything else went: a prune that failed leaves the
+        // manifest (and what it lists) in place.
+        let mut after = vec![TaskId::NginxTest];
+        after.extend(pruned.iter().map(|(id, _)| id.clone()));
         tasks.push(Box::new(crate::tasks::prune::PurgeTask {
             dirs: [
                 crate::manifest::STATE_DIR,
@@ -170,7 +190,7 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
             ]
             .map(PathBuf::from)
             .to_vec(),
-            after: vec![TaskId::NginxTest],
+            after,
         }));
     }
     Plan {

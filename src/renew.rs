@@ -92,6 +92,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             Box::new(crate::plan::certificate_task(pb, c, now, renewal)) as Box<dyn Task>
         })
         .collect();
+    let certificates = crate::hooks::Snapshot::take(pb, ctx.root);
     let mut report = engine::run_with(
         &tasks,
         ctx,
@@ -111,7 +112,6 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             backing_off,
         });
     }
-    crate::hooks::run_deploy_hooks(pb, ctx, &mut report);
     for t in &report.tasks {
         let Some(TaskId::Certificate(name)) = &t.id else {
             continue;
@@ -133,6 +133,8 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             ),
         ));
     }
+    // After the state is saved: a hook may take long or be interrupted.
+    crate::hooks::run_deploy_hooks(pb, ctx, &mut report, &certificates);
     Ok(Renewed {
         report,
         backing_off,

@@ -141,6 +141,10 @@ pub struct Report {
     /// Directories the run created and kept.
     #[serde(skip)]
     pub created_dirs: Vec<std::path::PathBuf>,
+    /// A gate failed and the run's file changes were put back: what its
+    /// file tasks report as changed is not on disk.
+    #[serde(skip)]
+    pub rolled_back: bool,
 }
 
 impl Report {

@@ -272,3 +272,45 @@ fn an_unreadable_manifest_stops_apply_naming_it() {
     );
     assert_eq!(files(dir.path(), &[]), before);
 }
+
+#[test]
+fn a_manifest_naming_what_portico_never_writes_is_refused() {
+    let dir = debian_tree();
+    let root = dir.path().to_str().unwrap();
+    ok(&["apply", "--root", root]);
+    let path = at(dir.path(), "/var/lib/portico/managed.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (forged, why) in [
+        (
+            r#"{"kind":"file","path":"/etc/passwd","owner":"x"}"#,
+            "not a path portico writes",
+        ),
+        (
+            r#"{"kind":"file","path":"/etc/nginx/../passwd","owner":"x"}"#,
+            "not a path portico writes",
+        ),
+        (
+            r#"{"kind":"unit","unit":"ssh.service","owner":"x"}"#,
+            "portico only manages portico.service",
+        ),
+        (
+            r#"{"kind":"dir","path":"/etc","owner":"x"}"#,
+            "not a directory portico creates",
+        ),
+    ] {
+        std::fs::write(
+            &path,
+            text.replacen("\"entries\": [", &format!("\"entries\": [{forged},"), 1),
+        )
+        .unwrap();
+        let out = portico(&["remove", "--root", root]);
+        assert_eq!(out.status.code(), Some(2), "{forged}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{forged}: {err}");
+    }
+    assert!(at(
+        dir.path(),
+        "/etc/nginx/sites-available/portico-default.https.conf"
+    )
+    .exists());
+}

@@ -65,9 +65,46 @@ fn switching_playbooks_converges_and_remove_gives_the_machine_back() {
     let rules = ufw_rules(&m);
     assert!(rules.contains("ufw allow 443/tcp"), "{rules}");
 
+    // The seed with a backend nginx cannot resolve: nginx -t rejects the
+    // switch, so nothing of it stays, the default keeps serving on its port,
+    // and what portico made is still recorded (the next switch prunes it).
+    let seed = std::fs::read_to_string("playbooks/mtls-api.toml").unwrap();
+    m.write(
+        "/root/bad.toml",
+        &seed.replace("http://127.0.0.1:4000", "http://backend.invalid:4000"),
+    );
+    let before = file_list(&m);
+    let out = m.run(&["portico", "apply", "/root/bad.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("rolled back"), "{text}");
+    assert_eq!(
+        file_list(&m)
+            .into_iter()
+            .filter(|p| !p.starts_with("/var/lib/portico"))
+            .collect::<Vec<_>>(),
+        before
+            .into_iter()
+            .filter(|p| !p.starts_with("/var/lib/portico"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        https_code(&m, "localhost", 443),
+        "502",
+        "the default still serves"
+    );
+    assert!(
+        ufw_rules(&m).contains("ufw allow 443/tcp"),
+        "a rejected switch closed 443"
+    );
+    let recorded = std::fs::read_to_string(m.root().join("var/lib/portico/managed.json")).unwrap();
+    assert!(
+        recorded.contains("portico-default.https.conf"),
+        "{recorded}"
+    );
+
     // A hand-written file where the seed's site goes is refused, and the
     // machine is left as it was.
-    let seed = std::fs::read_to_string("playbooks/mtls-api.toml").unwrap();
     m.write("/root/mtls.toml", &seed);
     let mine = "/etc/nginx/sites-available/portico-api.example.com.http.conf";
     m.write(mine, "# mine\nserver { listen 8080; }\n");
@@ -114,10 +151,6 @@ fn switching_playbooks_converges_and_remove_gives_the_machine_back() {
     assert!(rules.contains("ufw allow 80/tcp"), "{rules}");
 
     // validate: nginx rejects a config portico accepts; nothing on the host moves.
-    m.write(
-        "/root/bad.toml",
-        &seed.replace("http://127.0.0.1:4000", "http://backend.invalid:4000"),
-    );
     let master = m.ok(&["systemctl", "show", "-p", "MainPID", "--value", "nginx"]);
     let before = file_list(&m);
     let out = m.run(&["portico", "validate", "/root/bad.toml"]);

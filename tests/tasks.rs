@@ -156,6 +156,8 @@ struct Expect {
     #[serde(default)]
     summary_contains: Vec<String>,
     error_contains: Option<String>,
+    /// What the changes make portico the owner of (`ufw 443`), when given.
+    claims: Option<Vec<String>>,
 }
 
 /// The service manager as the case describes it; it is only asked.
@@ -370,6 +372,16 @@ fn run_case(file: &Path) -> Result<(), String> {
             "answers nothing asked for: {unused:?}; asked: {asked:?}"
         ));
     }
+    // Asked but not answered: even a query the code tolerates failing
+    // (`sshd -T`) must be part of the case, or the case proves less than
+    // it says.
+    let unanswered: Vec<&String> = asked
+        .iter()
+        .filter(|c| !case.answers.iter().any(|a| &a.run == *c))
+        .collect();
+    if !unanswered.is_empty() {
+        return Err(format!("asked with no answer in the case: {unanswered:?}"));
+    }
     match (result, &case.expect.error_contains) {
         (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
         (Err(e), _) => Err(format!("the check failed: {e}; asked: {asked:?}")),
@@ -395,6 +407,23 @@ fn run_case(file: &Path) -> Result<(), String> {
             for want in &case.expect.stdin_contains {
                 if !stdins.contains(want.as_str()) {
                     return Err(format!("no {want:?} in what the commands read: {stdins}"));
+                }
+            }
+            if let Some(want) = &case.expect.claims {
+                let got: Vec<String> = changes
+                    .iter()
+                    .flat_map(|c| &c.claims)
+                    .map(|t| match t {
+                        portico::owned::Thing::Port { backend, port } => {
+                            format!("{backend} {port}")
+                        }
+                        other => other.to_string(),
+                    })
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if &got != want {
+                    return Err(format!("claims differ\n  want: {want:?}\n   got: {got:?}"));
                 }
             }
             let summaries: String = changes.iter().map(|c| format!("{}\n", c.summary)).collect();

@@ -123,6 +123,12 @@ pub enum CliError {
     /// The service manager said no.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
+    /// `portico validate` reads the TLS keys and mounts a namespace.
+    #[error(
+        "`portico validate` runs nginx -t on a copy of /etc/nginx and /etc/ssl (keys included) in a \
+         private mount namespace, which needs root: run it with sudo"
+    )]
+    ValidateNeedsRoot,
     /// `portico service OP` needs root.
     #[error("`portico service {0}` needs root; run it with sudo")]
     ServiceNeedsRoot(&'static str),
@@ -321,38 +327,37 @@ fn run_plan(
         progress: (!out.json).then_some(&streamer as &dyn crate::report::Progress),
         ..Default::default()
     };
+    let certificates = hooks.map(|pb| crate::hooks::Snapshot::take(pb, ctx.root));
     let mut report = crate::engine::run_with(&plan.tasks, ctx, mode, opts);
     report.playbook = Some(out.playbook.clone());
     report.warnings.extend(warnings);
-    if let (Some(pb), false) = (hooks, check) {
-        let before = report.tasks.len();
-        crate::hooks::run_deploy_hooks(pb, ctx, &mut report);
-        if !out.json {
-            for t in &report.tasks[before..] {
-                print!("{}", t.render_text(false, check));
-            }
-        }
-    }
+    let before = report.tasks.len();
     let purged = report.tasks.iter().any(|t| {
         t.id == Some(crate::task::TaskId::Purge) && t.status == crate::report::Status::Changed
     });
+    // Recorded before any hook runs: a hook may take long or be
+    // interrupted, and what this run made must be known either way.
     if !check && !purged {
         let recorded =
             crate::manifest::after_run(ctx.root, old, &plan.wanted, &plan.pruned, &report)
                 .and_then(|m| m.save(ctx.root));
         if let Err(e) = recorded {
-            let line = crate::report::TaskReport::failed_named(
+            report.push(crate::report::TaskReport::failed_named(
                 format!("manifest {}", crate::manifest::PATH),
                 Vec::new(),
                 format!(
                     "{e}; the changes of this run are in place, but the next run cannot tell \
                      which of them portico made"
                 ),
-            );
-            if !out.json {
-                print!("{}", line.render_text(false, check));
-            }
-            report.push(line);
+            ));
+        }
+    }
+    if let (Some(pb), Some(snapshot), false) = (hooks, &certificates, check) {
+        crate::hooks::run_deploy_hooks(pb, ctx, &mut report, snapshot);
+    }
+    if !out.json {
+        for t in &report.tasks[before..] {
+            print!("{}", t.render_text(false, check));
         }
     }
     if out.json {

@@ -41,6 +41,9 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
     let facts = crate::facts::gather(&host, &runner);
     let mut pb = loaded.pb;
     pb.resolve_hostname(&facts.hostname, &facts.hostname_source)?;
+    if facts.nginx.installed && !crate::host::is_root() {
+        return Err(CliError::ValidateNeedsRoot);
+    }
     if !facts.nginx.installed {
         println!(
             "nginx -t: not run: nginx is not installed on this machine (install it to have the \
@@ -188,16 +191,20 @@ fn copy_host(
 }
 
 /// `nginx -t` with the scratch tree mounted over the real directories in
-/// a mount namespace of its own (as an unprivileged user, in a user
-/// namespace too), and tmpfs over the log and run directories, so nothing
-/// on the host is written.
+/// a mount namespace of its own, made private before anything is mounted,
+/// and tmpfs over the log and run directories, so nothing on the host is
+/// written.
 fn nginx_t_command(dir: &Path, host: &Root) -> Command {
     let d = dir.display();
-    let mut script: Vec<String> = COPIED
-        .iter()
-        .filter(|p| host.exists(Path::new(p)))
-        .map(|p| format!("mount --bind '{d}{p}' {p}"))
-        .collect();
+    // Nothing below may reach the host's mount table: util-linux before
+    // 2.27 (EL7) leaves a new namespace's mounts shared with the host.
+    let mut script: Vec<String> = vec!["mount --make-rprivate /".into()];
+    script.extend(
+        COPIED
+            .iter()
+            .filter(|p| host.exists(Path::new(p)))
+            .map(|p| format!("mount --bind '{d}{p}' {p}")),
+    );
     script.push(format!("mount --bind '{d}/var/lib' /var/lib"));
     for tmp in ["/run", "/var/log/nginx"] {
         if host.exists(Path::new(tmp)) {
@@ -206,9 +213,6 @@ fn nginx_t_command(dir: &Path, host: &Root) -> Command {
     }
     script.push("nginx -t".into());
     let mut argv = vec!["unshare", "--mount"];
-    if !crate::host::is_root() {
-        argv.push("--map-root-user");
-    }
     let script = script.join(" && ");
     argv.extend(["sh", "-c", &script]);
     Command::query(argv)

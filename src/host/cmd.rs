@@ -217,14 +217,20 @@ fn wait_with_timeout(
     limit: std::time::Duration,
 ) -> std::io::Result<Output> {
     use std::io::Read;
+    // Each pipe is read on its own thread, which reports through a channel:
+    // a process the command left running in the background (or one that
+    // escaped its group) can hold a pipe open for ever, and then its thread
+    // is left behind rather than waited for.
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
                 let _ = p.read_to_end(&mut buf);
             }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+        });
+        rx
     };
     let out = reader(
         child
@@ -257,8 +263,13 @@ fn wait_with_timeout(
             None
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let mut stderr = err.join().unwrap_or_default();
+    // The command is gone; what it wrote is in the pipes already. A moment
+    // for them to drain, not for whatever it left running to finish.
+    let grace = std::time::Duration::from_secs(1);
+    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let mut stderr = err
+        .recv_timeout(std::time::Duration::from_millis(200))
+        .unwrap_or_default();
     if status.is_none() {
         stderr.push_str(&format!("\nkilled after the timeout of {limit:?}"));
     }
@@ -366,5 +377,18 @@ mod tests {
             .run(&Command::query(["true"]).timeout(std::time::Duration::from_secs(5)))
             .unwrap();
         assert!(fast.success());
+    }
+
+    #[test]
+    fn a_command_that_leaves_something_running_does_not_hold_portico() {
+        let started = std::time::Instant::now();
+        let out = SystemRunner
+            .run(
+                &Command::query(["sh", "-c", "echo done; sleep 30 &"])
+                    .timeout(std::time::Duration::from_secs(20)),
+            )
+            .unwrap();
+        assert!(out.success());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

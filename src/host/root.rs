@@ -361,6 +361,29 @@ impl Root {
         fs::rename(&f, &t).map_err(io_err(from))
     }
 
+    /// Moves a file or symlink, also across filesystems (`/etc` to a
+    /// separate `/var`): where rename says EXDEV, the bytes are written at
+    /// the target (atomically, same mode) and then the source removed.
+    pub fn move_file(&self, from: &Path, to: &Path) -> Result<(), RootError> {
+        let (f, t) = (self.write_path(from)?, self.write_path(to)?);
+        match fs::rename(&f, &t) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {}
+            other => return other.map_err(io_err(from)),
+        }
+        match self.read_link(from)? {
+            Some(target) => self.symlink(to, &target)?,
+            None => {
+                let meta = self.meta(from)?.ok_or_else(|| RootError::Io {
+                    path: from.to_path_buf(),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                })?;
+                let bytes = self.read(from)?.unwrap_or_default();
+                self.write_atomic(to, &bytes, meta.mode)?;
+            }
+        }
+        self.remove(from)
+    }
+
     /// Removes an empty directory; absent is fine, and so is one that is no
     /// longer empty (something else put a file there): it stays.
     pub fn remove_empty_dir(&self, path: &Path) -> Result<(), RootError> {

@@ -59,17 +59,15 @@ impl PruneTask {
         let Some(meta) = ctx.root.meta(path)? else {
             return Ok(Vec::new());
         };
-        if meta.is_dir {
+        // Replaced by a directory or a symlink since: not portico's any more.
+        if meta.is_dir || meta.is_symlink {
             return Ok(Vec::new());
         }
-        let bytes = if meta.is_symlink {
-            None
-        } else {
-            ctx.root.read(path)?
-        };
+        let bytes = ctx.root.read(path)?;
+        // Without a recorded hash nobody can say it is what portico wrote.
         let edited = match (&self.entry.sha256, &bytes) {
             (Some(want), Some(b)) => *want != sha256_hex(b),
-            _ => false,
+            _ => true,
         };
         let keep = !self.purge && (self.entry.disposal == Disposal::Archive || edited);
         if !keep {
@@ -104,6 +102,11 @@ impl PruneTask {
     }
 
     fn link(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
+        let target = ctx.root.read_link(path)?;
+        // Pointed elsewhere since: someone else's link now.
+        if self.entry.target.is_some() && target != self.entry.target {
+            return Ok(Vec::new());
+        }
         match ctx.root.meta(path)? {
             Some(m) if m.is_symlink => Ok(vec![Change::new(
                 format!("remove link {} ({})", path.display(), self.why()),
@@ -235,17 +238,30 @@ impl Task for PruneTask {
     }
 }
 
-/// The prune tasks for `unwanted`, in the order they must run: units stop
-/// before their files go, include lines before the files they include,
-/// links before the files they point to, files before their directories
-/// (deepest first).
+/// Some tasks, in order.
+pub type Tasks = Vec<Box<dyn Task>>;
+
+/// Does pruning `thing` change what nginx reads (so `nginx -t` must see it
+/// and a rejection put it back)?
+fn nginx_reads(thing: &Thing) -> bool {
+    matches!(thing, Thing::File { path } | Thing::Link { path }
+        if path.starts_with("/etc/nginx") || path.starts_with("/etc/ssl/portico"))
+}
+
+/// The prune tasks for `unwanted`, split around the `nginx -t` gate: what
+/// nginx reads goes before it (a rejection rolls it back); the rest
+/// (firewall ports, units, other files, directories) only after it passed,
+/// so a rejected playbook never closes a port or stops the daemon. In
+/// order: units stop before their files go, include lines before the
+/// files they include, links before the files they point to, files before
+/// their directories (deepest first).
 pub fn tasks(
     unwanted: Vec<Entry>,
     archive: &Path,
     purge: bool,
     family: Family,
     reason: &'static str,
-) -> Vec<Box<dyn Task>> {
+) -> (Tasks, Tasks) {
     let rank = |t: &Thing| match t {
         Thing::Unit { .. } => (0, 0),
         Thing::Port { .. } => (1, 0),
@@ -266,25 +282,43 @@ pub fn tasks(
         .filter(|e| matches!(e.thing, Thing::Unit { .. }))
         .map(|e| TaskId::Prune(e.thing.clone()))
         .collect();
-    unwanted
-        .into_iter()
-        .map(|entry| {
+    let lines: Vec<TaskId> = unwanted
+        .iter()
+        .filter(|e| matches!(e.thing, Thing::Line { .. }))
+        .map(|e| TaskId::Prune(e.thing.clone()))
+        .collect();
+    let (mut before, mut after_gate) = (Vec::new(), Vec::new());
+    for entry in unwanted {
+        let mut after = Vec::new();
+        match &entry.thing {
             // A unit's file goes only once the unit is stopped and disabled.
-            let after = match &entry.thing {
-                Thing::File { path } if path.starts_with("/etc/systemd") => units.clone(),
-                _ => Vec::new(),
-            };
-            Box::new(PruneTask {
-                entry,
-                archive: archive.to_path_buf(),
-                purge,
-                going: going.clone(),
-                family,
-                after,
-                reason,
-            }) as Box<dyn Task>
-        })
-        .collect()
+            Thing::File { path } if path.starts_with("/etc/systemd") => after.extend(units.clone()),
+            // A file another one includes goes only once the include has.
+            Thing::File { path } if path.starts_with("/etc/nftables.d") => {
+                after.extend(lines.clone())
+            }
+            _ => {}
+        }
+        let first = nginx_reads(&entry.thing);
+        if !first {
+            after.push(TaskId::NginxTest);
+        }
+        let task = Box::new(PruneTask {
+            entry,
+            archive: archive.to_path_buf(),
+            purge,
+            going: going.clone(),
+            family,
+            after,
+            reason,
+        }) as Box<dyn Task>;
+        if first {
+            before.push(task);
+        } else {
+            after_gate.push(task);
+        }
+    }
+    (before, after_gate)
 }
 
 /// `remove --purge`: portico's own directories, deleted for good once
@@ -324,7 +358,7 @@ impl Task for PurgeTask {
     }
 }
 
-/// `apply --adopt`: a copy of a file portico did not write, kept in the
+/// `apply --adopt`: a file (or link) portico did not write, moved into the
 /// archive before portico takes the path over.
 pub struct AdoptTask {
     /// The file.
@@ -343,20 +377,21 @@ impl Task for AdoptTask {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let Some(bytes) = ctx.root.read(&self.path)? else {
+        // The file, or a link as a link: moved aside whole, so portico
+        // then creates its own at the path.
+        if !ctx.root.exists(&self.path) {
             return Ok(Vec::new());
-        };
+        }
         let (to, mut changes) = archive_place(&self.archive, &self.path);
         changes.push(Change::new(
             format!(
-                "keep a copy of {} (not written by portico; taken over with --adopt) in {}",
+                "move {} (not written by portico; taken over with --adopt) to {}",
                 self.path.display(),
                 to.display()
             ),
-            Action::WriteFile {
-                path: to,
-                content: bytes,
-                mode: 0o600,
+            Action::Move {
+                from: self.path.clone(),
+                to,
             },
         ));
         Ok(changes)

@@ -39,6 +39,8 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
                 changes.push(change);
             }
         }
+        // Runtime and permanent: portico's only where both lacked it.
+        super::claim_only_where_missing_everywhere(&mut changes, 2);
         return Ok(changes);
     }
     // Not running: the permanent configuration is edited offline.

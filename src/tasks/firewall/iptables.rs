@@ -138,9 +138,11 @@ fn units_to_enable(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<&'static str>, 
 /// units that restore them.
 pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let mut changes = Vec::new();
-    for ip in families(ctx)? {
-        changes.extend(family_changes(task, ctx, ip)?);
+    let families = families(ctx)?;
+    for ip in &families {
+        changes.extend(family_changes(task, ctx, *ip)?);
     }
+    super::claim_only_where_missing_everywhere(&mut changes, families.len());
     if task.persist && ctx.facts.systemd {
         for unit in units_to_enable(task, ctx)? {
             changes.push(Change {

@@ -93,15 +93,39 @@ pub fn close_changes(
     ctx: &Ctx,
 ) -> Result<Vec<Change>, TaskError> {
     if ssh_ports(ctx).contains(&port) {
-        return Err(TaskError::Refused(
-            "this port is the SSH port now; portico never closes it",
-        ));
+        // Left open, and forgotten: it is how the operator gets in.
+        return Ok(Vec::new());
     }
-    match backend {
+    let closed = match backend {
         Backend::Ufw => ufw::close(port, ctx),
         Backend::Firewalld => firewalld::close(port, ctx),
         Backend::Iptables => iptables::close(port, family, ctx),
         Backend::Nftables => nftables::close(port, ctx),
+    };
+    match closed {
+        // The firewall's tool is gone (the backend was switched and its
+        // package removed): so are the rules it kept.
+        Err(TaskError::Cmd(crate::host::cmd::CmdError::Spawn { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// Keeps a port's claim only when every one of the `places` it can be open
+/// in (address families, runtime and permanent configuration) lacked it: a
+/// rule the operator had in one of them means the port was theirs first,
+/// and closing it later would take their rule too.
+fn claim_only_where_missing_everywhere(changes: &mut [Change], places: usize) {
+    let mut count: std::collections::BTreeMap<Thing, usize> = Default::default();
+    for t in changes.iter().flat_map(|c| &c.claims) {
+        *count.entry(t.clone()).or_default() += 1;
+    }
+    for c in changes.iter_mut() {
+        c.claims
+            .retain(|t| count.get(t).copied().unwrap_or(0) >= places);
     }
 }
 
@@ -189,12 +213,23 @@ impl Task for FirewallTask {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        match self.backend {
-            Backend::Ufw => ufw::check(self, ctx),
-            Backend::Firewalld => firewalld::check(self, ctx),
-            Backend::Iptables => iptables::check(self, ctx),
-            Backend::Nftables => nftables::check_runtime(self, ctx),
+        let mut changes = match self.backend {
+            Backend::Ufw => ufw::check(self, ctx)?,
+            Backend::Firewalld => firewalld::check(self, ctx)?,
+            Backend::Iptables => iptables::check(self, ctx)?,
+            Backend::Nftables => nftables::check_runtime(self, ctx)?,
+        };
+        if changes.iter().any(|c| !c.claims.is_empty()) {
+            // The SSH port is never portico's to close later.
+            let ssh: Vec<Thing> = ssh_ports(ctx)
+                .into_iter()
+                .map(|p| port_thing(self.backend, p))
+                .collect();
+            for c in &mut changes {
+                c.claims.retain(|t| !ssh.contains(t));
+            }
         }
+        Ok(changes)
     }
 
     fn notes(&self, ctx: &Ctx) -> Vec<String> {

@@ -266,6 +266,14 @@ impl Task for NftBootTask {
             if let Some(first) = add.first_mut() {
                 first.summary = format!("{} [one include line added]", first.summary);
             }
+            // The line is portico's because portico adds it (one the
+            // operator wrote, or a glob include, stays theirs).
+            for c in &mut add {
+                c.claims = vec![crate::owned::Thing::Line {
+                    path: CONF.into(),
+                    line: INCLUDE_LINE.into(),
+                }];
+            }
             changes.extend(add);
         }
         if !ctx.systemd.state(UNIT)?.is_enabled() {
