@@ -4,32 +4,19 @@
 
 #[path = "../tests/machine/mod.rs"]
 mod machine;
+#[path = "support/mod.rs"]
+mod support;
 
 use machine::pebble::pebble_machine;
-use machine::Machine;
+
+use support::{breakdown, ms, rss, stats};
 
 const RUNS: usize = 10;
 
-/// Wall time of `cmd` inside the machine, in ms; panics when it fails.
-fn ms(m: &Machine, cmd: &str) -> f64 {
-    let script = format!("s=$(date +%s%N); {cmd} >/tmp/bench.out 2>&1 || {{ cat /tmp/bench.out >&2; exit 1; }}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))");
-    let out = m.ok(&["sh", "-c", &script]);
-    out.trim().parse::<f64>().unwrap() / 1000.0
-}
-
-/// Peak RSS of `cmd` in MiB (GNU time).
-fn rss(m: &Machine, cmd: &str) -> f64 {
-    let out = m.ok(&[
-        "sh",
-        "-c",
-        &format!("/usr/bin/time -f %M {cmd} 2>&1 >/dev/null | tail -1"),
-    ]);
-    out.trim().parse::<f64>().unwrap_or(0.0) / 1024.0
-}
-
-fn stats(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[v.len() - 1])
+/// `PORTICO_BENCH_ONLY=portico`: skip certbot and uacme (minutes of the
+/// run) while working on portico's own figures.
+fn others() -> bool {
+    std::env::var("PORTICO_BENCH_ONLY").as_deref() != Ok("portico")
 }
 
 fn playbook(names: &[String]) -> String {
@@ -57,19 +44,40 @@ fn main() {
         "/usr/local/share/ca-certificates/pebble-listener.crt",
     ]);
     m.ok(&["update-ca-certificates"]);
-    m.ok(&["apt-get", "install", "-y", "-q", "certbot", "uacme", "time"]);
+    if others() {
+        m.ok(&["apt-get", "install", "-y", "-q", "certbot", "uacme", "time"]);
+    } else {
+        m.ok(&["apt-get", "install", "-y", "-q", "time"]);
+    }
     m.write("/root/all.toml", &playbook(&names));
     m.write("/root/one.toml", &playbook(&names[..1]));
+    // The first certificate is the whole `apply` on a host with nginx
+    // installed and nothing of portico's: account, order, config, reloads,
+    // the daemon. `remove --purge` puts the host back between runs.
+    m.ok(&["apt-get", "install", "-y", "-q", "nginx"]);
+    let fresh = || {
+        m.ok(&["portico", "remove", "--purge"]);
+    };
+    let p_first = stats(
+        (0..3)
+            .map(|_| {
+                let t = ms(&m, "portico apply /root/one.toml");
+                fresh();
+                t
+            })
+            .collect(),
+    )
+    .0;
+    breakdown(
+        &m,
+        "first certificate, whole apply",
+        "portico -v apply /root/one.toml",
+        1.0,
+    );
+    fresh();
     m.ok(&["portico", "apply", "/root/all.toml"]);
     m.ok(&["systemctl", "stop", "portico"]); // the bench drives renewals itself
 
-    // portico
-    m.ok(&[
-        "sh",
-        "-c",
-        "rm -rf /var/lib/portico/acme /etc/ssl/portico/certs/b1.test.crt",
-    ]);
-    let p_first = ms(&m, "portico renew /root/one.toml");
     let p_next = stats(
         (0..RUNS)
             .map(|_| ms(&m, "portico renew --force /root/one.toml"))
@@ -92,6 +100,18 @@ fn main() {
             .map(|_| ms(&m, "portico renew --force /root/all.toml"))
             .collect(),
     );
+    breakdown(
+        &m,
+        "further issuance incl. nginx -t and reload",
+        "portico -v renew --force /root/one.toml",
+        0.5,
+    );
+    breakdown(
+        &m,
+        "forced renewal of 11",
+        "portico -v renew --force /root/all.toml",
+        5.0,
+    );
     let p_rss_idle = rss(&m, "portico renew /root/all.toml");
     let p_rss_forced = rss(&m, "portico renew --force /root/all.toml");
     m.ok(&["systemctl", "start", "portico"]);
@@ -101,9 +121,24 @@ fn main() {
         "-c",
         "grep VmRSS /proc/$(systemctl show -p MainPID --value portico)/status | awk '{print $2}'",
     ]);
+    let daemon_parts = m.ok(&[
+        "sh",
+        "-c",
+        "grep -E 'RssAnon|RssFile|RssShmem|VmHWM|Threads' /proc/$(systemctl show -p MainPID --value portico)/status | tr -s ' \t\n' ' '",
+    ]);
+    println!(
+        "\ndaemon idle, after its first renewal run: {}",
+        daemon_parts.trim()
+    );
     let daemon_rss: f64 = daemon_rss.trim().parse::<f64>().unwrap_or(0.0) / 1024.0;
     m.ok(&["systemctl", "stop", "portico"]);
 
+    if !others() {
+        println!("\nportico alone (PORTICO_BENCH_ONLY=portico):");
+        println!("first certificate, whole apply {p_first:.0} ms; further issuance median {:.0} ms worst {:.0} ms (incl. reload median {:.0} ms worst {:.0} ms); nothing due {:.1} ms; forced 11 {:.0} ms; RSS nothing due {p_rss_idle:.1} Mi, forced {p_rss_forced:.1} Mi; daemon idle {daemon_rss:.1} Mi",
+            p_acme.0, p_acme.1, p_next.0, p_next.1, p_idle.0, p_forced.0);
+        return;
+    }
     // certbot (webroot into the same directory nginx serves)
     let cb = |extra: &str, name: &str| {
         format!(
@@ -164,14 +199,15 @@ fn main() {
     let u_forced = stats((0..1).map(|_| ms(&m, &all_forced.join(" && "))).collect());
     let u_rss = rss(&m, &format!("sh -c '{ua} issue b1.test || true'"));
 
-    println!("ACME against pebble 2.4.0 on loopback, one booted machine, same run ({RUNS} runs where a median is given)");
+    println!("\nACME against pebble 2.4.0 on loopback, one booted machine, same run ({RUNS} runs where a median is given)");
     println!(
-        "{:<44} {:>12} {:>12} {:>12}",
+        "{:<48} {:>12} {:>12} {:>12}   ratio (other / portico)",
         "", "portico", "certbot", "uacme"
     );
-    // One table row: a label and one cell per client that has the figure.
+    // One table row: a label, one cell per client that has the figure, and
+    // how many times portico's figure the others' are.
     let row = |label: &str, unit: &str, cells: &[Option<f64>]| {
-        let cells: Vec<String> = cells
+        let shown: Vec<String> = cells
             .iter()
             .map(|c| match c {
                 Some(v) if *v < 20.0 => format!("{:>10.1}{unit}", v),
@@ -179,33 +215,41 @@ fn main() {
                 None => format!("{:>12}", "-"),
             })
             .collect();
-        println!("{label:<44} {}", cells.join(" "));
+        let ratios: Vec<String> = match cells {
+            [Some(p), rest @ ..] => rest
+                .iter()
+                .zip(["certbot", "uacme"])
+                .filter_map(|(c, who)| c.map(|v| format!("{who} {:.1}x", v / p)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        println!("{label:<48} {}   {}", shown.join(" "), ratios.join(", "));
     };
     row(
-        "first issuance incl. account",
+        "first certificate incl. account (whole apply)",
         "ms",
         &[Some(p_first), Some(c_first), Some(u_first)],
     );
     row(
-        "further issuance, median",
+        "further issuance, median (ACME only)",
         "ms",
         &[Some(p_acme.0), Some(c_next.0), Some(u_next.0)],
     );
     row(
-        "further issuance, worst",
+        "further issuance, worst (ACME only)",
         "ms",
         &[Some(p_acme.1), Some(c_next.1), Some(u_next.1)],
     );
     // certbot and uacme do not reload nginx here; portico's full renewal does.
     row(
-        "  portico incl. nginx -t + reload, median",
+        "further issuance incl. nginx -t + reload, med",
         "ms",
-        &[Some(p_next.0), None, None],
+        &[Some(p_next.0), Some(c_next.0), Some(u_next.0)],
     );
     row(
-        "  portico incl. nginx -t + reload, worst",
+        "further issuance incl. nginx -t + reload, worst",
         "ms",
-        &[Some(p_next.1), None, None],
+        &[Some(p_next.1), Some(c_next.1), Some(u_next.1)],
     );
     row(
         "renew, 11 certificates, nothing due (median)",
@@ -228,8 +272,5 @@ fn main() {
         &[Some(p_rss_forced), None, None],
     );
     row("daemon idle RSS", "Mi", &[Some(daemon_rss), None, None]);
-    println!(
-        "ratios (other / portico): further issuance (no reload) certbot {:.1}x, uacme {:.1}x; nothing due certbot {:.0}x, uacme {:.0}x; forced 11 certbot {:.1}x, uacme {:.1}x",
-        c_next.0 / p_acme.0, u_next.0 / p_acme.0, c_idle.0 / p_idle.0, u_idle.0 / p_idle.0, c_forced.0 / p_forced.0, u_forced.0 / p_forced.0
-    );
+    println!("(certbot and uacme never reload nginx here: the rows with the reload compare portico's whole renewal with their issuance alone)");
 }

@@ -1,7 +1,9 @@
 //! `portico daemon`: renews once at start, then on a schedule (daily at a
 //! minute fixed per host, or the playbook's cron expression). SIGTERM stops
 //! between steps (a renewal in progress finishes first); SIGHUP re-reads the
-//! playbook, keeping the old one when the new one is bad. systemd hears
+//! playbook, keeping the old one when the new one is bad. Each renewal is
+//! its own process (see `cli::daemon`): between runs the daemon holds no
+//! TLS, HTTP or certificate state, only its schedule. systemd hears
 //! `READY=1` once it runs, `RELOADING=1` then `READY=1` around a SIGHUP,
 //! and a `STATUS=` line kept current with the last outcome and the next run.
 
@@ -25,12 +27,21 @@ pub enum DaemonError {
     Signals(std::io::Error),
 }
 
+/// A playbook and the text it was parsed from (what a renewal is given).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The text.
+    pub text: String,
+    /// What it says.
+    pub pb: Playbook,
+}
+
 /// What the renewal worker is asked to do.
 pub enum Msg {
     /// Renew now, with the playbook in use.
     Renew,
     /// Use this playbook from now on (SIGHUP re-read it).
-    Use(Box<Playbook>),
+    Use(Box<Source>),
     /// Exit once the renewal in progress, if any, is done.
     Stop,
 }
@@ -54,31 +65,35 @@ fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
 /// thread, never two at once.
 pub fn run<F>(
     file: Option<PathBuf>,
-    first: Playbook,
+    first: Source,
     seed: &str,
     mut renew: F,
 ) -> Result<(), DaemonError>
 where
-    F: FnMut(&Playbook) -> String + Send + 'static,
+    F: FnMut(&Source) -> String + Send + 'static,
 {
     use crate::host::Clock;
     let (tx, rx) = mpsc::channel::<Msg>();
     let worker_seed = seed.to_string();
     let worker = std::thread::spawn(move || {
-        let mut pb = first;
+        let mut current = first;
         let mut last = "no renewal run yet".to_string();
         for msg in rx {
             match msg {
                 Msg::Renew => {
-                    crate::host::notify::notify(&status_line(&pb, &worker_seed, "renewing"));
-                    let outcome = renew(&pb);
+                    crate::host::notify::notify(&status_line(
+                        &current.pb,
+                        &worker_seed,
+                        "renewing",
+                    ));
+                    let outcome = renew(&current);
                     let now = crate::host::clock::SystemClock::default().unix_now();
                     last = format!("last run {}: {outcome}", crate::when::rfc3339(now));
                 }
-                Msg::Use(new) => pb = *new,
+                Msg::Use(new) => current = *new,
                 Msg::Stop => break,
             }
-            crate::host::notify::notify(&status_line(&pb, &worker_seed, &last));
+            crate::host::notify::notify(&status_line(&current.pb, &worker_seed, &last));
         }
     });
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -126,8 +141,8 @@ where
                         tracing::info!("SIGHUP: no playbook file to re-read (embedded default)");
                         continue;
                     };
-                    match playbook::load_file(f) {
-                        Ok(pb) => {
+                    match playbook::load_file_text(f) {
+                        Ok((text, pb)) => {
                             let new_expr = schedule(&pb);
                             if new_expr != expr {
                                 let _ = scheduler.remove(&job_id).await;
@@ -135,7 +150,7 @@ where
                                 job_id = s.add(job).await.map_err(sched_err)?;
                                 expr = new_expr;
                             }
-                            let _ = tx.send(Msg::Use(Box::new(pb)));
+                            let _ = tx.send(Msg::Use(Box::new(Source { text, pb })));
                             tracing::info!(schedule = %expr, "SIGHUP: playbook re-read");
                         }
                         Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous playbook"),

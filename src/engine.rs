@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::acme::issue::{AcmeError, Issued};
+use crate::host::systemd::ServiceOp;
 use crate::journal::Journal;
 use crate::report::{Progress, Report, Status, TaskReport};
 use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
@@ -16,9 +17,8 @@ use crate::tasks::reload::{reload_nginx, reload_portico, ReloadOutcome};
 pub struct RunOptions<'a> {
     /// Told about each task as it starts and ends (streamed output).
     pub progress: Option<&'a dyn Progress>,
-    /// Check every task before applying any, and obtain all their ACME
-    /// certificates at once, this many at a time (renewal, whose tasks do
-    /// not depend on each other). 0: one task at a time, in order.
+    /// Obtain the certificates of consecutive tasks in one batch, this
+    /// many orders at a time (see `batch`). 0: each in its task's turn.
     pub obtain_in_parallel: usize,
 }
 
@@ -27,17 +27,17 @@ pub fn run(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode) -> Report {
     run_with(tasks, ctx, mode, RunOptions::default())
 }
 
-/// What a task's checks and certificates came to before the run, when
-/// [`RunOptions::obtain_in_parallel`] asked for it.
-type Prefetched = HashMap<usize, Result<(Vec<Change>, Vec<Result<Issued, AcmeError>>), TaskError>>;
+/// Changes checked ahead of their task, with what the CA issued for each
+/// of their [`Action::Obtain`]s, by task index.
+type Prefetched = HashMap<usize, (Vec<Change>, Vec<Result<Issued, AcmeError>>)>;
 
 /// [`run`] with options.
 pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOptions) -> Report {
-    let mut prefetched = if opts.obtain_in_parallel > 0 && mode == Mode::Apply {
-        prefetch(tasks, ctx, opts.obtain_in_parallel)
-    } else {
-        HashMap::new()
-    };
+    // Later tasks already checked, with their certificates obtained in
+    // one batch with an earlier task's (see `batch`).
+    let mut prefetched: Prefetched = HashMap::new();
+    // Tasks that succeeded so far: what a batch may look ahead past.
+    let mut finished: BTreeSet<TaskId> = BTreeSet::new();
     let mut report = Out {
         report: Report::default(),
         progress: opts.progress,
@@ -47,6 +47,9 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     let mut notified: BTreeSet<Handler> = BTreeSet::new();
     let mut journal = Journal::default();
     let mut would_change: BTreeSet<TaskId> = BTreeSet::new();
+    // Units this run started after the last change that notifies them:
+    // they read every file as they started.
+    let mut started: BTreeSet<String> = BTreeSet::new();
     for (i, task) in tasks.iter().enumerate() {
         let id = task.id();
         if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
@@ -81,10 +84,22 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
         if let Some(p) = opts.progress {
             p.started(&id.to_string());
         }
+        let _t = crate::timing::step("task", &id.to_string());
         let (checked, mut obtained) = match prefetched.remove(&i) {
-            Some(Ok((changes, issued))) => (Ok(changes), issued.into_iter().map(Some).collect()),
-            Some(Err(e)) => (Err(e), Vec::new()),
-            None => (task.check(ctx), Vec::new()),
+            Some((changes, issued)) => (Ok(changes), issued.into_iter().map(Some).collect()),
+            None => {
+                let checked = task.check(ctx);
+                let mut obtained = Vec::new();
+                if let Ok(changes) = &checked {
+                    if mode == Mode::Apply && opts.obtain_in_parallel > 0 && only_obtains(changes) {
+                        let (own, later) =
+                            batch(tasks, i, changes, ctx, &finished, opts.obtain_in_parallel);
+                        obtained = own.into_iter().map(Some).collect();
+                        prefetched.extend(later);
+                    }
+                }
+                (checked, obtained)
+            }
         };
         let changes = match checked {
             Ok(c) => c,
@@ -100,6 +115,7 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
         };
         report.report.warnings.extend(task.notes(ctx));
         if changes.is_empty() {
+            finished.insert(id.clone());
             report.push(TaskReport::new(id, Status::Unchanged, &[]));
             continue;
         }
@@ -118,8 +134,21 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
                 continue;
             }
         }
+        // A start after every write that concerns the unit makes its
+        // reload redundant; a later write makes it needed again.
+        for h in task.notifies() {
+            started.remove(h.unit());
+        }
+        started.extend(changes.iter().filter_map(|c| match &c.action {
+            Action::Service {
+                op: ServiceOp::Start | ServiceOp::Restart,
+                unit,
+            } => Some(unit.clone()),
+            _ => None,
+        }));
         notified.extend(task.notifies());
         would_change.insert(id.clone());
+        finished.insert(id.clone());
         let mut line = TaskReport::new(id, Status::Changed, &changes);
         if mode == Mode::Apply {
             line.claims = changes.iter().flat_map(|c| c.claims.clone()).collect();
@@ -131,6 +160,22 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     for handler in notified {
         if let Some(p) = opts.progress {
             p.started(&format!("handler: {}", handler.name()));
+        }
+        if started.contains(handler.unit()) {
+            report.push(TaskReport::skipped_named(
+                format!("handler: {}", handler.name()),
+                format!(
+                    "{} {} started by this run and {} the new files then",
+                    handler.unit(),
+                    if mode == Mode::Check {
+                        "would be"
+                    } else {
+                        "was"
+                    },
+                    if mode == Mode::Check { "reads" } else { "read" },
+                ),
+            ));
+            continue;
         }
         report.push(run_handler(handler, ctx, mode, hold, &mut journal));
     }
@@ -155,54 +200,71 @@ impl Out<'_> {
     }
 }
 
-/// Checks every independent task and obtains their certificates, several
-/// at once: only the network is touched here, so order does not matter.
-fn prefetch(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, parallel: usize) -> Prefetched {
-    let mut out: Prefetched = HashMap::new();
-    let mut jobs: Vec<(usize, &crate::acme::Job)> = Vec::new();
-    let mut checked: HashMap<usize, Vec<Change>> = HashMap::new();
-    for (i, task) in tasks.iter().enumerate() {
-        if !task.after().is_empty()
-            || task.hold().is_some()
-            || (task.scope() == Scope::Host && !ctx.live_host)
-        {
+/// Nothing but certificates to obtain (and at least one).
+fn only_obtains(changes: &[Change]) -> bool {
+    !changes.is_empty()
+        && changes
+            .iter()
+            .all(|c| matches!(c.action, Action::Obtain(_)))
+}
+
+/// Task `first` is about to obtain certificates: so may the tasks right
+/// after it (certificates are planned one after another). Those are
+/// checked now and every certificate of the batch is obtained at once,
+/// `parallel` orders at a time over one connection. The batch ends at the
+/// first task that does something else (it might depend on `first`) or
+/// that needs a task not finished yet; tasks that change nothing, or that
+/// are held, are looked past. Returns `first`'s certificates and the
+/// later tasks' changes with theirs.
+fn batch(
+    tasks: &[Box<dyn Task + '_>],
+    first: usize,
+    first_changes: &[Change],
+    ctx: &Ctx,
+    finished: &BTreeSet<TaskId>,
+    parallel: usize,
+) -> (Vec<Result<Issued, AcmeError>>, Prefetched) {
+    let mut members: Vec<(usize, Vec<Change>)> = vec![(first, first_changes.to_vec())];
+    for (j, task) in tasks.iter().enumerate().skip(first + 1) {
+        if task.hold().is_some() {
             continue;
         }
+        if !task.after().iter().all(|d| finished.contains(d))
+            || (task.scope() == Scope::Host && !ctx.live_host)
+        {
+            break;
+        }
+        let _t = crate::timing::step("check", &task.id().to_string());
         match task.check(ctx) {
-            Ok(changes) => {
-                checked.insert(i, changes);
-            }
-            Err(e) => {
-                out.insert(i, Err(e));
-            }
+            Ok(changes) if changes.is_empty() => continue,
+            Ok(changes) if only_obtains(&changes) => members.push((j, changes)),
+            _ => break, // checked again in its turn
         }
     }
-    for (i, changes) in &checked {
-        for c in changes {
-            if let Action::Obtain(job) = &c.action {
-                jobs.push((*i, job));
-            }
-        }
-    }
-    jobs.sort_by_key(|(i, _)| *i);
+    let jobs: Vec<(usize, &crate::acme::Job)> = members
+        .iter()
+        .flat_map(|(j, changes)| {
+            changes.iter().filter_map(move |c| match &c.action {
+                Action::Obtain(job) => Some((*j, &**job)),
+                _ => None,
+            })
+        })
+        .collect();
+    let all: Vec<&crate::acme::Job> = jobs.iter().map(|(_, job)| *job).collect();
     let mut issued: HashMap<usize, Vec<Result<Issued, AcmeError>>> = HashMap::new();
-    let net = net(ctx);
-    for chunk in jobs.chunks(parallel.max(1)) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|(i, job)| (*i, s.spawn(move || crate::acme::obtain(net, job))))
-                .collect();
-            for (i, h) in handles {
-                let r = h.join().unwrap_or(Err(AcmeError::Panicked));
-                issued.entry(i).or_default().push(r);
-            }
-        });
+    for ((j, _), r) in jobs
+        .iter()
+        .zip(crate::acme::obtain_all(net(ctx), &all, parallel))
+    {
+        issued.entry(*j).or_default().push(r);
     }
-    for (i, changes) in checked {
-        out.insert(i, Ok((changes, issued.remove(&i).unwrap_or_default())));
-    }
-    out
+    let own = issued.remove(&first).unwrap_or_default();
+    let later = members
+        .into_iter()
+        .skip(1)
+        .map(|(j, changes)| (j, (changes, issued.remove(&j).unwrap_or_default())))
+        .collect();
+    (own, later)
 }
 
 /// Records and carries out one action; an [`Action::Obtain`] becomes the
@@ -328,6 +390,7 @@ fn run_handler(
     journal: &mut Journal,
 ) -> TaskReport {
     let name = format!("handler: {}", handler.name());
+    let _t = crate::timing::step("handler", handler.name());
     if !ctx.live_host {
         return TaskReport::skipped_named(name, "host-level step; not run under --root".into());
     }

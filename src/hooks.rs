@@ -86,7 +86,8 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
             .env("PORTICO_CERT_PATH", &paths.cert.display().to_string())
             .env("PORTICO_KEY_PATH", &paths.key.display().to_string())
             .env("PORTICO_DOMAINS", &domains.join(" "))
-            .timeout(timeout);
+            .timeout(timeout)
+            .private_args();
         let line = format!("deploy hook for certificate {name}");
         let shown = cmd.display();
         let entry = match ctx.runner.run(&cmd) {

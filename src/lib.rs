@@ -20,5 +20,6 @@ pub mod report;
 pub mod status;
 pub mod task;
 pub mod tasks;
+pub mod timing;
 pub mod tls;
 pub mod when;

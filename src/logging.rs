@@ -47,16 +47,18 @@ where
     }
 }
 
-/// Sets up logging: `level` for portico (`PORTICO_LOG` overrides the whole
-/// filter, e.g. `PORTICO_LOG=debug` for every crate).
+/// Sets up logging: `level` for portico, then any further directives
+/// (`info,portico::timing=warn`); `PORTICO_LOG` overrides the whole filter,
+/// e.g. `PORTICO_LOG=debug` for every crate.
 pub fn init(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("error,portico={level}")));
     let journal = crate::host::stderr_is_journal();
-    let format = Format::default()
-        .without_time()
-        .with_ansi(!journal && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let format = Format::default().without_time().with_ansi(ansi);
+    // Both: span fields are formatted by the layer, events by the format.
     let builder = tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .fmt_fields(DefaultFields::new());

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     // The daemon's normal output is its log; one-shot commands print reports.
     let daemon = matches!(cli.command, portico::cli::Cmd::Daemon(_));
     let level = match cli.verbose {
-        0 if daemon => "info",
+        // Durations (`portico::timing`) only when asked for with -v: the
+        // journal of a daemon renewing daily is not a profiler.
+        0 if daemon => "info,portico::timing=warn",
         0 => "warn",
         1 => "info",
         _ => "debug",

@@ -14,9 +14,6 @@ use crate::report::{Report, Status, TaskReport};
 use crate::task::{Ctx, Mode, Task, TaskId};
 use crate::tasks::certificate::Renewal;
 
-/// How many certificates are obtained at the same time.
-pub const PARALLEL: usize = 4;
-
 /// What stops a renewal run before it starts.
 #[derive(Debug, Error)]
 pub enum RenewError {
@@ -98,7 +95,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         ctx,
         Mode::Apply,
         RunOptions {
-            obtain_in_parallel: PARALLEL,
+            obtain_in_parallel: crate::acme::PARALLEL,
             progress: None,
         },
     );

@@ -138,6 +138,10 @@ pub struct Report {
     /// Things the operator should know that failed nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Renewal: the certificates past their renewal time this run did not
+    /// try, backing off after failures (also among the warnings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backing_off: Vec<String>,
     /// Directories the run created and kept.
     #[serde(skip)]
     pub created_dirs: Vec<std::path::PathBuf>,

@@ -117,6 +117,20 @@ pub enum TaskError {
     /// `nginx -t` said no; its own lines.
     #[error("nginx rejected the configuration:\n{0}")]
     NginxRejected(String),
+    /// ufw turns a wanted port away by a rule that comes before any allow.
+    #[error(
+        "ufw turns TCP port {port} away by an earlier rule of its own (`{rule}` in \
+         /etc/ufw/user.rules or user6.rules), and `ufw allow` would add a rule after it that \
+         never matches: {what}"
+    )]
+    UfwDenies {
+        /// The port.
+        port: u16,
+        /// The rule, as ufw shows it.
+        rule: String,
+        /// What it means here and what to do.
+        what: &'static str,
+    },
     /// A reload nginx's master did not act on.
     #[error(
         "nginx (master {master}) started no new workers within {secs} s of the reload; see /var/log/nginx/error.log"

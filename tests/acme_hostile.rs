@@ -215,3 +215,59 @@ fn a_bad_eab_key_file_is_named_without_echoing_the_key() {
         );
     }
 }
+
+/// The poll times of the order (`POST /order/1`).
+fn order_polls(stub: &Stub) -> Vec<std::time::Instant> {
+    stub.requests()
+        .iter()
+        .zip(stub.times())
+        .filter(|(r, _)| *r == "POST /order/1")
+        .map(|(_, t)| t)
+        .collect()
+}
+
+#[test]
+fn the_order_is_polled_at_once_and_again_when_retry_after_says() {
+    // Both forms of RFC 9110's Retry-After: seconds, and an HTTP date (three
+    // seconds from when the stub starts; whole seconds, so at least two).
+    let in_three = || {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(3))
+    };
+    for date_form in [false, true] {
+        let (wait, at_least) = match date_form {
+            false => ("1".to_string(), 1.0),
+            true => (in_three(), 1.5),
+        };
+        let stub = Stub::start_with("Xk_9-abcDEF0123456789_Z", Some(&wait));
+        let (dir, playbook) = tree(&stub);
+        let (code, report, _) = renew(dir.path(), &playbook);
+        assert_eq!(code, Some(1), "the stub never validates: {report:#}");
+        let polls = order_polls(&stub);
+        assert_eq!(polls.len(), 2, "{:?}", stub.requests());
+        let gap = (polls[1] - polls[0]).as_secs_f64();
+        assert!(
+            gap >= at_least,
+            "Retry-After {wait:?}: polled again after {gap:.3} s"
+        );
+    }
+}
+
+#[test]
+fn a_retry_after_past_the_poll_limit_fails_at_once_and_says_so() {
+    let stub = Stub::start_with("Xk_9-abcDEF0123456789_Z", Some("3600"));
+    let (dir, playbook) = tree(&stub);
+    let started = std::time::Instant::now();
+    let (code, report, _) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{report:#}");
+    let reason = report_json::task(&report, "certificate site")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("asks to look again in 3600 s"), "{reason}");
+    assert_eq!(order_polls(&stub).len(), 1, "{:?}", stub.requests());
+    // Not an hour, and not the 90 s poll limit either: it gave up at once.
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    // The answer file is removed all the same.
+    let challenge_dir = dir.path().join(CHALLENGES);
+    assert_eq!(std::fs::read_dir(&challenge_dir).unwrap().count(), 0);
+}

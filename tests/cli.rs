@@ -102,6 +102,76 @@ fn check_of_the_embedded_default_on_a_debian_tree() {
 }
 
 #[test]
+fn verbose_says_how_long_each_task_took_and_quiet_says_nothing() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let out = portico(&["-v", "apply", "--root", root]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    // `step{name="task" of="TASK"}: portico::timing: N ms`, one per task, no colours.
+    let timed = |name: &str, of: &str| {
+        log.lines().any(|l| {
+            l.contains(&format!(
+                r#"step{{name="{name}" of="{of}"}}: portico::timing: "#
+            )) && l.ends_with(" ms")
+        })
+    };
+    assert!(timed("task", "certificate default"), "{log}");
+    assert!(
+        timed("task", "file /etc/nginx/snippets/portico-tls.conf"),
+        "{log}"
+    );
+    assert!(!log.contains('\x1b'), "{log}");
+    let quiet = portico(&["apply", "--root", root]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("portico::timing"));
+}
+
+#[test]
+fn a_playbook_on_standard_input_is_read_as_a_file_would_be() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let text = std::fs::read_to_string(manifest("src/playbook/default.toml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["apply", "--check", "--json", "--root", root, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report(&out)["playbook"], "(standard input)");
+    // A bad one is named as standard input, with line and column.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["apply", "--check", "--root", root, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"version = 1\nbogus = 2\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(standard input):2"), "{err}");
+}
+
+#[test]
 fn check_on_a_rhel_tree_uses_conf_d() {
     let out = portico(&["apply", "--check", "--json", "--root", &tree("rocky9")]);
     assert_eq!(out.status.code(), Some(0));

@@ -20,14 +20,18 @@ use portico::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, 
 #[derive(Default)]
 struct FakeSystemd {
     reloads: RefCell<Vec<String>>,
+    starts: RefCell<Vec<String>>,
     /// Every unit reports inactive (a fresh host).
     stopped: bool,
 }
 
 impl Systemd for FakeSystemd {
     fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
-        assert_eq!(op, ServiceOp::Reload, "only reloads are expected here");
-        self.reloads.borrow_mut().push(unit.into());
+        match op {
+            ServiceOp::Reload | ServiceOp::Hup => self.reloads.borrow_mut().push(unit.into()),
+            ServiceOp::Start => self.starts.borrow_mut().push(unit.into()),
+            other => panic!("only reloads and starts are expected here, not {other:?}"),
+        }
         Ok(())
     }
     fn state(&self, _unit: &str) -> Result<UnitState, SystemdError> {
@@ -227,6 +231,57 @@ fn tasks_run_in_order_and_the_handler_runs_once() {
 }
 
 #[test]
+fn a_unit_started_after_its_last_change_is_not_reloaded_but_one_changed_after_is() {
+    let write = |p: &str| Action::WriteFile {
+        path: p.into(),
+        content: b"x".to_vec(),
+        mode: 0o644,
+    };
+    let start = Action::Service {
+        op: ServiceOp::Start,
+        unit: "nginx.service".into(),
+    };
+    // (tasks in order, is the reload handler run?)
+    let cases: [(&[&str], bool); 3] = [
+        (&["write", "start"], false),
+        (&["start", "write"], true),
+        (&["write", "start", "write"], true),
+    ];
+    for (order, reloads) in cases {
+        let host = Host::new();
+        let (fake, systemd) = (runner(true), FakeSystemd::default());
+        let ctx = host.ctx(&fake, &systemd);
+        let log = RefCell::new(Vec::new());
+        let names = ["t0", "t1", "t2"];
+        let tasks: Vec<Box<dyn Task>> = order
+            .iter()
+            .zip(names)
+            .map(|(what, name)| {
+                let mut t = match *what {
+                    "write" => scripted(name, vec![write(&format!("/{name}"))], &log),
+                    _ => scripted(name, vec![start.clone()], &log),
+                };
+                if *what == "start" {
+                    t.notify = Vec::new();
+                }
+                Box::new(t) as Box<dyn Task>
+            })
+            .collect();
+        let report = engine::run(&tasks, &ctx, Mode::Apply);
+        assert_eq!(*systemd.starts.borrow(), ["nginx.service"], "{order:?}");
+        let handler = report.tasks.last().unwrap();
+        assert_eq!(handler.name, "handler: reload nginx", "{order:?}");
+        if reloads {
+            assert_eq!(handler.status, Status::Changed, "{order:?}");
+            assert_eq!(*systemd.reloads.borrow(), ["nginx.service"], "{order:?}");
+        } else {
+            assert_eq!(handler.status, Status::Skipped, "{order:?}");
+            assert!(systemd.reloads.borrow().is_empty(), "{order:?}");
+        }
+    }
+}
+
+#[test]
 fn no_change_means_no_handler() {
     let host = Host::new();
     let (fake, systemd) = (runner(true), FakeSystemd::default());
@@ -320,7 +375,11 @@ fn check_mode_sends_no_mutating_command_and_writes_nothing() {
         "would refresh the empty lists, then install the missing package"
     );
     // A stopped nginx would be started, not reloaded, and --check says so.
-    assert_skipped(&report, "handler: reload nginx", "not running");
+    assert_skipped(
+        &report,
+        "handler: reload nginx",
+        "would be started by this run",
+    );
     // nginx is not there yet, so neither is `nginx -t`: skipped, not failed.
     assert_skipped(&report, "nginx -t", "packages nginx");
     assert!(

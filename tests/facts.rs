@@ -5,6 +5,7 @@ use std::path::Path;
 use portico::facts::firewall::{self, Backend, Probes};
 use portico::facts::nginx::{self, Layout, Version};
 use portico::facts::os_release::{self, Family, PackageManager};
+use portico::facts::ufw;
 
 fn fixture(rel: &str) -> String {
     std::fs::read_to_string(
@@ -122,8 +123,8 @@ fn nginx_layout_from_the_tree_or_the_family() {
 
 #[test]
 fn firewall_backends_from_captured_output() {
-    let ufw_on = fixture("firewall/ufw-active.txt");
-    let ufw_off = fixture("firewall/ufw-inactive.txt");
+    let ufw_on = ufw::enabled(&fixture("firewall/ufw-conf-enabled.conf"));
+    let ufw_off = ufw::enabled(&fixture("firewall/ufw-conf-disabled.conf"));
     let ipt_ufw = fixture("firewall/iptables-under-ufw.txt");
     let ipt_rules = fixture("firewall/iptables-rules.txt");
     let ipt_empty = fixture("firewall/iptables-empty.txt");
@@ -134,8 +135,8 @@ fn firewall_backends_from_captured_output() {
     let fwd_on = fixture("firewall/firewalld-running.txt");
     let fwd_off = fixture("firewall/firewalld-not-running.txt");
 
-    assert!(firewall::ufw_active(&ufw_on));
-    assert!(!firewall::ufw_active(&ufw_off));
+    assert!(ufw_on);
+    assert!(!ufw_off);
     assert!(firewall::iptables_in_use(&ipt_rules));
     assert!(!firewall::iptables_in_use(&ipt_empty));
     assert!(firewall::nftables_guards_input(&nft_drop));
@@ -146,7 +147,7 @@ fn firewall_backends_from_captured_output() {
 
     let probe = |ufw, fwd, ipt, nft| {
         firewall::active_backend(&Probes {
-            ufw_status: ufw,
+            ufw_active: ufw,
             firewalld_state: fwd,
             iptables_rules: ipt,
             nft_json: nft,
@@ -154,20 +155,17 @@ fn firewall_backends_from_captured_output() {
         })
     };
     // ufw fills iptables with its own chains: ufw is still the one in charge.
+    assert_eq!(probe(ufw_on, None, Some(&ipt_ufw), None), Backend::Ufw);
     assert_eq!(
-        probe(Some(&ufw_on), None, Some(&ipt_ufw), None),
-        Backend::Ufw
-    );
-    assert_eq!(
-        probe(Some(&ufw_off), Some(&fwd_on), Some(&ipt_empty), None),
+        probe(ufw_off, Some(&fwd_on), Some(&ipt_empty), None),
         Backend::Firewalld
     );
     assert_eq!(
-        probe(Some(&ufw_off), Some(&fwd_off), Some(&ipt_rules), None),
+        probe(ufw_off, Some(&fwd_off), Some(&ipt_rules), None),
         Backend::Iptables
     );
     assert_eq!(
-        probe(None, None, Some(&ipt_empty), Some(&nft_drop)),
+        probe(false, None, Some(&ipt_empty), Some(&nft_drop)),
         Backend::Nftables
     );
     // The same ruleset, not loaded by nftables.service.
@@ -179,27 +177,62 @@ fn firewall_backends_from_captured_output() {
     });
     assert_eq!(unmanaged, Backend::NftablesUnmanaged);
     assert_eq!(
-        probe(
-            Some(&ufw_off),
-            Some(&fwd_off),
-            Some(&ipt_empty),
-            Some(&nft_empty)
-        ),
+        probe(ufw_off, Some(&fwd_off), Some(&ipt_empty), Some(&nft_empty)),
         Backend::None
     );
-    assert_eq!(probe(None, None, None, None), Backend::None);
+    assert_eq!(probe(false, None, None, None), Backend::None);
 }
 
 #[test]
-fn ufw_rules_from_show_added_active_or_not() {
+fn ufw_rules_from_its_files_as_ufw_itself_lists_them() {
     use std::collections::BTreeSet;
-    assert!(firewall::ufw_allowed(&fixture("firewall/ufw-show-added-empty.txt")).is_empty());
-    // 22/tcp, the 'Nginx Full' app profile (80, 443) and a bare 8443; a rule
-    // limited to one source network does not open the port to everyone.
+    assert!(ufw::allowed(&fixture("firewall/ufw-user-empty.rules")).is_empty());
+    assert!(ufw::allowed(&fixture("firewall/ufw-user6-empty.rules")).is_empty());
+    // The rules of ufw-show-added-many.txt, as user.rules keeps them. Open
+    // to everyone over TCP: 22/tcp, 'Nginx Full' (80, 443), a bare 8443
+    // (tcp and udp), a commented 8080, the range 6000:6007, the list
+    // 7000,7001, 'Nginx HTTP' and a rate limit (2222: let in, at a rate).
+    // Not: a source network (9000), one interface (8081), deny (25), udp
+    // (53), outgoing (9999), one destination address (8444).
+    let want: BTreeSet<u16> = [22, 80, 443, 8443, 8080, 7000, 7001, 2222]
+        .into_iter()
+        .chain(6000..=6007)
+        .collect();
+    let v4 = fixture("firewall/ufw-user-many.rules");
+    let v6 = fixture("firewall/ufw-user6-many.rules");
+    assert_eq!(ufw::allowed(&v4), want);
+    assert_eq!(ufw::allowed(&v6), want);
     assert_eq!(
-        firewall::ufw_allowed(&fixture("firewall/ufw-show-added.txt")),
-        BTreeSet::from([22, 80, 443, 8443])
+        ufw::verdict(&v4, 25),
+        ufw::Verdict::Denied("deny 25/tcp".into())
     );
+    assert_eq!(ufw::verdict(&v4, 9000), ufw::Verdict::NoRule);
+    // As many rules as `ufw show added` lists, each once.
+    let listed = fixture("firewall/ufw-show-added-many.txt")
+        .lines()
+        .filter(|l| l.starts_with("ufw "))
+        .count();
+    assert_eq!(ufw::tuples(&v4).len(), listed);
+
+    let state = |v6: &str, ipv6: bool| ufw::Ufw {
+        installed: true,
+        enabled: true,
+        ipv6,
+        v4: v4.clone(),
+        v6: v6.to_string(),
+    };
+    // A port open for IPv4 only is not open where ufw keeps IPv6 rules too.
+    let v6_without_443 = v6.replace("allow tcp 80,443 ::/0", "allow tcp 80 ::/0");
+    assert!(!state(&v6_without_443, true).allowed().contains(&443));
+    assert!(state(&v6_without_443, false).allowed().contains(&443));
+    assert!(state(&v6, true).allowed().contains(&443));
+    // Only exactly `ufw allow PORT/tcp` is portico's own rule: not the app
+    // profile, the bare port, the commented one or the limited one.
+    let s = state(&v6, true);
+    assert!(s.has_plain_allow_tcp(22));
+    for theirs in [80, 443, 8443, 8080, 2222, 9000] {
+        assert!(!s.has_plain_allow_tcp(theirs), "{theirs}");
+    }
 }
 
 #[test]

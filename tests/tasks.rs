@@ -23,7 +23,7 @@
 //! file = "disabled"
 //! [[file]]                          # files on the host before the check
 //! path = "/var/lib/apt/lists/deb_Packages"
-//! content = ""
+//! content = ""                      # or content_file = "firewall/ufw-user.rules"
 //! age_days = 2
 //! [[file]]                          # a certificate and its key
 //! certificate = "/etc/ssl/portico/certs/app.crt"
@@ -32,8 +32,8 @@
 //! days = 90
 //! age_days = 70
 //! [[answer]]                        # a command and what it says
-//! run = "ufw status"
-//! stdout_file = "firewall/ufw-inactive.txt"   # or stdout = "..."; exit = 0
+//! run = "iptables -S"
+//! stdout_file = "firewall/iptables-rules.txt" # or stdout = "..."; exit = 0
 //! [expect]
 //! changes = ["ufw allow 22/tcp"]    # each change: its command, or what it does
 //! stdin_contains = ["..."]          # of commands fed standard input
@@ -118,6 +118,8 @@ struct UnitCase {
 struct FileCase {
     path: Option<String>,
     content: Option<String>,
+    /// A captured fixture under tests/fixtures, as the content.
+    content_file: Option<String>,
     certificate: Option<String>,
     key: Option<String>,
     #[serde(default)]
@@ -225,11 +227,11 @@ fn lay_out(case: &Case, root: &Path) {
     };
     for f in &case.files {
         if let Some(path) = &f.path {
-            put(
-                path,
-                f.content.as_deref().unwrap_or("").as_bytes(),
-                f.age_days,
-            );
+            let content = match &f.content_file {
+                Some(rel) => std::fs::read(manifest("tests/fixtures").join(rel)).unwrap(),
+                None => f.content.clone().unwrap_or_default().into_bytes(),
+            };
+            put(path, &content, f.age_days);
         }
         if let (Some(cert), Some(key)) = (&f.certificate, &f.key) {
             let key_type: playbook::KeyType = match &f.key_type {

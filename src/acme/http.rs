@@ -8,7 +8,12 @@ use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use instant_acme::{BodyWrapper, HttpClient};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -49,4 +54,112 @@ pub fn client(ca_root: Option<&[u8]>) -> Result<Box<dyn HttpClient>, String> {
     Ok(Box::new(
         Client::builder(TokioExecutor::new()).build::<_, BodyWrapper<bytes::Bytes>>(https),
     ))
+}
+
+/// What a CA asked for in `Retry-After`, per request URL: instant-acme
+/// keeps it to itself, and polling must honour it.
+#[derive(Debug, Default)]
+pub struct RetryAfter(std::sync::Mutex<std::collections::HashMap<String, Duration>>);
+
+impl RetryAfter {
+    /// The wait the last answer from `url` asked for, once.
+    pub fn take(&self, url: &str) -> Option<Duration> {
+        self.0.lock().ok()?.remove(url)
+    }
+
+    fn put(&self, url: String, wait: Option<Duration>) {
+        if let Ok(mut map) = self.0.lock() {
+            match wait {
+                Some(w) => map.insert(url, w),
+                None => map.remove(&url),
+            };
+        }
+    }
+}
+
+/// `Retry-After` (RFC 9110 10.2.3): seconds, or an HTTP date; `now` for
+/// the date form. A date in the past is no wait.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// The longest wait a `Retry-After` is taken for: more is no different to
+/// a run that gives up after 90 s, and a huge number would overflow the
+/// time arithmetic instant-acme does with it.
+pub const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// An [`HttpClient`] that notes each answer's `Retry-After` (bounded by
+/// [`LONGEST_RETRY_AFTER`]) and hands instant-acme the bounded value only.
+pub struct Observed {
+    inner: Box<dyn HttpClient>,
+    retry_after: Arc<RetryAfter>,
+}
+
+impl Observed {
+    /// `inner`, noting into `retry_after`.
+    pub fn wrap(inner: Box<dyn HttpClient>, retry_after: Arc<RetryAfter>) -> Self {
+        Observed { inner, retry_after }
+    }
+}
+
+impl HttpClient for Observed {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<bytes::Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let url = req.uri().to_string();
+        let notes = self.retry_after.clone();
+        let sent = self.inner.request(req);
+        Box::pin(async move {
+            let mut rsp = sent.await?;
+            let wait = rsp
+                .parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                .map(|w| w.min(LONGEST_RETRY_AFTER));
+            // What the CA sent is hostile until bounded: instant-acme adds
+            // the seconds to the clock unchecked (ARI, order polls).
+            rsp.parts.headers.remove(http::header::RETRY_AFTER);
+            if let Some(w) = wait {
+                rsp.parts
+                    .headers
+                    .insert(http::header::RETRY_AFTER, w.as_secs().into());
+            }
+            notes.put(url, wait);
+            Ok(rsp)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = httpdate::parse_http_date("Fri, 27 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after(" Fri, 27 Nov 2026 12:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+        // Parsed whatever the size; bounded by the client before use.
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
 }

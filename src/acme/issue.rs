@@ -3,13 +3,17 @@
 //! and kept (0600) under `/var/lib/portico/acme/`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Identifier, NewAccount, NewOrder, OrderStatus,
 };
 use thiserror::Error;
+
+use super::http::RetryAfter;
+use crate::timing;
 
 use crate::host::root::RootError;
 use crate::host::Root;
@@ -156,12 +160,23 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// Short, growing polls: a local CA answers in milliseconds, a busy one in seconds.
-fn polling() -> RetryPolicy {
-    RetryPolicy::new()
-        .initial_delay(Duration::from_millis(20))
-        .backoff(1.6)
-        .timeout(Duration::from_secs(90))
+/// How an order is polled: the first look at once (a local CA is often
+/// done already), then short waits growing to a second, or as long as the
+/// CA's `Retry-After` asks; never past [`POLL_TIMEOUT`] in all.
+const FIRST_WAIT: Duration = Duration::from_millis(5);
+const LONGEST_WAIT: Duration = Duration::from_secs(1);
+const POLL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The wait after `previous`: twice as long, up to [`LONGEST_WAIT`] (no
+/// more requests to a public CA than a client starting at 20 ms would make).
+fn next_wait(previous: Duration) -> Duration {
+    (previous * 2).min(LONGEST_WAIT)
+}
+
+/// How long to wait before the next look: what the CA asked for, but never
+/// less than our own schedule (a `Retry-After: 0` must not become a flood).
+fn wait_before_next(asked: Option<Duration>, ours: Duration) -> Duration {
+    asked.map_or(ours, |a| a.max(ours))
 }
 
 /// Everything one issuance needs.
@@ -178,12 +193,34 @@ pub struct Request<'a> {
     pub replaces: Option<instant_acme::CertificateIdentifier<'static>>,
 }
 
-struct Ctx<'a> {
+/// One ACME server for a run: its account is loaded (or registered) once
+/// and shared by every order of the run, over one HTTP/2 connection.
+pub struct Session<'a> {
     root: &'a Root,
+    acme: &'a Acme,
     url: String,
+    account: tokio::sync::Mutex<Option<Account>>,
+    /// What the CA last asked for in `Retry-After`, per URL.
+    retry_after: Arc<RetryAfter>,
 }
 
-impl Ctx<'_> {
+impl<'a> Session<'a> {
+    /// A session with the server `acme` names; nothing is sent yet.
+    pub fn new(root: &'a Root, acme: &'a Acme) -> Self {
+        Session {
+            root,
+            acme,
+            url: directory_url(&acme.directory),
+            account: tokio::sync::Mutex::new(None),
+            retry_after: Arc::default(),
+        }
+    }
+
+    /// This session talks to the server and account `acme` names.
+    pub fn serves(&self, acme: &Acme) -> bool {
+        self.acme == acme
+    }
+
     fn server(&self, step: &'static str) -> impl FnOnce(instant_acme::Error) -> AcmeError + '_ {
         move |e| AcmeError::Server {
             step,
@@ -192,7 +229,37 @@ impl Ctx<'_> {
         }
     }
 
-    async fn account(&self, acme: &Acme) -> Result<Account, AcmeError> {
+    /// The account, loaded or registered by the first order that asks.
+    pub async fn account(&self) -> Result<Account, AcmeError> {
+        let mut cached = self.account.lock().await;
+        if let Some(a) = &*cached {
+            return Ok(a.clone());
+        }
+        let account = self.load_or_register().await?;
+        *cached = Some(account.clone());
+        Ok(account)
+    }
+
+    /// The CA no longer knows the stored account (deactivated, or a test
+    /// CA that was reset): forget it and register again. `stale` is the
+    /// account that was refused; another order may have replaced it already.
+    async fn register_again(&self, stale: &Account) -> Result<Account, AcmeError> {
+        let mut cached = self.account.lock().await;
+        if let Some(a) = &*cached {
+            if a.id() != stale.id() {
+                return Ok(a.clone());
+            }
+        }
+        tracing::warn!("the ACME server does not know the stored account; registering a new one");
+        self.root
+            .remove(&account_dir(&self.url).join("account.json"))?;
+        let account = self.load_or_register().await?;
+        *cached = Some(account.clone());
+        Ok(account)
+    }
+
+    async fn load_or_register(&self) -> Result<Account, AcmeError> {
+        let acme = self.acme;
         let ca_root = match &acme.ca_root {
             Some(pem) => {
                 Some(
@@ -218,7 +285,8 @@ impl Ctx<'_> {
                     message: reason,
                 },
             })?;
-        let builder = Account::builder_with_http(http);
+        let http = super::http::Observed::wrap(http, self.retry_after.clone());
+        let builder = Account::builder_with_http(Box::new(http));
         let file = account_dir(&self.url).join("account.json");
         if let Some(json) = self.root.read_to_string(&file)? {
             let creds: AccountCredentials =
@@ -226,6 +294,7 @@ impl Ctx<'_> {
                     path: file.clone(),
                     source,
                 })?;
+            let _t = timing::step("acme account", "load (directory)");
             return builder
                 .from_credentials(creds)
                 .await
@@ -253,6 +322,7 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        let _t = timing::step("acme account", "register");
         let (account, creds) = builder
             .create(
                 &NewAccount {
@@ -276,21 +346,13 @@ impl Ctx<'_> {
 
 /// The stored account for the playbook's directory, registered if there is none.
 pub async fn account(root: &Root, acme: &Acme) -> Result<Account, AcmeError> {
-    Ctx {
-        root,
-        url: directory_url(&acme.directory),
-    }
-    .account(acme)
-    .await
+    Session::new(root, acme).account().await
 }
 
 /// Orders, answers HTTP-01 through the webroot, finalizes and downloads.
-pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> {
-    let ctx = Ctx {
-        root,
-        url: directory_url(&req.acme.directory),
-    };
-    let account = ctx.account(req.acme).await?;
+pub async fn issue(ctx: &Session<'_>, req: &Request<'_>) -> Result<Issued, AcmeError> {
+    let of = req.names.join(",");
+    let account = ctx.account().await?;
     if let Some(p) = &req.acme.profile {
         // A CA without this profile may ignore the field and issue its
         // default certificate: refuse instead of silently getting another.
@@ -328,29 +390,74 @@ pub async fn issue(root: &Root, req: &Request<'_>) -> Result<Issued, AcmeError> 
     // gets the same order without it.
     if let Some(id) = &req.replaces {
         tracing::debug!("ordering as the replacement of {id}");
-        match account.new_order(&new_order().replaces(id.clone())).await {
-            Ok(order) => return finish(&ctx, req, order).await,
+        let t = timing::step("acme new order", &of);
+        let ordered = account.new_order(&new_order().replaces(id.clone())).await;
+        drop(t);
+        match ordered {
+            Ok(order) => return finish(ctx, req, order).await,
             Err(e) => tracing::debug!("order with `replaces` refused ({e}); ordering without"),
         }
     }
     let new = new_order();
+    let t = timing::step("acme new order", &of);
     let order = match account.new_order(&new).await {
-        // The CA no longer knows the stored account (deactivated, or a test
-        // CA that was reset): register again, once.
-        Err(e) if e.to_string().contains("accountDoesNotExist") => {
-            tracing::warn!(
-                "the ACME server does not know the stored account; registering a new one"
-            );
-            root.remove(&account_dir(&ctx.url).join("account.json"))?;
-            let account = ctx.account(req.acme).await?;
-            account
-                .new_order(&new)
-                .await
-                .map_err(ctx.server("new order"))?
-        }
+        // Register again, once.
+        Err(e) if e.to_string().contains("accountDoesNotExist") => ctx
+            .register_again(&account)
+            .await?
+            .new_order(&new)
+            .await
+            .map_err(ctx.server("new order"))?,
         other => other.map_err(ctx.server("new order"))?,
     };
-    finish(&ctx, req, order).await
+    drop(t);
+    finish(ctx, req, order).await
+}
+
+/// Polls the order until `done` says its status is what the next step
+/// needs, or it failed. The first look is at once; see [`FIRST_WAIT`].
+async fn poll(
+    ctx: &Session<'_>,
+    order: &mut instant_acme::Order,
+    step: &'static str,
+    of: &str,
+    done: fn(OrderStatus) -> bool,
+) -> Result<OrderStatus, AcmeError> {
+    let start = Instant::now();
+    let mut wait = FIRST_WAIT;
+    let url = order.url().to_string();
+    loop {
+        let t = timing::step("acme poll", &format!("{of} ({step})"));
+        let state = order.refresh().await.map_err(ctx.server(step))?;
+        let (status, error) = (state.status, state.error.clone());
+        drop(t);
+        if let Some(problem) = error {
+            return Err(AcmeError::Server {
+                step,
+                directory: ctx.url.clone(),
+                message: server_text(&instant_acme::Error::Api(problem).to_string()),
+            });
+        }
+        if done(status) || status == OrderStatus::Invalid {
+            return Ok(status);
+        }
+        // The CA's word on when to look again wins over ours.
+        let next = wait_before_next(ctx.retry_after.take(&url), wait);
+        if start.elapsed().saturating_add(next) > POLL_TIMEOUT {
+            return Err(AcmeError::Server {
+                step,
+                directory: ctx.url.clone(),
+                message: format!(
+                    "the order is still {:?} after {} s (the CA asks to look again in {} s); giving up",
+                    status,
+                    start.elapsed().as_secs(),
+                    next.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(next).await;
+        wait = next_wait(wait);
+    }
 }
 
 /// The name an authorization is for, for messages.
@@ -382,17 +489,23 @@ pub fn server_text(text: &str) -> String {
 
 /// Answers the order's challenges through the webroot, finalizes, downloads.
 async fn finish(
-    ctx: &Ctx<'_>,
+    ctx: &Session<'_>,
     req: &Request<'_>,
     mut order: instant_acme::Order,
 ) -> Result<Issued, AcmeError> {
     let root = ctx.root;
+    let of = req.names.join(",");
     let challenge_dir = Path::new(&req.acme.webroot).join(".well-known/acme-challenge");
     root.create_dir_all(&challenge_dir, 0o755)?;
     let mut written = Vec::new();
     let result = async {
         let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
+        loop {
+            let t = timing::step("acme authorization", &of);
+            let Some(authz) = authorizations.next().await else {
+                break;
+            };
+            drop(t);
             let mut authz = authz.map_err(ctx.server("authorization"))?;
             if authz.status == AuthorizationStatus::Valid {
                 continue;
@@ -427,15 +540,16 @@ async fn finish(
                 0o644,
             )?;
             written.push(file);
+            let _t = timing::step("acme challenge ready", &name);
             challenge
                 .set_ready()
                 .await
                 .map_err(ctx.server("challenge"))?;
         }
-        let status = order
-            .poll_ready(&polling())
-            .await
-            .map_err(ctx.server("validation"))?;
+        let status = poll(ctx, &mut order, "validation", &of, |s| {
+            s == OrderStatus::Ready
+        })
+        .await?;
         if status != OrderStatus::Ready {
             return Err(AcmeError::Server {
                 step: "validation",
@@ -443,6 +557,7 @@ async fn finish(
                 message: format!("order is {status:?}, not ready"),
             });
         }
+        let t = timing::step("acme key and csr", &of);
         let key = match &req.reuse_key {
             Some((path, pem)) => {
                 rcgen::KeyPair::from_pem(pem).map_err(|source| AcmeError::ReuseKey {
@@ -459,14 +574,37 @@ async fn finish(
         let mut params = rcgen::CertificateParams::new(req.names.to_vec()).map_err(csr_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         let csr = params.serialize_request(&key).map_err(csr_err)?;
+        drop(t);
+        let t = timing::step("acme finalize", &of);
         order
             .finalize_csr(csr.der())
             .await
             .map_err(ctx.server("finalize"))?;
+        drop(t);
+        if order.state().status != OrderStatus::Valid {
+            let status = poll(ctx, &mut order, "certificate", &of, |s| {
+                s == OrderStatus::Valid
+            })
+            .await?;
+            if status != OrderStatus::Valid {
+                return Err(AcmeError::Server {
+                    step: "certificate",
+                    directory: ctx.url.clone(),
+                    message: format!("order is {status:?}, not valid"),
+                });
+            }
+        }
+        let t = timing::step("acme download", &of);
         let chain_pem = order
-            .poll_certificate(&polling())
+            .certificate()
             .await
-            .map_err(ctx.server("certificate"))?;
+            .map_err(ctx.server("certificate"))?
+            .ok_or_else(|| AcmeError::Server {
+                step: "certificate",
+                directory: ctx.url.clone(),
+                message: "the order is valid but has no certificate".into(),
+            })?;
+        drop(t);
         Ok(Issued {
             chain_pem,
             key_pem: key.serialize_pem(),
@@ -492,6 +630,17 @@ mod tests {
         );
         let long = server_text(&"x".repeat(2000));
         assert_eq!(long.len(), 503);
+    }
+
+    #[test]
+    fn polls_grow_and_a_retry_after_never_makes_them_faster() {
+        assert_eq!(next_wait(FIRST_WAIT), Duration::from_millis(10));
+        assert_eq!(next_wait(Duration::from_millis(900)), LONGEST_WAIT);
+        let ours = Duration::from_millis(40);
+        assert_eq!(wait_before_next(None, ours), ours);
+        assert_eq!(wait_before_next(Some(Duration::ZERO), ours), ours);
+        let asked = Duration::from_secs(3);
+        assert_eq!(wait_before_next(Some(asked), ours), asked);
     }
 
     #[test]

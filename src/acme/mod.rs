@@ -12,6 +12,10 @@ use std::path::PathBuf;
 use crate::host::{Clock, Probe, Root};
 use crate::playbook::{Acme, KeyType};
 
+/// How many orders a run has in flight at once: enough to hide a CA's
+/// latency, few enough not to look like a flood to it.
+pub const PARALLEL: usize = 4;
+
 /// One certificate to obtain from the ACME server and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -47,24 +51,122 @@ pub struct Net<'a> {
     pub live: bool,
 }
 
-/// Obtains the certificate (network only: nothing under the root changes
-/// but the account and the challenge files). Safe to run for several jobs
-/// at once.
+/// Obtains one certificate: [`obtain_all`] with one job.
 pub fn obtain(net: Net, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
-    // A reload is asynchronous: wait until nginx answers for every name, so
-    // the CA's first look does not hit the old configuration.
-    if net.live
-        && !probe::wait_until_served(
-            net.probe,
-            net.clock,
-            &job.names,
-            std::time::Duration::from_secs(10),
-        )
+    obtain_all(net, &[job], 1)
+        .pop()
+        .unwrap_or(Err(issue::AcmeError::Panicked))
+}
+
+/// Obtains the certificates, `parallel` orders at a time, in the order
+/// given (network only: nothing under the root changes but the account
+/// and the challenge files). Orders to one ACME server share its account
+/// and one HTTP/2 connection; each job's result is its own.
+pub fn obtain_all(
+    net: Net,
+    jobs: &[&Job],
+    parallel: usize,
+) -> Vec<Result<issue::Issued, issue::AcmeError>> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
     {
-        return Err(issue::AcmeError::NotServed {
-            names: job.names.join(", "),
-        });
+        Ok(rt) => rt,
+        Err(e) => {
+            let message = e.to_string();
+            return jobs
+                .iter()
+                .map(|_| {
+                    Err(issue::AcmeError::Runtime(std::io::Error::other(
+                        message.clone(),
+                    )))
+                })
+                .collect();
+        }
+    };
+    // One session per server; a playbook names one, so usually one in all.
+    let mut sessions: Vec<issue::Session> = Vec::new();
+    for job in jobs {
+        if !sessions.iter().any(|s| s.serves(&job.acme)) {
+            sessions.push(issue::Session::new(net.root, &job.acme));
+        }
     }
+    let sessions = &sessions;
+    // Blocking, before any order, for every name at once: mostly done at
+    // the first look (the run's reload waited for the new workers).
+    let served = served(net, jobs);
+    let orders: Vec<_> = jobs
+        .iter()
+        .zip(served)
+        .map(|(job, served)| async move {
+            if !served {
+                return Err(issue::AcmeError::NotServed {
+                    names: job.names.join(", "),
+                });
+            }
+            let session = sessions
+                .iter()
+                .find(|s| s.serves(&job.acme))
+                .expect("a session per server");
+            // A CA that stops answering, or a panic in the client over
+            // what a CA sent, ends this order alone.
+            let order = std::panic::AssertUnwindSafe(tokio::time::timeout(
+                ORDER_TIMEOUT,
+                one(net, session, job),
+            ));
+            match futures_util::FutureExt::catch_unwind(order).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(issue::AcmeError::Server {
+                    step: "order",
+                    directory: issue::directory_url(&job.acme.directory),
+                    message: format!(
+                        "no certificate after {} s; giving up on this order",
+                        ORDER_TIMEOUT.as_secs()
+                    ),
+                }),
+                Err(_) => Err(issue::AcmeError::Panicked),
+            }
+        })
+        .collect();
+    use futures_util::StreamExt;
+    rt.block_on(
+        futures_util::stream::iter(orders)
+            .buffered(parallel.max(1))
+            .collect(),
+    )
+}
+
+/// The longest one order may take, every request and poll included: the
+/// HTTP client has no timeout of its own.
+const ORDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A reload is asynchronous: for each job, true once nginx answers the
+/// challenges for every one of its names, so the CA's first look does not
+/// hit the old configuration. One wait of at most 10 s for all the jobs.
+/// Always true off a live host (nothing to ask).
+fn served(net: Net, jobs: &[&Job]) -> Vec<bool> {
+    if !net.live {
+        return vec![true; jobs.len()];
+    }
+    let _t = crate::timing::step("acme wait until served", &format!("{} orders", jobs.len()));
+    let names: Vec<String> = jobs.iter().flat_map(|j| j.names.iter().cloned()).collect();
+    let ok = probe::served_within(
+        net.probe,
+        net.clock,
+        &names,
+        std::time::Duration::from_secs(10),
+    );
+    jobs.iter()
+        .map(|j| j.names.iter().all(|n| ok.contains(n)))
+        .collect()
+}
+
+/// One order within a session.
+async fn one(
+    net: Net<'_>,
+    session: &issue::Session<'_>,
+    job: &Job,
+) -> Result<issue::Issued, issue::AcmeError> {
     let reuse_key = if job.reuse_key {
         net.root
             .read_to_string(&job.key_path)?
@@ -72,12 +174,8 @@ pub fn obtain(net: Net, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
     } else {
         None
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(issue::AcmeError::Runtime)?;
-    rt.block_on(issue::issue(
-        net.root,
+    issue::issue(
+        session,
         &issue::Request {
             acme: &job.acme,
             names: &job.names,
@@ -90,5 +188,6 @@ pub fn obtain(net: Net, job: &Job) -> Result<issue::Issued, issue::AcmeError> {
                 .flatten()
                 .and_then(|pem| ari::identifier(&pem)),
         },
-    ))
+    )
+    .await
 }

@@ -23,20 +23,24 @@ pub fn challenge_served(probe: &dyn Probe, name: &str) -> bool {
         .is_some_and(|head| has_marker(&head))
 }
 
-/// Waits (bounded) until every name is answered; true when they all are.
-pub fn wait_until_served(
+/// The names nginx answers challenges for within `timeout`: each is asked
+/// until it answers, all of them in the same wait.
+pub fn served_within(
     probe: &dyn Probe,
     clock: &dyn Clock,
     names: &[String],
     timeout: Duration,
-) -> bool {
+) -> std::collections::BTreeSet<String> {
     let deadline = clock.monotonic() + timeout;
+    let mut served = std::collections::BTreeSet::new();
     loop {
-        if names.iter().all(|n| challenge_served(probe, n)) {
-            return true;
+        for n in names {
+            if !served.contains(n) && challenge_served(probe, n) {
+                served.insert(n.clone());
+            }
         }
-        if clock.monotonic() >= deadline {
-            return false;
+        if names.iter().all(|n| served.contains(n)) || clock.monotonic() >= deadline {
+            return served;
         }
         clock.sleep(Duration::from_millis(25));
     }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{load_playbook, open_root, CliError, Fallback};
-use crate::report::Status;
 
 /// `portico daemon`'s arguments.
 #[derive(Debug, Args)]
@@ -31,38 +30,126 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
             .ok(),
         None => None,
     };
-    let pb = loaded.pb;
+    let first = crate::daemon::Source {
+        text: loaded.text,
+        pb: loaded.pb,
+    };
     let seed = super::machine_seed(&root);
     let root_dir = a.root;
-    crate::daemon::run(file, pb, &seed, move |pb| {
-        match super::renew::renew_once(pb.clone(), root_dir.clone(), Default::default()) {
-            Ok(r) => {
-                let report = &r.report;
-                for t in report.tasks.iter().filter(|t| t.status == Status::Failed) {
-                    tracing::warn!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"));
-                }
-                for w in report.warnings.iter().chain(&r.backing_off) {
-                    tracing::warn!("{w}");
-                }
-                tracing::info!(
-                    changed = report.changed,
-                    unchanged = report.unchanged,
-                    failed = report.failed,
-                    skipped = report.skipped,
-                    "renewal done"
-                );
-                format!(
-                    "{} changed, {} failed, {} backing off",
-                    report.changed,
-                    report.failed,
-                    r.backing_off.len()
-                )
-            }
-            Err(e) => {
-                tracing::error!("renewal: {e}");
-                format!("could not run: {e}")
-            }
-        }
+    crate::daemon::run(file, first, &seed, move |source| {
+        renew_in_a_child(&source.text, &root_dir)
     })?;
     Ok(0)
+}
+
+/// The longest a renewal may run before the daemon kills it (and all it
+/// started): every order has its own limit well below this.
+const RENEWAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// One renewal, run as `portico renew --json --root DIR -` with the
+/// playbook on its standard input: what it needed (TLS, HTTP/2, parsed
+/// certificates, their code) leaves with it, so the daemon stays small
+/// between runs. Its warnings and errors reach the journal through the
+/// standard error it is passed; its report comes back as JSON. It runs in
+/// a process group of its own (a Ctrl-C to a daemon in a terminal does not
+/// cut it short) and is killed after [`RENEWAL_TIMEOUT`]. Returns the line
+/// `STATUS=` shows.
+fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> String {
+    use crate::host::{Command, Runner, SystemRunner};
+    // This very binary, even if an upgrade replaced the file since.
+    let renew = Command::mutation([
+        "/proc/self/exe",
+        "renew",
+        "--json",
+        "--root",
+        &root_dir.display().to_string(),
+        "-",
+    ])
+    .stdin(playbook_text)
+    .timeout(RENEWAL_TIMEOUT)
+    .stderr_passed_on()
+    .env_remove("NOTIFY_SOCKET"); // systemd hears from the daemon only
+    let out = match SystemRunner.run(&renew) {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::error!("renewal: {e}");
+            return format!("could not run: {e}");
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&out.stdout) {
+        Ok(report) => summarize(&report),
+        Err(_) => {
+            // It said why on the journal; say how it ended.
+            let how = match out.code {
+                Some(c) => format!("exit {c}"),
+                None => format!(
+                    "killed (a signal, or past {} minutes)",
+                    RENEWAL_TIMEOUT.as_secs() / 60
+                ),
+            };
+            tracing::error!("renewal: `portico renew` ended ({how}) without a report");
+            format!("could not run: `portico renew` ended ({how})")
+        }
+    }
+}
+
+/// Logs what a renewal's JSON report says, as the daemon always has, and
+/// returns its one-line summary.
+fn summarize(report: &serde_json::Value) -> String {
+    let count = |k: &str| report[k].as_u64().unwrap_or(0);
+    let texts = |k: &str| -> Vec<String> {
+        report[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for t in report["tasks"].as_array().into_iter().flatten() {
+        if t["status"] == "failed" {
+            tracing::warn!(
+                "{}: {}",
+                t["name"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("failed")
+            );
+        }
+    }
+    for w in texts("warnings") {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        changed = count("changed"),
+        unchanged = count("unchanged"),
+        failed = count("failed"),
+        skipped = count("skipped"),
+        "renewal done"
+    );
+    format!(
+        "{} changed, {} failed, {} backing off",
+        count("changed"),
+        count("failed"),
+        texts("backing_off").len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_what_the_report_says() {
+        let report = serde_json::json!({
+            "changed": 2, "unchanged": 1, "failed": 1, "skipped": 0,
+            "tasks": [{"name": "certificate a", "status": "failed", "reason": "CA down"}],
+            "warnings": ["certificate b: backing off"],
+            "backing_off": ["certificate b: backing off"],
+        });
+        assert_eq!(summarize(&report), "2 changed, 1 failed, 1 backing off");
+        assert_eq!(
+            summarize(&serde_json::json!({})),
+            "0 changed, 0 failed, 0 backing off"
+        );
+    }
 }

@@ -256,6 +256,18 @@ fn load_playbook(
         Ok(Loaded { name, text, pb })
     };
     if let Some(p) = file {
+        if p == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+                PlaybookError::Read {
+                    file: "(standard input)".into(),
+                    source,
+                }
+            })?;
+            let name = "(standard input)".to_string();
+            let pb = playbook::parse(&name, &text)?;
+            return Ok(Loaded { name, text, pb });
+        }
         return read(p, p.display().to_string());
     }
     if let Fallback::Installed = fallback {
@@ -325,7 +337,7 @@ fn run_plan(
     }
     let opts = crate::engine::RunOptions {
         progress: (!out.json).then_some(&streamer as &dyn crate::report::Progress),
-        ..Default::default()
+        obtain_in_parallel: crate::acme::PARALLEL,
     };
     let certificates = hooks.map(|pb| crate::hooks::Snapshot::take(pb, ctx.root));
     let mut report = crate::engine::run_with(&plan.tasks, ctx, mode, opts);
@@ -423,12 +435,28 @@ impl Session {
     /// its service manager. `writes`: the command changes a live host, so
     /// it needs root.
     fn open(root_dir: PathBuf, writes: bool) -> Result<Session, CliError> {
+        Self::open_with(root_dir, writes, crate::facts::gather)
+    }
+
+    /// [`Session::open`] for a renewal, which needs only the facts files
+    /// give (no tool is asked: a run with nothing due stays cheap).
+    fn open_for_renewal(root_dir: PathBuf) -> Result<Session, CliError> {
+        Self::open_with(root_dir, true, |root, _| {
+            crate::facts::gather_from_files(root)
+        })
+    }
+
+    fn open_with(
+        root_dir: PathBuf,
+        writes: bool,
+        gather: fn(&Root, &dyn crate::host::Runner) -> Facts,
+    ) -> Result<Session, CliError> {
         let root = open_root(root_dir)?;
         if writes && root.is_host() && !crate::host::is_root() {
             return Err(CliError::NeedsRoot);
         }
         let runner = SystemRunner;
-        let facts = crate::facts::gather(&root, &runner);
+        let facts = gather(&root, &runner);
         // systemd over D-Bus where it runs; nginx driven directly where not.
         let systemd: Box<dyn Systemd> = if facts.systemd && root.is_host() {
             Box::new(DbusSystemd::connect()?)

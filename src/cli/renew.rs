@@ -11,8 +11,9 @@ use crate::renew::Renewed;
 /// `portico renew`'s arguments.
 #[derive(Debug, Args)]
 pub struct RenewArgs {
-    /// Playbook file (TOML). Default: the one `apply` installed,
-    /// /etc/portico/playbook.toml (else the embedded default).
+    /// Playbook file (TOML); `-` reads it from standard input. Default: the
+    /// one `apply` installed, /etc/portico/playbook.toml (else the embedded
+    /// default).
     pub playbook: Option<PathBuf>,
     /// Renew every ACME certificate now, due or not, backing off or not.
     #[arg(long)]
@@ -41,6 +42,7 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
         .report
         .warnings
         .extend(renewed.backing_off.iter().cloned());
+    renewed.report.backing_off = renewed.backing_off.clone();
     print_report(&renewed.report, a.json, false, false);
     Ok(renewed.exit_code())
 }
@@ -51,7 +53,7 @@ pub(super) fn renew_once(
     root_dir: PathBuf,
     opts: crate::renew::Options,
 ) -> Result<Renewed, CliError> {
-    let session = Session::open(root_dir, true)?;
+    let session = Session::open_for_renewal(root_dir)?;
     let pb = session.resolve(pb)?;
     Ok(crate::renew::renew(&pb, &session.ctx(), opts)?)
 }

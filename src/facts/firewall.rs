@@ -22,13 +22,6 @@ pub enum Backend {
     None,
 }
 
-/// `ufw status`: "Status: active".
-pub fn ufw_active(status: &str) -> bool {
-    status
-        .lines()
-        .any(|l| l.trim().eq_ignore_ascii_case("status: active"))
-}
-
 /// `firewall-cmd --state`: "running".
 pub fn firewalld_running(state: &str) -> bool {
     state.trim() == "running"
@@ -43,11 +36,12 @@ pub fn iptables_in_use(rules: &str) -> bool {
     })
 }
 
-/// The tools' answers; `None` where the tool is not installed.
+/// The tools' answers; `None` where the tool is not installed (or, for
+/// firewalld, not running: `firewall-cmd` is only asked then).
 #[derive(Debug, Default, Clone)]
 pub struct Probes<'a> {
-    /// `ufw status`.
-    pub ufw_status: Option<&'a str>,
+    /// ufw is installed and enabled (its files; see [`super::ufw`]).
+    pub ufw_active: bool,
     /// `firewall-cmd --state`.
     pub firewalld_state: Option<&'a str>,
     /// `iptables -S`.
@@ -67,7 +61,7 @@ pub fn nftables_guards_input(json: &str) -> bool {
 /// themselves, so they win over the raw tables they create; iptables rules
 /// (iptables-nft writes nftables tables too) win over native nftables.
 pub fn active_backend(p: &Probes) -> Backend {
-    if p.ufw_status.is_some_and(ufw_active) {
+    if p.ufw_active {
         Backend::Ufw
     } else if p.firewalld_state.is_some_and(firewalld_running) {
         Backend::Firewalld
@@ -105,32 +99,6 @@ fn service_ports(name: &str) -> &'static [Port] {
         "ssh" | "OpenSSH" => &[22],
         _ => &[],
     }
-}
-
-/// `ufw show added`: the user rules, active or not, as `ufw allow ...` lines.
-/// Returns the TCP ports allowed from anywhere.
-pub fn ufw_allowed(show_added: &str) -> std::collections::BTreeSet<Port> {
-    let mut ports = std::collections::BTreeSet::new();
-    for line in show_added.lines() {
-        let Some(rule) = line.trim().strip_prefix("ufw allow ") else {
-            continue;
-        };
-        let rule = rule.trim();
-        // Only rules that apply from anywhere: "22/tcp", "80", "'Nginx Full'".
-        if rule.contains(" from ") || rule.starts_with("in on ") {
-            continue;
-        }
-        let rule = rule.trim_matches(|c| c == '\'' || c == '"');
-        let (port, proto) = rule.split_once('/').unwrap_or((rule, "any"));
-        if let Ok(p) = port.parse::<Port>() {
-            if proto == "tcp" || proto == "any" {
-                ports.insert(p);
-            }
-        } else {
-            ports.extend(service_ports(rule));
-        }
-    }
-    ports
 }
 
 /// `firewall-cmd [--permanent] --list-services` and `--list-ports` → TCP ports open.

@@ -7,6 +7,7 @@ pub mod nftables;
 pub mod nginx;
 pub mod nginx_conf;
 pub mod os_release;
+pub mod ufw;
 
 use std::path::Path;
 
@@ -69,6 +70,17 @@ pub struct Facts {
 /// Reads the host's facts. Under a root other than `/` only files are read:
 /// the tree is not a running system, so no command is run.
 pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
+    gather_with(root, runner, true)
+}
+
+/// The facts files give, without asking any tool (no `nginx -V`, no
+/// firewall): what a renewal needs, which touches certificates and
+/// reloads nginx, and must stay cheap when nothing is due.
+pub fn gather_from_files(root: &Root) -> Facts {
+    gather_with(root, &crate::host::cmd::SystemRunner, false)
+}
+
+fn gather_with(root: &Root, runner: &dyn Runner, ask_tools: bool) -> Facts {
     let os_text = read(root, "/etc/os-release")
         .or_else(|| read(root, "/usr/lib/os-release"))
         .unwrap_or_default();
@@ -77,9 +89,10 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
     // sd_booted(3): systemd is PID 1 exactly when this directory exists.
     let systemd = root.exists(Path::new("/run/systemd/system"));
     let live = root.is_host();
+    let ask = live && ask_tools;
 
     let query = |argv: &[&str]| -> Option<String> {
-        if !live {
+        if !ask {
             return None;
         }
         let out = runner.run(&Command::query(argv.iter().copied())).ok()?;
@@ -102,33 +115,55 @@ pub fn gather(root: &Root, runner: &dyn Runner) -> Facts {
         layout,
     };
 
-    let ufw = query(&["ufw", "status"]);
-    let firewalld = query(&["firewall-cmd", "--state"]);
-    let iptables = query(&["iptables", "-S"]);
-    let nft = live
-        .then(|| {
-            runner
-                .run(&Command::query(["nft", "--json", "list", "ruleset"]))
-                .ok()
-                .filter(|o| o.success())
-                .map(|o| o.stdout)
-        })
-        .flatten();
     // `systemctl is-active|is-enabled UNIT` print the word on stdout.
     let unit_is = |verb: &str, unit: &str, word: &str| {
         query(&["systemctl", verb, unit]).is_some_and(|o| o.trim() == word)
     };
-    let firewall = firewall::active_backend(&firewall::Probes {
-        ufw_status: ufw.as_deref(),
-        firewalld_state: firewalld.as_deref(),
-        iptables_rules: iptables.as_deref(),
-        nft_json: nft.as_deref(),
-        nftables_service: unit_is("is-active", "nftables.service", "active"),
-    });
+    // The first in charge wins, so the others are not even asked: ufw from
+    // its files, firewalld's CLI (a slow Python start) only when it runs.
+    // `ENABLED=yes` with its chain loaded: the conf file alone may outlive
+    // the rules (a flush, a failed boot). One quick iptables call, only then.
+    let ufw_active = ask
+        && ufw::Ufw::read(root).is_ok_and(|u| u.active())
+        && runner
+            .run(&Command::query(["iptables", "-S", ufw::LOADED_CHAIN]))
+            .is_ok_and(|o| o.success());
+    let mut nft = None;
+    let firewall = if ufw_active {
+        FirewallBackend::Ufw
+    } else {
+        let firewalld_installed = ["/usr/sbin/firewalld", "/usr/bin/firewall-cmd"]
+            .iter()
+            .any(|p| root.exists(Path::new(p)));
+        let firewalld = (firewalld_installed
+            && unit_is("is-active", "firewalld.service", "active"))
+        .then(|| query(&["firewall-cmd", "--state"]))
+        .flatten();
+        let iptables = query(&["iptables", "-S"]);
+        nft = ask
+            .then(|| {
+                runner
+                    .run(&Command::query(["nft", "--json", "list", "ruleset"]))
+                    .ok()
+                    .filter(|o| o.success())
+                    .map(|o| o.stdout)
+            })
+            .flatten();
+        // Whether nftables.service loaded the ruleset matters only when
+        // the ruleset guards input.
+        let nftables_service = nft.as_deref().is_some_and(firewall::nftables_guards_input)
+            && unit_is("is-active", "nftables.service", "active");
+        firewall::active_backend(&firewall::Probes {
+            ufw_active,
+            firewalld_state: firewalld.as_deref(),
+            iptables_rules: iptables.as_deref(),
+            nft_json: nft.as_deref(),
+            nftables_service,
+        })
+    };
     let (firewall_families, firewall_persists) = match firewall {
         FirewallBackend::Ufw => {
-            let v6 = read(root, "/etc/default/ufw")
-                .is_some_and(|t| t.lines().any(|l| l.trim() == "IPV6=yes"));
+            let v6 = read(root, ufw::DEFAULTS).is_some_and(|t| ufw::ipv6(&t));
             (
                 if v6 {
                     vec!["ipv4", "ipv6"]

@@ -22,6 +22,14 @@ pub struct Command {
     pub mutating: bool,
     /// Killed (with everything it started) when it runs longer than this.
     pub timeout: Option<std::time::Duration>,
+    /// Its standard error goes straight to portico's own (the journal, for
+    /// the daemon) instead of being captured.
+    pub stderr_passed_on: bool,
+    /// Variables removed from the environment it inherits.
+    pub env_removed: Vec<String>,
+    /// Its arguments come from a playbook and may hold secrets (a deploy
+    /// hook's token): logs and timings name the program only.
+    pub private_args: bool,
 }
 
 impl Command {
@@ -37,6 +45,9 @@ impl Command {
             stdin: None,
             mutating: false,
             timeout: None,
+            stderr_passed_on: false,
+            env_removed: Vec::new(),
+            private_args: false,
         }
     }
 
@@ -70,9 +81,36 @@ impl Command {
         self
     }
 
+    /// Passes its standard error on to portico's own.
+    pub fn stderr_passed_on(mut self) -> Self {
+        self.stderr_passed_on = true;
+        self
+    }
+
+    /// Removes `key` from the environment it inherits.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env_removed.push(key.into());
+        self
+    }
+
+    /// Marks its arguments as possibly secret (see [`Command::private_args`]).
+    pub fn private_args(mut self) -> Self {
+        self.private_args = true;
+        self
+    }
+
     /// The argv as one line, for reports and logs (never executed as such).
     pub fn display(&self) -> String {
         self.argv.join(" ")
+    }
+
+    /// What logs and timings show: the argv, or the program alone when its
+    /// arguments may be secret.
+    pub fn shown(&self) -> String {
+        match (self.private_args, self.argv.first()) {
+            (true, Some(program)) => format!("{program} (arguments not shown)"),
+            _ => self.display(),
+        }
     }
 }
 
@@ -175,11 +213,15 @@ impl Runner for SystemRunner {
                 "empty argv",
             ))
         })?;
-        tracing::debug!(command = %cmd.display(), mutating = cmd.mutating, "run");
+        tracing::debug!(command = %cmd.shown(), mutating = cmd.mutating, "run");
+        let _t = crate::timing::step("cmd", &cmd.shown());
         let mut command = StdCommand::new(program);
         if cmd.timeout.is_some() {
             // Its own process group: a timeout kills what it started too.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        for key in &cmd.env_removed {
+            command.env_remove(key);
         }
         let mut child = command
             .args(args)
@@ -190,7 +232,11 @@ impl Runner for SystemRunner {
                 std::process::Stdio::null()
             })
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(if cmd.stderr_passed_on {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::piped()
+            })
             .spawn()
             .map_err(spawn_err)?;
         if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {

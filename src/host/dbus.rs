@@ -1,6 +1,7 @@
 //! systemd over D-Bus (org.freedesktop.systemd1), the way systemctl does it:
 //! jobs are queued and waited for through `JobRemoved`, unit files are
-//! enabled with `EnableUnitFiles` followed by a daemon `Reload`.
+//! enabled with `EnableUnitFiles`, followed by a daemon `Reload` when the
+//! loaded unit is out of date.
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ trait Manager {
         runtime: bool,
     ) -> zbus::Result<Vec<(String, String, String)>>;
     fn reload(&self) -> zbus::Result<()>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     #[zbus(signal)]
     fn job_removed(
@@ -52,6 +54,10 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn unit_file_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
 }
 
 /// How long a start/stop/reload job may take before portico gives up waiting.
@@ -74,6 +80,7 @@ fn bus_err<'a>(unit: &'a str, op: &'static str) -> impl FnOnce(zbus::Error) -> S
 impl DbusSystemd {
     /// Connects to the system bus.
     pub fn connect() -> Result<Self, SystemdError> {
+        let _t = crate::timing::step("systemd", "connect to the system bus");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -104,12 +111,21 @@ impl DbusSystemd {
             }
         }
         let mut removed = m.receive_job_removed().await.map_err(bus_err(unit, name))?;
+        // Started from an out-of-date copy of its unit, it would run the
+        // old definition (an old ExecStart, no KillMode=mixed).
+        if matches!(op, ServiceOp::Start | ServiceOp::Restart)
+            && self.needs_reload(unit).await.map_err(bus_err(unit, name))?
+        {
+            m.reload().await.map_err(bus_err(unit, name))?;
+        }
         let call = match op {
             ServiceOp::Start => m.start_unit(unit, "replace").await,
             ServiceOp::Stop => m.stop_unit(unit, "replace").await,
             ServiceOp::Reload => m.reload_unit(unit, "replace").await,
             ServiceOp::Restart => m.restart_unit(unit, "replace").await,
-            ServiceOp::Enable | ServiceOp::Disable => unreachable!("not a job"),
+            ServiceOp::Enable | ServiceOp::Disable | ServiceOp::Hup => {
+                unreachable!("not a job")
+            }
         };
         let job = call.map_err(bus_err(unit, name))?;
         let wait = async {
@@ -141,6 +157,16 @@ impl DbusSystemd {
         }
     }
 
+    /// SIGHUP to the unit's main process only (the nginx master, which
+    /// tells its workers); `KillUnit` returns once it is sent.
+    async fn hup(&self, unit: &str) -> Result<(), SystemdError> {
+        let op = ServiceOp::Hup.name();
+        let m = self.manager().await.map_err(bus_err(unit, op))?;
+        m.kill_unit(unit, "main", nix::sys::signal::Signal::SIGHUP as i32)
+            .await
+            .map_err(bus_err(unit, op))
+    }
+
     async fn unit_files(&self, unit: &str, enable: bool) -> Result<(), SystemdError> {
         let op = if enable { "enable" } else { "disable" };
         let m = self.manager().await.map_err(bus_err(unit, op))?;
@@ -148,6 +174,13 @@ impl DbusSystemd {
             m.enable_unit_files(&[unit], false, false)
                 .await
                 .map_err(bus_err(unit, op))?;
+            // The links matter at the next boot, which reads them from disk;
+            // the running manager needs a reload (100 ms and more) only
+            // when the unit it has loaded is older than its file. A unit
+            // it has not loaded, or only as not found, is read afresh.
+            if !self.needs_reload(unit).await.map_err(bus_err(unit, op))? {
+                return Ok(());
+            }
         } else {
             m.disable_unit_files(&[unit], false)
                 .await
@@ -155,6 +188,15 @@ impl DbusSystemd {
         }
         // What `systemctl enable` does after changing the links.
         m.reload().await.map_err(bus_err(unit, op))
+    }
+
+    /// The manager's copy of the unit is out of date: its file changed
+    /// since it was loaded (`NeedDaemonReload`), or it is cached as not
+    /// found or bad (older systemd keeps that until a reload).
+    async fn needs_reload(&self, unit: &str) -> zbus::Result<bool> {
+        let path = self.manager().await?.load_unit(unit).await?;
+        let u = UnitProxy::builder(&self.conn).path(path).build().await?;
+        Ok(u.need_daemon_reload().await? || u.load_state().await? != "loaded")
     }
 
     async fn unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {
@@ -174,7 +216,9 @@ impl DbusSystemd {
 
 impl Systemd for DbusSystemd {
     fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
+        let _t = crate::timing::step("systemd", &format!("{} {unit}", op.name()));
         match op {
+            ServiceOp::Hup => self.rt.block_on(self.hup(unit)),
             ServiceOp::Enable => self.rt.block_on(self.unit_files(unit, true)),
             ServiceOp::Disable => self.rt.block_on(self.unit_files(unit, false)),
             _ => self.rt.block_on(self.job(unit, op)),
@@ -182,6 +226,7 @@ impl Systemd for DbusSystemd {
     }
 
     fn state(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let _t = crate::timing::step("systemd", &format!("state of {unit}"));
         self.rt.block_on(self.unit_state(unit))
     }
 }

@@ -16,7 +16,7 @@ pub mod systemd;
 use std::path::{Path, PathBuf};
 
 pub use clock::Clock;
-pub use cmd::{Command, Output, Runner};
+pub use cmd::{Command, Output, Runner, SystemRunner};
 pub use probe::Probe;
 pub use procs::Processes;
 pub use root::Root;

@@ -11,6 +11,12 @@ pub trait Processes: Send + Sync {
     fn start_ticks(&self, pid: u32) -> Option<u64>;
     /// Clock ticks since boot, now.
     fn ticks_since_boot(&self) -> Option<u64>;
+    /// Its command line as it shows it (nginx retitles its processes:
+    /// `nginx: worker process is shutting down`); `None` once it is gone.
+    fn title(&self, pid: u32) -> Option<String>;
+    /// Asks it to finish what it is doing and exit (SIGQUIT: nginx's
+    /// graceful shutdown). False when the signal could not be sent.
+    fn quit_gracefully(&self, pid: u32) -> bool;
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started, in ticks since
@@ -48,6 +54,27 @@ impl Processes for SystemProcesses {
         let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
         parse_uptime_ticks(&std::fs::read_to_string("/proc/uptime").ok()?, hz as u64)
     }
+
+    fn title(&self, pid: u32) -> Option<String> {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        Some(
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .trim()
+                .to_string(),
+        )
+    }
+
+    fn quit_gracefully(&self, pid: u32) -> bool {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGQUIT,
+        )
+        .is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +100,10 @@ pub struct FakeProcesses {
     pub started: std::collections::BTreeMap<u32, u64>,
     /// Ticks since boot, now.
     pub ticks: Option<u64>,
+    /// pid → its title.
+    pub titles: std::collections::BTreeMap<u32, String>,
+    /// The pids asked to quit, in order.
+    pub quit: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Processes for FakeProcesses {
@@ -86,5 +117,14 @@ impl Processes for FakeProcesses {
 
     fn ticks_since_boot(&self) -> Option<u64> {
         self.ticks
+    }
+
+    fn title(&self, pid: u32) -> Option<String> {
+        self.titles.get(&pid).cloned()
+    }
+
+    fn quit_gracefully(&self, pid: u32) -> bool {
+        self.quit.lock().unwrap().push(pid);
+        true
     }
 }

@@ -64,6 +64,11 @@ pub enum ServiceOp {
     Reload,
     /// Stop it, then start it again.
     Restart,
+    /// SIGHUP to its main process, through the service manager: what the
+    /// reload job of nginx.service runs (`nginx -s reload`), without
+    /// starting an nginx that parses the whole configuration again just
+    /// to send the signal. For a configuration `nginx -t` has passed.
+    Hup,
     /// Start it at boot.
     Enable,
     /// No longer start it at boot.
@@ -78,6 +83,7 @@ impl ServiceOp {
             ServiceOp::Stop => "stop",
             ServiceOp::Reload => "reload",
             ServiceOp::Restart => "restart",
+            ServiceOp::Hup => "kill -HUP",
             ServiceOp::Enable => "enable",
             ServiceOp::Disable => "disable",
         }
@@ -136,7 +142,7 @@ impl Systemd for DirectNginx {
         let argvs: &[&[&str]] = match op {
             ServiceOp::Start => &[&["nginx"]],
             ServiceOp::Stop => &[&["nginx", "-s", "quit"]],
-            ServiceOp::Reload => &[&["nginx", "-s", "reload"]],
+            ServiceOp::Reload | ServiceOp::Hup => &[&["nginx", "-s", "reload"]],
             ServiceOp::Restart => &[&["nginx", "-s", "quit"], &["nginx"]],
             ServiceOp::Enable | ServiceOp::Disable => {
                 return Err(SystemdError::Unsupported {

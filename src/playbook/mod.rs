@@ -91,12 +91,18 @@ pub enum PlaybookError {
 
 /// Reads and validates a playbook file.
 pub fn load_file(path: &Path) -> Result<Playbook, PlaybookError> {
+    load_file_text(path).map(|(_, pb)| pb)
+}
+
+/// [`load_file`], with the text it was read from.
+pub fn load_file_text(path: &Path) -> Result<(String, Playbook), PlaybookError> {
     let file = path.display().to_string();
     let text = crate::host::read_text(path).map_err(|source| PlaybookError::Read {
         file: file.clone(),
         source,
     })?;
-    parse(&file, &text)
+    let pb = parse(&file, &text)?;
+    Ok((text, pb))
 }
 
 /// Parses and validates playbook text; `file` is only used in messages.

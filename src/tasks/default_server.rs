@@ -56,7 +56,12 @@ impl DefaultServerTask {
     /// The target with the installed nginx's version, once there is one.
     fn live_target(&self, ctx: &Ctx) -> Target {
         let mut t = self.target;
-        if ctx.live_host {
+        if let (Some(version), true) = (ctx.facts.nginx.version(), ctx.live_host) {
+            // Asked once already, when the facts were gathered.
+            t.version = Some(version);
+            t.http2 = ctx.facts.nginx.http2;
+        } else if ctx.live_host {
+            // Installed by this run: ask the nginx that is there now.
             let build = ctx
                 .runner
                 .run(&Command::query(["nginx", "-V"]))

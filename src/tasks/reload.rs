@@ -1,5 +1,6 @@
 //! Reloading nginx safely: `nginx -t` first, then the reload, then waiting
-//! until the master has started workers with the new configuration.
+//! until the master has started workers with the new configuration and
+//! the old ones no longer take connections.
 //!
 //! A reload job finishes as soon as nginx's master got its signal; the new
 //! configuration is read a moment later. Waiting for new workers makes
@@ -19,7 +20,8 @@ use crate::task::{Ctx, Handler, TaskError};
 const PID_FILE: &str = "/run/nginx.pid";
 const NEW_WORKERS_TIMEOUT: Duration = Duration::from_secs(10);
 const OLD_WORKERS_GRACE: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(20);
+/// /proc is cheap to read: a short poll is a short reload.
+const POLL: Duration = Duration::from_millis(2);
 
 /// The nginx master's pid, from nginx's own pid file.
 fn master_pid(ctx: &Ctx) -> Option<u32> {
@@ -41,21 +43,42 @@ fn has_worker_since(ctx: &Ctx, master: u32, since: u64) -> bool {
         .any(|c| ctx.procs.start_ticks(c).is_some_and(|t| t >= since))
 }
 
-/// `nginx -t`, reload, and wait for the new workers. Returns `Ok(false)` when
-/// nginx is not running (nothing to reload).
+/// An old worker that may still accept a connection: alive, and not yet
+/// retitled `worker process is shutting down`, which nginx does as it
+/// acts on its QUIT, right before it closes its listening sockets.
+fn still_accepting(ctx: &Ctx, pid: u32) -> bool {
+    ctx.procs
+        .title(pid)
+        .is_some_and(|t| t.contains("worker process") && !t.contains("shutting down"))
+}
+
+/// `nginx -t`, reload, and wait until only new workers accept connections.
+/// Returns `Ok(false)` when nginx is not running (nothing to reload).
 pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
     if !ctx.systemd.state("nginx.service")?.is_active() {
         return Ok(false);
     }
     ctx.runner.run_ok(&Command::query(["nginx", "-t", "-q"]))?;
-    let master = master_pid(ctx);
+    // Only a process that is nginx's master: a stale pid file must not
+    // lead to following, let alone signalling, someone else's children.
+    let master = master_pid(ctx).filter(|m| {
+        ctx.procs
+            .title(*m)
+            .is_some_and(|t| t.contains("nginx: master process"))
+    });
     let before = master.map(|m| ctx.procs.children(m)).unwrap_or_default();
     let since = ctx.procs.ticks_since_boot();
-    ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
-    tracing::debug!("nginx.service reload job done");
+    // The configuration passed `nginx -t` just now: the signal is all the
+    // reload job would add (its `nginx -s reload` parses it all again).
+    if let Err(e) = ctx.systemd.run(ServiceOp::Hup, "nginx.service") {
+        tracing::debug!("SIGHUP through systemd failed ({e}); queueing a reload job");
+        ctx.systemd.run(ServiceOp::Reload, "nginx.service")?;
+    }
+    tracing::debug!("nginx.service told to reload");
     let (Some(master), Some(since)) = (master, since) else {
         return Ok(true); // nothing to follow: trust the service manager
     };
+    let waiting = crate::timing::step("nginx reload", "wait for new workers");
     let deadline = ctx.clock.monotonic() + NEW_WORKERS_TIMEOUT;
     while !has_worker_since(ctx, master, since) {
         if ctx.clock.monotonic() >= deadline {
@@ -66,20 +89,43 @@ pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
         }
         ctx.clock.sleep(POLL);
     }
+    drop(waiting);
     tracing::debug!("new nginx workers are up");
-    // Old workers may accept a last connection until they act on their QUIT;
-    // give idle ones a moment to leave. Busy ones drain in the background.
+    // Old workers take connections until they act on a QUIT, which the
+    // master sends them only after sleeping 100 ms once it started the new
+    // ones (ngx_master_process_cycle). Sent now, it is the same graceful
+    // shutdown (requests in flight finish), without the sleep. Where it
+    // cannot be sent (the daemon's sandbox has no CAP_KILL), the master's
+    // comes in its time. Either way "reloaded" is only said once every new
+    // connection gets the new configuration.
+    let _t = crate::timing::step("nginx reload", "old workers stop accepting");
+    let old: Vec<u32> = ctx
+        .procs
+        .children(master)
+        .into_iter()
+        // Started before the signal too: a pid is never a new worker's.
+        .filter(|c| {
+            before.contains(c)
+                && ctx.procs.start_ticks(*c).is_some_and(|t| t < since)
+                && still_accepting(ctx, *c)
+        })
+        .collect();
+    for pid in old {
+        if !ctx.procs.quit_gracefully(pid) {
+            tracing::debug!("cannot send QUIT to old nginx worker {pid}; the master will");
+        }
+    }
     let drain = ctx.clock.monotonic() + OLD_WORKERS_GRACE;
     while ctx.clock.monotonic() < drain
         && ctx
             .procs
             .children(master)
             .iter()
-            .any(|c| before.contains(c))
+            .any(|c| before.contains(c) && still_accepting(ctx, *c))
     {
         ctx.clock.sleep(POLL);
     }
-    tracing::debug!("old nginx workers are gone");
+    tracing::debug!("old nginx workers no longer accept connections");
     Ok(true)
 }
 

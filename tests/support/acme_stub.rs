@@ -19,6 +19,7 @@ pub(crate) struct Stub {
     /// PEM of the CA that signed the stub's certificate (the client's `ca_root`).
     pub ca_pem: String,
     requests: Arc<Mutex<Vec<String>>>,
+    times: Arc<Mutex<Vec<std::time::Instant>>>,
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
 }
@@ -27,12 +28,24 @@ struct Shared {
     base: String,
     token: String,
     requests: Arc<Mutex<Vec<String>>>,
+    /// When each request arrived.
+    times: Arc<Mutex<Vec<std::time::Instant>>>,
     nonce: AtomicU64,
+    /// The first look at the order after the challenge says `pending` and
+    /// asks for this wait (a `Retry-After` value); the next says invalid.
+    retry_after: Option<String>,
+    order_polls: AtomicU64,
 }
 
 impl Stub {
     /// Starts a stub whose authorization carries `token`.
     pub(crate) fn start(token: &str) -> Stub {
+        Self::start_with(token, None)
+    }
+
+    /// A stub whose first answer to a poll of the order is `pending` with
+    /// `Retry-After: {retry_after}`.
+    pub(crate) fn start_with(token: &str, retry_after: Option<&str>) -> Stub {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -63,12 +76,16 @@ impl Stub {
         let addr = listener.local_addr().unwrap();
         let base = format!("https://127.0.0.1:{}", addr.port());
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let times = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             base: base.clone(),
             token: token.to_string(),
             requests: requests.clone(),
+            times: times.clone(),
             nonce: AtomicU64::new(0),
+            retry_after: retry_after.map(String::from),
+            order_polls: AtomicU64::new(0),
         });
         let stopping = stop.clone();
         std::thread::spawn(move || {
@@ -85,6 +102,7 @@ impl Stub {
             url: format!("{base}/dir"),
             ca_pem: ca_cert.pem(),
             requests,
+            times,
             stop,
             addr,
         }
@@ -93,6 +111,11 @@ impl Stub {
     /// `METHOD /path` of every request so far.
     pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// When each request of [`Stub::requests`] arrived.
+    pub(crate) fn times(&self) -> Vec<std::time::Instant> {
+        self.times.lock().unwrap().clone()
     }
 }
 
@@ -138,11 +161,12 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        shared
-            .requests
-            .lock()
-            .unwrap()
-            .push(format!("{method} {path}"));
+        {
+            // Both under one lock: the n-th time is the n-th request's.
+            let mut requests = shared.requests.lock().unwrap();
+            requests.push(format!("{method} {path}"));
+            shared.times.lock().unwrap().push(std::time::Instant::now());
+        }
         let (status, location, json) = answer(shared, &method, &path);
         let nonce = shared.nonce.fetch_add(1, Ordering::SeqCst);
         let mut head = format!(
@@ -151,6 +175,11 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) {
         );
         if let Some(l) = location {
             head.push_str(&format!("Location: {}{l}\r\n", shared.base));
+        }
+        if let (Some(wait), "/order/1") = (&shared.retry_after, path.as_str()) {
+            if shared.order_polls.load(Ordering::SeqCst) == 1 {
+                head.push_str(&format!("Retry-After: {wait}\r\n"));
+            }
         }
         head.push_str("\r\n");
         let stream = reader.get_mut();
@@ -211,8 +240,16 @@ fn answer(s: &Shared, method: &str, path: &str) -> (&'static str, Option<&'stati
             })
             .to_string(),
         ),
-        // It never validates: the order ends invalid.
-        ("POST", "/order/1") => ("200 OK", None, order("invalid")),
+        // It never validates: the order ends invalid (first pending, when
+        // the test asks for a Retry-After).
+        ("POST", "/order/1") => {
+            let n = s.order_polls.fetch_add(1, Ordering::SeqCst);
+            if s.retry_after.is_some() && n == 0 {
+                ("200 OK", None, order("pending"))
+            } else {
+                ("200 OK", None, order("invalid"))
+            }
+        }
         _ => (
             "404 Not Found",
             None,

@@ -174,10 +174,12 @@ fn port_list(ports: &[Port]) -> String {
 
 impl FirewallTask {
     fn wanted(&self, with_ssh: bool, ctx: &Ctx) -> Vec<Port> {
-        let mut want: Vec<Port> = Vec::new();
-        if with_ssh {
-            want.extend(ssh_ports(ctx));
-        }
+        self.wanted_with(if with_ssh { ssh_ports(ctx) } else { Vec::new() })
+    }
+
+    /// The SSH ports `ssh` first, then the playbook's.
+    fn wanted_with(&self, ssh: Vec<Port>) -> Vec<Port> {
+        let mut want: Vec<Port> = ssh;
         for p in &self.ports {
             if !want.contains(p) {
                 want.push(*p);

@@ -1,29 +1,58 @@
-//! ufw: rules from `ufw show added`, which lists them whether ufw is active
-//! or not; ufw keeps its own rules across reboots.
+//! ufw: rules read from ufw's own files (`user.rules`, `user6.rules`,
+//! kept whether ufw is active or not, and across reboots); the `ufw` CLI
+//! runs only to change them.
 
-use super::{mutation, port_thing, stdout_ok, Backend, FirewallTask};
-use crate::facts::firewall::{self, Port};
+use super::{mutation, port_thing, ssh_ports, Backend, FirewallTask};
+use crate::facts::firewall::Port;
+use crate::facts::ufw::{Ufw, Verdict};
+use crate::facts::FirewallBackend;
 use crate::task::{Change, Ctx, TaskError};
 
 /// The `ufw allow` rules still missing, and enabling ufw when asked to.
+/// A port ufw denies by an earlier rule is the operator's decision: it is
+/// reported, never papered over (and ufw is never enabled with SSH denied).
 pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-    let active = firewall::ufw_active(&stdout_ok(ctx, &["ufw", "status"])?);
-    let allowed = firewall::ufw_allowed(&stdout_ok(ctx, &["ufw", "show", "added"])?);
+    let ufw = Ufw::read(ctx.root)?;
+    if !ufw.installed {
+        // What running it would have said.
+        return Err(TaskError::Cmd(crate::host::cmd::CmdError::Spawn {
+            command: "ufw".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not installed (no /usr/sbin/ufw); install ufw or choose another [firewall] backend",
+            ),
+        }));
+    }
+    // Active as the facts found it: enabled, with its rules loaded.
+    let active = ctx.facts.firewall == FirewallBackend::Ufw;
     let enabling = !active && task.enable;
-    let mut changes: Vec<Change> = task
-        .wanted(enabling, ctx)
-        .into_iter()
-        .filter(|p| !allowed.contains(p))
-        .map(|p| {
-            let rule = format!("{p}/tcp");
-            let mut change = mutation(&["ufw", "allow", &rule], format!("ufw allow {rule}"));
-            // The SSH rule added before enabling is never portico's to remove.
-            if task.ports.contains(&p) {
-                change.claims = vec![port_thing(Backend::Ufw, p)];
+    let ssh = if enabling { ssh_ports(ctx) } else { Vec::new() };
+    let mut changes = Vec::new();
+    for p in task.wanted_with(ssh.clone()) {
+        match ufw.verdict(p) {
+            Verdict::Open => continue,
+            Verdict::Denied(rule) => {
+                return Err(TaskError::UfwDenies {
+                    port: p,
+                    rule,
+                    what: if ssh.contains(&p) {
+                        "it is the SSH port, so ufw is not enabled (it would lock you out); \
+                         remove that rule or set [firewall] enable = false"
+                    } else {
+                        "remove that rule (`ufw delete ...`) or take the port out of [firewall] ports"
+                    },
+                });
             }
-            change
-        })
-        .collect();
+            Verdict::NoRule => {}
+        }
+        let rule = format!("{p}/tcp");
+        let mut change = mutation(&["ufw", "allow", &rule], format!("ufw allow {rule}"));
+        // The SSH rule added before enabling is never portico's to remove.
+        if task.ports.contains(&p) {
+            change.claims = vec![port_thing(Backend::Ufw, p)];
+        }
+        changes.push(change);
+    }
     if enabling {
         changes.push(mutation(
             &["ufw", "--force", "enable"],
@@ -35,11 +64,12 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
 
 /// `ufw delete allow PORT/tcp`, when exactly the rule portico added is
 /// there (an operator's `allow 'Nginx Full'` or `allow 443` is theirs).
+/// Nothing when the tool is gone (the backend was switched and its package
+/// removed): so are the rules it kept.
 pub(super) fn close(port: Port, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
     let rule = format!("{port}/tcp");
-    let added = stdout_ok(ctx, &["ufw", "show", "added"])?;
-    let ours = format!("ufw allow {rule}");
-    if !added.lines().any(|l| l.trim() == ours) {
+    let ufw = Ufw::read(ctx.root)?;
+    if !ufw.installed || !ufw.has_plain_allow_tcp(port) {
         return Ok(Vec::new());
     }
     Ok(vec![mutation(
