@@ -89,6 +89,14 @@ fn renew(dir: &Path, playbook: &Path) -> (Option<i32>, Value, String) {
     (out.status.code(), v, stderr)
 }
 
+/// Why the certificate task failed, as the report says.
+fn reason(report: &Value) -> String {
+    report_json::task(report, "certificate site")["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {report:#}"))
+        .to_string()
+}
+
 /// What the account creation and state writes add in any run.
 fn expected_new(rel: &str) -> bool {
     rel.starts_with("var/lib/portico/acme/") || rel == "var/lib/portico/state.json"
@@ -179,10 +187,7 @@ fn a_good_token_is_answered_and_removed_and_a_file_already_there_is_left_alone()
     std::fs::write(&planted, b"not portico's").unwrap();
     let (code, report, _) = renew(dir.path(), &playbook);
     assert_eq!(code, Some(1), "{report:#}");
-    let reason = report_json::task(&report, "certificate site")["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = reason(&report);
     assert!(reason.contains("already exists"), "{reason}");
     assert_eq!(std::fs::read(&planted).unwrap(), b"not portico's");
     assert!(!stub.requests().iter().any(|r| r == "POST /chall/1"));
@@ -201,10 +206,7 @@ fn a_bad_eab_key_file_is_named_without_echoing_the_key() {
     std::fs::write(&playbook, text).unwrap();
     let (code, report, stderr) = renew(dir.path(), &playbook);
     assert_eq!(code, Some(1), "{report:#}\n{stderr}");
-    let reason = report_json::task(&report, "certificate site")["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = reason(&report);
     assert!(reason.contains("/eab.key"), "the file is named: {reason}");
     assert!(reason.contains("not base64url"), "{reason}");
     let everything = format!("{report}{stderr}");
@@ -259,10 +261,7 @@ fn a_retry_after_past_the_poll_limit_fails_at_once_and_says_so() {
     let started = std::time::Instant::now();
     let (code, report, _) = renew(dir.path(), &playbook);
     assert_eq!(code, Some(1), "{report:#}");
-    let reason = report_json::task(&report, "certificate site")["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = reason(&report);
     assert!(reason.contains("asks to look again in 3600 s"), "{reason}");
     assert_eq!(order_polls(&stub).len(), 1, "{:?}", stub.requests());
     // Not an hour, and not the 90 s poll limit either: it gave up at once.

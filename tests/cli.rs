@@ -18,6 +18,19 @@ fn portico(args: &[&str]) -> Output {
         .expect("run portico")
 }
 
+/// `portico ARGS` with `input` on its standard input.
+fn portico_fed(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run portico");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -136,15 +149,7 @@ fn a_playbook_on_standard_input_is_read_as_a_file_would_be() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
     let text = std::fs::read_to_string(manifest("src/playbook/default.toml")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["apply", "--check", "--json", "--root", root, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = portico_fed(&["apply", "--check", "--json", "--root", root, "-"], &text);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -153,19 +158,10 @@ fn a_playbook_on_standard_input_is_read_as_a_file_would_be() {
     );
     assert_eq!(report(&out)["playbook"], "(standard input)");
     // A bad one is named as standard input, with line and column.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["apply", "--check", "--root", root, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        b"version = 1\nbogus = 2\n",
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = portico_fed(
+        &["apply", "--check", "--root", root, "-"],
+        "version = 1\nbogus = 2\n",
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("(standard input):2"), "{err}");

@@ -15,7 +15,8 @@ use crate::tasks::prune::AdoptTask;
 /// `portico apply`'s arguments.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Playbook file (TOML). Default: the embedded default playbook.
+    /// Playbook file (TOML); `-` reads it from standard input. Default: the
+    /// embedded default playbook.
     pub playbook: Option<PathBuf>,
     /// Only report what would change; touch nothing.
     #[arg(long)]

@@ -247,8 +247,15 @@ fn load_playbook(
     fallback: Fallback,
     root_dir: &Path,
 ) -> Result<Loaded, CliError> {
+    // `-`: standard input, as for most Unix tools.
     let read = |path: &Path, name: String| -> Result<Loaded, CliError> {
-        let text = crate::host::read_text(path).map_err(|source| PlaybookError::Read {
+        let text = if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+        } else {
+            crate::host::read_text(path)
+        }
+        .map_err(|source| PlaybookError::Read {
             file: name.clone(),
             source,
         })?;
@@ -256,19 +263,12 @@ fn load_playbook(
         Ok(Loaded { name, text, pb })
     };
     if let Some(p) = file {
-        if p == Path::new("-") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-                PlaybookError::Read {
-                    file: "(standard input)".into(),
-                    source,
-                }
-            })?;
-            let name = "(standard input)".to_string();
-            let pb = playbook::parse(&name, &text)?;
-            return Ok(Loaded { name, text, pb });
-        }
-        return read(p, p.display().to_string());
+        let name = if p == Path::new("-") {
+            "(standard input)".to_string()
+        } else {
+            p.display().to_string()
+        };
+        return read(p, name);
     }
     if let Fallback::Installed = fallback {
         let installed = open_root(root_dir.to_path_buf())?

@@ -9,7 +9,8 @@ use super::{load_playbook, machine_seed, CliError, Fallback, Session};
 /// `portico status`'s arguments.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Playbook file (TOML). Default: the one `apply` installed,
+    /// Playbook file (TOML); `-` reads it from standard input. Default: the
+    /// one `apply` installed,
     /// /etc/portico/playbook.toml (else the embedded default).
     pub playbook: Option<PathBuf>,
     /// Print JSON (dates in RFC 3339).
