@@ -4,6 +4,7 @@
 pub mod acme;
 pub mod cli;
 pub mod daemon;
+pub mod dns;
 pub mod engine;
 pub mod facts;
 pub mod hooks;

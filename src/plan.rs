@@ -419,6 +419,12 @@ pub fn certificate_task(
         paths: CertPaths::of(c),
         now,
         acme: pb.acme.clone(),
+        dns: match c.source.challenge() {
+            Some(crate::playbook::Challenge::Dns01 { dns }) => {
+                pb.dns.iter().find(|d| &d.name == dns).cloned()
+            }
+            _ => None,
+        },
         renewal,
     }
 }

@@ -563,7 +563,7 @@ fn wildcards_for_acme_certificates_are_refused_where_they_are_written() {
         ),
         "{e:?}"
     );
-    assert!(e[0].contains("DNS-01"), "{e:?}");
+    assert!(e[0].contains("challenge = \"dns-01\""), "{e:?}");
     // Named by the certificate itself.
     let text = acme.replace(
         "name = \"main\"\n",
@@ -577,4 +577,151 @@ fn wildcards_for_acme_certificates_are_refused_where_they_are_written() {
     // A self-signed wildcard is fine.
     let text = BASE.replace("[\"a.example.com\"]", "[\"*.example.com\"]");
     assert!(playbook::parse("site.toml", &text).is_ok());
+}
+
+/// BASE with an ACME certificate over DNS-01 through `[[dns]]` `dns`.
+fn dns01(dns: &str) -> String {
+    BASE.replace(
+        "source = \"self-signed\"",
+        "source = \"acme\"\nchallenge = \"dns-01\"\ndns = \"ns\"",
+    )
+    .replace(
+        "[\"a.example.com\"]",
+        "[\"a.example.com\", \"*.example.com\"]",
+    )
+    .replace(
+        "version = 1\n",
+        &format!("version = 1\n[acme]\nagree_terms = true\n\n{dns}\n"),
+    )
+}
+
+const RFC2136: &str = r#"[[dns]]
+name = "ns"
+provider = "rfc2136"
+server = "192.0.2.53:53"
+zone = "example.com"
+key_name = "portico"
+algorithm = "hmac-sha256"
+secret_file = "/etc/portico/tsig.key"
+"#;
+
+#[test]
+fn a_wildcard_over_dns01_is_valid_with_either_provider() {
+    let pb = playbook::parse("site.toml", &dns01(RFC2136)).unwrap();
+    assert_eq!(pb.dns.len(), 1);
+    assert_eq!(
+        pb.certificates[0].source.challenge().unwrap().name(),
+        "dns-01"
+    );
+    let hook = "[[dns]]\nname = \"ns\"\nprovider = \"hook\"\npresent = [\"/usr/local/bin/dns\", \"add\"]\ncleanup = [\"/usr/local/bin/dns\", \"del\"]\n";
+    playbook::parse("site.toml", &dns01(hook)).unwrap();
+    // The defaults: port 53, found zone, hmac-sha256.
+    let short = "[[dns]]\nname = \"ns\"\nprovider = \"rfc2136\"\nserver = \"192.0.2.53\"\nkey_name = \"k\"\nsecret_file = \"/etc/portico/tsig.key\"\n";
+    playbook::parse("site.toml", &dns01(short)).unwrap();
+}
+
+#[test]
+fn dns_providers_are_checked_field_by_field() {
+    for (from, to, expected) in [
+        (
+            "server = \"192.0.2.53:53\"",
+            "server = \"ns.example.com\"",
+            "dns[0].server: \"ns.example.com\" is not an IP address",
+        ),
+        (
+            "algorithm = \"hmac-sha256\"",
+            "algorithm = \"hmac-md5\"",
+            "dns[0].algorithm: \"hmac-md5\" is not a TSIG algorithm",
+        ),
+        (
+            "secret_file = \"/etc/portico/tsig.key\"",
+            "secret_file = \"tsig.key\"",
+            "dns[0].secret_file: \"tsig.key\" is not an absolute path",
+        ),
+        (
+            "zone = \"example.com\"",
+            "zone = \"exa mple\"",
+            "dns[0].zone: \"exa mple\" is not a DNS name",
+        ),
+        (
+            "key_name = \"portico\"",
+            "key_name = \"a b\"",
+            "dns[0].key_name: \"a b\" is not a TSIG key name",
+        ),
+        (
+            "name = \"ns\"\nprovider",
+            "name = \"../ns\"\nprovider",
+            "dns[0].name: \"../ns\" is not a valid name",
+        ),
+        (
+            "zone = \"example.com\"",
+            "propagation_timeout = 0",
+            "dns[0].propagation_timeout: 0 seconds is out of range",
+        ),
+        (
+            "zone = \"example.com\"",
+            "resolver = \"localhost\"",
+            "dns[0].resolver: \"localhost\" is not an IP address",
+        ),
+        (
+            "zone = \"example.com\"",
+            "present = [\"/bin/true\"]",
+            "present is only used with provider = \"hook\"",
+        ),
+        (
+            "secret_file = \"/etc/portico/tsig.key\"",
+            "",
+            "provider = \"rfc2136\" needs secret_file",
+        ),
+    ] {
+        let text = dns01(&RFC2136.replace(from, to));
+        let e = errors(&text).join("\n");
+        assert!(e.contains(expected), "{from} -> {to}: {e}");
+    }
+    // The hook's argv: an absolute program, no shell string.
+    let hook = "[[dns]]\nname = \"ns\"\nprovider = \"hook\"\npresent = [\"dns add\"]\ncleanup = []\nserver = \"192.0.2.1\"\n";
+    let e = errors(&dns01(hook)).join("\n");
+    assert!(
+        e.contains("server is only used with provider = \"rfc2136\""),
+        "{e}"
+    );
+    let hook =
+        "[[dns]]\nname = \"ns\"\nprovider = \"hook\"\npresent = [\"dns add\"]\ncleanup = []\n";
+    let e = errors(&dns01(hook)).join("\n");
+    assert!(
+        e.contains("dns[0].present[0]: \"dns add\" is not a usable program path"),
+        "{e}"
+    );
+    assert!(e.contains("dns[0].cleanup: is empty"), "{e}");
+}
+
+#[test]
+fn dns01_fields_belong_to_acme_and_name_a_provider() {
+    let e = errors(&dns01(
+        &RFC2136.replace("name = \"ns\"", "name = \"other\""),
+    ))
+    .join("\n");
+    assert!(e.contains("certificate[0].dns: unknown dns \"ns\""), "{e}");
+    let no_dns = dns01(RFC2136).replace("dns = \"ns\"\n", "");
+    let e = errors(&no_dns).join("\n");
+    assert!(
+        e.contains("challenge = \\\"dns-01\\\" needs dns = \\\"NAME\\\"")
+            || e.contains("needs dns = \"NAME\""),
+        "{e}"
+    );
+    let http_with_dns = dns01(RFC2136).replace("challenge = \"dns-01\"", "challenge = \"http-01\"");
+    let e = errors(&http_with_dns).join("\n");
+    assert!(
+        e.contains("dns is only used with challenge = \"dns-01\""),
+        "{e}"
+    );
+    let self_signed = BASE.replace(
+        "source = \"self-signed\"",
+        "source = \"self-signed\"\nchallenge = \"dns-01\"",
+    );
+    let e = errors(&self_signed).join("\n");
+    assert!(
+        e.contains("challenge is only used with source = \"acme\""),
+        "{e}"
+    );
 }

@@ -1,5 +1,6 @@
-//! Issuance with instant-acme over HTTP-01: the challenge answers are files
-//! in the webroot nginx's port-80 server serves. The account is created once
+//! Issuance with instant-acme over HTTP-01 (the challenge answers are files
+//! in the webroot nginx's port-80 server serves) or DNS-01 (TXT records a
+//! `[[dns]]` provider publishes). The account is created once
 //! and kept (0600) under `/var/lib/portico/acme/`.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,9 @@ pub enum AcmeError {
     /// The async runtime the client runs on could not start.
     #[error("cannot start the ACME client's runtime: {0}")]
     Runtime(std::io::Error),
+    /// A DNS-01 record could not be published, seen or removed.
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
     /// A thread obtaining a certificate panicked.
     #[error("the thread obtaining this certificate panicked")]
     Panicked,
@@ -187,6 +191,8 @@ pub struct Request<'a> {
     pub names: &'a [String],
     /// The key type of a new key.
     pub key: KeyType,
+    /// DNS-01 through this provider; `None`: HTTP-01.
+    pub dns: Option<&'a crate::playbook::Dns>,
     /// The key to keep (`reuse_key`): its file and PEM.
     pub reuse_key: Option<(PathBuf, String)>,
     /// The certificate this one replaces (ARI `replaces`), when there is one.
@@ -487,12 +493,27 @@ pub fn server_text(text: &str) -> String {
     out
 }
 
-/// Answers the order's challenges through the webroot, finalizes, downloads.
+/// Answers the order's challenges (HTTP-01 through the webroot, or DNS-01
+/// through the playbook's provider), finalizes, downloads.
 async fn finish(
     ctx: &Session<'_>,
     req: &Request<'_>,
     mut order: instant_acme::Order,
 ) -> Result<Issued, AcmeError> {
+    match req.dns {
+        None => validate_http01(ctx, req, &mut order).await?,
+        Some(dns) => validate_dns01(ctx, req, &mut order, dns).await?,
+    }
+    complete(ctx, req, &mut order).await
+}
+
+/// Writes a file per challenge, tells the CA, waits until the order is
+/// ready; the files are removed whatever happened.
+async fn validate_http01(
+    ctx: &Session<'_>,
+    req: &Request<'_>,
+    order: &mut instant_acme::Order,
+) -> Result<(), AcmeError> {
     let root = ctx.root;
     let of = req.names.join(",");
     let challenge_dir = Path::new(&req.acme.webroot).join(".well-known/acme-challenge");
@@ -511,26 +532,10 @@ async fn finish(
                 continue;
             }
             let name = identifier(&authz);
-            let mut challenge =
-                authz
-                    .challenge(ChallengeType::Http01)
-                    .ok_or_else(|| AcmeError::Server {
-                        step: "authorization",
-                        directory: ctx.url.clone(),
-                        message: "the server offers no http-01 challenge".into(),
-                    })?;
-            if !token_ok(&challenge.token) {
-                return Err(AcmeError::Server {
-                    step: "authorization",
-                    directory: ctx.url.clone(),
-                    message: format!(
-                        "the server sent the challenge token {} for {}, which is not base64url \
-                         (RFC 8555 8.1); nothing was written and the authorization is abandoned",
-                        shown(&challenge.token),
-                        name
-                    ),
-                });
-            }
+            let mut challenge = authz
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| no_challenge(ctx, "http-01"))?;
+            check_token(ctx, &challenge.token, &name)?;
             let file = challenge_dir.join(&challenge.token);
             // Created, never replaced: cleanup below removes only what
             // this run made.
@@ -546,75 +551,201 @@ async fn finish(
                 .await
                 .map_err(ctx.server("challenge"))?;
         }
-        let status = poll(ctx, &mut order, "validation", &of, |s| {
-            s == OrderStatus::Ready
-        })
-        .await?;
-        if status != OrderStatus::Ready {
-            return Err(AcmeError::Server {
-                step: "validation",
-                directory: ctx.url.clone(),
-                message: format!("order is {status:?}, not ready"),
-            });
-        }
-        let t = timing::step("acme key and csr", &of);
-        let key = match &req.reuse_key {
-            Some((path, pem)) => {
-                rcgen::KeyPair::from_pem(pem).map_err(|source| AcmeError::ReuseKey {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            None => crate::tls::generate_key(req.key)?,
-        };
-        let csr_err = |source| AcmeError::Csr {
-            names: req.names.join(", "),
-            source,
-        };
-        let mut params = rcgen::CertificateParams::new(req.names.to_vec()).map_err(csr_err)?;
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        let csr = params.serialize_request(&key).map_err(csr_err)?;
-        drop(t);
-        let t = timing::step("acme finalize", &of);
-        order
-            .finalize_csr(csr.der())
-            .await
-            .map_err(ctx.server("finalize"))?;
-        drop(t);
-        if order.state().status != OrderStatus::Valid {
-            let status = poll(ctx, &mut order, "certificate", &of, |s| {
-                s == OrderStatus::Valid
-            })
-            .await?;
-            if status != OrderStatus::Valid {
-                return Err(AcmeError::Server {
-                    step: "certificate",
-                    directory: ctx.url.clone(),
-                    message: format!("order is {status:?}, not valid"),
-                });
-            }
-        }
-        let t = timing::step("acme download", &of);
-        let chain_pem = order
-            .certificate()
-            .await
-            .map_err(ctx.server("certificate"))?
-            .ok_or_else(|| AcmeError::Server {
-                step: "certificate",
-                directory: ctx.url.clone(),
-                message: "the order is valid but has no certificate".into(),
-            })?;
-        drop(t);
-        Ok(Issued {
-            chain_pem,
-            key_pem: key.serialize_pem(),
-        })
+        wait_ready(ctx, order, &of).await
     }
     .await;
     for f in written {
         let _ = root.remove(&f);
     }
     result
+}
+
+/// Publishes every TXT record of the order at once, waits once until every
+/// authoritative server answers them all, tells the CA, waits until the
+/// order is ready; the records are removed whatever happened.
+async fn validate_dns01(
+    ctx: &Session<'_>,
+    req: &Request<'_>,
+    order: &mut instant_acme::Order,
+    dns: &crate::playbook::Dns,
+) -> Result<(), AcmeError> {
+    let of = req.names.join(",");
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(ctx.server("authorization"))?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let domain = requested_domain(ctx, req, &authz)?;
+            let challenge = authz
+                .challenge(ChallengeType::Dns01)
+                .ok_or_else(|| no_challenge(ctx, "dns-01"))?;
+            check_token(ctx, &challenge.token, &domain)?;
+            wanted.push((domain, challenge.key_authorization().dns_value()));
+        }
+    }
+    if wanted.is_empty() {
+        return wait_ready(ctx, order, &of).await;
+    }
+    let provider = crate::dns::Provider::new(ctx.root, dns);
+    let mut published = crate::dns::Published::default();
+    let result = async {
+        provider.publish(&wanted, &mut published).await?;
+        provider.wait(&published).await?;
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(ctx.server("authorization"))?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let name = identifier(&authz);
+            let mut challenge = authz
+                .challenge(ChallengeType::Dns01)
+                .ok_or_else(|| no_challenge(ctx, "dns-01"))?;
+            let _t = timing::step("acme challenge ready", &name);
+            challenge
+                .set_ready()
+                .await
+                .map_err(ctx.server("challenge"))?;
+        }
+        wait_ready(ctx, order, &of).await
+    }
+    .await;
+    if let Err(e) = provider.remove(&published).await {
+        // The certificate does not depend on it; the stale record is
+        // harmless but someone should know.
+        tracing::warn!("removing the DNS-01 records of {of}: {e}");
+    }
+    result
+}
+
+/// The name an authorization is for, when it is one this order asked for
+/// (`*.` in front for a wildcard): a CA must not make portico publish
+/// records at names of its choosing.
+fn requested_domain(
+    ctx: &Session<'_>,
+    req: &Request<'_>,
+    authz: &instant_acme::AuthorizationHandle<'_>,
+) -> Result<String, AcmeError> {
+    let id = authz.identifier();
+    let domain = match id.identifier {
+        Identifier::Dns(name) if id.wildcard => format!("*.{name}"),
+        Identifier::Dns(name) => name.clone(),
+        _ => String::new(),
+    };
+    if req.names.iter().any(|n| n.eq_ignore_ascii_case(&domain)) {
+        return Ok(domain.to_ascii_lowercase());
+    }
+    Err(AcmeError::Server {
+        step: "authorization",
+        directory: ctx.url.clone(),
+        message: format!(
+            "the server sent an authorization for {}, which this order did not ask for; nothing was published",
+            identifier(authz)
+        ),
+    })
+}
+
+fn no_challenge(ctx: &Session<'_>, kind: &str) -> AcmeError {
+    AcmeError::Server {
+        step: "authorization",
+        directory: ctx.url.clone(),
+        message: format!("the server offers no {kind} challenge"),
+    }
+}
+
+/// RFC 8555 8.1: refuses a token that is not base64url.
+fn check_token(ctx: &Session<'_>, token: &str, name: &str) -> Result<(), AcmeError> {
+    if token_ok(token) {
+        return Ok(());
+    }
+    Err(AcmeError::Server {
+        step: "authorization",
+        directory: ctx.url.clone(),
+        message: format!(
+            "the server sent the challenge token {} for {}, which is not base64url \
+             (RFC 8555 8.1); nothing was written and the authorization is abandoned",
+            shown(token),
+            name
+        ),
+    })
+}
+
+/// Polls until the CA has validated every authorization.
+async fn wait_ready(
+    ctx: &Session<'_>,
+    order: &mut instant_acme::Order,
+    of: &str,
+) -> Result<(), AcmeError> {
+    let status = poll(ctx, order, "validation", of, |s| s == OrderStatus::Ready).await?;
+    if status != OrderStatus::Ready {
+        return Err(AcmeError::Server {
+            step: "validation",
+            directory: ctx.url.clone(),
+            message: format!("order is {status:?}, not ready"),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the key and CSR, finalizes, waits for and downloads the chain.
+async fn complete(
+    ctx: &Session<'_>,
+    req: &Request<'_>,
+    order: &mut instant_acme::Order,
+) -> Result<Issued, AcmeError> {
+    let of = req.names.join(",");
+    let t = timing::step("acme key and csr", &of);
+    let key = match &req.reuse_key {
+        Some((path, pem)) => {
+            rcgen::KeyPair::from_pem(pem).map_err(|source| AcmeError::ReuseKey {
+                path: path.clone(),
+                source,
+            })?
+        }
+        None => crate::tls::generate_key(req.key)?,
+    };
+    let csr_err = |source| AcmeError::Csr {
+        names: req.names.join(", "),
+        source,
+    };
+    let mut params = rcgen::CertificateParams::new(req.names.to_vec()).map_err(csr_err)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).map_err(csr_err)?;
+    drop(t);
+    let t = timing::step("acme finalize", &of);
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(ctx.server("finalize"))?;
+    drop(t);
+    if order.state().status != OrderStatus::Valid {
+        let status = poll(ctx, order, "certificate", &of, |s| s == OrderStatus::Valid).await?;
+        if status != OrderStatus::Valid {
+            return Err(AcmeError::Server {
+                step: "certificate",
+                directory: ctx.url.clone(),
+                message: format!("order is {status:?}, not valid"),
+            });
+        }
+    }
+    let t = timing::step("acme download", &of);
+    let chain_pem = order
+        .certificate()
+        .await
+        .map_err(ctx.server("certificate"))?
+        .ok_or_else(|| AcmeError::Server {
+            step: "certificate",
+            directory: ctx.url.clone(),
+            message: "the order is valid but has no certificate".into(),
+        })?;
+    drop(t);
+    Ok(Issued {
+        chain_pem,
+        key_pem: key.serialize_pem(),
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub mod state;
 use std::path::PathBuf;
 
 use crate::host::{Clock, Probe, Root};
-use crate::playbook::{Acme, KeyType};
+use crate::playbook::{Acme, Dns, KeyType};
 
 /// How many orders a run has in flight at once: enough to hide a CA's
 /// latency, few enough not to look like a flood to it.
@@ -25,6 +25,8 @@ pub struct Job {
     pub names: Vec<String>,
     /// The key type of a new key.
     pub key: KeyType,
+    /// DNS-01 through this provider; `None`: HTTP-01 through the webroot.
+    pub dns: Option<Dns>,
     /// Keep the key already at `key_path` instead of making a new one.
     pub reuse_key: bool,
     /// Where the certificate chain is written.
@@ -149,7 +151,15 @@ fn served(net: Net, jobs: &[&Job]) -> Vec<bool> {
         return vec![true; jobs.len()];
     }
     let _t = crate::timing::step("acme wait until served", &format!("{} orders", jobs.len()));
-    let names: Vec<String> = jobs.iter().flat_map(|j| j.names.iter().cloned()).collect();
+    // DNS-01 needs nothing from nginx.
+    let names: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.dns.is_none())
+        .flat_map(|j| j.names.iter().cloned())
+        .collect();
+    if names.is_empty() {
+        return vec![true; jobs.len()];
+    }
     let ok = probe::served_within(
         net.probe,
         net.clock,
@@ -157,7 +167,7 @@ fn served(net: Net, jobs: &[&Job]) -> Vec<bool> {
         std::time::Duration::from_secs(10),
     );
     jobs.iter()
-        .map(|j| j.names.iter().all(|n| ok.contains(n)))
+        .map(|j| j.dns.is_some() || j.names.iter().all(|n| ok.contains(n)))
         .collect()
 }
 
@@ -180,6 +190,7 @@ async fn one(
             acme: &job.acme,
             names: &job.names,
             key: job.key,
+            dns: job.dns.as_ref(),
             reuse_key,
             replaces: net
                 .root

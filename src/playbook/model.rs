@@ -23,6 +23,10 @@ pub struct Playbook {
     /// The certificates sites use.
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<Certificate>,
+    /// DNS providers `challenge = "dns-01"` certificates publish their
+    /// TXT records through.
+    #[serde(default, rename = "dns")]
+    pub dns: Vec<Dns>,
     /// Private certificate authorities (client certificates, internal TLS).
     #[serde(default, rename = "ca")]
     pub cas: Vec<Ca>,
@@ -305,6 +309,8 @@ pub enum Source {
     Acme {
         /// Keep the same key across renewals (for key pinning setups).
         reuse_key: bool,
+        /// How the CA checks that the names are ours.
+        challenge: Challenge,
     },
     /// Made here, signed by its own key.
     SelfSigned {
@@ -342,6 +348,46 @@ impl Source {
     pub fn is_acme(&self) -> bool {
         matches!(self, Source::Acme { .. })
     }
+
+    /// The challenge of an ACME certificate.
+    pub fn challenge(&self) -> Option<&Challenge> {
+        match self {
+            Source::Acme { challenge, .. } => Some(challenge),
+            _ => None,
+        }
+    }
+}
+
+/// How an ACME CA checks control of the names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Challenge {
+    /// A file nginx serves on port 80 (`http-01`, the default).
+    #[default]
+    Http01,
+    /// A TXT record at `_acme-challenge.NAME` (`dns-01`): wildcards, and
+    /// hosts the CA cannot reach on port 80.
+    Dns01 {
+        /// The `[[dns]]` provider that publishes the records.
+        dns: String,
+    },
+}
+
+impl Challenge {
+    /// As a playbook writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::Dns01 { .. } => "dns-01",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum ChallengeName {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 /// The default lifetime of made certificates.
@@ -361,6 +407,8 @@ struct RawCertificate {
     cert_file: Option<String>,
     key_file: Option<String>,
     reuse_key: Option<bool>,
+    challenge: Option<ChallengeName>,
+    dns: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -393,6 +441,15 @@ impl TryFrom<RawCertificate> for Certificate {
         if r.reuse_key.is_some() && r.source != SourceName::Acme {
             return Err(unused("reuse_key", "source = \"acme\""));
         }
+        if r.challenge.is_some() && r.source != SourceName::Acme {
+            return Err(unused("challenge", "source = \"acme\""));
+        }
+        if r.dns.is_some() && r.challenge != Some(ChallengeName::Dns01) {
+            return Err(
+                "dns is only used with challenge = \"dns-01\" (it names the [[dns]] provider)"
+                    .into(),
+            );
+        }
         if r.days.is_some() && matches!(r.source, SourceName::Acme | SourceName::Files) {
             return Err(unused(
                 "days",
@@ -403,6 +460,14 @@ impl TryFrom<RawCertificate> for Certificate {
         let source = match r.source {
             SourceName::Acme => Source::Acme {
                 reuse_key: r.reuse_key.unwrap_or(false),
+                challenge: match r.challenge {
+                    None | Some(ChallengeName::Http01) => Challenge::Http01,
+                    Some(ChallengeName::Dns01) => Challenge::Dns01 {
+                        dns: r.dns.ok_or(
+                            "challenge = \"dns-01\" needs dns = \"NAME\" of a [[dns]] provider",
+                        )?,
+                    },
+                },
             },
             SourceName::SelfSigned => Source::SelfSigned { days },
             SourceName::Ca => Source::Ca {
@@ -437,6 +502,149 @@ impl SourceName {
             SourceName::Ca => "ca",
             SourceName::Files => "files",
         }
+    }
+}
+
+/// `[[dns]]`: where the TXT records of DNS-01 challenges are published.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDns")]
+pub struct Dns {
+    /// Names it in `[[certificate]] dns`.
+    pub name: String,
+    /// How records are added and removed.
+    pub provider: DnsProvider,
+    /// Seconds to wait for every authoritative server to answer the
+    /// records before giving up.
+    pub propagation_timeout: u32,
+    /// The resolver that finds zones, name servers and CNAMEs
+    /// (`IP` or `IP:PORT`); default: the nameservers of /etc/resolv.conf.
+    pub resolver: Option<String>,
+}
+
+/// A DNS provider and what only it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsProvider {
+    /// RFC 2136 dynamic updates signed with a TSIG key (BIND, Knot,
+    /// PowerDNS, many hosted services).
+    Rfc2136 {
+        /// The primary server taking updates: `IP` or `IP:PORT` (53).
+        server: String,
+        /// The zone to update; default: found from the SOA.
+        zone: Option<String>,
+        /// The TSIG key's name, as the server knows it.
+        key_name: String,
+        /// `hmac-sha256`, `hmac-sha384` or `hmac-sha512`.
+        algorithm: String,
+        /// File with the base64 secret, alone or as `tsig-keygen` writes it.
+        secret_file: String,
+    },
+    /// Programs you provide (argv lists, never a shell string), called
+    /// with `PORTICO_DOMAIN`, `PORTICO_TXT_NAME` and `PORTICO_TXT_VALUE`.
+    Hook {
+        /// Adds one record.
+        present: Vec<String>,
+        /// Removes it again.
+        cleanup: Vec<String>,
+        /// Seconds a call may run before it is killed.
+        timeout: u32,
+    },
+}
+
+impl DnsProvider {
+    /// As a playbook writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DnsProvider::Rfc2136 { .. } => "rfc2136",
+            DnsProvider::Hook { .. } => "hook",
+        }
+    }
+}
+
+/// `[[dns]]` as written: every field, whatever the provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    name: String,
+    provider: DnsProviderName,
+    server: Option<String>,
+    zone: Option<String>,
+    key_name: Option<String>,
+    algorithm: Option<String>,
+    secret_file: Option<String>,
+    present: Option<Vec<String>>,
+    cleanup: Option<Vec<String>>,
+    hook_timeout: Option<u32>,
+    #[serde(default = "default_propagation_timeout")]
+    propagation_timeout: u32,
+    resolver: Option<String>,
+}
+
+fn default_propagation_timeout() -> u32 {
+    120
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DnsProviderName {
+    Rfc2136,
+    Hook,
+}
+
+impl TryFrom<RawDns> for Dns {
+    type Error = String;
+
+    /// Each provider takes its own fields; another's is an error.
+    fn try_from(r: RawDns) -> Result<Self, String> {
+        let (theirs, other) = match r.provider {
+            DnsProviderName::Rfc2136 => (
+                vec![
+                    ("present", r.present.is_some()),
+                    ("cleanup", r.cleanup.is_some()),
+                    ("hook_timeout", r.hook_timeout.is_some()),
+                ],
+                "hook",
+            ),
+            DnsProviderName::Hook => (
+                vec![
+                    ("server", r.server.is_some()),
+                    ("zone", r.zone.is_some()),
+                    ("key_name", r.key_name.is_some()),
+                    ("algorithm", r.algorithm.is_some()),
+                    ("secret_file", r.secret_file.is_some()),
+                ],
+                "rfc2136",
+            ),
+        };
+        if let Some((field, _)) = theirs.iter().find(|(_, set)| *set) {
+            return Err(format!("{field} is only used with provider = \"{other}\""));
+        }
+        let need = |field: &str, v: Option<String>| {
+            v.ok_or_else(|| format!("provider = \"rfc2136\" needs {field}"))
+        };
+        let provider = match r.provider {
+            DnsProviderName::Rfc2136 => DnsProvider::Rfc2136 {
+                server: need("server", r.server)?,
+                zone: r.zone,
+                key_name: need("key_name", r.key_name)?,
+                algorithm: r.algorithm.unwrap_or_else(|| "hmac-sha256".into()),
+                secret_file: need("secret_file", r.secret_file)?,
+            },
+            DnsProviderName::Hook => DnsProvider::Hook {
+                present: r
+                    .present
+                    .ok_or("provider = \"hook\" needs present = [\"/path/to/program\", ...]")?,
+                cleanup: r
+                    .cleanup
+                    .ok_or("provider = \"hook\" needs cleanup = [\"/path/to/program\", ...]")?,
+                timeout: r.hook_timeout.unwrap_or(60),
+            },
+        };
+        Ok(Dns {
+            name: r.name,
+            provider,
+            propagation_timeout: r.propagation_timeout,
+            resolver: r.resolver,
+        })
     }
 }
 

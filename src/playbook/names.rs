@@ -110,6 +110,24 @@ pub fn server_name_ok(name: &str) -> bool {
     name.parse::<IpAddr>().is_ok() || dns_name_problem(name, true).is_none()
 }
 
+/// A DNS name without wildcard (a zone).
+pub fn dns_name_ok(name: &str) -> bool {
+    dns_name_problem(name, false).is_none()
+}
+
+/// A TSIG key name: a DNS name whose labels may also hold `_` (BIND's
+/// `tsig-keygen` takes any), at most 253 characters.
+pub fn key_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 /// Names of certificates, CAs and oauth2-proxies, which become directory
 /// and file names: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 64 characters, so
 /// never `.`, `..` or a hidden file.

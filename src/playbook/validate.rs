@@ -57,6 +57,10 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
     for (i, o) in pb.oauth2.iter().enumerate() {
         check_oauth2(&mut p, root.item("oauth2", i), o);
     }
+    let dns = unique_names(&mut p, "dns", pb.dns.iter().map(|d| d.name.as_str()));
+    for (i, d) in pb.dns.iter().enumerate() {
+        check_dns(&mut p, root.item("dns", i), d);
+    }
     let certs = unique_names(
         &mut p,
         "certificate",
@@ -69,6 +73,7 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
             c,
             pb.acme.as_ref(),
             &cas,
+            &dns,
         );
     }
     check_acme_wildcards(&mut p, pb);
@@ -103,34 +108,40 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
         );
     }
     if let Some(argv) = &r.deploy_hook {
-        match argv.first() {
-            None => p.add(
-                path.key("deploy_hook"),
-                "is empty; give the program and its arguments, [\"/usr/local/bin/notify\", \"arg\"]",
-            ),
-            Some(program) => {
-                if let Some(why) = names::safe_path_problem(program) {
-                    p.add(
-                        path.item("deploy_hook", 0),
-                        format!(
-                            "{program:?} is not a usable program path: {why} (an argv list runs no shell, \
-                             so name the program by its absolute path)"
-                        ),
-                    );
-                }
-            }
-        }
-        for (i, arg) in argv.iter().enumerate().skip(1) {
-            if arg.contains('\0') {
-                p.add(path.item("deploy_hook", i), "contains a NUL byte");
-            }
-        }
+        check_argv(p, &path, "deploy_hook", argv);
     }
     if !(1..=3600).contains(&r.deploy_hook_timeout) {
         p.add(
             path.key("deploy_hook_timeout"),
             format!("{} seconds is out of range (1-3600)", r.deploy_hook_timeout),
         );
+    }
+}
+
+/// A program to run: an argv list whose first item is an absolute path
+/// (no shell finds it) and no item holds a NUL byte.
+fn check_argv(p: &mut Problems, parent: &FieldPath, field: &str, argv: &[String]) {
+    match argv.first() {
+        None => p.add(
+            parent.key(field),
+            "is empty; give the program and its arguments, [\"/usr/local/bin/notify\", \"arg\"]",
+        ),
+        Some(program) => {
+            if let Some(why) = names::safe_path_problem(program) {
+                p.add(
+                    parent.item(field, 0),
+                    format!(
+                        "{program:?} is not a usable program path: {why} (an argv list runs no shell, \
+                         so name the program by its absolute path)"
+                    ),
+                );
+            }
+        }
+    }
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        if arg.contains('\0') {
+            p.add(parent.item(field, i), "contains a NUL byte");
+        }
     }
 }
 
@@ -257,6 +268,7 @@ fn check_certificate(
     c: &Certificate,
     acme: Option<&Acme>,
     cas: &BTreeSet<String>,
+    dns: &BTreeSet<String>,
 ) {
     if let Some(names) = &c.names {
         if names.is_empty() {
@@ -267,6 +279,14 @@ fn check_certificate(
         }
         for (i, n) in names.iter().enumerate() {
             check_server_name(p, path.item("names", i), n);
+        }
+    }
+    if let Some(Challenge::Dns01 { dns: name }) = c.source.challenge() {
+        if !dns.contains(name) {
+            p.add(
+                path.key("dns"),
+                format!("unknown dns {name:?}: name a [[dns]] provider of this playbook"),
+            );
         }
     }
     match &c.source {
@@ -299,18 +319,18 @@ fn check_certificate(
     }
 }
 
-/// An ACME certificate is validated over HTTP-01 here, and a CA issues a
-/// wildcard only over DNS-01: refused now, not after nginx has started.
+/// A CA issues a wildcard only over DNS-01: an HTTP-01 certificate with
+/// one is refused now, not after nginx has started.
 fn check_acme_wildcards(p: &mut Problems, pb: &Playbook) {
     let why = |name: &str, cert: &str| {
         format!(
             "{name:?} is a wildcard, and certificate {cert:?} comes from ACME over HTTP-01, which \
-             cannot validate wildcards (a CA needs DNS-01 for them): list each name, or use \
-             source = \"files\" with a wildcard certificate you obtain elsewhere"
+             cannot validate wildcards: give it challenge = \"dns-01\" and a [[dns]] provider, \
+             list each name, or use source = \"files\" with a wildcard certificate you obtain elsewhere"
         )
     };
     for (i, c) in pb.certificates.iter().enumerate() {
-        if !c.source.is_acme() {
+        if c.source.challenge() != Some(&Challenge::Http01) {
             continue;
         }
         if let Some(names) = &c.names {
@@ -332,6 +352,82 @@ fn check_acme_wildcards(p: &mut Problems, pb: &Playbook) {
                     p.add(path, why(n, &c.name));
                 }
             }
+        }
+    }
+}
+
+/// `[[dns]]`: addresses that parse, names that are DNS names, a secret
+/// that lives in a file, programs given as argv lists.
+fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
+    let timeout = |p: &mut Problems, field: &str, secs: u32| {
+        if !(1..=3600).contains(&secs) {
+            p.add(
+                path.key(field),
+                format!("{secs} seconds is out of range (1-3600)"),
+            );
+        }
+    };
+    timeout(p, "propagation_timeout", d.propagation_timeout);
+    if let Some(r) = &d.resolver {
+        if crate::dns::server_addr(r).is_none() {
+            p.add(
+                path.key("resolver"),
+                format!("{r:?} is not an IP address or IP:PORT"),
+            );
+        }
+    }
+    match &d.provider {
+        DnsProvider::Rfc2136 {
+            server,
+            zone,
+            key_name,
+            algorithm,
+            secret_file,
+        } => {
+            if crate::dns::server_addr(server).is_none() {
+                p.add(
+                    path.key("server"),
+                    format!(
+                        "{server:?} is not an IP address or IP:PORT of the primary server (a name would need DNS to find the DNS server)"
+                    ),
+                );
+            }
+            if let Some(z) = zone {
+                if !names::dns_name_ok(z.trim_end_matches('.')) {
+                    p.add(path.key("zone"), format!("{z:?} is not a DNS name"));
+                }
+            }
+            if !names::key_name_ok(key_name.trim_end_matches('.')) {
+                p.add(
+                    path.key("key_name"),
+                    format!("{key_name:?} is not a TSIG key name (a DNS name, as in `key \"NAME\"` of named.conf)"),
+                );
+            }
+            if crate::dns::rfc2136::algorithm(algorithm).is_none() {
+                p.add(
+                    path.key("algorithm"),
+                    format!(
+                        "{algorithm:?} is not a TSIG algorithm portico signs with: hmac-sha256, hmac-sha384 or hmac-sha512"
+                    ),
+                );
+            }
+            if !secret_file.starts_with('/') {
+                p.add(
+                    path.key("secret_file"),
+                    format!("{secret_file:?} is not an absolute path"),
+                );
+            } else {
+                check_path(p, path.key("secret_file"), secret_file);
+            }
+        }
+        DnsProvider::Hook {
+            present,
+            cleanup,
+            timeout: secs,
+        } => {
+            check_argv(p, &path, "present", present);
+            check_argv(p, &path, "cleanup", cleanup);
+            timeout(p, "hook_timeout", *secs);
         }
     }
 }

@@ -93,6 +93,8 @@ pub struct CertificateTask {
     pub now: i64,
     /// The playbook's `[acme]` (for ACME certificates).
     pub acme: Option<crate::playbook::Acme>,
+    /// The `[[dns]]` provider of a DNS-01 certificate.
+    pub dns: Option<crate::playbook::Dns>,
     /// What a renewal run asks.
     pub renewal: Renewal,
 }
@@ -215,13 +217,18 @@ impl CertificateTask {
         let directory = crate::acme::issue::directory_url(&acme.directory);
         Ok(vec![Change {
             summary: format!(
-                "obtain a certificate for {} from {directory} [{reason}]",
-                join(&self.names)
+                "obtain a certificate for {} from {directory}{} [{reason}]",
+                join(&self.names),
+                match &self.dns {
+                    Some(d) => format!(" over DNS-01 ({} {})", d.provider.name(), d.name),
+                    None => String::new(),
+                }
             ),
             action: Action::Obtain(Box::new(crate::acme::Job {
                 acme,
                 names: self.names.iter().cloned().collect(),
                 key: self.key,
+                dns: self.dns.clone(),
                 // A key of the old type cannot be kept for the new one.
                 reuse_key: reuse_key && !reason.starts_with(KEY_CHANGED),
                 cert_path: self.paths.cert.clone(),
@@ -357,7 +364,7 @@ impl Task for CertificateTask {
         }
         match &self.source {
             Source::Files { .. } => self.check_files(ctx),
-            Source::Acme { reuse_key } => self.check_acme(ctx, *reuse_key),
+            Source::Acme { reuse_key, .. } => self.check_acme(ctx, *reuse_key),
             Source::SelfSigned { days } | Source::Ca { days, .. } => self.check_made(ctx, *days),
         }
     }

@@ -4,7 +4,9 @@
 //! Commands run inside through `nsenter`; the machine is stopped by
 //! signalling the nspawn process this harness started, and its copy removed.
 
-// Not every test binary that includes the harness uses pebble.
+// Not every test binary that includes the harness uses pebble or BIND.
+#[allow(dead_code)]
+pub(crate) mod bind;
 #[allow(dead_code)]
 pub(crate) mod pebble;
 

@@ -121,6 +121,22 @@ pub(crate) fn use_pebble_with_ari(m: &Machine) {
     assert!(dir.contains("renewalInfo"), "pebble offers no ARI: {dir}");
 }
 
+/// Restarts pebble asking `server` (`IP:PORT`) for DNS instead of
+/// pebble-challtestsrv.
+pub(crate) fn set_pebble_dns(m: &Machine, server: &str) {
+    let path = m.root().join("etc/systemd/system/pebble.service");
+    let unit = std::fs::read_to_string(&path).unwrap();
+    let start = unit
+        .find("-dnsserver ")
+        .expect("pebble's unit names its DNS server");
+    let end = unit[start..].find('\n').map_or(unit.len(), |e| start + e);
+    let unit = format!("{}-dnsserver {server}{}", &unit[..start], &unit[end..]);
+    std::fs::write(&path, unit).unwrap();
+    m.ok(&["systemctl", "daemon-reload"]);
+    m.ok(&["systemctl", "stop", "pebble"]);
+    run_pebble(m);
+}
+
 /// Restarts pebble with an extra setting in its config (e.g. EAB).
 pub(crate) fn reconfigure_pebble(m: &Machine, extra: &str) {
     let path = m.root().join("etc/pebble/config.json");

@@ -1,0 +1,449 @@
+//! DNS-01 challenges: the TXT records a CA looks up at
+//! `_acme-challenge.NAME`, published through a `[[dns]]` provider (RFC 2136
+//! or hooks), checked at every authoritative server before the CA is told
+//! to look, and removed afterwards whatever happened.
+
+pub mod hook;
+pub mod lookup;
+pub mod rfc2136;
+pub mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+use thiserror::Error;
+
+use crate::host::Root;
+use crate::playbook::{Dns, DnsProvider};
+use crate::timing;
+use lookup::{shown, Resolver};
+
+/// Why a DNS-01 record could not be published, seen or removed.
+#[derive(Debug, Error)]
+pub enum DnsError {
+    /// A lookup through the resolver failed.
+    #[error("DNS lookup of the {what} of {name}: {reason}")]
+    Lookup {
+        /// The name asked about.
+        name: String,
+        /// The record type.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TSIG secret file.
+    #[error("{path}: cannot use as the TSIG secret: {reason}")]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// Why not (never the secret).
+        reason: String,
+    },
+    /// A dynamic update failed or was refused.
+    #[error("RFC 2136 update at {server} (zone {zone}) for {records}: {reason}")]
+    Update {
+        /// The primary server.
+        server: SocketAddr,
+        /// The zone updated.
+        zone: String,
+        /// The record names.
+        records: String,
+        /// What the server said, or what went wrong.
+        reason: String,
+    },
+    /// A hook call failed.
+    #[error("DNS hook {step} {program} for {record}: {reason}")]
+    Hook {
+        /// `present` or `cleanup`.
+        step: &'static str,
+        /// The program.
+        program: String,
+        /// The TXT name.
+        record: String,
+        /// Exit status and the end of stderr, or why it did not run.
+        reason: String,
+    },
+    /// A record leads out of the zone the playbook names.
+    #[error(
+        "{record} is not in the zone {zone} ([[dns]] zone){via}; leave zone out to find it from the SOA"
+    )]
+    OutsideZone {
+        /// Where the record goes.
+        record: String,
+        /// The playbook's zone.
+        zone: String,
+        /// The CNAME that led there, if one did.
+        via: String,
+    },
+    /// Not every authoritative server answers the record in time.
+    #[error(
+        "{record}: the TXT record is not answered by {servers} after {secs} s (propagation_timeout){last}"
+    )]
+    NotPropagated {
+        /// The TXT name.
+        record: String,
+        /// The servers still without it.
+        servers: String,
+        /// How long it waited.
+        secs: u64,
+        /// The last error a server gave, if any.
+        last: String,
+    },
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT` as a socket address (port 53 by default).
+pub fn server_addr(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}
+
+/// The name a CA looks up for `domain` (a wildcard's base name).
+pub fn challenge_name(domain: &str) -> String {
+    format!("_acme-challenge.{}", domain.trim_start_matches("*."))
+}
+
+/// One challenge's record, before and after its CNAMEs were followed.
+#[derive(Debug, Clone)]
+struct Placed {
+    /// The name being validated.
+    domain: String,
+    /// Where the TXT goes.
+    name: Name,
+    /// The same, as hooks get it: ASCII, no final dot.
+    txt_name: String,
+    /// Its value.
+    value: String,
+    /// The zone holding `name`.
+    zone: Name,
+    /// The zone's authoritative servers.
+    servers: Vec<SocketAddr>,
+}
+
+/// The records a run added, so that exactly those are removed.
+#[derive(Debug, Default)]
+pub struct Published {
+    placed: Vec<Placed>,
+    /// The names, for timings and messages.
+    of: String,
+}
+
+impl Published {
+    /// Nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+}
+
+/// A `[[dns]]` provider at work for one order.
+pub struct Provider<'a> {
+    root: &'a Root,
+    dns: &'a Dns,
+}
+
+impl<'a> Provider<'a> {
+    /// The provider the playbook describes; files are read when used.
+    pub fn new(root: &'a Root, dns: &'a Dns) -> Self {
+        Provider { root, dns }
+    }
+
+    /// The resolver: the playbook's, else /etc/resolv.conf's, else (RFC
+    /// 2136) the primary server itself.
+    fn resolver(&self) -> Resolver {
+        if let Some(addr) = self.dns.resolver.as_deref().and_then(server_addr) {
+            return Resolver::new(vec![addr]);
+        }
+        let conf = self
+            .root
+            .read_to_string(std::path::Path::new("/etc/resolv.conf"))
+            .ok()
+            .flatten()
+            .map(|t| lookup::resolv_conf(&t))
+            .unwrap_or_default();
+        if !conf.is_empty() {
+            return Resolver::new(conf);
+        }
+        match &self.dns.provider {
+            DnsProvider::Rfc2136 { server, .. } => {
+                Resolver::new(server_addr(server).into_iter().collect())
+            }
+            DnsProvider::Hook { .. } => Resolver::new(Vec::new()),
+        }
+    }
+
+    /// Finds where each `(domain, value)` record goes and adds them all.
+    /// What was added is in `out` even when this fails, for [`Self::remove`].
+    pub async fn publish(
+        &self,
+        wanted: &[(String, String)],
+        out: &mut Published,
+    ) -> Result<(), DnsError> {
+        out.of = wanted
+            .iter()
+            .map(|(d, _)| d.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let placed = self.place(wanted, &out.of).await?;
+        let _t = timing::step("dns publish", &out.of);
+        match &self.dns.provider {
+            DnsProvider::Rfc2136 {
+                server,
+                key_name,
+                algorithm,
+                secret_file,
+                ..
+            } => {
+                let signer = rfc2136::signer(self.root, secret_file, key_name, algorithm)?;
+                let server = primary(server)?;
+                for zone in zones(&placed) {
+                    let of_zone: Vec<&Placed> = placed.iter().filter(|p| p.zone == zone).collect();
+                    let records: Vec<(Name, String)> = of_zone
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect();
+                    rfc2136::update(server, &signer, &zone, &records, true).await?;
+                    out.placed.extend(of_zone.into_iter().cloned());
+                }
+            }
+            DnsProvider::Hook {
+                present, timeout, ..
+            } => {
+                for p in placed {
+                    // Listed before the call: a hook that fails half-way
+                    // may have added it, and cleanup is harmless if not.
+                    out.placed.push(p.clone());
+                    hook::run(&self.call("present", present, *timeout, &p)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where each record goes: CNAMEs followed, the zone and its servers.
+    async fn place(&self, wanted: &[(String, String)], of: &str) -> Result<Vec<Placed>, DnsError> {
+        let _t = timing::step("dns lookup", of);
+        let resolver = self.resolver();
+        let configured = match &self.dns.provider {
+            DnsProvider::Rfc2136 { zone: Some(z), .. } => Some(fqdn(z)?),
+            _ => None,
+        };
+        let mut zones: Vec<(Name, Vec<SocketAddr>)> = Vec::new();
+        let mut placed = Vec::new();
+        for (domain, value) in wanted {
+            let asked = fqdn(&challenge_name(domain))?;
+            let name = resolver.follow_cnames(&asked).await?;
+            let zone = match &configured {
+                Some(z) if z.zone_of(&name) => z.clone(),
+                Some(z) => {
+                    return Err(DnsError::OutsideZone {
+                        record: shown(&name),
+                        zone: shown(z),
+                        via: if name == asked {
+                            String::new()
+                        } else {
+                            format!(" (the CNAME at {} leads there)", shown(&asked))
+                        },
+                    })
+                }
+                None => resolver.zone_of(&name).await?,
+            };
+            let servers = match zones.iter().find(|(z, _)| *z == zone) {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let s = resolver.name_servers(&zone).await?;
+                    zones.push((zone.clone(), s.clone()));
+                    s
+                }
+            };
+            placed.push(Placed {
+                domain: domain.trim_start_matches("*.").to_string(),
+                txt_name: name.to_ascii().trim_end_matches('.').to_string(),
+                name,
+                value: value.clone(),
+                zone,
+                servers,
+            });
+        }
+        Ok(placed)
+    }
+
+    /// Waits until every authoritative server answers every record: asked
+    /// at once, then after 5 ms, 10 ms, ... up to a second apart, for at
+    /// most `propagation_timeout`.
+    pub async fn wait(&self, published: &Published) -> Result<(), DnsError> {
+        let _t = timing::step("dns propagation", &published.of);
+        let start = Instant::now();
+        let limit = Duration::from_secs(u64::from(self.dns.propagation_timeout));
+        let mut pending: Vec<(&Placed, SocketAddr, String)> = published
+            .placed
+            .iter()
+            .flat_map(|p| p.servers.iter().map(move |s| (p, *s, String::new())))
+            .collect();
+        let mut wait = Duration::from_millis(5);
+        loop {
+            let looks = pending
+                .iter()
+                .map(|(p, server, _)| lookup::txt_values(*server, &p.name));
+            let answers = futures_util::future::join_all(looks).await;
+            let mut still = Vec::new();
+            for ((p, server, _), answer) in pending.into_iter().zip(answers) {
+                match answer {
+                    Ok(values) if values.contains(&p.value) => {}
+                    Ok(_) => still.push((p, server, String::new())),
+                    Err(e) => still.push((p, server, e)),
+                }
+            }
+            pending = still;
+            let Some((first, _, _)) = pending.first() else {
+                return Ok(());
+            };
+            if start.elapsed() + wait > limit {
+                let of_first: Vec<&(&Placed, SocketAddr, String)> = pending
+                    .iter()
+                    .filter(|(p, _, _)| p.name == first.name)
+                    .collect();
+                let last = of_first
+                    .iter()
+                    .find(|(_, _, e)| !e.is_empty())
+                    .map(|(_, s, e)| format!("; {s}: {e}"))
+                    .unwrap_or_default();
+                return Err(DnsError::NotPropagated {
+                    record: shown(&first.name),
+                    servers: of_first
+                        .iter()
+                        .map(|(_, s, _)| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    secs: start.elapsed().as_secs(),
+                    last,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Removes what [`Self::publish`] added; every record is tried, the
+    /// first failure is returned.
+    pub async fn remove(&self, published: &Published) -> Result<(), DnsError> {
+        if published.placed.is_empty() {
+            return Ok(());
+        }
+        let _t = timing::step("dns cleanup", &published.of);
+        let mut first_error = None;
+        match &self.dns.provider {
+            DnsProvider::Rfc2136 {
+                server,
+                key_name,
+                algorithm,
+                secret_file,
+                ..
+            } => {
+                let signer = rfc2136::signer(self.root, secret_file, key_name, algorithm)?;
+                let server = primary(server)?;
+                for zone in zones(&published.placed) {
+                    let records: Vec<(Name, String)> = published
+                        .placed
+                        .iter()
+                        .filter(|p| p.zone == zone)
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect();
+                    if let Err(e) = rfc2136::update(server, &signer, &zone, &records, false).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            DnsProvider::Hook {
+                cleanup, timeout, ..
+            } => {
+                for p in &published.placed {
+                    if let Err(e) = hook::run(&self.call("cleanup", cleanup, *timeout, p)).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn call<'c>(
+        &self,
+        step: &'static str,
+        argv: &'c [String],
+        timeout: u32,
+        p: &'c Placed,
+    ) -> hook::Call<'c> {
+        hook::Call {
+            step,
+            argv,
+            domain: &p.domain,
+            txt_name: &p.txt_name,
+            value: &p.value,
+            timeout: Duration::from_secs(u64::from(timeout)),
+        }
+    }
+}
+
+/// The zones of the records, each once, in order.
+fn zones(placed: &[Placed]) -> Vec<Name> {
+    let mut zones: Vec<Name> = Vec::new();
+    for p in placed {
+        if !zones.contains(&p.zone) {
+            zones.push(p.zone.clone());
+        }
+    }
+    zones
+}
+
+/// The playbook's primary server (validated before any run).
+fn primary(server: &str) -> Result<SocketAddr, DnsError> {
+    server_addr(server).ok_or_else(|| DnsError::Lookup {
+        name: server.to_string(),
+        what: "address".into(),
+        reason: "not an IP address or IP:PORT".into(),
+    })
+}
+
+/// A name from the playbook or a challenge, absolute.
+fn fqdn(s: &str) -> Result<Name, DnsError> {
+    let with_dot = if s.ends_with('.') {
+        s.to_string()
+    } else {
+        format!("{s}.")
+    };
+    Name::from_ascii(&with_dot).map_err(|e| DnsError::Lookup {
+        name: s.to_string(),
+        what: "name".into(),
+        reason: format!("not a DNS name: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_names_and_server_addresses() {
+        assert_eq!(
+            challenge_name("*.example.test"),
+            "_acme-challenge.example.test"
+        );
+        assert_eq!(
+            challenge_name("a.example.test"),
+            "_acme-challenge.a.example.test"
+        );
+        assert_eq!(server_addr("192.0.2.53"), "192.0.2.53:53".parse().ok());
+        assert_eq!(
+            server_addr("192.0.2.53:5353"),
+            "192.0.2.53:5353".parse().ok()
+        );
+        assert_eq!(
+            server_addr("[2001:db8::1]:53"),
+            "[2001:db8::1]:53".parse().ok()
+        );
+        assert_eq!(server_addr("2001:db8::1"), "[2001:db8::1]:53".parse().ok());
+        assert_eq!(server_addr("ns.example.test"), None);
+    }
+}

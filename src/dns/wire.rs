@@ -1,0 +1,117 @@
+//! One DNS exchange with one server: hickory builds and parses the
+//! messages, this sends them. Queries go over UDP (resent at growing
+//! intervals, TCP when the answer is truncated); updates over TCP, where a
+//! lost datagram cannot apply an update twice.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, Query};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The largest answer read over UDP (EDNS is not offered, so 512 is what a
+/// server sends; more room costs nothing).
+const UDP_MAX: usize = 4096;
+
+/// A fresh random message ID: an answer must carry it back, so an
+/// off-path guess has 1 chance in 65 536.
+pub fn random_id() -> u16 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 2];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the system's random source");
+    u16::from_be_bytes(b)
+}
+
+/// A query for `name`/`rtype`, recursion desired or not.
+pub fn query(name: &Name, rtype: RecordType, recursion: bool) -> Message {
+    let mut m = Message::new();
+    m.set_id(random_id())
+        .set_message_type(MessageType::Query)
+        .set_recursion_desired(recursion)
+        .add_query(Query::query(name.clone(), rtype));
+    m
+}
+
+/// Sends `msg` over UDP and returns the answer with the same ID (over TCP
+/// when the UDP answer was truncated), within `timeout`.
+pub async fn ask(server: SocketAddr, msg: &Message, timeout: Duration) -> io::Result<Message> {
+    let bytes = msg.to_vec().map_err(io::Error::other)?;
+    let answer = tokio::time::timeout(timeout, udp(server, &bytes, msg.id()))
+        .await
+        .map_err(|_| timed_out(timeout))??;
+    let parsed = parse(&answer)?;
+    if parsed.truncated() {
+        return parse(&tcp(server, &bytes, timeout).await?);
+    }
+    Ok(parsed)
+}
+
+/// Sends `bytes` over TCP and returns the raw answer (the caller may need
+/// the bytes: a TSIG signature covers them), within `timeout`.
+pub async fn tcp(server: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(server).await?;
+        s.set_nodelay(true)?;
+        let len = u16::try_from(bytes.len()).map_err(io::Error::other)?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(bytes);
+        s.write_all(&framed).await?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut answer).await?;
+        Ok(answer)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| timed_out(timeout))?
+}
+
+/// A message from bytes a server sent.
+pub fn parse(bytes: &[u8]) -> io::Result<Message> {
+    Message::from_vec(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not a DNS answer: {e}")))
+}
+
+fn timed_out(after: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no answer within {} ms", after.as_millis()),
+    )
+}
+
+/// Sends the query again after 200 ms, 400 ms, ... until an answer with
+/// its ID comes back (the caller bounds the whole).
+async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> io::Result<Vec<u8>> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("an address")
+    } else {
+        "[::]:0".parse().expect("an address")
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    // Connected: the kernel drops datagrams from anyone else, and a closed
+    // port comes back as "connection refused" at once.
+    socket.connect(server).await?;
+    let mut resend = Duration::from_millis(200);
+    let mut buf = vec![0u8; UDP_MAX];
+    loop {
+        socket.send(bytes).await?;
+        let deadline = tokio::time::Instant::now() + resend;
+        loop {
+            match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(n)) if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id => {
+                    return Ok(buf[..n].to_vec());
+                }
+                // Another ID: a late answer to nothing we asked; keep waiting.
+                Ok(Ok(_)) => {}
+            }
+        }
+        resend = (resend * 2).min(Duration::from_secs(2));
+    }
+}
