@@ -301,10 +301,11 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     };
     push_files(&mut tasks, first);
     let catch_alls = catch_alls(pb);
+    // DNS-01 needs nothing from nginx (its port 80 may be closed).
     let acme_names: Vec<String> = pb
         .certificates
         .iter()
-        .filter(|c| c.source.is_acme())
+        .filter(|c| c.source.challenge() == Some(&crate::playbook::Challenge::Http01))
         .flat_map(|c| certificate_names(pb, c))
         .collect();
     if !acme_names.is_empty() {

@@ -21,6 +21,7 @@ set -eu
 case "$1" in
   add) op="update add $PORTICO_TXT_NAME. 60 TXT \"$PORTICO_TXT_VALUE\"" ;;
   del) op="update delete $PORTICO_TXT_NAME. TXT \"$PORTICO_TXT_VALUE\"" ;;
+  pretend) echo "pretend $PORTICO_DOMAIN $PORTICO_TXT_NAME" >> /root/hook.log; exit 0 ;;
   *) echo "usage: dns-hook add|del" >&2; exit 2 ;;
 esac
 printf 'server 127.0.0.1\n%s\nsend\n' "$op" | nsupdate -k /etc/bind/portico.key
@@ -276,6 +277,38 @@ fn wildcard_cname_and_hook_certificates_through_bind_then_a_wrong_key_keeps_the_
         "{state:#}"
     );
     assert_eq!(dig(&m, "_acme-challenge.example.test", "TXT"), "");
+
+    // A hook that says it added the record but did not: the wait ends at
+    // propagation_timeout naming the server, and cleanup still runs.
+    m.write(
+        "/root/never.toml",
+        &playbook()
+            .replace(
+                "\"/usr/local/bin/dns-hook\", \"add\"",
+                "\"/usr/local/bin/dns-hook\", \"pretend\"",
+            )
+            .replace(
+                "propagation_timeout = 30\n\n[[certificate]]",
+                "propagation_timeout = 1\n\n[[certificate]]",
+            )
+            .replace("[\"h.example.test\"]", "[\"n.example.test\"]"),
+    );
+    m.ok(&["rm", "/root/hook.log"]);
+    let (code, report, _) = run_json(&m, &["portico", "renew", "--json", "/root/never.toml"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let reason = task(&report, "certificate hooked")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("_acme-challenge.n.example.test: the TXT record is not answered by ns.example.test (127.0.0.1:53) within 1 s"),
+        "{reason}"
+    );
+    assert_eq!(
+        m.ok(&["cat", "/root/hook.log"]),
+        "pretend n.example.test _acme-challenge.n.example.test\n\
+         del n.example.test _acme-challenge.n.example.test\n",
+    );
 
     // The secret is in no output, log or state: not the right one, not the
     // wrong one.

@@ -678,6 +678,19 @@ fn dns_providers_are_checked_field_by_field() {
         let e = errors(&text).join("\n");
         assert!(e.contains(expected), "{from} -> {to}: {e}");
     }
+    let e = errors(&dns01(&RFC2136.replace("192.0.2.53:53", "192.0.2.53:0"))).join("\n");
+    assert!(
+        e.contains("dns[0].server: \"192.0.2.53:0\" is not an IP address or IP:PORT"),
+        "{e}"
+    );
+    let ip = dns01(RFC2136).replace("dns = \"ns\"", "dns = \"ns\"\nnames = [\"192.0.2.7\"]");
+    let e = errors(&ip).join("\n");
+    assert!(
+        e.contains(
+            "certificate[0].names[0]: \"192.0.2.7\" is an IP address, which DNS-01 cannot validate"
+        ),
+        "{e}"
+    );
     // The hook's argv: an absolute program, no shell string.
     let hook = "[[dns]]\nname = \"ns\"\nprovider = \"hook\"\npresent = [\"dns add\"]\ncleanup = []\nserver = \"192.0.2.1\"\n";
     let e = errors(&dns01(hook)).join("\n");

@@ -583,17 +583,23 @@ async fn validate_dns01(
                 .challenge(ChallengeType::Dns01)
                 .ok_or_else(|| no_challenge(ctx, "dns-01"))?;
             check_token(ctx, &challenge.token, &domain)?;
-            wanted.push((domain, challenge.key_authorization().dns_value()));
+            let record = (domain, challenge.key_authorization().dns_value());
+            // A CA repeating an authorization gets one record for it.
+            if !wanted.contains(&record) {
+                wanted.push(record);
+            }
         }
     }
     if wanted.is_empty() {
         return wait_ready(ctx, order, &of).await;
     }
     let provider = crate::dns::Provider::new(ctx.root, dns);
-    let mut published = crate::dns::Published::default();
+    // Removes the records even when this future is dropped (the order's
+    // time limit) or unwinds (a panic over what the CA sent).
+    let mut published = crate::dns::Cleanup::new(&provider);
     let result = async {
-        provider.publish(&wanted, &mut published).await?;
-        provider.wait(&published).await?;
+        provider.publish(&wanted, published.records()).await?;
+        provider.wait(published.records()).await?;
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
             let mut authz = authz.map_err(ctx.server("authorization"))?;
@@ -613,11 +619,7 @@ async fn validate_dns01(
         wait_ready(ctx, order, &of).await
     }
     .await;
-    if let Err(e) = provider.remove(&published).await {
-        // The certificate does not depend on it; the stale record is
-        // harmless but someone should know.
-        tracing::warn!("removing the DNS-01 records of {of}: {e}");
-    }
+    published.now(&of).await;
     result
 }
 

@@ -112,10 +112,13 @@ pub fn obtain_all(
                 .expect("a session per server");
             // A CA that stops answering, or a panic in the client over
             // what a CA sent, ends this order alone.
-            let order = std::panic::AssertUnwindSafe(tokio::time::timeout(
-                ORDER_TIMEOUT,
-                one(net, session, job),
-            ));
+            // DNS-01 may wait for propagation on top of the CA.
+            let limit = ORDER_TIMEOUT
+                + job.dns.as_ref().map_or(std::time::Duration::ZERO, |d| {
+                    std::time::Duration::from_secs(u64::from(d.propagation_timeout))
+                });
+            let order =
+                std::panic::AssertUnwindSafe(tokio::time::timeout(limit, one(net, session, job)));
             match futures_util::FutureExt::catch_unwind(order).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(issue::AcmeError::Server {
@@ -123,7 +126,7 @@ pub fn obtain_all(
                     directory: issue::directory_url(&job.acme.directory),
                     message: format!(
                         "no certificate after {} s; giving up on this order",
-                        ORDER_TIMEOUT.as_secs()
+                        limit.as_secs()
                     ),
                 }),
                 Err(_) => Err(issue::AcmeError::Panicked),

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use super::DnsError;
 
+/// How much of a hook's stderr is kept for the error (its last lines are
+/// shown).
+const STDERR_KEPT: u64 = 64 * 1024;
+
 /// What a hook call is about.
 pub struct Call<'a> {
     /// `present` or `cleanup`.
@@ -41,28 +45,51 @@ pub async fn run(call: &Call<'_>) -> Result<(), DnsError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own process group, so that a timeout stops what it started
+        // too (an nsupdate adding the record after cleanup ran).
+        .process_group(0)
         .kill_on_drop(true);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
-    let out = match tokio::time::timeout(call.timeout, child.wait_with_output()).await {
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(nix::unistd::Pid::from_raw);
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let mut stderr = Vec::new();
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let _ = (&mut pipe).take(STDERR_KEPT).read_to_end(&mut stderr).await;
+        // The rest is read and dropped, so a chatty hook never blocks.
+        let _ = tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await;
+    };
+    let waited = tokio::time::timeout(call.timeout, async {
+        let (status, ()) = tokio::join!(child.wait(), read);
+        status
+    })
+    .await;
+    let status = match waited {
         Err(_) => {
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
             return Err(fail(format!(
-                "still running after {} s; killed (hook_timeout)",
+                "still running after {} s; killed with what it started (hook_timeout)",
                 call.timeout.as_secs()
-            )))
+            )));
         }
         Ok(r) => r.map_err(|e| fail(e.to_string()))?,
     };
-    if out.status.success() {
+    if status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(fail(format!(
         "{}{}",
-        out.status,
+        status,
         if tail.is_empty() {
             String::new()
         } else {

@@ -97,8 +97,11 @@ impl Resolver {
         }
     }
 
-    /// The addresses (port 53) of the zone's authoritative servers.
-    pub async fn name_servers(&self, zone: &Name) -> Result<Vec<SocketAddr>, DnsError> {
+    /// The zone's authoritative servers, each with its addresses (port
+    /// 53). A server whose addresses cannot be found is left out while
+    /// another one has some (it cannot be asked; the CA's resolver will
+    /// not reach it either).
+    pub async fn name_servers(&self, zone: &Name) -> Result<Vec<NsHost>, DnsError> {
         let answer = self.ask(zone, RecordType::NS).await?;
         let hosts = ns_hosts(&answer, zone);
         if hosts.is_empty() {
@@ -108,33 +111,55 @@ impl Resolver {
                 reason: "the zone has no NS records".into(),
             });
         }
-        let mut addrs = Vec::new();
+        let mut found_hosts = Vec::new();
+        let mut last = String::new();
         for host in &hosts {
             let mut found = addresses(&answer, host);
             if found.is_empty() {
                 for rtype in [RecordType::A, RecordType::AAAA] {
-                    found.extend(addresses(&self.ask(host, rtype).await?, host));
+                    match self.ask(host, rtype).await {
+                        Ok(a) => found.extend(addresses(&a, host)),
+                        Err(e) => last = format!("; {e}"),
+                    }
                 }
             }
+            let mut addrs: Vec<SocketAddr> = Vec::new();
             for ip in found {
                 let addr = SocketAddr::new(ip, 53);
                 if !addrs.contains(&addr) {
                     addrs.push(addr);
                 }
             }
+            if !addrs.is_empty() && !found_hosts.iter().any(|h: &NsHost| h.name == shown(host)) {
+                found_hosts.push(NsHost {
+                    name: shown(host),
+                    addrs,
+                });
+            }
         }
-        if addrs.is_empty() {
+        if found_hosts.is_empty() {
             return Err(DnsError::Lookup {
                 name: shown(zone),
                 what: "NS".into(),
                 reason: format!(
-                    "none of its name servers ({}) has an address",
+                    "none of its name servers ({}) has an address{last}",
                     hosts.iter().map(shown).collect::<Vec<_>>().join(", ")
                 ),
             });
         }
-        Ok(addrs)
+        Ok(found_hosts)
     }
+}
+
+/// An authoritative server of a zone: its name and addresses. It has the
+/// record when any of its addresses answers it (a host may have an IPv6
+/// address this host cannot reach).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsHost {
+    /// Its name, for messages.
+    pub name: String,
+    /// Its addresses, port 53.
+    pub addrs: Vec<SocketAddr>,
 }
 
 /// The TXT values an authoritative server gives for `name` right now

@@ -79,7 +79,7 @@ pub enum DnsError {
     },
     /// Not every authoritative server answers the record in time.
     #[error(
-        "{record}: the TXT record is not answered by {servers} after {secs} s (propagation_timeout){last}"
+        "{record}: the TXT record is not answered by {servers} within {secs} s (propagation_timeout){last}"
     )]
     NotPropagated {
         /// The TXT name.
@@ -98,6 +98,7 @@ pub fn server_addr(s: &str) -> Option<SocketAddr> {
     s.parse::<SocketAddr>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+        .filter(|a| a.port() != 0)
 }
 
 /// The name a CA looks up for `domain` (a wildcard's base name).
@@ -119,7 +120,7 @@ struct Placed {
     /// The zone holding `name`.
     zone: Name,
     /// The zone's authoritative servers.
-    servers: Vec<SocketAddr>,
+    servers: Vec<lookup::NsHost>,
 }
 
 /// The records a run added, so that exactly those are removed.
@@ -134,6 +135,83 @@ impl Published {
     /// Nothing was added.
     pub fn is_empty(&self) -> bool {
         self.placed.is_empty()
+    }
+}
+
+/// The records of one order, removed by [`Cleanup::now`] or, when the order
+/// is dropped half-way (its time limit, a panic), on drop.
+pub struct Cleanup<'p, 'a> {
+    provider: &'p Provider<'a>,
+    published: Published,
+    done: bool,
+}
+
+/// A TXT question to one address.
+type Question = (SocketAddr, Name);
+
+/// Propagation questions in flight at once.
+const IN_FLIGHT: usize = 16;
+
+/// How long removal may take when it happens on drop.
+const DROP_CLEANUP: Duration = Duration::from_secs(30);
+
+impl<'p, 'a> Cleanup<'p, 'a> {
+    /// Nothing published yet.
+    pub fn new(provider: &'p Provider<'a>) -> Self {
+        Cleanup {
+            provider,
+            published: Published::default(),
+            done: false,
+        }
+    }
+
+    /// What was published, for [`Provider::publish`] to add to.
+    pub fn records(&mut self) -> &mut Published {
+        &mut self.published
+    }
+
+    /// Removes the records now; a failure is logged (the certificate does
+    /// not depend on it, but a stale record should be known).
+    pub async fn now(mut self, of: &str) {
+        self.done = true;
+        if let Err(e) = self.provider.remove(&self.published).await {
+            tracing::warn!("removing the DNS-01 records of {of}: {e}");
+        }
+    }
+}
+
+impl Drop for Cleanup<'_, '_> {
+    fn drop(&mut self) {
+        if self.done || self.published.is_empty() {
+            return;
+        }
+        // The runtime that ran the order may be unwinding or dropping it:
+        // a thread of its own, with a runtime of its own, bounded.
+        let (provider, published) = (self.provider, &self.published);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                match rt.block_on(tokio::time::timeout(
+                    DROP_CLEANUP,
+                    provider.remove(published),
+                )) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!("removing the DNS-01 records of {}: {e}", published.of)
+                    }
+                    Err(_) => tracing::warn!(
+                        "removing the DNS-01 records of {}: no answer within {} s",
+                        published.of,
+                        DROP_CLEANUP.as_secs()
+                    ),
+                }
+            });
+        });
     }
 }
 
@@ -203,8 +281,11 @@ impl<'a> Provider<'a> {
                         .iter()
                         .map(|p| (p.name.clone(), p.value.clone()))
                         .collect();
-                    rfc2136::update(server, &signer, &zone, &records, true).await?;
+                    // Listed before the update: a server may apply it and
+                    // the answer still be lost or unverifiable; removing a
+                    // record that is not there is a no-op (RFC 2136 3.4.2.4).
                     out.placed.extend(of_zone.into_iter().cloned());
+                    rfc2136::update(server, &signer, &zone, &records, true).await?;
                 }
             }
             DnsProvider::Hook {
@@ -229,11 +310,23 @@ impl<'a> Provider<'a> {
             DnsProvider::Rfc2136 { zone: Some(z), .. } => Some(fqdn(z)?),
             _ => None,
         };
-        let mut zones: Vec<(Name, Vec<SocketAddr>)> = Vec::new();
+        let mut zones: Vec<(Name, Vec<lookup::NsHost>)> = Vec::new();
         let mut placed = Vec::new();
         for (domain, value) in wanted {
             let asked = fqdn(&challenge_name(domain))?;
             let name = resolver.follow_cnames(&asked).await?;
+            // A CNAME must not make portico write a wildcard node (a TXT
+            // record that answers for every name below it).
+            if name.iter().any(|label| label == b"*") {
+                return Err(DnsError::Lookup {
+                    name: shown(&asked),
+                    what: "CNAME".into(),
+                    reason: format!(
+                        "it leads to {}, a wildcard name; records are never written there",
+                        shown(&name)
+                    ),
+                });
+            }
             let zone = match &configured {
                 Some(z) if z.zone_of(&name) => z.clone(),
                 Some(z) => {
@@ -271,56 +364,77 @@ impl<'a> Provider<'a> {
 
     /// Waits until every authoritative server answers every record: asked
     /// at once, then after 5 ms, 10 ms, ... up to a second apart, for at
-    /// most `propagation_timeout`.
+    /// most `propagation_timeout`. A server counts when any of its
+    /// addresses answers; one question per address and name per round
+    /// (an apex and its wildcard share one), at most [`IN_FLIGHT`] at once.
     pub async fn wait(&self, published: &Published) -> Result<(), DnsError> {
+        use futures_util::StreamExt;
         let _t = timing::step("dns propagation", &published.of);
         let start = Instant::now();
         let limit = Duration::from_secs(u64::from(self.dns.propagation_timeout));
-        let mut pending: Vec<(&Placed, SocketAddr, String)> = published
+        let mut pending: Vec<(&Placed, &lookup::NsHost)> = published
             .placed
             .iter()
-            .flat_map(|p| p.servers.iter().map(move |s| (p, *s, String::new())))
+            .flat_map(|p| p.servers.iter().map(move |h| (p, h)))
             .collect();
         let mut wait = Duration::from_millis(5);
+        let mut last_error: Option<(SocketAddr, String)> = None;
         loop {
-            let looks = pending
-                .iter()
-                .map(|(p, server, _)| lookup::txt_values(*server, &p.name));
-            let answers = futures_util::future::join_all(looks).await;
-            let mut still = Vec::new();
-            for ((p, server, _), answer) in pending.into_iter().zip(answers) {
-                match answer {
-                    Ok(values) if values.contains(&p.value) => {}
-                    Ok(_) => still.push((p, server, String::new())),
-                    Err(e) => still.push((p, server, e)),
+            let mut questions: Vec<(SocketAddr, Name)> = Vec::new();
+            for (p, host) in &pending {
+                for addr in &host.addrs {
+                    let q = (*addr, p.name.clone());
+                    if !questions.contains(&q) {
+                        questions.push(q);
+                    }
                 }
             }
-            pending = still;
-            let Some((first, _, _)) = pending.first() else {
+            let answers: Vec<(Question, Result<Vec<String>, String>)> =
+                futures_util::stream::iter(questions)
+                    .map(|(addr, name)| async move {
+                        let answer = lookup::txt_values(addr, &name).await;
+                        ((addr, name), answer)
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await;
+            for ((addr, _), answer) in &answers {
+                if let Err(e) = answer {
+                    last_error = Some((*addr, e.clone()));
+                }
+            }
+            pending.retain(|(p, host)| {
+                !host.addrs.iter().any(|addr| {
+                    answers.iter().any(|((a, n), answer)| {
+                        a == addr
+                            && *n == p.name
+                            && answer.as_ref().is_ok_and(|v| v.contains(&p.value))
+                    })
+                })
+            });
+            let Some((first, _)) = pending.first() else {
                 return Ok(());
             };
-            if start.elapsed() + wait > limit {
-                let of_first: Vec<&(&Placed, SocketAddr, String)> = pending
+            if start.elapsed() >= limit {
+                let hosts: Vec<String> = pending
                     .iter()
-                    .filter(|(p, _, _)| p.name == first.name)
+                    .filter(|(p, _)| p.name == first.name)
+                    .map(|(_, h)| {
+                        let addrs: Vec<String> = h.addrs.iter().map(|a| a.to_string()).collect();
+                        format!("{} ({})", h.name, addrs.join(", "))
+                    })
                     .collect();
-                let last = of_first
-                    .iter()
-                    .find(|(_, _, e)| !e.is_empty())
-                    .map(|(_, s, e)| format!("; {s}: {e}"))
-                    .unwrap_or_default();
                 return Err(DnsError::NotPropagated {
                     record: shown(&first.name),
-                    servers: of_first
-                        .iter()
-                        .map(|(_, s, _)| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    secs: start.elapsed().as_secs(),
-                    last,
+                    servers: hosts.join(", "),
+                    secs: limit.as_secs(),
+                    last: last_error
+                        .map(|(a, e)| format!("; {a}: {e}"))
+                        .unwrap_or_default(),
                 });
             }
-            tokio::time::sleep(wait).await;
+            // The last look is at the limit itself.
+            tokio::time::sleep(wait.min(limit.saturating_sub(start.elapsed()))).await;
             wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
@@ -445,5 +559,6 @@ mod tests {
         );
         assert_eq!(server_addr("2001:db8::1"), "[2001:db8::1]:53".parse().ok());
         assert_eq!(server_addr("ns.example.test"), None);
+        assert_eq!(server_addr("192.0.2.53:0"), None);
     }
 }

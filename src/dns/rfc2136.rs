@@ -80,6 +80,48 @@ pub fn signer(
     TSigner::new(key.secret, algorithm, name, FUDGE).map_err(|e| bad(e.to_string()))
 }
 
+/// A word, a quoted string, or punctuation of a named.conf clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Punct(char),
+}
+
+/// The tokens of a `key` clause (comments are not expected in one).
+fn tokens(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut q = String::new();
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                    q.push(c);
+                }
+                out.push(Token::Quoted(q));
+            }
+            '{' | '}' | ';' => out.push(Token::Punct(c)),
+            c if c.is_whitespace() => {}
+            c => {
+                let mut w = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || "{};\"".contains(n) {
+                        break;
+                    }
+                    w.push(n);
+                    chars.next();
+                }
+                out.push(Token::Word(w));
+            }
+        }
+    }
+    out
+}
+
 /// What a key file says.
 #[derive(Debug, PartialEq, Eq)]
 struct KeyFile {
@@ -89,28 +131,32 @@ struct KeyFile {
 }
 
 fn parse_key_file(text: &str) -> Result<KeyFile, String> {
-    let quoted_after = |word: &str| -> Option<String> {
-        let at = text.find(word)? + word.len();
-        let rest = &text[at..];
-        let open = rest.find('"')?;
-        // Only whitespace between the word and its quote.
-        if !rest[..open].trim().is_empty() {
-            return None;
-        }
-        let rest = &rest[open + 1..];
-        Some(rest[..rest.find('"')?].to_string())
-    };
     // A clause has braces, which base64 never holds.
     let (name, algorithm, encoded) = if text.contains('{') {
-        let secret = quoted_after("secret").ok_or(
-            "a `secret` without a quoted value: expected the key as tsig-keygen writes it",
-        )?;
-        let algorithm = text.find("algorithm").and_then(|at| {
-            let rest = text[at + "algorithm".len()..].trim_start();
-            let end = rest.find(|c: char| c == ';' || c.is_whitespace())?;
-            Some(rest[..end].trim_matches('"').to_string())
-        });
-        (quoted_after("key"), algorithm, secret)
+        let tokens = tokens(text);
+        // The token after `word` where `word` stands as a word of its own.
+        let after = |word: &str| {
+            tokens
+                .windows(2)
+                .find(|w| w[0] == Token::Word(word.into()))
+                .map(|w| w[1].clone())
+        };
+        let secret = match after("secret") {
+            Some(Token::Quoted(s)) => s,
+            _ => return Err(
+                "a key clause without `secret \"...\";`: expected the key as tsig-keygen writes it"
+                    .into(),
+            ),
+        };
+        let name = match after("key") {
+            Some(Token::Quoted(n)) | Some(Token::Word(n)) => Some(n),
+            _ => None,
+        };
+        let algorithm = match after("algorithm") {
+            Some(Token::Quoted(a)) | Some(Token::Word(a)) => Some(a),
+            _ => None,
+        };
+        (name, algorithm, secret)
     } else {
         (None, None, text.trim().to_string())
     };
@@ -272,6 +318,11 @@ mod tests {
         assert_eq!(k.name.as_deref(), Some("portico"));
         assert_eq!(k.algorithm.as_deref(), Some("hmac-sha256"));
         assert_eq!(k.secret.len(), 32);
+        // A name with a keyword in it is still a name.
+        let tricky = keygen.replace("\"portico\"", "\"portico-secret\"");
+        let t = parse_key_file(&tricky).unwrap();
+        assert_eq!(t.name.as_deref(), Some("portico-secret"));
+        assert_eq!(t.secret, k.secret);
         let alone = parse_key_file("6CcxqyhnPOrYbN8MrYZ8v0g1pLKaOWt9Y4o0dYkKmFE=\n").unwrap();
         assert_eq!(alone.secret, k.secret);
         assert_eq!(alone.name, None);

@@ -40,14 +40,37 @@ pub fn query(name: &Name, rtype: RecordType, recursion: bool) -> Message {
 /// when the UDP answer was truncated), within `timeout`.
 pub async fn ask(server: SocketAddr, msg: &Message, timeout: Duration) -> io::Result<Message> {
     let bytes = msg.to_vec().map_err(io::Error::other)?;
-    let answer = tokio::time::timeout(timeout, udp(server, &bytes, msg.id()))
+    let parsed = tokio::time::timeout(timeout, udp(server, &bytes, msg))
         .await
         .map_err(|_| timed_out(timeout))??;
-    let parsed = parse(&answer)?;
     if parsed.truncated() {
-        return parse(&tcp(server, &bytes, timeout).await?);
+        let over_tcp = parse(&tcp(server, &bytes, timeout).await?)?;
+        if !answers(msg, &over_tcp) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the answer over TCP is not to our question",
+            ));
+        }
+        return Ok(over_tcp);
     }
     Ok(parsed)
+}
+
+/// `answer` is a response to `question`: same ID, the response flag, the
+/// same question (names compared without case, as DNS does).
+pub fn answers(question: &Message, answer: &Message) -> bool {
+    // Name's == ignores case.
+    let same = |a: &hickory_proto::op::Query, b: &hickory_proto::op::Query| {
+        a.name() == b.name() && a.query_type() == b.query_type()
+    };
+    answer.id() == question.id()
+        && answer.message_type() == MessageType::Response
+        && answer.queries().len() == question.queries().len()
+        && answer
+            .queries()
+            .iter()
+            .zip(question.queries())
+            .all(|(a, b)| same(a, b))
 }
 
 /// Sends `bytes` over TCP and returns the raw answer (the caller may need
@@ -84,9 +107,10 @@ fn timed_out(after: Duration) -> io::Error {
     )
 }
 
-/// Sends the query again after 200 ms, 400 ms, ... until an answer with
-/// its ID comes back (the caller bounds the whole).
-async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> io::Result<Vec<u8>> {
+/// Sends the query again after 200 ms, 400 ms, ... until an answer to it
+/// comes back (the caller bounds the whole); anything else that arrives is
+/// ignored.
+async fn udp(server: SocketAddr, bytes: &[u8], question: &Message) -> io::Result<Message> {
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("an address")
     } else {
@@ -105,13 +129,45 @@ async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> io::Result<Vec<u8>> {
             match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(e),
-                Ok(Ok(n)) if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id => {
-                    return Ok(buf[..n].to_vec());
-                }
-                // Another ID: a late answer to nothing we asked; keep waiting.
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => match parse(&buf[..n]) {
+                    Ok(m) if answers(question, &m) => return Ok(m),
+                    // A late answer to another question, or not an
+                    // answer at all: keep waiting for ours.
+                    _ => {}
+                },
             }
         }
         resend = (resend * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_response_to_the_same_question_is_an_answer() {
+        let name = Name::from_ascii("_acme-challenge.example.test.").unwrap();
+        let q = query(&name, RecordType::TXT, false);
+        let mut a = q.clone();
+        a.set_message_type(MessageType::Response);
+        assert!(answers(&q, &a));
+        // Names compare without case (0x20 mixing by a server).
+        let upper = Name::from_ascii("_ACME-challenge.Example.TEST.").unwrap();
+        let mut a2 = query(&upper, RecordType::TXT, false);
+        a2.set_id(q.id()).set_message_type(MessageType::Response);
+        assert!(answers(&q, &a2));
+        // Our own query reflected back, another ID, another question.
+        assert!(!answers(&q, &q));
+        let mut other_id = a.clone();
+        other_id.set_id(q.id().wrapping_add(1));
+        assert!(!answers(&q, &other_id));
+        let other = Name::from_ascii("evil.test.").unwrap();
+        let mut a3 = query(&other, RecordType::TXT, false);
+        a3.set_id(q.id()).set_message_type(MessageType::Response);
+        assert!(!answers(&q, &a3));
+        let mut a4 = query(&name, RecordType::A, false);
+        a4.set_id(q.id()).set_message_type(MessageType::Response);
+        assert!(!answers(&q, &a4));
     }
 }

@@ -282,6 +282,14 @@ fn check_certificate(
         }
     }
     if let Some(Challenge::Dns01 { dns: name }) = c.source.challenge() {
+        for (i, n) in c.names.iter().flatten().enumerate() {
+            if n.parse::<IpAddr>().is_ok() {
+                p.add(
+                    path.item("names", i),
+                    format!("{n:?} is an IP address, which DNS-01 cannot validate (no name to hold a TXT record)"),
+                );
+            }
+        }
         if !dns.contains(name) {
             p.add(
                 path.key("dns"),

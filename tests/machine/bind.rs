@@ -33,6 +33,7 @@ a IN A 127.0.0.1
 b IN A 127.0.0.1
 app IN A 127.0.0.1
 h IN A 127.0.0.1
+n IN A 127.0.0.1
 _acme-challenge.app IN CNAME app.validation.test.
 ";
 
@@ -72,7 +73,8 @@ pub(crate) fn start_bind(m: &Machine) -> String {
          zone \"example.test\" {\n  type primary;\n  file \"/var/lib/bind/example.test.zone\";\n  \
          update-policy {\n    grant portico name _acme-challenge.example.test. TXT;\n    \
          grant portico name _acme-challenge.a.example.test. TXT;\n    \
-         grant portico name _acme-challenge.h.example.test. TXT;\n  };\n};\n\
+         grant portico name _acme-challenge.h.example.test. TXT;\n    \
+         grant portico name _acme-challenge.n.example.test. TXT;\n  };\n};\n\
          zone \"validation.test\" {\n  type primary;\n  file \"/var/lib/bind/validation.test.zone\";\n  \
          update-policy { grant portico subdomain validation.test. TXT; };\n};\n",
     );

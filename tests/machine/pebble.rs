@@ -122,7 +122,7 @@ pub(crate) fn use_pebble_with_ari(m: &Machine) {
 }
 
 /// Restarts pebble asking `server` (`IP:PORT`) for DNS instead of
-/// pebble-challtestsrv.
+/// pebble-challtestsrv, never reusing an authorization.
 pub(crate) fn set_pebble_dns(m: &Machine, server: &str) {
     let path = m.root().join("etc/systemd/system/pebble.service");
     let unit = std::fs::read_to_string(&path).unwrap();
@@ -130,7 +130,14 @@ pub(crate) fn set_pebble_dns(m: &Machine, server: &str) {
         .find("-dnsserver ")
         .expect("pebble's unit names its DNS server");
     let end = unit[start..].find('\n').map_or(unit.len(), |e| start + e);
-    let unit = format!("{}-dnsserver {server}{}", &unit[..start], &unit[end..]);
+    let unit = format!("{}-dnsserver {server}{}", &unit[..start], &unit[end..])
+        // Every order validated anew (pebble reuses half of the valid
+        // authorizations by default): a DNS test or bench that skipped its
+        // challenges would prove and measure nothing.
+        .replace(
+            "PEBBLE_WFE_NONCEREJECT=0\n",
+            "PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0\n",
+        );
     std::fs::write(&path, unit).unwrap();
     m.ok(&["systemctl", "daemon-reload"]);
     m.ok(&["systemctl", "stop", "pebble"]);
