@@ -367,15 +367,17 @@ fn check_acme_wildcards(p: &mut Problems, pb: &Playbook) {
 /// `[[dns]]`: addresses that parse, names that are DNS names, a secret
 /// that lives in a file, programs given as argv lists.
 fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
-    let timeout = |p: &mut Problems, field: &str, secs: u32| {
-        if !(1..=3600).contains(&secs) {
+    let timeout = |p: &mut Problems, field: &str, secs: u32, max: u32| {
+        if !(1..=max).contains(&secs) {
             p.add(
                 path.key(field),
-                format!("{secs} seconds is out of range (1-3600)"),
+                format!("{secs} seconds is out of range (1-{max})"),
             );
         }
     };
-    timeout(p, "propagation_timeout", d.propagation_timeout);
+    // The daemon's renewal child is stopped after 30 minutes; an order
+    // must end, records removed, well before.
+    timeout(p, "propagation_timeout", d.propagation_timeout, 600);
     if let Some(r) = &d.resolver {
         if crate::dns::server_addr(r).is_none() {
             p.add(
@@ -435,7 +437,7 @@ fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
         } => {
             check_argv(p, &path, "present", present);
             check_argv(p, &path, "cleanup", cleanup);
-            timeout(p, "hook_timeout", *secs);
+            timeout(p, "hook_timeout", *secs, 300);
         }
     }
 }
