@@ -373,17 +373,22 @@ fn installed_tasks(
         .acme
         .as_ref()
         .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
-    tasks.push(Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
-        exe: exe.to_path_buf(),
-        webroot: webroot.to_string(),
-    }));
+    let mut after = vec![TaskId::File(INSTALLED_PLAYBOOK.into())];
+    // A package's unit that names this binary is used as it is (a unit of
+    // portico's own in /etc from before the package is pruned).
+    let packaged =
+        crate::tasks::daemon_unit::packaged_unit_fits(facts.packaged_unit.as_deref(), exe, webroot);
+    if !packaged {
+        tasks.push(Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
+            exe: exe.to_path_buf(),
+            webroot: webroot.to_string(),
+        }));
+        after.push(TaskId::File(crate::tasks::daemon_unit::PATH.into()));
+    }
     tasks.push(Box::new(ServiceTask {
         unit: "portico.service".into(),
         enable: true,
-        after: vec![
-            TaskId::File(INSTALLED_PLAYBOOK.into()),
-            TaskId::File(crate::tasks::daemon_unit::PATH.into()),
-        ],
+        after,
         owner: Some("daemon".into()),
     }));
     tasks

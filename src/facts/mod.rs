@@ -65,6 +65,9 @@ pub struct Facts {
     /// Where `hostname` was read (`/etc/hostname`, or the kernel's
     /// `gethostname()`), for messages about it.
     pub hostname_source: String,
+    /// The renewal daemon's unit a package installed
+    /// (`/lib/systemd/system/portico.service` or the `/usr/lib` one), as it reads.
+    pub packaged_unit: Option<String>,
 }
 
 /// Reads the host's facts. Under a root other than `/` only files are read:
@@ -226,6 +229,9 @@ fn gather_with(root: &Root, runner: &dyn Runner, ask_tools: bool) -> Facts {
         firewall_persists,
         hostname,
         hostname_source: hostname_source.to_string(),
+        packaged_unit: crate::tasks::daemon_unit::PACKAGED_PATHS
+            .iter()
+            .find_map(|p| read(root, p)),
     }
 }
 

@@ -13,6 +13,22 @@ use crate::tasks::file::file_changes;
 pub const SHIPPED: &str = include_str!("../../systemd/portico.service");
 /// Where it is installed.
 pub const PATH: &str = "/etc/systemd/system/portico.service";
+/// Where the .deb and .rpm put the binary.
+pub const PACKAGED_EXE: &str = "/usr/bin/portico";
+/// Where the packages put the daemon's unit (Debian, EL).
+pub const PACKAGED_PATHS: [&str; 2] = [
+    "/lib/systemd/system/portico.service",
+    "/usr/lib/systemd/system/portico.service",
+];
+
+/// The packaged unit is exactly the one `apply` would write for `exe` and
+/// `webroot`: then apply uses it and writes none of its own (a custom
+/// webroot, or another binary, still gets its own in /etc).
+pub fn packaged_unit_fits(packaged: Option<&str>, exe: &Path, webroot: &str) -> bool {
+    exe == Path::new(PACKAGED_EXE)
+        && packaged.is_some_and(|text| render(PACKAGED_EXE, webroot).is_ok_and(|u| u == text))
+}
+
 /// The binary path the shipped unit names.
 const SHIPPED_EXE: &str = "\"/usr/local/bin/portico\"";
 /// The writable paths the shipped unit lists; a custom webroot joins them.
@@ -99,6 +115,24 @@ impl Task for DaemonUnitTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packaged_unit_is_used_only_when_it_is_what_apply_would_write() {
+        let web = "/var/lib/portico/acme-challenge";
+        let packaged = render(PACKAGED_EXE, web).unwrap();
+        let exe = Path::new(PACKAGED_EXE);
+        assert!(packaged_unit_fits(Some(&packaged), exe, web));
+        // Another binary, a custom webroot, an edited unit, or none.
+        assert!(!packaged_unit_fits(
+            Some(&packaged),
+            Path::new("/usr/local/bin/portico"),
+            web
+        ));
+        assert!(!packaged_unit_fits(Some(&packaged), exe, "/srv/www/acme"));
+        let edited = packaged.replace("Restart=on-failure", "Restart=no");
+        assert!(!packaged_unit_fits(Some(&edited), exe, web));
+        assert!(!packaged_unit_fits(None, exe, web));
+    }
 
     #[test]
     fn the_shipped_unit_has_what_render_replaces() {

@@ -1,0 +1,173 @@
+//! The Debian package on a fresh booted machine: what `apt-get install`
+//! pulls in, the man pages, the embedded default serving HTTPS, the
+//! packaged unit used as it is, bash completion, and a purge that leaves
+//! nothing behind. tests/run builds the .deb (target/debian/) first.
+
+mod machine;
+
+use machine::pebble::start_pebble;
+use machine::Machine;
+
+fn deb() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/debian/portico_{}-1_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run builds it (cargo build --release; cargo run --example packaging; cargo deb --no-build)",
+        path.display()
+    );
+    path
+}
+
+/// The files of the machine outside what changes by itself (logs, caches,
+/// package manager state, runtime): what a purge must give back.
+fn files(m: &Machine) -> Vec<String> {
+    let out = m.ok(&[
+        "sh",
+        "-c",
+        "find /etc /usr /lib /var/lib /srv /root -xdev \\( -path /var/lib/dpkg -o -path /var/lib/apt \
+         -o -path /var/lib/systemd -o -path /var/cache -o -path /var/log -o -path /root/.cache \
+         -o -path /var/lib/man-db -o -path /etc/ld.so.cache \\) -prune -o -print | sort",
+    ]);
+    out.lines().map(String::from).collect()
+}
+
+const ACME_PLAYBOOK: &str = r#"version = 1
+
+[firewall]
+backend = "none"
+
+[acme]
+directory = "https://127.0.0.1:14000/dir"
+ca_root = "/etc/pebble/ca.pem"
+agree_terms = true
+
+[[certificate]]
+name = "app"
+source = "acme"
+
+[[site]]
+server_names = ["app.test"]
+certificate = "app"
+
+[[site.location]]
+path = "/"
+proxy = "http://127.0.0.1:3000"
+"#;
+
+#[test]
+fn the_deb_installs_serves_completes_and_purges_clean() {
+    let deb = deb();
+    let m = Machine::boot();
+    // The harness puts a debug build in /usr/local/bin: the package's
+    // /usr/bin/portico is the one under test.
+    m.ok(&["rm", "/usr/local/bin/portico"]);
+    std::fs::copy(&deb, m.root().join("root/portico.deb")).unwrap();
+
+    // Without recommends it needs nothing the machine lacks; with them,
+    // nginx and its libraries only.
+    let lone = m.ok(&[
+        "apt-get",
+        "install",
+        "-s",
+        "--no-install-recommends",
+        "/root/portico.deb",
+    ]);
+    let inst: Vec<&str> = lone.lines().filter(|l| l.starts_with("Inst ")).collect();
+    assert_eq!(inst.len(), 1, "{lone}");
+    assert!(inst[0].starts_with("Inst portico "), "{lone}");
+    let with = m.ok(&["apt-get", "install", "-s", "/root/portico.deb"]);
+    for line in with.lines().filter(|l| l.starts_with("Inst ")) {
+        let pkg = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            pkg == "portico" || pkg == "nginx" || pkg == "nginx-common" || pkg.starts_with("lib"),
+            "apt-get install pulls in {pkg}:\n{with}"
+        );
+    }
+    assert!(
+        with.contains("Inst nginx "),
+        "nginx is recommended:\n{with}"
+    );
+
+    // What a purge must give back: the machine with nginx, man and pebble
+    // (not the package's business), before the package.
+    m.ok(&["apt-get", "install", "-y", "-q", "nginx", "man-db"]);
+    m.write("/etc/hosts", "127.0.0.1 localhost app.test\n");
+    m.write("/root/site.toml", ACME_PLAYBOOK);
+    start_pebble(&m);
+    m.ok(&["systemctl", "stop", "nginx"]);
+    let before = files(&m);
+
+    m.ok(&["apt-get", "install", "-y", "-q", "/root/portico.deb"]);
+    assert_eq!(
+        m.ok(&["sh", "-c", "command -v portico"]).trim(),
+        "/usr/bin/portico"
+    );
+    assert_eq!(m.ok(&["stat", "-c", "%a", "/etc/portico"]).trim(), "700");
+
+    // The man pages render.
+    for page in [
+        vec!["portico"],
+        vec!["portico-apply"],
+        vec!["5", "portico.toml"],
+    ] {
+        let mut argv = vec!["env", "MANPAGER=cat", "MANWIDTH=80", "man"];
+        argv.extend(page.iter().copied());
+        let text = m.ok(&argv);
+        assert!(text.contains("NAME"), "{page:?}:\n{text}");
+    }
+    assert!(m
+        .ok(&["env", "MANPAGER=cat", "man", "5", "portico.toml"])
+        .contains("propagation_timeout"));
+
+    // Bash completion of `portico ap<TAB>`.
+    let completed = m.ok(&[
+        "bash",
+        "-c",
+        "source /usr/share/bash-completion/completions/portico; \
+         COMP_WORDS=(portico ap); COMP_CWORD=1; COMP_LINE='portico ap'; COMP_POINT=10; \
+         _portico portico ap portico; echo \"${COMPREPLY[@]}\"",
+    ]);
+    assert_eq!(completed.trim(), "apply", "{completed}");
+
+    // The embedded default serves HTTPS.
+    m.ok(&["portico", "apply"]);
+    let code = m.ok(&[
+        "curl",
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "https://localhost/",
+    ]);
+    assert_eq!(
+        code, "502",
+        "nginx answers over HTTPS (no backend on :3000)"
+    );
+
+    // An ACME playbook: the daemon runs from the packaged unit, and apply
+    // writes no unit of its own.
+    m.ok(&["portico", "apply", "/root/site.toml"]);
+    let unit = m.ok(&["systemctl", "cat", "portico"]);
+    assert!(
+        unit.starts_with("# /lib/systemd/system/portico.service")
+            && unit.contains("ExecStart=\"/usr/bin/portico\" daemon"),
+        "{unit}"
+    );
+    assert!(!m.root().join("etc/systemd/system/portico.service").exists());
+    assert_eq!(
+        m.ok(&["systemctl", "is-active", "portico"]).trim(),
+        "active"
+    );
+
+    // `portico remove --purge`, then the package's purge: nothing left.
+    m.ok(&["portico", "remove", "--purge"]);
+    m.ok(&["apt-get", "purge", "-y", "-q", "portico"]);
+    m.ok(&["systemctl", "stop", "nginx"]);
+    let after = files(&m);
+    let added: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert!(added.is_empty(), "left behind after purge: {added:#?}");
+}
