@@ -8,17 +8,25 @@ mod machine;
 use machine::pebble::start_pebble;
 use machine::Machine;
 
-fn deb() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "target/debian/portico_{}-1_amd64.deb",
-        env!("CARGO_PKG_VERSION")
-    ));
+/// A package tests/run built (`how` says how to build it by hand).
+fn built(rel: &str, how: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     assert!(
         path.exists(),
-        "{} is missing: tests/run builds it (cargo build --release; cargo run --example packaging; cargo deb --no-build)",
+        "{} is missing: tests/run builds it ({how})",
         path.display()
     );
     path
+}
+
+fn deb() -> std::path::PathBuf {
+    built(
+        &format!(
+            "target/debian/portico_{}-1_amd64.deb",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "cargo build --release; cargo run --example packaging; cargo deb --no-build",
+    )
 }
 
 /// The files of the machine outside what changes by itself (logs, caches,
@@ -170,4 +178,66 @@ fn the_deb_installs_serves_completes_and_purges_clean() {
     let after = files(&m);
     let added: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
     assert!(added.is_empty(), "left behind after purge: {added:#?}");
+}
+
+/// The .rpm (tests/run builds it; no EL machine boots here): the same
+/// contents at EL paths, nginx recommended only, and metadata rpm can read.
+#[test]
+fn the_rpm_holds_the_same_files_at_el_paths() {
+    let rpm = built(
+        &format!(
+            "target/generate-rpm/portico-{}-1.x86_64.rpm",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "cargo generate-rpm",
+    );
+    let query = |args: &[&str]| {
+        let out = std::process::Command::new("rpm")
+            .args(args)
+            .arg(&rpm)
+            .output()
+            .expect("rpm (tests/run installs it)");
+        assert!(
+            out.status.success(),
+            "rpm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let files = query(&["-qlp"]);
+    for f in [
+        "/usr/bin/portico",
+        "/usr/lib/systemd/system/portico.service",
+        "/usr/lib/systemd/system/portico-renew.service",
+        "/usr/lib/systemd/system/portico-renew.timer",
+        "/usr/share/man/man8/portico.8",
+        "/usr/share/man/man8/portico-apply.8",
+        "/usr/share/man/man5/portico.toml.5",
+        "/usr/share/bash-completion/completions/portico",
+        "/usr/share/zsh/site-functions/_portico",
+        "/usr/share/fish/vendor_completions.d/portico.fish",
+        "/usr/share/doc/portico/examples/letsencrypt-reverse-proxy.toml",
+        "/usr/share/doc/portico/examples/mtls-api.toml",
+        "/usr/share/doc/portico/examples/oauth2-internal-services.toml",
+        "/usr/share/doc/portico/examples/self-signed-proxy.toml",
+        "/etc/portico/README",
+    ] {
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} not in the rpm:\n{files}"
+        );
+    }
+    let info = query(&["-qip"]);
+    assert!(info.contains("Name        : portico"), "{info}");
+    assert!(
+        info.contains(&format!("Version     : {}", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+    assert!(info.contains("License     : Apache-2.0"), "{info}");
+    assert_eq!(query(&["-qp", "--recommends"]).trim(), "nginx");
+    assert!(!query(&["-qp", "--requires"]).contains("nginx"));
+    assert_eq!(
+        query(&["-qp", "--configfiles"]).trim(),
+        "/etc/portico/README"
+    );
 }
