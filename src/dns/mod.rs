@@ -266,26 +266,14 @@ impl<'a> Provider<'a> {
         let placed = self.place(wanted, &out.of).await?;
         let _t = timing::step("dns publish", &out.of);
         match &self.dns.provider {
-            DnsProvider::Rfc2136 {
-                server,
-                key_name,
-                algorithm,
-                secret_file,
-                ..
-            } => {
-                let signer = rfc2136::signer(self.root, secret_file, key_name, algorithm)?;
-                let server = primary(server)?;
-                for zone in zones(&placed) {
-                    let of_zone: Vec<&Placed> = placed.iter().filter(|p| p.zone == zone).collect();
-                    let records: Vec<(Name, String)> = of_zone
-                        .iter()
-                        .map(|p| (p.name.clone(), p.value.clone()))
-                        .collect();
+            DnsProvider::Rfc2136 { .. } => {
+                let (server, signer) = self.primary()?;
+                for (zone, of_zone) in by_zone(&placed) {
                     // Listed before the update: a server may apply it and
                     // the answer still be lost or unverifiable; removing a
                     // record that is not there is a no-op (RFC 2136 3.4.2.4).
-                    out.placed.extend(of_zone.into_iter().cloned());
-                    rfc2136::update(server, &signer, &zone, &records, true).await?;
+                    out.placed.extend(of_zone.iter().map(|p| (*p).clone()));
+                    rfc2136::update(server, &signer, &zone, &records(&of_zone), true).await?;
                 }
             }
             DnsProvider::Hook {
@@ -448,23 +436,12 @@ impl<'a> Provider<'a> {
         let _t = timing::step("dns cleanup", &published.of);
         let mut first_error = None;
         match &self.dns.provider {
-            DnsProvider::Rfc2136 {
-                server,
-                key_name,
-                algorithm,
-                secret_file,
-                ..
-            } => {
-                let signer = rfc2136::signer(self.root, secret_file, key_name, algorithm)?;
-                let server = primary(server)?;
-                for zone in zones(&published.placed) {
-                    let records: Vec<(Name, String)> = published
-                        .placed
-                        .iter()
-                        .filter(|p| p.zone == zone)
-                        .map(|p| (p.name.clone(), p.value.clone()))
-                        .collect();
-                    if let Err(e) = rfc2136::update(server, &signer, &zone, &records, false).await {
+            DnsProvider::Rfc2136 { .. } => {
+                let (server, signer) = self.primary()?;
+                for (zone, of_zone) in by_zone(&published.placed) {
+                    let removed =
+                        rfc2136::update(server, &signer, &zone, &records(&of_zone), false).await;
+                    if let Err(e) = removed {
                         first_error.get_or_insert(e);
                     }
                 }
@@ -480,6 +457,30 @@ impl<'a> Provider<'a> {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The RFC 2136 primary (validated before any run) and the signer of
+    /// its key, read from the secret file now.
+    fn primary(&self) -> Result<(SocketAddr, hickory_proto::dnssec::tsig::TSigner), DnsError> {
+        let DnsProvider::Rfc2136 {
+            server,
+            key_name,
+            algorithm,
+            secret_file,
+            ..
+        } = &self.dns.provider
+        else {
+            unreachable!("only the rfc2136 provider has a primary");
+        };
+        let addr = server_addr(server).ok_or_else(|| DnsError::Lookup {
+            name: server.to_string(),
+            what: "address".into(),
+            reason: "not an IP address or IP:PORT".into(),
+        })?;
+        Ok((
+            addr,
+            rfc2136::signer(self.root, secret_file, key_name, algorithm)?,
+        ))
     }
 
     fn call<'c>(
@@ -500,24 +501,24 @@ impl<'a> Provider<'a> {
     }
 }
 
-/// The zones of the records, each once, in order.
-fn zones(placed: &[Placed]) -> Vec<Name> {
-    let mut zones: Vec<Name> = Vec::new();
+/// The records grouped by zone, zones in order of first appearance.
+fn by_zone(placed: &[Placed]) -> Vec<(Name, Vec<&Placed>)> {
+    let mut zones: Vec<(Name, Vec<&Placed>)> = Vec::new();
     for p in placed {
-        if !zones.contains(&p.zone) {
-            zones.push(p.zone.clone());
+        match zones.iter_mut().find(|(z, _)| *z == p.zone) {
+            Some((_, of_zone)) => of_zone.push(p),
+            None => zones.push((p.zone.clone(), vec![p])),
         }
     }
     zones
 }
 
-/// The playbook's primary server (validated before any run).
-fn primary(server: &str) -> Result<SocketAddr, DnsError> {
-    server_addr(server).ok_or_else(|| DnsError::Lookup {
-        name: server.to_string(),
-        what: "address".into(),
-        reason: "not an IP address or IP:PORT".into(),
-    })
+/// What an update carries: each record's name and value.
+fn records(placed: &[&Placed]) -> Vec<(Name, String)> {
+    placed
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect()
 }
 
 /// A name from the playbook or a challenge, absolute.
