@@ -12,12 +12,9 @@ stamp="$base/.portico-base-v9"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
-mirror=$(
-  { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
-    grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } |
-  grep -v -- '-security' | grep -E 'debian/?$' | head -n1 || true
-)
-[ -n "$mirror" ] || { echo "build-base: no Debian mirror in the host's apt sources" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=mirror.sh
+. "$(dirname "$0")/mirror.sh"
+mirror=$(debian_mirror)
 
 rm -rf "$base" "$base.tmp"
 mkdir -p "$cache"
