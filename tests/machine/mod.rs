@@ -204,6 +204,14 @@ impl Machine {
         std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
     }
 
+    /// The machine's init as the host sees it: `nsenter -t` this PID runs
+    /// inside (tests/ansible.rs gives it to Ansible's connection).
+    // Not every test binary that includes the harness needs it.
+    #[allow(dead_code)]
+    pub(crate) fn leader(&self) -> i32 {
+        self.leader
+    }
+
     /// The machine's root directory, seen from the host.
     pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
