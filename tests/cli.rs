@@ -1019,3 +1019,30 @@ fn status_json_reads_the_certificates_as_openssl_does() {
     );
     assert!(said.contains("EXPIRED"), "{said}");
 }
+
+/// `portico apply | head -1`: once the reader is gone the output stops, the
+/// work does not. Standard output here is a pipe whose read end is closed
+/// before portico starts, so its first write already fails (EPIPE).
+#[test]
+fn a_closed_output_pipe_ends_the_output_not_the_apply() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["apply", "--root", root])
+        .stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Everything was written; a second apply finds nothing to do.
+    assert!(dir
+        .path()
+        .join("etc/nginx/sites-available/portico-default.https.conf")
+        .exists());
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(v["changed"], 0, "{v}");
+}

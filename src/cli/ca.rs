@@ -92,9 +92,9 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
             let ca = Ca::new(&root, &name, now);
             let dir = root.host_path(&ca.dir()).map_err(CaError::from)?;
             if ca.init(days as u32)? {
-                println!("created CA {name} in {}", dir.display());
+                outln!("created CA {name} in {}", dir.display());
             } else {
-                println!("CA {name} exists in {}; left as it is", dir.display());
+                outln!("CA {name} exists in {}; left as it is", dir.display());
             }
         }
         CaCmd::Issue {
@@ -129,36 +129,36 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
                 );
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&files).expect("serializes")
                 );
             } else {
-                println!("issued {cn} (serial {})", files.serial);
+                outln!("issued {cn} (serial {})", files.serial);
                 for p in [
                     &files.cert,
                     &files.key,
                     &files.p12,
                     &files.p12_password_file,
                 ] {
-                    println!("  {}", p.display());
+                    outln!("  {}", p.display());
                 }
             }
         }
         CaCmd::Revoke { name, serial } => {
             let e = Ca::new(&root, &name, now).revoke(&serial)?;
-            println!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
+            outln!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
             if root.is_host() {
                 // nginx reads ssl_crl at (re)load: until then the revoked
                 // certificate would still be accepted.
                 let session = Session::open(PathBuf::from("/"), true)?;
                 return Ok(match ReloadOutcome::from(reload_nginx(&session.ctx())) {
                     ReloadOutcome::Reloaded => {
-                        println!("nginx reloaded: the revocation is in force");
+                        outln!("nginx reloaded: the revocation is in force");
                         0
                     }
                     ReloadOutcome::NotRunning => {
-                        println!("nginx is not running; it reads the new CRL when it starts");
+                        outln!("nginx is not running; it reads the new CRL when it starts");
                         0
                     }
                     ReloadOutcome::Failed(e) => {
@@ -174,12 +174,12 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
         CaCmd::List { name, json } => {
             let entries = Ca::new(&root, &name, now).list()?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&entries).expect("serializes")
                 );
             } else {
-                println!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
+                outln!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
                 for e in entries {
                     let expires = time::OffsetDateTime::from_unix_timestamp(e.not_after)
                         .map(|t| format!("{}", t.date()))
@@ -189,7 +189,7 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
                     } else {
                         "valid"
                     };
-                    println!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
+                    outln!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
                 }
             }
         }

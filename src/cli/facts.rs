@@ -25,14 +25,14 @@ pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
     let root = open_root(f.root)?;
     let facts = crate::facts::gather(&root, &SystemRunner);
     if f.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&facts).expect("facts serialize")
         );
         return Ok(0);
     }
     let d = &facts.distro;
-    println!(
+    outln!(
         "distro:          {} {} ({:?} family){}",
         d.id,
         d.version,
@@ -43,8 +43,8 @@ pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
             " [not a supported release]"
         }
     );
-    println!("package manager: {:?}", facts.package_manager);
-    println!(
+    outln!("package manager: {:?}", facts.package_manager);
+    outln!(
         "systemd:         {}",
         if facts.systemd {
             "running"
@@ -54,18 +54,18 @@ pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
     );
     let n = &facts.nginx;
     match (&n.version, n.installed) {
-        (Some(v), _) => println!(
+        (Some(v), _) => outln!(
             "nginx:           {v} (OpenSSL {}, http2 {}, http3 {}, layout {:?})",
             n.openssl.as_deref().unwrap_or("?"),
             n.http2,
             n.http3,
             n.layout
         ),
-        (None, true) => println!(
+        (None, true) => outln!(
             "nginx:           installed (version unknown), layout {:?}",
             n.layout
         ),
-        (None, false) => println!(
+        (None, false) => outln!(
             "nginx:           not installed (layout will be {:?})",
             n.layout
         ),
@@ -75,7 +75,7 @@ pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
         Some(false) => "; nothing restores its rules at boot",
         None => "",
     };
-    println!(
+    outln!(
         "firewall:        {:?}{}{persists}",
         facts.firewall,
         if facts.firewall_families.is_empty() {
@@ -84,9 +84,10 @@ pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
             format!(" ({})", facts.firewall_families.join(", "))
         }
     );
-    println!(
+    outln!(
         "hostname:        {:?} (from {})",
-        facts.hostname, facts.hostname_source
+        facts.hostname,
+        facts.hostname_source
     );
     Ok(0)
 }

@@ -1,6 +1,23 @@
 //! The command line: the arguments (this file), one file per command, and
 //! a [`Session`] that opens the host for the commands that touch it.
 
+/// Like `print!`, but a reader that went away (`portico apply | head`) does
+/// not stop the command: the rest of the output is dropped and the work goes
+/// on, so a host is never left half converged because a pipe closed.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write(::std::format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`out!`].
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {
+        out!("{}\n", ::std::format_args!($($arg)*))
+    };
+}
+
 mod apply;
 mod ca;
 mod daemon;
@@ -9,6 +26,7 @@ mod remove;
 mod renew;
 mod service;
 mod status;
+mod stdout;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -289,12 +307,12 @@ fn load_playbook(
 /// Prints a report as text or JSON; returns the exit code (1: a task failed).
 fn print_report(report: &Report, json: bool, diff: bool, check: bool) -> i32 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).expect("report serializes")
         );
     } else {
-        print!("{}", report.render_text(diff, check));
+        out!("{}", report.render_text(diff, check));
     }
     exit_code(report)
 }
@@ -333,7 +351,7 @@ fn run_plan(
     let check = mode == crate::task::Mode::Check;
     let streamer = Streamer::new(out.diff, check);
     if !out.json {
-        println!("playbook: {}", out.playbook);
+        outln!("playbook: {}", out.playbook);
     }
     let opts = crate::engine::RunOptions {
         progress: (!out.json).then_some(&streamer as &dyn crate::report::Progress),
@@ -369,16 +387,16 @@ fn run_plan(
     }
     if !out.json {
         for t in &report.tasks[before..] {
-            print!("{}", t.render_text(false, check));
+            out!("{}", t.render_text(false, check));
         }
     }
     if out.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serializes")
         );
     } else {
-        print!("{}", report.render_summary(check));
+        out!("{}", report.render_summary(check));
     }
     exit_code(&report)
 }
@@ -414,7 +432,7 @@ impl crate::report::Progress for Streamer {
         if self.tty {
             eprint!("\r\x1b[K");
         }
-        print!("{}", task.render_text(self.diff, self.check));
+        out!("{}", task.render_text(self.diff, self.check));
         let _ = std::io::stdout().flush();
     }
 }

@@ -56,9 +56,9 @@ pub(super) fn run(a: ServiceArgs) -> Result<i32, CliError> {
             if a.json {
                 let v =
                     serde_json::json!({"unit": unit, "active": state.active, "file": state.file});
-                println!("{v}");
+                outln!("{v}");
             } else {
-                println!(
+                outln!(
                     "{unit}: {} ({})",
                     state.active,
                     if state.file.is_empty() {
@@ -101,7 +101,7 @@ pub(super) fn run(a: ServiceArgs) -> Result<i32, CliError> {
         if op == ServiceOp::Reload {
             let (line, code) = ReloadOutcome::from(reload_nginx(&ctx)).line(&unit);
             if code == 0 {
-                println!("{line}");
+                outln!("{line}");
             } else {
                 eprintln!("{line}");
             }
@@ -110,7 +110,7 @@ pub(super) fn run(a: ServiceArgs) -> Result<i32, CliError> {
     }
     match ctx.systemd.run(op, &unit) {
         Ok(()) => {
-            println!("{unit}: {} done", op.name());
+            outln!("{unit}: {} done", op.name());
             Ok(0)
         }
         Err(e) => {

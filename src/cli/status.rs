@@ -30,12 +30,12 @@ pub(super) fn run(a: StatusArgs) -> Result<i32, CliError> {
     let ctx = session.ctx();
     let status = crate::status::gather(&pb, &ctx, &loaded.name, &machine_seed(ctx.root));
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         );
     } else {
-        print!("{}", status.render_text());
+        out!("{}", status.render_text());
     }
     Ok(status.exit_code())
 }

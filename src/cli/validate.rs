@@ -35,7 +35,7 @@ const COPIED: &[&str] = &["/etc/nginx", "/etc/ssl"];
 /// Validates, renders and (where nginx is installed) tests the playbook.
 pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
     let loaded = load_playbook(Some(&a.playbook), Fallback::Embedded, Path::new("/"))?;
-    println!("playbook: {}: valid", loaded.name);
+    outln!("playbook: {}: valid", loaded.name);
     let host = Root::new("/");
     let runner = SystemRunner;
     let facts = crate::facts::gather(&host, &runner);
@@ -45,7 +45,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         return Err(CliError::ValidateNeedsRoot);
     }
     if !facts.nginx.installed {
-        println!(
+        outln!(
             "nginx -t: not run: nginx is not installed on this machine (install it to have the \
              rendered configuration tested too)"
         );
@@ -55,7 +55,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         .map_err(|(path, source)| CliError::OutputDir { path, source })?;
     let dir = scratch.path();
     let fail = |what: String| {
-        println!("FAILED: {what}");
+        outln!("FAILED: {what}");
         Ok(1)
     };
     if let Err(e) = copy_host(&runner, &host, dir, &pb) {
@@ -110,17 +110,17 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
             t.reason.as_deref().unwrap_or("failed")
         ));
     }
-    println!("rendered: what apply would write, into a scratch copy of /etc/nginx and /etc/ssl");
+    outln!("rendered: what apply would write, into a scratch copy of /etc/nginx and /etc/ssl");
     let out = runner.run(&nginx_t_command(dir, &host));
     match out {
         Ok(o) if o.success() => {
-            println!("nginx -t: the configuration is accepted");
+            outln!("nginx -t: the configuration is accepted");
             Ok(0)
         }
         Ok(o) => {
-            println!("nginx -t: REJECTED");
+            outln!("nginx -t: REJECTED");
             for line in o.stderr.lines().filter(|l| !l.trim().is_empty()) {
-                println!("  {line}");
+                outln!("  {line}");
             }
             Ok(1)
         }
