@@ -421,6 +421,10 @@ pub fn after_run(
         // The state directory and what is in it (CAs, the ACME account, the
         // archive) outlive any playbook; only `remove --purge` deletes them.
         .filter(|p| !p.starts_with(STATE_DIR) && !Path::new(STATE_DIR).starts_with(p))
+        // Only what a manifest may name: under an empty --root portico also
+        // creates /etc and /var, which are never its to remove (and a
+        // manifest naming them is refused when read back).
+        .filter(|p| entry_problem(&Thing::Dir { path: p.clone() }).is_none())
         .collect::<BTreeSet<PathBuf>>();
     for path in dirs {
         if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {

@@ -1046,3 +1046,36 @@ fn a_closed_output_pipe_ends_the_output_not_the_apply() {
     let v = report(&portico(&["apply", "--json", "--root", root]));
     assert_eq!(v["changed"], 0, "{v}");
 }
+
+/// An image builder's first `apply --root` into an empty directory creates
+/// /etc and /var on the way; the manifest must not claim them (a manifest
+/// naming /etc is refused when read back), so the next apply just converges.
+#[test]
+fn apply_into_an_empty_root_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let playbook = manifest("playbooks/self-signed-proxy.toml");
+    let playbook = playbook.to_str().unwrap();
+    let first = portico(&["apply", "--json", "--root", root, playbook]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&first.stdout),
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = portico(&["apply", "--json", "--root", root, playbook]);
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let v = report(&second);
+    assert_eq!(v["changed"], 0, "{v}");
+    let manifest =
+        std::fs::read_to_string(dir.path().join("var/lib/portico/managed.json")).unwrap();
+    for top in ["\"/etc\"", "\"/var\""] {
+        assert!(!manifest.contains(top), "{top} in {manifest}");
+    }
+}
