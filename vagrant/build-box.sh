@@ -15,7 +15,7 @@
 # GRUB is written into the disk image's first megabyte by hand.
 set -euo pipefail
 cache=${1:?usage: build-box.sh CACHE_DIR}
-version=v2
+version=v3
 box="$cache/portico-debian12-$version.box"
 [ -e "$box" ] && { echo "$box"; exit 0; }
 
@@ -66,8 +66,9 @@ chroot "$root" apt-get update -qq
 
 step "vagrant conventions"
 chroot "$root" useradd --create-home --shell /bin/bash vagrant
+# Vagrant's convention (password vagrant) for the console only: SSH takes
+# keys alone, and root has no password.
 echo 'vagrant:vagrant' | chroot "$root" chpasswd
-echo 'root:vagrant' | chroot "$root" chpasswd
 echo 'vagrant ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/vagrant"
 chmod 0440 "$root/etc/sudoers.d/vagrant"
 install -d -m 0700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
@@ -77,7 +78,8 @@ rm -f "$root"/etc/ssh/ssh_host_*
 mkdir -p "$root/etc/systemd/system/ssh.service.d"
 printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
   >"$root/etc/systemd/system/ssh.service.d/host-keys.conf"
-printf 'UseDNS no\n' >"$root/etc/ssh/sshd_config.d/vagrant.conf"
+printf 'UseDNS no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n' \
+  >"$root/etc/ssh/sshd_config.d/vagrant.conf"
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 echo portico-box >"$root/etc/hostname"
