@@ -168,7 +168,7 @@ cmd:
   returned: always
   type: list
   elements: str
-  sample: ["/usr/local/bin/portico", "apply", "--json", "-"]
+  sample: ["/usr/local/bin/portico", "apply", "--json", "--", "-"]
 rc:
   description: portico's exit code (0 success, 1 a task failed, 2 bad input).
   returned: always
@@ -232,7 +232,12 @@ def main():
         supports_check_mode=True,
     )
     content = module.params["content"]
-    playbook_args = ["-"] if content is not None else [module.params["src"]]
+    if content is not None and not content.strip():
+        # run_command would not connect stdin at all, and portico would read
+        # whatever standard input the module inherited.
+        module.fail_json(msg="content is empty: give the playbook's TOML text")
+    # "--": a src that starts with "-" is still a file name.
+    playbook_args = ["--", "-"] if content is not None else ["--", module.params["src"]]
     cmd = portico_command(module)
 
     diff = None
