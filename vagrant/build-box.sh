@@ -9,8 +9,9 @@
 #
 #   vagrant/build-box.sh CACHE_DIR   -> CACHE_DIR/portico-debian12.box
 #
-# Reused when complete (a version stamp in its name). Needs root (debootstrap,
-# chroot), debootstrap, fdisk (sfdisk), e2fsprogs and qemu-utils; no loop
+# Reused when complete (a version stamp in its name: bump it when this script
+# changes). Needs root (debootstrap, chroot), debootstrap, fdisk (sfdisk),
+# e2fsprogs, qemu-utils and dpkg-dev; no loop
 # device or mount: the file system is made from the directory (mke2fs -d) and
 # GRUB is written into the disk image's first megabyte by hand.
 set -euo pipefail
@@ -19,9 +20,9 @@ version=v3
 box="$cache/portico-debian12-$version.box"
 [ -e "$box" ] && { echo "$box"; exit 0; }
 
-for tool in debootstrap sfdisk mke2fs qemu-img; do
+for tool in debootstrap sfdisk mke2fs qemu-img dpkg-scanpackages; do
   command -v "$tool" >/dev/null ||
-    { echo "build-box: $tool is missing (apt-get install debootstrap fdisk e2fsprogs qemu-utils)" >&2; exit 2; }
+    { echo "build-box: $tool is missing (apt-get install debootstrap fdisk e2fsprogs qemu-utils dpkg-dev)" >&2; exit 2; }
 done
 insecure_key=$(find /usr/share/rubygems-integration/all/gems -path '*/vagrant-*/keys/vagrant.pub' 2>/dev/null | head -n1)
 [ -n "$insecure_key" ] ||
@@ -35,7 +36,8 @@ mirror=$(debian_mirror)
 rm -f "$cache"/portico-debian12-*.box # older versions
 work="$cache/box.tmp"
 root="$work/root"
-rm -rf "$work"
+# --one-file-system: a killed debootstrap can leave proc and sys mounted.
+rm -rf --one-file-system "$work"
 mkdir -p "$work"
 log="$work/build.log"
 step() { printf 'build-box: %s (%ss)\n' "$1" "$SECONDS" >&2; }
@@ -57,7 +59,7 @@ chroot "$root" apt-get update -qq
 chroot "$root" apt-get install -y -qq --download-only $PKGS >/dev/null
 mkdir -p "$root/srv/repo"
 mv "$root"/var/cache/apt/archives/*.deb "$root/srv/repo/"
-(cd "$root/srv/repo" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages)
+(cd "$root/srv/repo" && dpkg-scanpackages --multiversion . /dev/null 2>>"$log" >Packages)
 echo 'deb [trusted=yes] file:/srv/repo ./' >"$root/etc/apt/sources.list"
 rm -f "$root"/etc/apt/sources.list.d/*
 rm -rf "$root"/var/lib/apt/lists/*

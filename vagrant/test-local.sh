@@ -44,6 +44,9 @@ box=$("$here/build-box.sh" "$cache" | tail -n1)
 phase "box ready ($(basename "$box"))"
 
 export VAGRANT_HOME="$cache/vagrant-home"
+# Vagrant's per-project state (.vagrant) in the cache, not in the working
+# tree: a killed run must not leave a machine id behind for `vagrant status`.
+export VAGRANT_DOTFILE_PATH="$cache/dotfile"
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_BOX_UPDATE_CHECK_DISABLE=1
 # Vagrant's output, one line per line (its upload progress redraws one line
@@ -53,13 +56,30 @@ show() {
     while IFS= read -r line; do printf '%5ss  %s\n' "$SECONDS" "$line"; done
 }
 pids=()
+kvm_node=""
+# What vagrant up leaves in libvirt, gone even when vagrant itself cannot
+# (libvirtd exits without stopping its guests and dnsmasq, which would keep
+# the namespace alive): the domain, its volume and the management network.
+sweep() {
+  local d
+  # Each step may find nothing to remove: not an error.
+  for d in $(virsh -q list --all --name 2>/dev/null | grep '^vagrant_debian12-local'); do
+    virsh -q destroy "$d" >/dev/null 2>&1 || true
+    virsh -q undefine --remove-all-storage "$d" >/dev/null 2>&1 || true
+  done
+  virsh -q net-destroy vagrant-libvirt >/dev/null 2>&1 || true
+  virsh -q net-undefine vagrant-libvirt >/dev/null 2>&1 || true
+  rm -rf "$VAGRANT_DOTFILE_PATH"
+}
 cleanup() {
   set +e
   if [ ${#pids[@]} -gt 0 ]; then
     (cd "$here" && ip netns exec "$ns" vagrant destroy -f "$machine" >/dev/null 2>&1)
+    sweep
     kill "${pids[@]}" 2>/dev/null
     wait "${pids[@]}" 2>/dev/null
   fi
+  [ -n "$kvm_node" ] && rm -f "$kvm_node"
   ip netns delete "$ns" 2>/dev/null
 }
 trap cleanup EXIT
@@ -79,7 +99,6 @@ pids+=($!)
 # make it, 0660 root:kvm, bound over /dev/kvm in its own mount namespace
 # (ip netns exec makes one); the host's node is untouched. The VM is still
 # emulated: its domain type is qemu.
-kvm_node=""
 if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
   kvm_node="$cache/kvm-node"
   rm -f "$kvm_node"
@@ -102,8 +121,9 @@ if ! virsh -q pool-info default >/dev/null 2>&1; then
   virsh -q pool-build default >/dev/null 2>&1 || true
 fi
 virsh -q pool-start default >/dev/null 2>&1 || true
+sweep # what a killed run left
 
-# The box, added again when it was rebuilt (its file is newer than the mark);
+# The box, added again when it was rebuilt (a new version, a new file name);
 # vagrant-libvirt's copy of the old image in the pool goes with it.
 mark="$VAGRANT_HOME/.added-$(basename "$box")"
 if [ ! -e "$mark" ]; then
