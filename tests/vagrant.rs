@@ -1,7 +1,7 @@
 //! vagrant/: the Vagrantfile's structure, loaded by Ruby against a recording
 //! stand-in of Vagrant's API (fast, and it sees every setting of every box,
-//! including the published ones no test here can download), the scripts'
-//! lint, and the provisioning script on a freshly booted Debian 12 machine.
+//! including the published ones no test here can download), and the
+//! provisioning script on a freshly booted Debian 12 machine.
 //! `vagrant up` itself runs in tests/vagrant_up.rs.
 
 mod machine;
@@ -141,29 +141,6 @@ fn only_the_local_box_gets_qemu_emulation_and_an_isolated_network() {
             assert_eq!(keys, ["cpus", "memory"], "{name}: {libvirt}");
         }
     }
-}
-
-#[test]
-fn the_shell_scripts_pass_shellcheck() {
-    let scripts = [
-        "vagrant/provision.sh",
-        "tests/e2e/assert.sh",
-        "tests/run",
-        "tests/machine/build-base.sh",
-        "tests/machine/mirror.sh",
-        "vagrant/build-box.sh",
-        "vagrant/test-local.sh",
-        "tests/ansible/setup.sh",
-    ];
-    let out = Command::new("shellcheck")
-        .args(scripts)
-        .output()
-        .expect("shellcheck is needed: apt-get install shellcheck (tests/run does)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 /// The provisioning a debian12 box gets, on a fresh booted Debian 12: the

@@ -55,14 +55,16 @@ centos | rocky | almalinux | rhel)
     pm=dnf
     command -v dnf >/dev/null || pm=yum
     if [ "${VERSION_ID%%.*}" = 7 ]; then
-        # CentOS 7 is past its end of life: its mirrors are gone, the vault
-        # and the EPEL archive remain.
+        # CentOS 7 is past its end of life: its mirrors are gone. The
+        # operator names the archive mirrors to use (portico names none).
+        [ -n "${CENTOS7_MIRROR:-}" ] && [ -n "${EPEL7_MIRROR:-}" ] ||
+            die "CentOS 7's mirrors are gone: set CENTOS7_MIRROR (an archive of CentOS 7: the URL that replaces http://HOST/ in the baseurl lines of the box's repo files) and EPEL7_MIRROR (the URL of the EPEL 7 archive that holds x86_64/)"
         sed -i -e 's/^mirrorlist=/#mirrorlist=/' \
-            -e 's|^#\?baseurl=http://mirror.centos.org|baseurl=http://vault.centos.org|' \
+            -e "s|^#\\?baseurl=http://[^/]*/|baseurl=${CENTOS7_MIRROR%/}/|" \
             /etc/yum.repos.d/CentOS-*.repo
         yum install -y -q epel-release
         sed -i -e 's/^metalink=/#metalink=/' \
-            -e 's|^#\?baseurl=.*/pub/epel/7/|baseurl=https://archives.fedoraproject.org/pub/archive/epel/7/|' \
+            -e "s|^#\\?baseurl=.*/pub/epel/7/|baseurl=${EPEL7_MIRROR%/}/|" \
             /etc/yum.repos.d/epel*.repo
     else
         $pm install -y -q epel-release

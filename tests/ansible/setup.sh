@@ -27,16 +27,12 @@ fi
 # check (cloud-init itself is unpacked below, never installed).
 PACKAGES=(python3 python3-venv python3-yaml python3-jsonschema python3-jinja2 python3-requests
           python3-configobj python3-jsonpatch python3-oauthlib python3-netifaces python3-serial)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-apt_updated=""
+# shellcheck source-path=SCRIPTDIR source=../apt.sh
+. tests/apt.sh
+mapfile -t missing < <(apt_missing "${PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/ansible/setup.sh: installing ${missing[*]}"
-  apt-get update -qq
-  apt_updated=1
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 
 # ansible-core from PyPI, once per pinned version.
@@ -73,7 +69,7 @@ echo "tests/ansible/setup.sh: ansible-playbook --syntax-check ansible/examples/s
 # DHCP client. Only its schema check runs; it reads the file it is given.
 cloud_version=$(apt-cache policy cloud-init | sed -n 's/^ *Candidate: //p')
 if [ -z "$cloud_version" ] || [ "$cloud_version" = "(none)" ]; then
-  [ -n "$apt_updated" ] || apt-get update -qq
+  apt_update_once
   cloud_version=$(apt-cache policy cloud-init | sed -n 's/^ *Candidate: //p')
 fi
 cloud=$CACHE/cloud-init/$cloud_version
