@@ -57,8 +57,9 @@ centos | rocky | almalinux | rhel)
     if [ "${VERSION_ID%%.*}" = 7 ]; then
         # CentOS 7 is past its end of life: its mirrors are gone. The
         # operator names the archive mirrors to use (portico names none).
-        [ -n "${CENTOS7_MIRROR:-}" ] && [ -n "${EPEL7_MIRROR:-}" ] ||
+        if [ -z "${CENTOS7_MIRROR:-}" ] || [ -z "${EPEL7_MIRROR:-}" ]; then
             die "CentOS 7's mirrors are gone: set CENTOS7_MIRROR (an archive of CentOS 7: the URL that replaces http://HOST/ in the baseurl lines of the box's repo files) and EPEL7_MIRROR (the URL of the EPEL 7 archive that holds x86_64/)"
+        fi
         sed -i -e 's/^mirrorlist=/#mirrorlist=/' \
             -e "s|^#\\?baseurl=http://[^/]*/|baseurl=${CENTOS7_MIRROR%/}/|" \
             /etc/yum.repos.d/CentOS-*.repo
