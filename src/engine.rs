@@ -33,6 +33,8 @@ type Prefetched = HashMap<usize, (Vec<Change>, Vec<Result<Issued, AcmeError>>)>;
 
 /// [`run`] with options.
 pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOptions) -> Report {
+    // The run's mode is what tasks see, whatever the context was made with.
+    let ctx = &Ctx { mode, ..*ctx };
     // Later tasks already checked, with their certificates obtained in
     // one batch with an earlier task's (see `batch`).
     let mut prefetched: Prefetched = HashMap::new();
@@ -129,8 +131,14 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
                 apply(ctx, &mut journal, &c.action, ready)
             });
             if let Err(e) = applied {
-                broken.insert(id.clone(), e.to_string());
-                report.push(TaskReport::failed(id, summaries(&changes), e.to_string()));
+                let mut reason = e.to_string();
+                // A gate (`nginx -t` of a new generation) that says no puts
+                // back every file the run changed.
+                if task.rolls_back_on_failure() {
+                    reason.push_str(&roll_back(&mut journal, ctx));
+                }
+                broken.insert(id.clone(), reason.clone());
+                report.push(TaskReport::failed(id, summaries(&changes), reason));
                 continue;
             }
         }
@@ -155,7 +163,10 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
         }
         report.push(line);
     }
-    // A half-applied run must not go live: a failure holds the handlers.
+    // What is on disk is whole whatever failed (a generation is live or
+    // not; a pair is live or not), so nginx is reloaded to serve what is
+    // ready even when something else failed. The daemon is not told about
+    // a playbook whose run failed.
     let hold = !broken.is_empty();
     for handler in notified {
         if let Some(p) = opts.progress {
@@ -300,30 +311,17 @@ fn net<'a>(ctx: &Ctx<'a>) -> crate::acme::Net<'a> {
     }
 }
 
-/// The writes that install what a CA issued: key first (0600, directory
-/// 0700), then the chain (0644). None for a dry run.
+/// The write that installs what a CA issued: the key and its chain as one
+/// pair. None for a dry run.
 fn install_actions(job: &crate::acme::Job, issued: &Issued) -> Vec<Action> {
     if job.dry_run {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    for (path, bytes, mode, dir_mode) in [
-        (&job.key_path, &issued.key_pem, 0o600, 0o700),
-        (&job.cert_path, &issued.chain_pem, 0o644, 0o755),
-    ] {
-        if let Some(dir) = path.parent() {
-            out.push(Action::EnsureDir {
-                path: dir.to_path_buf(),
-                mode: dir_mode,
-            });
-        }
-        out.push(Action::WriteFile {
-            path: path.clone(),
-            content: bytes.as_bytes().to_vec(),
-            mode,
-        });
-    }
-    out
+    vec![Action::WritePair {
+        name: job.name.clone(),
+        cert: issued.chain_pem.as_bytes().to_vec(),
+        key: issued.key_pem.as_bytes().to_vec(),
+    }]
 }
 
 /// Undoes the run's file changes; returns a sentence for the report.
@@ -371,6 +369,13 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
         Action::ReloadNginx => {
             reload_nginx(ctx)?;
         }
+        Action::WriteTree { path, files, mode } => ctx.root.write_tree(path, files, *mode)?,
+        Action::TestNginx { candidate } => {
+            crate::tasks::generation::test(ctx, candidate.as_deref())?
+        }
+        Action::WritePair { name, cert, key } => {
+            crate::tasks::pair::install(ctx.root, name, cert, key)?
+        }
         Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,
         Action::Obtain(job) => {
             let issued = crate::acme::obtain(net(ctx), job)?;
@@ -394,9 +399,14 @@ fn run_handler(
     if !ctx.live_host {
         return TaskReport::skipped_named(name, "host-level step; not run under --root".into());
     }
-    if something_failed {
-        // A half-applied run must not be made live.
+    if something_failed && handler == Handler::ReloadPortico {
         return TaskReport::skipped_named(name, "a task failed; not reloading".into());
+    }
+    if journal.rolled_back() && handler == Handler::ReloadNginx {
+        return TaskReport::skipped_named(
+            name,
+            "this run's changes were rolled back; nothing new to load".into(),
+        );
     }
     let unit = handler.unit();
     if mode == Mode::Check {

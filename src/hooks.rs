@@ -77,7 +77,12 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
         let Some(cert) = pb.certificates.iter().find(|c| c.name == name) else {
             continue;
         };
-        let paths = CertPaths::of(cert);
+        // The plain copies of a certificate portico made (what a hook
+        // copies elsewhere); an operator's own files as they are.
+        let paths = match cert.source {
+            crate::playbook::Source::Files { .. } => CertPaths::of(cert),
+            _ => CertPaths::copies(&cert.name),
+        };
         let domains: Vec<String> = crate::plan::certificate_names(pb, cert)
             .into_iter()
             .collect();
@@ -89,7 +94,8 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
             .timeout(timeout)
             .private_args();
         let line = format!("deploy hook for certificate {name}");
-        let shown = cmd.display();
+        // The program only: a hook's arguments may hold a secret.
+        let shown = cmd.shown();
         let entry = match ctx.runner.run(&cmd) {
             Ok(out) if out.success() => TaskReport::planned(line, vec![format!("ran {shown}")]),
             Ok(out) => {

@@ -28,6 +28,8 @@ enum Undo {
     Moved { from: PathBuf, to: PathBuf },
     /// An empty directory with this mode was removed.
     DirRemoved { path: PathBuf, mode: u32 },
+    /// A whole directory (a generation, a key pair) did not exist.
+    Tree { path: PathBuf },
 }
 
 /// What this run changed so far, oldest first, with what was there before.
@@ -98,25 +100,75 @@ impl Journal {
             }
             // Runs after every gate, and is documented as final.
             Action::RemoveTree { .. } => {}
-            Action::EnsureDir { path, .. } => {
-                // Every missing level, outermost first, so undo removes innermost first.
-                let mut missing = Vec::new();
-                let mut p: Option<&Path> = Some(path);
-                while let Some(dir) = p {
-                    if root.exists(dir) {
-                        break;
-                    }
-                    missing.push(dir.to_path_buf());
-                    p = dir.parent();
+            Action::EnsureDir { path, .. } => self.record_dirs(root, path),
+            Action::WriteTree { path, .. } => {
+                self.record_dirs(root, path.parent().unwrap_or(Path::new("/")));
+                if !root.exists(path) {
+                    self.entries.push(Undo::Tree { path: path.clone() });
                 }
-                for dir in missing.into_iter().rev() {
-                    self.entries.push(Undo::Dir { path: dir });
+            }
+            Action::WritePair { name, cert, key } => {
+                for (dir, _) in crate::tasks::pair::dirs(name) {
+                    self.record_dirs(root, &dir);
+                }
+                let pair = crate::paths::pair_dir(name).join(crate::tasks::pair::id(cert, key));
+                if !root.exists(&pair) {
+                    self.entries.push(Undo::Tree { path: pair });
+                }
+                let live = crate::paths::live_link(name);
+                self.entries.push(Undo::Link {
+                    before: root.read_link(&live)?,
+                    path: live,
+                });
+                for copy in crate::tasks::pair::copy_paths(name) {
+                    self.record_replaced(root, &copy)?;
                 }
             }
             // Network only: the engine records the writes it turns into.
             Action::Obtain(_) => {}
-            Action::Run(_) | Action::Service { .. } | Action::ReloadNginx => {}
+            Action::Run(_)
+            | Action::Service { .. }
+            | Action::ReloadNginx
+            | Action::TestNginx { .. } => {}
         }
+        Ok(())
+    }
+
+    /// Every missing level of `path`, outermost first, so undo removes
+    /// innermost first.
+    fn record_dirs(&mut self, root: &Root, path: &Path) {
+        let mut missing = Vec::new();
+        let mut p: Option<&Path> = Some(path);
+        while let Some(dir) = p {
+            if root.exists(dir) {
+                break;
+            }
+            missing.push(dir.to_path_buf());
+            p = dir.parent();
+        }
+        for dir in missing.into_iter().rev() {
+            self.entries.push(Undo::Dir { path: dir });
+        }
+    }
+
+    /// What is at `path` before it is replaced by a link: a link, a file
+    /// (bytes, mode, owner), or nothing.
+    fn record_replaced(&mut self, root: &Root, path: &Path) -> Result<(), RootError> {
+        if let Some(target) = root.read_link(path)? {
+            self.entries.push(Undo::Link {
+                path: path.to_path_buf(),
+                before: Some(target),
+            });
+            return Ok(());
+        }
+        let before = match (root.read(path)?, root.meta(path)?) {
+            (Some(bytes), Some(m)) if !m.is_dir => Some((bytes, m.mode, m.uid, m.gid)),
+            _ => None,
+        };
+        self.entries.push(Undo::File {
+            path: path.to_path_buf(),
+            before,
+        });
         Ok(())
     }
 
@@ -173,6 +225,10 @@ impl Journal {
                     path,
                     before: Some((bytes, mode, uid, gid)),
                 } => {
+                    // A file that became a link goes back to being a file.
+                    if root.read_link(&path)?.is_some() {
+                        root.remove(&path)?;
+                    }
                     root.write_atomic(&path, &bytes, mode)?;
                     if is_root {
                         root.set_owner(&path, uid, gid)?;
@@ -191,6 +247,7 @@ impl Journal {
                 Undo::Moved { from, to } if root.exists(&to) => root.move_file(&to, &from)?,
                 Undo::Moved { .. } => {}
                 Undo::DirRemoved { path, mode } => root.create_dir_all(&path, mode)?,
+                Undo::Tree { path } => root.remove_tree(&path)?,
             }
         }
         Ok(())

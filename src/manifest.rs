@@ -27,6 +27,16 @@ pub const PATH: &str = "/var/lib/portico/managed.json";
 pub const STATE_DIR: &str = "/var/lib/portico";
 /// Where pruned certificates, keys and edited files go, one directory per run.
 pub const ARCHIVE_DIR: &str = "/var/lib/portico/archive";
+/// This run's archive directory: the time, and this process (two runs in
+/// one second, one of them killed, never share one).
+pub fn archive_for_run(now: i64) -> PathBuf {
+    PathBuf::from(ARCHIVE_DIR).join(format!(
+        "{}-{}",
+        crate::when::stamp(now),
+        std::process::id()
+    ))
+}
+
 /// The manifest format this portico writes.
 const VERSION: u32 = 1;
 
@@ -155,7 +165,7 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
                 .all(|c| !matches!(c, std::path::Component::ParentDir))
     };
     match thing {
-        Thing::File { path } | Thing::Link { path } => {
+        Thing::File { path } | Thing::Link { path } | Thing::Tree { path } => {
             let ok = clean(path) && WRITES_UNDER.iter().any(|w| path.starts_with(w));
             (!ok).then_some("not a path portico writes")
         }
@@ -184,18 +194,25 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
 fn is_file_thing(thing: &Thing) -> bool {
     matches!(
         thing,
-        Thing::File { .. } | Thing::Link { .. } | Thing::Dir { .. } | Thing::Line { .. }
+        Thing::File { .. }
+            | Thing::Link { .. }
+            | Thing::Dir { .. }
+            | Thing::Tree { .. }
+            | Thing::Line { .. }
     )
 }
 
 /// portico's own directories: whatever is in them was put there by portico.
 const OWN_DIRS: &[&str] = &[
     "/etc/portico",
-    crate::tasks::certificate::CERT_DIR,
+    crate::paths::CERT_DIR,
+    crate::paths::NGINX_DIR,
     STATE_DIR,
 ];
 
-fn in_own_dir(path: &Path) -> bool {
+/// Is `path` in one of portico's own directories (where everything is
+/// portico's)?
+pub fn in_own_dir(path: &Path) -> bool {
     OWN_DIRS.iter().any(|d| path.starts_with(d))
 }
 
@@ -277,8 +294,13 @@ pub fn conflicts(
     wanted: &[Owned],
 ) -> Result<Vec<Conflict>, ManifestError> {
     let mut out = Vec::new();
+    // Paths the manifest has, whatever they were then (a file that is now
+    // wanted as a link: the layout of a newer portico).
+    let recorded: BTreeSet<&Path> = manifest
+        .map(|m| m.entries.iter().filter_map(|e| e.thing.path()).collect())
+        .unwrap_or_default();
     for w in wanted {
-        if manifest.is_some_and(|m| m.get(&w.thing).is_some()) {
+        if w.thing.path().is_some_and(|p| recorded.contains(p)) {
             continue;
         }
         let ours = match &w.thing {
@@ -297,6 +319,7 @@ pub fn conflicts(
             },
             Thing::Link { path } => match root.meta(path)? {
                 None => continue,
+                Some(_) if in_own_dir(path) => true,
                 Some(m) if !m.is_symlink => false,
                 Some(_) => root.read_link(path)?.is_some_and(|t| Some(t) == w.target),
             },
@@ -323,6 +346,14 @@ pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
         .entries
         .iter()
         .filter(|e| !things.contains(&e.thing))
+        // Still wanted as something else (a file now a link): the task
+        // that wants it replaces it; pruning would remove what it made.
+        .filter(|e| match &e.thing {
+            Thing::File { path } | Thing::Link { path } | Thing::Tree { path } => {
+                !paths.contains(&path.as_path())
+            }
+            _ => true,
+        })
         .filter(|e| match &e.thing {
             Thing::Dir { path } => {
                 !paths.iter().any(|p| p.starts_with(path))
@@ -385,6 +416,10 @@ pub fn after_run(
                 Some(target) => Some(fresh(None, Some(target))),
                 None => old_entry,
             },
+            Thing::Tree { path } if on_disk(id, &w.thing) => match root.meta(path)? {
+                Some(m) if m.is_dir && !m.is_symlink => Some(fresh(None, None)),
+                _ => old_entry,
+            },
             Thing::Port { .. } | Thing::Line { .. } if claimed.contains(&w.thing) => {
                 Some(fresh(None, None))
             }
@@ -425,6 +460,12 @@ pub fn after_run(
         // creates /etc and /var, which are never its to remove (and a
         // manifest naming them is refused when read back).
         .filter(|p| entry_problem(&Thing::Dir { path: p.clone() }).is_none())
+        // A directory that is a tree portico owns whole is recorded as that.
+        .filter(|p| {
+            !wanted
+                .iter()
+                .any(|(_, w)| matches!(&w.thing, Thing::Tree { path } if path == p))
+        })
         .collect::<BTreeSet<PathBuf>>();
     for path in dirs {
         if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {

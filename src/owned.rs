@@ -27,6 +27,13 @@ pub enum Thing {
         /// The directory.
         path: PathBuf,
     },
+    /// A directory portico fills whole, everything in it portico's (the
+    /// nginx generations, a certificate's key pairs): removed or archived
+    /// as one.
+    Tree {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A firewall rule letting a TCP port in, added by portico.
     Port {
         /// `ufw`, `firewalld`, `iptables`, `nftables`.
@@ -53,7 +60,10 @@ impl Thing {
     /// The path, for things that are one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
-            Thing::File { path } | Thing::Link { path } | Thing::Dir { path } => Some(path),
+            Thing::File { path }
+            | Thing::Link { path }
+            | Thing::Dir { path }
+            | Thing::Tree { path } => Some(path),
             _ => None,
         }
     }
@@ -70,6 +80,7 @@ impl fmt::Display for Thing {
             Thing::File { path } => write!(f, "file {}", path.display()),
             Thing::Link { path } => write!(f, "link {}", path.display()),
             Thing::Dir { path } => write!(f, "directory {}", path.display()),
+            Thing::Tree { path } => write!(f, "tree {}", path.display()),
             Thing::Port { backend, port } => write!(f, "{backend} rule for tcp port {port}"),
             Thing::Unit { unit } => write!(f, "unit {unit}"),
             Thing::Line { path, line } => write!(f, "line {line:?} in {}", path.display()),
@@ -124,6 +135,14 @@ impl Owned {
             disposal: Disposal::Archive,
             desired: None,
             target: None,
+        }
+    }
+
+    /// A symlink pointing to `target`.
+    pub fn link(path: impl Into<PathBuf>, owner: impl Into<String>, target: PathBuf) -> Owned {
+        Owned {
+            target: Some(target),
+            ..Owned::thing(Thing::Link { path: path.into() }, owner)
         }
     }
 

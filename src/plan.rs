@@ -3,19 +3,19 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::facts::Facts;
 use crate::facts::FirewallBackend as Active;
-use crate::facts::{Facts, Layout};
 use crate::manifest::{Entry, Manifest};
 use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
 use crate::owned::Owned;
 use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
-use crate::task::{Handler, Scope, Task, TaskId};
+use crate::task::{Handler, Task, TaskId};
 use crate::tasks::certificate::{CertPaths, CertificateTask, Renewal};
-use crate::tasks::default_server::DefaultServerTask;
-use crate::tasks::file::{FileTask, SymlinkTask};
+use crate::tasks::file::FileTask;
 use crate::tasks::firewall::nftables::{NftBootTask, NftCheckTask};
 use crate::tasks::firewall::{Backend, FirewallTask};
+use crate::tasks::generation::{CatchAllSpec, GenFile, GenerationTask};
 use crate::tasks::packages::PackagesTask;
 use crate::tasks::refused::RefusedTask;
 use crate::tasks::service::ServiceTask;
@@ -62,6 +62,9 @@ pub struct Plan {
     pub wanted: Vec<(TaskId, Owned)>,
     /// The manifest's entries being pruned, with the task that prunes each.
     pub pruned: Vec<(TaskId, Entry)>,
+    /// `remove --purge`: the state directory goes, and no manifest is
+    /// written after the run (nothing of portico's is left to list).
+    pub purge: bool,
 }
 
 /// The tasks that own things, paired with what they own.
@@ -81,7 +84,7 @@ struct Prunes {
 
 /// The prune tasks for everything `converge`'s manifest has that `wanted`
 /// does not, and which entry each prunes.
-fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts) -> Prunes {
+fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts, gate: &TaskId) -> Prunes {
     let owned: Vec<Owned> = wanted.iter().map(|(_, o)| o.clone()).collect();
     let unwanted = crate::manifest::unwanted(converge.manifest, &owned);
     let pruned = unwanted
@@ -94,6 +97,7 @@ fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts) -> Pru
         converge.purge,
         facts.distro.family,
         converge.reason,
+        gate,
     );
     Prunes {
         before_gate,
@@ -102,30 +106,34 @@ fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts) -> Pru
     }
 }
 
-/// The gate and the start: `nginx -t` over everything the run writes for
-/// nginx (a configuration it rejects is rolled back), then nginx started
-/// and enabled, so a first start already reads the config.
-fn gate(tasks: &[Box<dyn Task>], facts: &Facts) -> Vec<Box<dyn Task>> {
+/// The gate and the start: the playbook's nginx configuration written as
+/// a new generation, `nginx -t` with it in place, and made live in one
+/// rename (a configuration nginx rejects never is); then nginx started
+/// and enabled, so a first start already reads it.
+fn gate(nginx: NginxSpec, facts: &Facts) -> Vec<Box<dyn Task>> {
     let needs_nginx = vec![nginx_package()];
-    let mut reads = needs_nginx.clone();
-    reads.extend(
-        tasks
-            .iter()
-            .filter(|t| t.scope() == Scope::Files && t.notifies().contains(&Handler::ReloadNginx))
-            .map(|t| t.id()),
-    );
     vec![
-        Box::new(crate::tasks::nginx_test::NginxTest {
+        Box::new(GenerationTask {
+            files: nginx.files,
+            catch_all: nginx.catch_all,
             after: needs_nginx.clone(),
-            reads,
         }),
         Box::new(ServiceTask {
             unit: "nginx.service".into(),
             enable: facts.systemd,
-            after: needs_nginx,
+            after: vec![nginx_package(), TaskId::NginxConfig],
             owner: None,
         }),
     ]
+}
+
+/// What the playbook's nginx configuration is made of, decided on the
+/// host by [`GenerationTask`].
+pub struct NginxSpec {
+    /// Every file rendered, with what it needs on disk.
+    pub files: Vec<GenFile>,
+    /// The catch-all servers (`None` without sites).
+    pub catch_all: Option<CatchAllSpec>,
 }
 
 /// The whole run for `apply`: the configuration, the prunes of what the
@@ -139,14 +147,16 @@ pub fn full(
     install: Option<Install>,
     converge: Option<Converge>,
 ) -> Plan {
-    let mut tasks = configuration(pb, facts, now);
+    let (mut tasks, nginx) = configuration(pb, facts, now);
     let installed = install
         .map(|i| installed_tasks(pb, i.text, i.exe, facts))
         .unwrap_or_default();
+    let gate = gate(nginx, facts);
     let mut wanted = owned_by(&tasks);
+    wanted.extend(owned_by(&gate));
     wanted.extend(owned_by(&installed));
     let p = match &converge {
-        Some(c) => prunes(c, &wanted, facts),
+        Some(c) => prunes(c, &wanted, facts, &TaskId::NginxConfig),
         None => Prunes {
             before_gate: Vec::new(),
             after_gate: Vec::new(),
@@ -154,7 +164,6 @@ pub fn full(
         },
     };
     tasks.extend(p.before_gate);
-    let gate = gate(&tasks, facts);
     tasks.extend(gate);
     tasks.extend(installed);
     tasks.extend(p.after_gate);
@@ -162,19 +171,23 @@ pub fn full(
         tasks,
         wanted,
         pruned: p.pruned,
+        purge: false,
     }
 }
 
 /// `portico remove`: everything in the manifest pruned, the gate (when
 /// nginx is there to ask), and with `purge` portico's own directories.
 pub fn removal(facts: &Facts, converge: Converge) -> Plan {
-    let p = prunes(&converge, &[], facts);
+    let p = prunes(&converge, &[], facts, &TaskId::NginxTest);
     let pruned = p.pruned;
     let mut tasks = p.before_gate;
     if facts.nginx.installed {
-        let mut gate = gate(&tasks, facts);
-        gate.truncate(1); // nginx -t only: remove does not start nginx
-        tasks.extend(gate);
+        // nginx -t only: remove does not start nginx.
+        let reads = tasks.iter().map(|t| t.id()).collect();
+        tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
+            after: vec![nginx_package()],
+            reads,
+        }));
     }
     tasks.extend(p.after_gate);
     if converge.purge {
@@ -185,7 +198,7 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
         tasks.push(Box::new(crate::tasks::prune::PurgeTask {
             dirs: [
                 crate::manifest::STATE_DIR,
-                crate::tasks::certificate::CERT_DIR,
+                crate::paths::CERT_DIR,
                 "/etc/portico",
             ]
             .map(PathBuf::from)
@@ -197,11 +210,13 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
         tasks,
         wanted: Vec::new(),
         pruned,
+        purge: converge.purge,
     }
 }
 
-/// The configuration: packages, firewall, CAs, certificates, nginx files.
-fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
+/// The configuration: packages, firewall, CAs, certificates, and what
+/// the nginx generation is made of.
+fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>, NginxSpec) {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let el7 = matches!(facts.distro.id.as_str(), "centos" | "rhel")
         && facts.distro.version.split('.').next() == Some("7");
@@ -219,26 +234,7 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
         }));
     }
 
-    let cert_tasks: Vec<Box<dyn Task>> = pb
-        .certificates
-        .iter()
-        .map(|c| Box::new(certificate_task(pb, c, now, Renewal::default())) as Box<dyn Task>)
-        .collect();
-
-    let nginx_file =
-        |path: String, content: String, after: Vec<TaskId>, owner: String| -> Box<dyn Task> {
-            Box::new(FileTask {
-                path: PathBuf::from(path),
-                content: content.into_bytes(),
-                mode: 0o644,
-                dir_mode: 0o755,
-                notify: vec![Handler::ReloadNginx],
-                after,
-                owner,
-            })
-        };
     let needs_nginx = vec![nginx_package()];
-    let mut tls_after = needs_nginx.clone();
     if pb.tls.profile == Profile::Compat {
         let task: Box<dyn Task> = if pb.tls.generate_dhparam {
             Box::new(crate::tasks::dhparam::GeneratedDhparam {
@@ -246,62 +242,22 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
                 after: needs_nginx.clone(),
             })
         } else {
-            nginx_file(
-                dhparam::PATH.into(),
-                dhparam::rfc7919_pem(pb.tls.dhparam).into(),
-                needs_nginx.clone(),
-                "tls".into(),
-            )
+            Box::new(FileTask {
+                path: PathBuf::from(dhparam::PATH),
+                content: dhparam::rfc7919_pem(pb.tls.dhparam).as_bytes().to_vec(),
+                mode: 0o644,
+                dir_mode: 0o755,
+                notify: vec![Handler::ReloadNginx],
+                after: needs_nginx.clone(),
+                owner: "tls".into(),
+            })
         };
-        tls_after.push(task.id());
         tasks.push(task);
     }
 
-    // Port-80 servers and snippets first: they need no certificate, and an
-    // ACME server validates through them. Then the certificates (with nginx
-    // answering challenges for the names that need one), then HTTPS.
-    let files = rendered(pb, facts);
-    let (first, second): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !f.needs_cert);
-    let push_files = |tasks: &mut Vec<Box<dyn Task>>, files: Vec<Rendered>| {
-        for file in files {
-            let mut after = match file.site {
-                None if file.path.ends_with("portico-tls.conf") => tls_after.clone(),
-                Some(site) if file.needs_cert => {
-                    let mut a = needs_nginx.clone();
-                    a.push(TaskId::Certificate(site.certificate.clone()));
-                    if let Some(ca) = &site.client_auth {
-                        a.push(TaskId::Ca(ca.ca.clone()));
-                    }
-                    a
-                }
-                _ => needs_nginx.clone(),
-            };
-            let path = file.path.clone();
-            let owner = file.site.map_or_else(
-                || "nginx snippets".to_string(),
-                |s| format!("site {}", s.id()),
-            );
-            tasks.push(nginx_file(
-                file.path,
-                file.content,
-                after.clone(),
-                owner.clone(),
-            ));
-            if let Some(enabled) = file.enable_link {
-                after.push(TaskId::File(PathBuf::from(&path)));
-                tasks.push(Box::new(SymlinkTask {
-                    path: PathBuf::from(enabled),
-                    target: PathBuf::from(path),
-                    notify: vec![Handler::ReloadNginx],
-                    after,
-                    owner,
-                }));
-            }
-        }
-    };
-    push_files(&mut tasks, first);
-    let catch_alls = catch_alls(pb);
-    // DNS-01 needs nothing from nginx (its port 80 may be closed).
+    // Before a certificate is asked of an ACME server over HTTP-01, nginx
+    // must answer challenges for its names on port 80 (DNS-01 needs
+    // nothing from nginx: its port 80 may be closed).
     let acme_names: Vec<String> = pb
         .certificates
         .iter()
@@ -311,31 +267,41 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
     if !acme_names.is_empty() {
         tasks.push(Box::new(crate::tasks::challenge::ChallengeServed {
             names: acme_names,
+            webroot: webroot(pb).to_string(),
             after: needs_nginx.clone(),
         }));
     }
-    tasks.extend(cert_tasks);
-    push_files(&mut tasks, second);
-    if !catch_alls.is_empty() {
-        let mut after = needs_nginx.clone();
-        after.extend(
-            pb.sites
-                .iter()
-                .filter(|s| {
-                    s.server_names
-                        .iter()
-                        .any(|n| n.parse::<core::net::IpAddr>().is_ok())
-                })
-                .map(|s| TaskId::Certificate(s.certificate.clone())),
-        );
-        tasks.push(Box::new(DefaultServerTask {
-            ports: catch_alls,
-            target: target(facts),
-            after,
-            reads: needs_nginx.clone(),
-        }));
-    }
-    tasks
+    tasks.extend(
+        pb.certificates
+            .iter()
+            .map(|c| Box::new(certificate_task(pb, c, now, Renewal::default())) as Box<dyn Task>),
+    );
+
+    let files = rendered(pb, facts)
+        .into_iter()
+        .map(|f| GenFile {
+            needs: f.needs(pb),
+            owner: f.site.map_or_else(
+                || "nginx snippets".to_string(),
+                |s| format!("site {}", s.id()),
+            ),
+            rel: f.rel,
+            content: f.content,
+        })
+        .collect();
+    let ports = catch_alls(pb);
+    let catch_all = (!ports.is_empty()).then(|| CatchAllSpec {
+        ports,
+        target: target(facts),
+    });
+    (tasks, NginxSpec { files, catch_all })
+}
+
+/// Where ACME HTTP-01 challenges are answered from.
+pub fn webroot(pb: &Playbook) -> &str {
+    pb.acme
+        .as_ref()
+        .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str())
 }
 
 /// Where `apply` installs the playbook it applied: what `renew`, `status`
@@ -363,16 +329,13 @@ fn installed_tasks(
             Vec::new()
         },
         // Installed once nginx accepted what it describes.
-        after: vec![TaskId::NginxTest],
+        after: vec![TaskId::NginxConfig],
         owner: "playbook".into(),
     })];
     if !daemon {
         return tasks;
     }
-    let webroot = pb
-        .acme
-        .as_ref()
-        .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
+    let webroot = webroot(pb);
     let mut after = vec![TaskId::File(INSTALLED_PLAYBOOK.into())];
     // A package's unit that names this binary is used as it is (a unit of
     // portico's own in /etc from before the package is pruned).
@@ -504,18 +467,42 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
     tasks
 }
 
-/// One nginx file portico writes.
+/// One nginx file portico writes, inside the generation.
 pub struct Rendered<'a> {
-    /// Where it goes.
-    pub path: String,
+    /// Its path inside the generation (`portico-web.https.conf`,
+    /// `snippets/portico-tls.conf`).
+    pub rel: String,
     /// Its text.
     pub content: String,
-    /// The site it serves, for its dependencies (certificate, CA).
+    /// The site it serves, for what it needs (certificate, CA).
     pub site: Option<&'a Site>,
-    /// The HTTPS half of a site: written once its certificate is there.
+    /// The HTTPS half of a site: served once its certificate is there.
     pub needs_cert: bool,
-    /// Debian layout: the `sites-enabled` link that turns it on.
-    pub enable_link: Option<String>,
+}
+
+impl Rendered<'_> {
+    /// Where nginx reads it, through the live link.
+    pub fn path(&self) -> String {
+        format!("{}/{}", crate::paths::NGINX_LIVE, self.rel)
+    }
+
+    /// The files that must be on disk for it to be served: for a site's
+    /// HTTPS server, its certificate and key and its client CA.
+    fn needs(&self, pb: &Playbook) -> Vec<PathBuf> {
+        let (Some(site), true) = (self.site, self.needs_cert) else {
+            return Vec::new();
+        };
+        let mut needs = Vec::new();
+        if let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) {
+            let paths = CertPaths::of(cert);
+            needs.extend([paths.cert, paths.key]);
+        }
+        if let Some(a) = &site.client_auth {
+            let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
+            needs.extend([cert, crl]);
+        }
+        needs
+    }
 }
 
 /// What the nginx target looks like, from the facts.
@@ -536,29 +523,24 @@ pub fn target(facts: &Facts) -> render::Target {
 /// the plan use exactly this).
 pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
     let target = target(facts);
-    let snippets = render::Snippets::for_target(&target);
     let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
-    let shared = |path: String, content: String| Rendered {
-        path,
+    let shared = |rel: &str, content: String| Rendered {
+        rel: rel.to_string(),
         content,
         site: None,
         needs_cert: false,
-        enable_link: None,
     };
     let mut files = vec![
         shared(
-            snippets.tls.clone(),
+            render::Snippets::TLS,
             render::tls_snippet(&profile::directives(
                 pb.tls.profile,
                 dhparam_path,
                 target.openssl,
             )),
         ),
-        shared(snippets.proxy.clone(), render::proxy_snippet()),
-        shared(
-            "/etc/nginx/conf.d/portico-http.conf".into(),
-            render::http_snippet(),
-        ),
+        shared(render::Snippets::PROXY, render::proxy_snippet()),
+        shared("portico-http.conf", render::http_snippet()),
     ];
     let identity_headers = pb.identity_headers();
     for site in &pb.sites {
@@ -575,17 +557,13 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             (cert.display().to_string(), crl.display().to_string())
         });
         let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
-        let webroot = pb
-            .acme
-            .as_ref()
-            .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str());
         let input = render::SiteInput {
             site,
             cert: &cert_path,
             key: &key_path,
             client_ca,
             oauth2,
-            webroot,
+            webroot: webroot(pb),
             identity_headers: &identity_headers,
             trusted_proxies: &pb.proxy.trusted_proxies,
             backend_ca: pb.proxy.backend_ca.as_deref(),
@@ -594,23 +572,14 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             ("http", render::site_http(&input, &target), false),
             ("https", render::site_https(&input, &target), true),
         ] {
-            let file = format!(
-                "{}.{suffix}.conf",
-                crate::playbook::names::site_file_stem(&site.id())
-            );
-            let (path, enable_link) = match target.layout {
-                Layout::SitesEnabled => (
-                    format!("/etc/nginx/sites-available/{file}"),
-                    Some(format!("/etc/nginx/sites-enabled/{file}")),
-                ),
-                Layout::ConfD => (format!("/etc/nginx/conf.d/{file}"), None),
-            };
             files.push(Rendered {
-                path,
+                rel: format!(
+                    "{}.{suffix}.conf",
+                    crate::playbook::names::site_file_stem(&site.id())
+                ),
                 content,
                 site: Some(site),
                 needs_cert,
-                enable_link,
             });
         }
     }
@@ -663,7 +632,8 @@ pub fn catch_alls(pb: &Playbook) -> Vec<CatchAll> {
 }
 
 /// The catch-all file as it renders when `taken` sockets already have a
-/// default server outside portico (what the task decides on the host).
+/// default server outside portico (what the task decides on the host):
+/// its path inside the generation and its text.
 pub fn catch_all_file(
     pb: &Playbook,
     facts: &Facts,
@@ -692,7 +662,22 @@ pub fn catch_all_file(
         &t,
         (!t.reject_handshake()).then_some((cert.as_str(), key.as_str())),
     );
-    Some((crate::tasks::default_server::PATH.to_string(), content))
+    Some((crate::tasks::default_server::FILE.to_string(), content))
+}
+
+/// The whole generation the playbook makes when every certificate is
+/// there (what tests materialize and serve).
+pub fn generation(
+    pb: &Playbook,
+    facts: &Facts,
+    taken: &BTreeSet<crate::facts::nginx_conf::Socket>,
+) -> crate::nginx::generation::Generation {
+    let mut files: std::collections::BTreeMap<String, String> = rendered(pb, facts)
+        .into_iter()
+        .map(|r| (r.rel, r.content))
+        .collect();
+    files.extend(catch_all_file(pb, facts, taken));
+    crate::nginx::generation::Generation::new(files)
 }
 
 /// Said once on a live host when `backend = "auto"` finds no active

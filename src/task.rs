@@ -39,8 +39,11 @@ pub enum TaskId {
     Link(PathBuf),
     /// nginx answering ACME challenges for the names.
     ChallengeServed,
-    /// `nginx -t`, the gate before anything goes live.
+    /// `nginx -t`, the gate before anything goes live (`remove`).
     NginxTest,
+    /// portico's nginx configuration: a new generation written, tested
+    /// with `nginx -t` and made live in one rename (the gate of `apply`).
+    NginxConfig,
     /// `nft -c -f /etc/nftables.conf`, the gate before firewall rules load.
     NftCheck,
     /// A systemd unit running and enabled (`service nginx.service`).
@@ -71,6 +74,7 @@ impl fmt::Display for TaskId {
             TaskId::Link(path) => write!(f, "link {}", path.display()),
             TaskId::ChallengeServed => f.write_str("acme challenges served"),
             TaskId::NginxTest => f.write_str("nginx -t"),
+            TaskId::NginxConfig => f.write_str("nginx configuration"),
             TaskId::NftCheck => f.write_str("nft -c -f /etc/nftables.conf"),
             TaskId::Service(unit) => write!(f, "service {unit}"),
             TaskId::Dir(path) => write!(f, "directory {}", path.display()),
@@ -270,6 +274,33 @@ pub enum Action {
     /// `nginx -t`, reload nginx, and wait until only new workers serve (what
     /// the end-of-run handler does, for a reload the run itself needs).
     ReloadNginx,
+    /// Write a whole directory at once (a configuration generation): made
+    /// under a temporary name and renamed into place.
+    WriteTree {
+        /// The directory.
+        path: PathBuf,
+        /// Its files.
+        files: Vec<crate::host::root::TreeFile>,
+        /// Its mode.
+        mode: u32,
+    },
+    /// `nginx -t` with `candidate` mounted where the live generation is
+    /// (in a private mount namespace): the configuration as it would be,
+    /// tested before it is made live. `None`: the configuration as it is.
+    TestNginx {
+        /// The generation directory to test in place of the live one.
+        candidate: Option<PathBuf>,
+    },
+    /// Write a certificate and its key as one pair and make it live (see
+    /// [`crate::tasks::pair`]): never one without the other.
+    WritePair {
+        /// The certificate's name.
+        name: String,
+        /// The full chain, leaf first (PEM).
+        cert: Vec<u8>,
+        /// The private key (PEM).
+        key: Vec<u8>,
+    },
     /// Obtain a certificate from an ACME server. Network only: the engine
     /// turns what it returns into journaled [`Action::WriteFile`]s.
     Obtain(Box<crate::acme::Job>),
@@ -370,6 +401,10 @@ pub struct Ctx<'a> {
     pub live_host: bool,
     /// Whether portico runs as root (only root can give files back to root).
     pub is_root: bool,
+    /// Whether this run only checks: a task whose result depends on what
+    /// earlier tasks would make (a site served once its certificate is
+    /// there) assumes they made it.
+    pub mode: Mode,
 }
 
 /// A unit of work. `check` must only read.

@@ -29,9 +29,11 @@ pub struct Job {
     pub dns: Option<Dns>,
     /// Keep the key already at `key_path` instead of making a new one.
     pub reuse_key: bool,
-    /// Where the certificate chain is written.
+    /// The certificate's name: what is obtained is written as its pair.
+    pub name: String,
+    /// Where the current certificate chain is read from.
     pub cert_path: PathBuf,
-    /// Where the private key is written (and read from with `reuse_key`).
+    /// Where the current private key is read from (with `reuse_key`).
     pub key_path: PathBuf,
     /// `renew --dry-run`: talk to the server, write nothing.
     pub dry_run: bool,

@@ -34,15 +34,19 @@ pub struct ApplyArgs {
     /// Operate on the tree under DIR instead of `/`.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// Waiting for another run.
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 /// Plans and runs (or, with `--check`, only checks) the playbook.
 pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
     // The playbook is checked before anything else: bad input touches nothing.
     let loaded = load_playbook(a.playbook.as_deref(), Fallback::Embedded, &a.root)?;
-    let session = Session::open(a.root.clone(), !a.check)?;
+    let session = Session::open_locked(a.root.clone(), (!a.check).then_some(&a.lock))?;
     let pb = session.resolve(loaded.pb)?;
-    let ctx = session.ctx();
+    let mode = if a.check { Mode::Check } else { Mode::Apply };
+    let ctx = session.ctx_for(mode);
     let facts = &session.facts;
     if ctx.live_host {
         if let Some(n) = crate::plan::firewall_notice(&pb, facts) {
@@ -57,7 +61,7 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
         None => manifest::legacy(ctx.root)?,
     };
     let now = ctx.clock.unix_now();
-    let archive = PathBuf::from(manifest::ARCHIVE_DIR).join(crate::when::stamp(now));
+    let archive = manifest::archive_for_run(now);
     // The kernel's name for this binary, symlinks resolved: the unit task
     // checks that only root can replace it.
     let exe = crate::host::current_exe().unwrap_or_else(|| PathBuf::from("/usr/local/bin/portico"));
@@ -93,7 +97,6 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             .collect();
         plan.tasks.splice(0..0, adopt);
     }
-    let mode = if a.check { Mode::Check } else { Mode::Apply };
     let out = Output {
         json: a.json,
         diff: a.diff,

@@ -18,6 +18,9 @@ pub struct CaArgs {
     /// Keep the CA under DIR/var/lib/portico/ca instead of /var/lib/portico/ca.
     #[arg(long, value_name = "DIR", default_value = "/", global = true)]
     pub root: PathBuf,
+    /// Waiting for another run.
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 /// The CA subcommands.
@@ -85,6 +88,9 @@ fn ca_name(s: &str) -> Result<String, String> {
 
 /// Runs the CA subcommand.
 pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
+    // Writes take the host's lock (one run at a time); a listing does not.
+    let writes = !matches!(a.command, CaCmd::List { .. });
+    let _lock = super::lock_host(&a.root, writes.then_some(&a.lock))?;
     let root = open_root(a.root)?;
     let now = crate::host::clock::Clock::unix_now(&crate::host::clock::SystemClock::default());
     match a.command {

@@ -162,6 +162,9 @@ pub enum CliError {
     /// The manifest cannot be read.
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    /// Another run holds the host's lock.
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
     /// Paths the playbook wants hold files portico did not write.
     #[error(
         "{}\nportico did not write these and will not overwrite them. Move them away, or run again \
@@ -200,7 +203,8 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Ca(CaError::Fs(_) | CaError::Generate(_) | CaError::Pkcs12(_))
-            | CliError::Systemd(_) => 1,
+            | CliError::Systemd(_)
+            | CliError::Lock(_) => 1,
             _ => 2,
         }
     }
@@ -362,9 +366,7 @@ fn run_plan(
     report.playbook = Some(out.playbook.clone());
     report.warnings.extend(warnings);
     let before = report.tasks.len();
-    let purged = report.tasks.iter().any(|t| {
-        t.id == Some(crate::task::TaskId::Purge) && t.status == crate::report::Status::Changed
-    });
+    let purged = plan.purge;
     // Recorded before any hook runs: a hook may take long or be
     // interrupted, and what this run made must be known either way.
     if !check && !purged {
@@ -380,6 +382,11 @@ fn run_plan(
                      which of them portico made"
                 ),
             ));
+        }
+    }
+    if !check && !purged {
+        if let Err(e) = crate::recover::sweep(ctx.root) {
+            tracing::warn!("removing generations and key pairs no longer live: {e}");
         }
     }
     if let (Some(pb), Some(snapshot), false) = (hooks, &certificates, check) {
@@ -437,6 +444,32 @@ impl crate::report::Progress for Streamer {
     }
 }
 
+/// How a command that changes the host waits for another run to finish.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// Wait up to SECONDS for another portico run on this host to finish
+    /// (one run at a time: it holds /run/portico/lock), then exit 1.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    pub wait: u64,
+    /// Exit 1 at once when another portico run holds the lock.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+}
+
+impl LockArgs {
+    fn wait(&self) -> crate::host::lock::Wait {
+        (!self.no_wait).then(|| std::time::Duration::from_secs(self.wait))
+    }
+}
+
+/// The command line as the lock file shows it to whoever waits.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut shown = vec!["portico".to_string()];
+    shown.extend(args.into_iter().skip(1));
+    shown.join(" ")
+}
+
 /// The host under a root, opened: its facts and every seam a run needs.
 struct Session {
     root: Root,
@@ -446,9 +479,52 @@ struct Session {
     probe: LoopbackProbe,
     facts: Facts,
     systemd: Box<dyn Systemd>,
+    /// The host's lock, held for as long as the session lives.
+    _lock: Option<crate::host::lock::HostLock>,
+}
+
+/// Takes the host's lock for a command that changes it (none with
+/// `lock: None`: a check, which never waits), then sweeps what a killed
+/// run left half-made.
+fn lock_host(
+    root_dir: &Path,
+    lock: Option<&LockArgs>,
+) -> Result<Option<crate::host::lock::HostLock>, CliError> {
+    let Some(args) = lock else {
+        return Ok(None);
+    };
+    let root = open_root(root_dir.to_path_buf())?;
+    if root.is_host() && !crate::host::is_root() {
+        return Err(CliError::NeedsRoot);
+    }
+    let wait = args.wait();
+    let held = crate::host::lock::acquire(&root, &command_line(), wait, &|holder| {
+        eprintln!(
+            "portico: another run holds the host's lock ({holder}); waiting up to {} s \
+             (--wait SECONDS, --no-wait)",
+            wait.map_or(0, |w| w.as_secs())
+        );
+    })?;
+    match crate::recover::sweep(&root) {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::info!("removed what an interrupted run left: {}", gone.join(", "))
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cleaning up after an interrupted run: {e}"),
+    }
+    Ok(Some(held))
 }
 
 impl Session {
+    /// [`Session::open`] for a command that changes the host: the lock
+    /// first (see [`lock_host`]), then the facts.
+    fn open_locked(root_dir: PathBuf, lock: Option<&LockArgs>) -> Result<Session, CliError> {
+        let held = lock_host(&root_dir, lock)?;
+        let mut s = Self::open(root_dir, lock.is_some())?;
+        s._lock = held;
+        Ok(s)
+    }
+
     /// Opens the host under `root_dir`, gathers its facts and connects to
     /// its service manager. `writes`: the command changes a live host, so
     /// it needs root.
@@ -458,10 +534,13 @@ impl Session {
 
     /// [`Session::open`] for a renewal, which needs only the facts files
     /// give (no tool is asked: a run with nothing due stays cheap).
-    fn open_for_renewal(root_dir: PathBuf) -> Result<Session, CliError> {
-        Self::open_with(root_dir, true, |root, _| {
+    fn open_for_renewal(root_dir: PathBuf, lock: Option<&LockArgs>) -> Result<Session, CliError> {
+        let held = lock_host(&root_dir, lock)?;
+        let mut s = Self::open_with(root_dir, true, |root, _| {
             crate::facts::gather_from_files(root)
-        })
+        })?;
+        s._lock = held;
+        Ok(s)
     }
 
     fn open_with(
@@ -491,11 +570,17 @@ impl Session {
             probe: LoopbackProbe,
             facts,
             systemd,
+            _lock: None,
         })
     }
 
-    /// What every task sees.
+    /// What every task sees, in a run that applies.
     fn ctx(&self) -> Ctx<'_> {
+        self.ctx_for(crate::task::Mode::Apply)
+    }
+
+    /// What every task sees, in a run of `mode`.
+    fn ctx_for(&self, mode: crate::task::Mode) -> Ctx<'_> {
         Ctx {
             root: &self.root,
             runner: &self.runner,
@@ -506,6 +591,7 @@ impl Session {
             facts: &self.facts,
             live_host: self.root.is_host(),
             is_root: crate::host::is_root(),
+            mode,
         }
     }
 

@@ -28,18 +28,21 @@ pub struct RemoveArgs {
     /// Operate on the tree under DIR instead of `/`.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// Waiting for another run.
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 /// Prunes everything in the manifest.
 pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
-    let session = Session::open(a.root.clone(), !a.check)?;
-    let ctx = session.ctx();
+    let session = Session::open_locked(a.root.clone(), (!a.check).then_some(&a.lock))?;
+    let mode = if a.check { Mode::Check } else { Mode::Apply };
+    let ctx = session.ctx_for(mode);
     let old = match Manifest::load(ctx.root)? {
         Some(m) => m,
         None => manifest::legacy(ctx.root)?,
     };
-    let archive =
-        PathBuf::from(manifest::ARCHIVE_DIR).join(crate::when::stamp(ctx.clock.unix_now()));
+    let archive = manifest::archive_for_run(ctx.clock.unix_now());
     let plan = crate::plan::removal(
         &session.facts,
         Converge {
@@ -49,7 +52,6 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
             reason: "portico remove",
         },
     );
-    let mode = if a.check { Mode::Check } else { Mode::Apply };
     let out = Output {
         json: a.json,
         diff: a.diff,

@@ -27,6 +27,9 @@ pub struct RenewArgs {
     /// Operate on the tree under DIR instead of `/`.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// Waiting for another run.
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 /// Renews what is due and prints the report.
@@ -36,7 +39,7 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
         force: a.force,
         dry_run: a.dry_run,
     };
-    let mut renewed = renew_once(loaded.pb, a.root, opts)?;
+    let mut renewed = renew_once(loaded.pb, a.root, opts, Some(&a.lock))?;
     renewed.report.playbook = Some(loaded.name);
     renewed
         .report
@@ -52,8 +55,16 @@ pub(super) fn renew_once(
     pb: Playbook,
     root_dir: PathBuf,
     opts: crate::renew::Options,
+    lock: Option<&super::LockArgs>,
 ) -> Result<Renewed, CliError> {
-    let session = Session::open_for_renewal(root_dir)?;
+    let session = Session::open_for_renewal(root_dir, lock)?;
     let pb = session.resolve(pb)?;
-    Ok(crate::renew::renew(&pb, &session.ctx(), opts)?)
+    let ctx = session.ctx();
+    let renewed = crate::renew::renew(&pb, &ctx, opts)?;
+    if !opts.dry_run {
+        if let Err(e) = crate::recover::sweep(ctx.root) {
+            tracing::warn!("removing key pairs no longer live: {e}");
+        }
+    }
+    Ok(renewed)
 }

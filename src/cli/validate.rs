@@ -82,6 +82,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         facts: &facts,
         live_host: false,
         is_root: crate::host::is_root(),
+        mode: Mode::Apply,
     };
     // What this host's portico made and the playbook drops is pruned in
     // the copy too, so nginx sees what apply would leave.

@@ -19,6 +19,8 @@ pub struct CertInfo {
     pub serial: String,
     /// The issuer's distinguished name.
     pub issuer: String,
+    /// Issued by itself (issuer and subject the same name): self-signed.
+    pub self_issued: bool,
     /// SHA-256 of the DER, as `AB:CD:...` (what `openssl x509 -fingerprint -sha256` prints).
     pub fingerprint: String,
     /// The public key, named as playbooks name key types (`ecdsa-p256`,
@@ -88,8 +90,25 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
         not_after: cert.validity().not_after.timestamp(),
         serial: cert.raw_serial_as_string(),
         issuer: cert.issuer().to_string(),
+        self_issued: cert.issuer().as_raw() == cert.subject().as_raw(),
         key: key_name(&cert),
     })
+}
+
+/// One line about a certificate for a diff, instead of its base64: its
+/// names, issuer, validity and serial.
+pub fn describe(pem: &[u8]) -> String {
+    match inspect_pem(pem) {
+        Some(i) => format!(
+            "names {}; issuer {}; valid {} to {}; serial {}",
+            i.names.iter().cloned().collect::<Vec<_>>().join(", "),
+            i.issuer,
+            crate::when::rfc3339(i.not_before),
+            crate::when::rfc3339(i.not_after),
+            i.serial
+        ),
+        None => format!("not a readable certificate ({} bytes)", pem.len()),
+    }
 }
 
 /// What is wrong with a certificate portico validates but did not make,

@@ -30,6 +30,11 @@ pub struct Command {
     /// Its arguments come from a playbook and may hold secrets (a deploy
     /// hook's token): logs and timings name the program only.
     pub private_args: bool,
+    /// It runs in a private mount namespace of its own where each
+    /// `(source, target)` directory is bind-mounted over the target
+    /// (`nginx -t` on a candidate configuration, at the paths nginx reads,
+    /// while the host's files stay as they are).
+    pub binds: Vec<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Command {
@@ -48,6 +53,7 @@ impl Command {
             stderr_passed_on: false,
             env_removed: Vec::new(),
             private_args: false,
+            binds: Vec::new(),
         }
     }
 
@@ -99,16 +105,38 @@ impl Command {
         self
     }
 
-    /// The argv as one line, for reports and logs (never executed as such).
+    /// Runs it with `source` mounted over `target` in a private mount
+    /// namespace (see [`Command::binds`]).
+    pub fn bind(mut self, source: &std::path::Path, target: &std::path::Path) -> Self {
+        self.binds
+            .push((source.to_path_buf(), target.to_path_buf()));
+        self
+    }
+
+    /// The argv as one line, for reports and logs (never executed as such),
+    /// after the mounts it runs with.
     pub fn display(&self) -> String {
-        self.argv.join(" ")
+        let mut s = String::new();
+        for (source, target) in &self.binds {
+            s.push_str(&format!(
+                "[{} over {}] ",
+                source.display(),
+                target.display()
+            ));
+        }
+        s.push_str(&self.argv.join(" "));
+        s
     }
 
     /// What logs and timings show: the argv, or the program alone when its
     /// arguments may be secret.
     pub fn shown(&self) -> String {
         match (self.private_args, self.argv.first()) {
-            (true, Some(program)) => format!("{program} (arguments not shown)"),
+            (true, Some(program)) => format!(
+                "{program} ({} argument{} hidden)",
+                self.argv.len() - 1,
+                if self.argv.len() == 2 { "" } else { "s" }
+            ),
             _ => self.display(),
         }
     }
@@ -164,6 +192,15 @@ pub enum CmdError {
     },
 }
 
+impl CmdError {
+    /// The command could not get the private mount namespace it asked for
+    /// (no CAP_SYS_ADMIN, or a sandbox that forbids namespaces).
+    pub fn namespaces_refused(&self) -> bool {
+        matches!(self, CmdError::Spawn { source, .. }
+            if matches!(source.raw_os_error(), Some(nix::libc::EPERM) | Some(nix::libc::EACCES) | Some(nix::libc::ENOSYS) | Some(nix::libc::EINVAL)))
+    }
+}
+
 /// Runs commands. Implementations: [`SystemRunner`] (real), [`FakeRunner`] (tests).
 pub trait Runner: Send + Sync {
     /// Runs the command and returns its output, whatever its exit code.
@@ -177,7 +214,7 @@ pub trait Runner: Send + Sync {
             Ok(out)
         } else {
             Err(CmdError::Failed {
-                command: cmd.display(),
+                command: cmd.shown(),
                 status: out
                     .code
                     .map_or("killed by a signal".into(), |c| format!("exit {c}")),
@@ -203,8 +240,10 @@ pub struct SystemRunner;
 
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
+        // Errors name the command as logs do: the program alone when its
+        // arguments may be secret.
         let spawn_err = |source| CmdError::Spawn {
-            command: cmd.display(),
+            command: cmd.shown(),
             source,
         };
         let (program, args) = cmd.argv.split_first().ok_or_else(|| {
@@ -214,8 +253,14 @@ impl Runner for SystemRunner {
             ))
         })?;
         tracing::debug!(command = %cmd.shown(), mutating = cmd.mutating, "run");
+        if cmd.mutating {
+            super::failpoint::hit("cmd", &cmd.shown());
+        }
         let _t = crate::timing::step("cmd", &cmd.shown());
         let mut command = StdCommand::new(program);
+        if !cmd.binds.is_empty() {
+            private_mounts(&mut command, &cmd.binds).map_err(spawn_err)?;
+        }
         if cmd.timeout.is_some() {
             // Its own process group: a timeout kills what it started too.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
@@ -254,6 +299,55 @@ impl Runner for SystemRunner {
         };
         wait_with_timeout(child, limit).map_err(spawn_err)
     }
+}
+
+/// Makes `command` start in a private mount namespace with `binds`
+/// mounted. Needs CAP_SYS_ADMIN (root outside a sandbox that forbids
+/// namespaces): without it the spawn fails with EPERM, which callers tell
+/// apart ([`CmdError::namespaces_refused`]).
+fn private_mounts(
+    command: &mut StdCommand,
+    binds: &[(std::path::PathBuf, std::path::PathBuf)],
+) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |p: &std::path::Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
+    };
+    // Made before the fork: the child may only call what is safe after it.
+    let binds: Vec<(CString, CString)> = binds
+        .iter()
+        .map(|(s, t)| Ok((cstr(s)?, cstr(t)?)))
+        .collect::<std::io::Result<_>>()?;
+    let root = cstr(std::path::Path::new("/"))?;
+    // SAFETY: between fork and exec the closure only makes system calls
+    // (unshare, mount) on memory prepared before the fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+            // Nothing below may reach the host's mount table.
+            mount(
+                None::<&std::ffi::CStr>,
+                root.as_c_str(),
+                None::<&std::ffi::CStr>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&std::ffi::CStr>,
+            )?;
+            for (source, target) in &binds {
+                mount(
+                    Some(source.as_c_str()),
+                    target.as_c_str(),
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_BIND,
+                    None::<&std::ffi::CStr>,
+                )?;
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// Waits for `child` up to `limit`, reading its output meanwhile; past
@@ -362,7 +456,16 @@ impl FakeRunner {
 impl Runner for FakeRunner {
     fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
         self.calls.lock().expect("calls lock").push(cmd.clone());
-        match self.answers.get(&cmd.display()) {
+        // A command run with mounts (a candidate's `nginx -t`) is answered
+        // as `[bind] ARGV` where its exact paths (temporary, hashed) are not
+        // in the table.
+        let generic = format!("[bind] {}", cmd.argv.join(" "));
+        let answer = self.answers.get(&cmd.display()).or_else(|| {
+            (!cmd.binds.is_empty())
+                .then(|| self.answers.get(&generic))
+                .flatten()
+        });
+        match answer {
             Some(out) => Ok(out.clone()),
             None => Err(CmdError::Spawn {
                 command: cmd.display(),

@@ -7,6 +7,8 @@
 pub mod clock;
 pub mod cmd;
 pub mod dbus;
+pub mod failpoint;
+pub mod lock;
 pub mod notify;
 pub mod probe;
 pub mod procs;

@@ -1,17 +1,38 @@
 //! The filesystem seam: every path portico touches lives under a root
 //! directory (`/` on a real host, a fixture tree in tests and image builds).
 //!
-//! Writes are atomic and permission-exact: a temp file in the same directory
-//! created `O_EXCL|O_NOFOLLOW` with the final mode, fsync, rename, fsync the
-//! directory. A symlink planted at the target is refused, never followed,
-//! and so is a symlink anywhere between the root and the target: a
-//! symlinked `etc/ssl/private` cannot send a key outside the root, nor a
-//! `.well-known` planted in a webroot send a challenge file into `/etc`.
+//! Every write is made relative to open directory handles: from the root,
+//! each directory on the way is opened with `O_NOFOLLOW | O_DIRECTORY`
+//! (created with `mkdirat` and given its mode with `fchmod` on the handle
+//! when missing), and the last step (`openat`, `renameat`, `symlinkat`,
+//! `unlinkat`, `fchownat`, `fchmod`) works on that handle. Nothing is done
+//! by path after a check: a directory swapped for a symlink between two
+//! steps (a service user racing portico in a webroot it owns) makes the
+//! step fail, never land outside the root.
+//!
+//! Writes are atomic and permission-exact: a temp file in the same
+//! directory created `O_EXCL|O_NOFOLLOW` with the final mode, fsync,
+//! rename, fsync the directory. Symlinks and whole directories (a nginx
+//! generation, a certificate's key pair) are made the same way: under a
+//! temporary name, then renamed into place, so a reader (nginx, after a
+//! kill and a reboot) sees the old one or the new one, never half of one.
+//!
+//! Reads follow symlinks: portico's own layout uses them (a certificate's
+//! `live` link), and a read cannot change anything.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+
+use super::failpoint;
 
 use thiserror::Error;
 
@@ -80,24 +101,64 @@ pub struct FileMeta {
     pub modified: i64,
 }
 
-/// A hook that lets tests make a write fail at the rename, to prove that an
-/// interrupted write leaves the old file intact.
-pub type RenameHook = fn(&Path) -> io::Result<()>;
+/// One file of a directory written whole ([`Root::write_tree`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Its path inside the directory (`snippets/tls.conf`): plain names,
+    /// no `..`, no leading `/`.
+    pub rel: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its mode.
+    pub mode: u32,
+}
 
 /// The filesystem under a root directory.
 #[derive(Debug, Clone)]
 pub struct Root {
     base: PathBuf,
-    before_rename: Option<RenameHook>,
+}
+
+/// An open directory and the host path it stands for (for errors).
+struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn errno_err(path: &Path) -> impl FnOnce(Errno) -> RootError + '_ {
+    move |e| RootError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
+}
+
+fn mode_of(bits: u32) -> Mode {
+    Mode::from_bits_truncate(bits as nix::libc::mode_t)
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// A name for a temporary sibling of `name` (`.name.portico-PID-N`):
+/// what recovery recognises and sweeps after a kill.
+fn temp_name(name: &str, attempt: u32) -> String {
+    format!(".{name}{TEMP_MARK}{}-{attempt}", std::process::id())
+}
+
+/// What every temporary name portico makes contains.
+pub const TEMP_MARK: &str = ".portico-";
+
+/// Is `name` one of portico's temporary names?
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARK)
 }
 
 impl Root {
     /// The filesystem under `base` (`/` for the host itself).
     pub fn new(base: impl Into<PathBuf>) -> Self {
-        Root {
-            base: base.into(),
-            before_rename: None,
-        }
+        Root { base: base.into() }
     }
 
     /// True when this root is the real host's `/`.
@@ -110,12 +171,6 @@ impl Root {
         &self.base
     }
 
-    /// Test seam: run `hook` just before each rename; an error aborts the write.
-    pub fn with_rename_hook(mut self, hook: RenameHook) -> Self {
-        self.before_rename = Some(hook);
-        self
-    }
-
     /// Maps an absolute host path (`/etc/nginx`) to where it lives under the root.
     pub fn host_path(&self, path: &Path) -> Result<PathBuf, RootError> {
         if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
@@ -126,32 +181,122 @@ impl Root {
         Ok(self.base.join(path.strip_prefix("/").unwrap_or(path)))
     }
 
-    /// Maps `path` like [`Root::host_path`] for a write: refuses when any
-    /// directory between the root and `path` is a symlink (the last
-    /// component is the caller's business).
-    fn write_path(&self, path: &Path) -> Result<PathBuf, RootError> {
-        let full = self.host_path(path)?;
-        let mut dir = self.base.clone();
-        let parents: Vec<Component> = path.components().collect();
-        for c in parents.iter().take(parents.len().saturating_sub(1)) {
-            if let Component::Normal(name) = c {
-                dir.push(name);
-                match fs::symlink_metadata(&dir) {
-                    Ok(m) if m.file_type().is_symlink() => {
-                        let link =
-                            Path::new("/").join(dir.strip_prefix(&self.base).unwrap_or(&dir));
-                        return Err(RootError::SymlinkDir {
-                            path: path.to_path_buf(),
-                            link,
-                        });
-                    }
-                    // Missing: nothing below it exists either.
-                    Err(_) => break,
-                    Ok(_) => {}
+    /// The names of `path` from the root down (`/etc/nginx` -> etc, nginx).
+    fn names(path: &Path) -> Result<Vec<String>, RootError> {
+        if !path.is_absolute() {
+            return Err(RootError::NotAbsolute {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut out = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+                _ => {
+                    return Err(RootError::NotAbsolute {
+                        path: path.to_path_buf(),
+                    })
                 }
             }
         }
-        Ok(full)
+        Ok(out)
+    }
+
+    /// Opens directory `path` from the root, one name at a time, never
+    /// following a symlink. `create`: missing directories are made, the
+    /// last one with this mode and the ones on the way with 0755; `None`:
+    /// a missing one is `Ok(None)`. `for_path` is the path the caller
+    /// works on, for the error.
+    fn open_dir(
+        &self,
+        path: &Path,
+        create: Option<u32>,
+        for_path: &Path,
+    ) -> Result<Option<Dir>, RootError> {
+        let names = Self::names(path)?;
+        let base = &self.base;
+        let fd = nix::fcntl::open(
+            base.as_path(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_err(base))?;
+        let mut dir = Dir {
+            fd,
+            path: PathBuf::from("/"),
+        };
+        let last = names.len();
+        for (i, name) in names.iter().enumerate() {
+            let host = dir.path.join(name);
+            let opened = match nix::fcntl::openat(&dir.fd, name.as_str(), DIR_FLAGS, Mode::empty())
+            {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    let Some(leaf_mode) = create else {
+                        return Ok(None);
+                    };
+                    let mode = if i + 1 == last { leaf_mode } else { 0o755 };
+                    failpoint::hit("fs.mkdir", &host.display());
+                    match nix::sys::stat::mkdirat(&dir.fd, name.as_str(), mode_of(mode)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(errno_err(&host)(e)),
+                    }
+                    let fd = nix::fcntl::openat(&dir.fd, name.as_str(), DIR_FLAGS, Mode::empty())
+                        .map_err(|e| self.dir_error(e, for_path, &host))?;
+                    // The umask may have masked bits off: exactly what was
+                    // asked, on the handle (never by path).
+                    nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(&host))?;
+                    nix::unistd::fsync(&dir.fd).map_err(errno_err(&dir.path))?;
+                    fd
+                }
+                Err(e) => return Err(self.dir_error(e, for_path, &host)),
+            };
+            dir = Dir {
+                fd: opened,
+                path: host,
+            };
+        }
+        Ok(Some(dir))
+    }
+
+    /// A directory on the way that could not be opened as one: a symlink
+    /// (ELOOP) is named as such.
+    fn dir_error(&self, e: Errno, for_path: &Path, host: &Path) -> RootError {
+        let is_link = e == Errno::ELOOP
+            || (e == Errno::ENOTDIR
+                && fs::symlink_metadata(self.base.join(host.strip_prefix("/").unwrap_or(host)))
+                    .is_ok_and(|m| m.file_type().is_symlink()));
+        if is_link {
+            RootError::SymlinkDir {
+                path: for_path.to_path_buf(),
+                link: host.to_path_buf(),
+            }
+        } else {
+            errno_err(host)(e)
+        }
+    }
+
+    /// The open parent of `path` (made when `create`) and `path`'s last name.
+    fn parent(&self, path: &Path, create: bool) -> Result<Option<(Dir, String)>, RootError> {
+        let names = Self::names(path)?;
+        let Some(name) = names.last() else {
+            return Err(RootError::NotAbsolute {
+                path: path.to_path_buf(),
+            });
+        };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        Ok(self
+            .open_dir(parent, create.then_some(0o755), path)?
+            .map(|d| (d, name.clone())))
+    }
+
+    /// [`Root::parent`] for a step that needs the parent to exist.
+    fn existing_parent(&self, path: &Path) -> Result<(Dir, String), RootError> {
+        self.parent(path, false)?.ok_or_else(|| RootError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotFound, "its directory does not exist"),
+        })
     }
 
     /// The names in a directory, sorted; empty when it does not exist.
@@ -188,6 +333,39 @@ impl Root {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// Every file under a directory, by path inside it (`snippets/a.conf`);
+    /// `Ok(None)` when the directory does not exist. Symlinks inside are
+    /// not followed (they are not part of a tree portico writes).
+    pub fn read_tree(&self, path: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, RootError> {
+        let p = self.host_path(path)?;
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        let mut out = BTreeMap::new();
+        let mut stack = vec![(p, String::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            for e in fs::read_dir(&dir).map_err(io_err(path))? {
+                let e = e.map_err(io_err(path))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rel = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let ft = e.file_type().map_err(io_err(path))?;
+                if ft.is_dir() {
+                    stack.push((e.path(), rel));
+                } else if ft.is_file() {
+                    out.insert(rel, fs::read(e.path()).map_err(io_err(path))?);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Metadata without following a final symlink; `Ok(None)` when absent.
     pub fn meta(&self, path: &Path) -> Result<Option<FileMeta>, RootError> {
         let p = self.host_path(path)?;
@@ -203,6 +381,29 @@ impl Root {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }
+    }
+
+    /// Does `path` lead to something, symlinks followed (a dangling link
+    /// does not)?
+    pub fn resolves(&self, path: &Path) -> bool {
+        self.host_path(path).is_ok_and(|p| fs::metadata(p).is_ok())
+    }
+
+    /// Is `path` a mount point (a file system or a bind mount: it cannot be
+    /// removed, only emptied)? Read from the kernel's mount table.
+    pub fn is_mount_point(&self, path: &Path) -> bool {
+        let Ok(p) = self.host_path(path) else {
+            return false;
+        };
+        let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
+            return false;
+        };
+        let unescape = |s: &str| s.replace("\\040", " ").replace("\\011", "\t");
+        table.lines().any(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .is_some_and(|m| Path::new(&unescape(m)) == p)
+        })
     }
 
     /// Is anything at `path` (a symlink counts, even a dangling one)?
@@ -221,108 +422,151 @@ impl Root {
         }
     }
 
-    /// Creates a directory chain; new directories get `mode`, existing ones
-    /// are left as they are (never loosened).
+    /// What is at `name` in `dir`, not following a symlink.
+    fn stat_at(dir: &Dir, name: &str) -> Result<Option<nix::sys::stat::FileStat>, RootError> {
+        match nix::sys::stat::fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(errno_err(&dir.path.join(name))(e)),
+        }
+    }
+
+    fn is_link(st: &nix::sys::stat::FileStat) -> bool {
+        st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK
+    }
+
+    fn is_dir_stat(st: &nix::sys::stat::FileStat) -> bool {
+        st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR
+    }
+
+    /// Creates a directory chain; new directories get `mode` (the ones on
+    /// the way 0755), existing ones are left as they are (never loosened).
     pub fn create_dir_all(&self, path: &Path, mode: u32) -> Result<(), RootError> {
-        if path == Path::new("/") {
+        if Self::names(path)?.is_empty() {
             return Ok(());
         }
-        let p = self.write_path(path)?;
-        match self.meta(path)? {
-            Some(m) if m.is_symlink => {
-                return Err(RootError::SymlinkDir {
-                    path: path.to_path_buf(),
-                    link: path.to_path_buf(),
-                })
+        self.open_dir(path, Some(mode), path).map(|_| ())
+    }
+
+    /// A new file `name` in `dir` under a temporary name, with exactly
+    /// `mode` and `bytes`, synced: the caller renames it into place.
+    fn write_temp(dir: &Dir, name: &str, bytes: &[u8], mode: u32) -> Result<String, RootError> {
+        for attempt in 0..100u32 {
+            let tmp = temp_name(name, attempt);
+            let fd = match nix::fcntl::openat(
+                &dir.fd,
+                tmp.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                mode_of(mode),
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(errno_err(&dir.path.join(name))(e)),
+            };
+            let mut file = fs::File::from(fd);
+            let written = (|| {
+                file.write_all(bytes)?;
+                // Exact mode even where the umask dropped bits at creation.
+                nix::sys::stat::fchmod(file.as_fd(), mode_of(mode)).map_err(io::Error::from)?;
+                file.sync_all()
+            })();
+            if let Err(e) = written {
+                let _ = nix::unistd::unlinkat(&dir.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(io_err(&dir.path.join(name))(e));
             }
-            Some(m) if m.is_dir => return Ok(()),
-            _ => {}
+            return Ok(tmp);
         }
-        if let Some(parent) = path.parent() {
-            if parent != path {
-                self.create_dir_all(parent, 0o755)?;
-            }
+        Err(RootError::Io {
+            path: dir.path.join(name),
+            source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"),
+        })
+    }
+
+    /// Renames `from` to `to` in `dir` and syncs the directory; on error
+    /// the temporary `from` is removed.
+    fn rename_into_place(dir: &Dir, from: &str, to: &str, step: &str) -> Result<(), RootError> {
+        let host = dir.path.join(to);
+        failpoint::hit(step, &host.display());
+        if let Err(e) = nix::fcntl::renameat(&dir.fd, from, &dir.fd, to) {
+            let flag = if step == "fs.tree" {
+                UnlinkatFlags::RemoveDir
+            } else {
+                UnlinkatFlags::NoRemoveDir
+            };
+            let _ = nix::unistd::unlinkat(&dir.fd, from, flag);
+            return Err(errno_err(&host)(e));
         }
-        match fs::DirBuilder::new().mode(mode).create(&p) {
-            Ok(()) => {
-                // The umask may have masked bits off: set exactly what was asked.
-                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(path))
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io_err(path)(e)),
-        }
+        nix::unistd::fsync(&dir.fd).map_err(errno_err(&dir.path))
     }
 
     /// Writes `bytes` atomically with exactly `mode`.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
-        let target = self.write_path(path)?;
-        if let Some(m) = self.meta(path)? {
-            if m.is_symlink {
-                return Err(RootError::Symlink {
-                    path: path.to_path_buf(),
-                });
-            }
+        let (dir, name) = self.existing_parent(path)?;
+        if Self::stat_at(&dir, &name)?.is_some_and(|st| Self::is_link(&st)) {
+            return Err(RootError::Symlink {
+                path: path.to_path_buf(),
+            });
         }
-        let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (tmp, mut file) = create_temp(&dir, &name, mode).map_err(io_err(path))?;
-        let result = (|| {
-            file.write_all(bytes)?;
-            // Exact mode even where the umask dropped bits at creation.
-            file.set_permissions(fs::Permissions::from_mode(mode))?;
-            file.sync_all()?;
-            if let Some(hook) = self.before_rename {
-                hook(&target)?;
-            }
-            fs::rename(&tmp, &target)?;
-            fs::File::open(&dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(io_err(path))
+        let tmp = Self::write_temp(&dir, &name, bytes, mode)?;
+        Self::rename_into_place(&dir, &tmp, &name, "fs.rename")
     }
 
     /// Creates a new file with exactly `mode`; fails when anything (even a
     /// dangling symlink) is already at `path`. For files a run must be able
     /// to remove afterwards knowing it made them (ACME challenge answers).
     pub fn create_new(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        let mut file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&p)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+        let (dir, name) = self.existing_parent(path)?;
+        failpoint::hit("fs.create", &path.display());
+        let fd = match nix::fcntl::openat(
+            &dir.fd,
+            name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            mode_of(mode),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) => {
                 return Err(RootError::Exists {
                     path: path.to_path_buf(),
                 })
             }
-            Err(e) => return Err(io_err(path)(e)),
+            Err(e) => return Err(errno_err(path)(e)),
         };
+        let mut file = fs::File::from(fd);
         let written = (|| {
             file.write_all(bytes)?;
-            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            nix::sys::stat::fchmod(file.as_fd(), mode_of(mode)).map_err(io::Error::from)?;
             file.sync_all()
         })();
         if let Err(e) = written {
-            let _ = fs::remove_file(&p);
+            let _ = nix::unistd::unlinkat(&dir.fd, name.as_str(), UnlinkatFlags::NoRemoveDir);
             return Err(io_err(path)(e));
         }
         Ok(())
     }
 
-    /// Makes `path` a symlink to `target`, replacing an existing symlink.
+    /// Makes `path` a symlink to `target`, atomically (a new link under a
+    /// temporary name, renamed over the old one): a reader sees the old
+    /// target or the new one, never no link. Refuses to replace anything
+    /// but a symlink.
     pub fn symlink(&self, path: &Path, target: &Path) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        if let Some(m) = self.meta(path)? {
-            if !m.is_symlink {
+        self.link_atomic(path, target, false)
+    }
+
+    /// [`Root::symlink`], also replacing a regular file (never a
+    /// directory): how a file becomes a link into a newer layout.
+    pub fn replace_with_symlink(&self, path: &Path, target: &Path) -> Result<(), RootError> {
+        self.link_atomic(path, target, true)
+    }
+
+    fn link_atomic(&self, path: &Path, target: &Path, over_file: bool) -> Result<(), RootError> {
+        let (dir, name) = self.existing_parent(path)?;
+        if let Some(st) = Self::stat_at(&dir, &name)? {
+            let replaceable = Self::is_link(&st) || (over_file && !Self::is_dir_stat(&st));
+            if !replaceable {
                 return Err(RootError::Io {
                     path: path.to_path_buf(),
                     source: io::Error::new(
@@ -331,114 +575,352 @@ impl Root {
                     ),
                 });
             }
-            fs::remove_file(&p).map_err(io_err(path))?;
         }
-        std::os::unix::fs::symlink(target, &p).map_err(io_err(path))
-    }
-
-    /// Changes the mode of an existing file (never follows a symlink).
-    pub fn set_mode(&self, path: &Path, mode: u32) -> Result<(), RootError> {
-        match self.meta(path)? {
-            Some(m) if m.is_symlink => Err(RootError::Symlink {
-                path: path.to_path_buf(),
-            }),
-            _ => {
-                let p = self.write_path(path)?;
-                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(path))
+        for attempt in 0..100u32 {
+            let tmp = temp_name(&name, attempt);
+            match nix::unistd::symlinkat(target, &dir.fd, tmp.as_str()) {
+                Ok(()) => return Self::rename_into_place(&dir, &tmp, &name, "fs.symlink"),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(errno_err(path)(e)),
             }
         }
+        Err(RootError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary link name"),
+        })
+    }
+
+    /// Writes a whole directory at once: its files are made under a
+    /// temporary directory (mode `dir_mode`, subdirectories 0755), synced,
+    /// and the directory renamed into place. A directory already there
+    /// with exactly these files is left as it is; one with anything else
+    /// is an error (the caller names directories by their content).
+    pub fn write_tree(
+        &self,
+        path: &Path,
+        files: &[TreeFile],
+        dir_mode: u32,
+    ) -> Result<(), RootError> {
+        if let Some(existing) = self.read_tree(path)? {
+            let same = existing.len() == files.len()
+                && files
+                    .iter()
+                    .all(|f| existing.get(&f.rel).is_some_and(|b| *b == f.bytes));
+            if same {
+                return Ok(());
+            }
+            return Err(RootError::Exists {
+                path: path.to_path_buf(),
+            });
+        }
+        let (parent, name) = self
+            .parent(path, true)?
+            .ok_or_else(|| RootError::NotAbsolute {
+                path: path.to_path_buf(),
+            })?;
+        let mut made = None;
+        for attempt in 0..100u32 {
+            let tmp = temp_name(&name, attempt);
+            match nix::sys::stat::mkdirat(&parent.fd, tmp.as_str(), mode_of(dir_mode)) {
+                Ok(()) => {
+                    made = Some(tmp);
+                    break;
+                }
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(errno_err(path)(e)),
+            }
+        }
+        let Some(tmp) = made else {
+            return Err(RootError::Exists {
+                path: path.to_path_buf(),
+            });
+        };
+        let filled = (|| {
+            let fd = nix::fcntl::openat(&parent.fd, tmp.as_str(), DIR_FLAGS, Mode::empty())
+                .map_err(errno_err(path))?;
+            nix::sys::stat::fchmod(&fd, mode_of(dir_mode)).map_err(errno_err(path))?;
+            let top = Dir {
+                fd,
+                path: parent.path.join(&tmp),
+            };
+            let mut subdirs: BTreeMap<String, Dir> = BTreeMap::new();
+            for f in files {
+                let (sub, file) = match f.rel.rsplit_once('/') {
+                    Some((s, n)) => (Some(s), n),
+                    None => (None, f.rel.as_str()),
+                };
+                if file.is_empty() || file == "." || file == ".." || file.starts_with('.') {
+                    return Err(RootError::NotAbsolute {
+                        path: path.join(&f.rel),
+                    });
+                }
+                let dir = match sub {
+                    None => &top,
+                    Some(sub) => {
+                        if !subdirs.contains_key(sub) {
+                            let mut d = Dir {
+                                fd: top.fd.try_clone().map_err(io_err(path))?,
+                                path: top.path.clone(),
+                            };
+                            for part in sub.split('/') {
+                                if part.is_empty() || part == "." || part == ".." {
+                                    return Err(RootError::NotAbsolute {
+                                        path: path.join(&f.rel),
+                                    });
+                                }
+                                match nix::sys::stat::mkdirat(&d.fd, part, mode_of(0o755)) {
+                                    Ok(()) | Err(Errno::EEXIST) => {}
+                                    Err(e) => return Err(errno_err(path)(e)),
+                                }
+                                let fd = nix::fcntl::openat(&d.fd, part, DIR_FLAGS, Mode::empty())
+                                    .map_err(errno_err(path))?;
+                                nix::sys::stat::fchmod(&fd, mode_of(0o755))
+                                    .map_err(errno_err(path))?;
+                                d = Dir {
+                                    fd,
+                                    path: d.path.join(part),
+                                };
+                            }
+                            subdirs.insert(sub.to_string(), d);
+                        }
+                        &subdirs[sub]
+                    }
+                };
+                let fd = nix::fcntl::openat(
+                    &dir.fd,
+                    file,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    mode_of(f.mode),
+                )
+                .map_err(errno_err(&path.join(&f.rel)))?;
+                let mut out = fs::File::from(fd);
+                out.write_all(&f.bytes).map_err(io_err(path))?;
+                nix::sys::stat::fchmod(out.as_fd(), mode_of(f.mode)).map_err(errno_err(path))?;
+                out.sync_all().map_err(io_err(path))?;
+            }
+            for d in subdirs.values() {
+                nix::unistd::fsync(&d.fd).map_err(errno_err(path))?;
+            }
+            nix::unistd::fsync(&top.fd).map_err(errno_err(path))
+        })();
+        if let Err(e) = filled {
+            let _ = self.remove_tree(&parent.path.join(&tmp));
+            return Err(e);
+        }
+        failpoint::hit("fs.tree", &path.display());
+        if let Err(e) = nix::fcntl::renameat(&parent.fd, tmp.as_str(), &parent.fd, name.as_str()) {
+            let _ = self.remove_tree(&parent.path.join(&tmp));
+            return Err(errno_err(path)(e));
+        }
+        nix::unistd::fsync(&parent.fd).map_err(errno_err(&parent.path))
+    }
+
+    /// Changes the mode of an existing file or directory (never follows a
+    /// symlink: the file is opened `O_NOFOLLOW` and changed on its handle).
+    pub fn set_mode(&self, path: &Path, mode: u32) -> Result<(), RootError> {
+        let (dir, name) = self.existing_parent(path)?;
+        let fd = match nix::fcntl::openat(
+            &dir.fd,
+            name.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP) => {
+                return Err(RootError::Symlink {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(errno_err(path)(e)),
+        };
+        failpoint::hit("fs.chmod", &path.display());
+        nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(path))
     }
 
     /// Changes the owner of an existing file (never follows a symlink).
     pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err(path))
+        let (dir, name) = self.existing_parent(path)?;
+        failpoint::hit("fs.chown", &path.display());
+        nix::unistd::fchownat(
+            &dir.fd,
+            name.as_str(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno_err(path))
     }
 
     /// Renames a file within the root (never through symlinked directories).
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), RootError> {
-        let (f, t) = (self.write_path(from)?, self.write_path(to)?);
-        fs::rename(&f, &t).map_err(io_err(from))
+        let (fd, fname) = self.existing_parent(from)?;
+        let (td, tname) = self.existing_parent(to)?;
+        failpoint::hit("fs.move", &to.display());
+        nix::fcntl::renameat(&fd.fd, fname.as_str(), &td.fd, tname.as_str())
+            .map_err(errno_err(from))?;
+        nix::unistd::fsync(&td.fd).map_err(errno_err(&td.path))
     }
 
-    /// Moves a file or symlink, also across filesystems (`/etc` to a
-    /// separate `/var`): where rename says EXDEV, the bytes are written at
-    /// the target (atomically, same mode) and then the source removed.
+    /// Moves a file, symlink or directory, also across filesystems (`/etc`
+    /// to a separate `/var`): where rename says EXDEV, it is copied to the
+    /// target (same modes) and then the source removed.
     pub fn move_file(&self, from: &Path, to: &Path) -> Result<(), RootError> {
-        let (f, t) = (self.write_path(from)?, self.write_path(to)?);
-        match fs::rename(&f, &t) {
-            Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {}
-            other => return other.map_err(io_err(from)),
+        let (fd, fname) = self.existing_parent(from)?;
+        let (td, tname) = self.existing_parent(to)?;
+        failpoint::hit("fs.move", &to.display());
+        match nix::fcntl::renameat(&fd.fd, fname.as_str(), &td.fd, tname.as_str()) {
+            Ok(()) => return nix::unistd::fsync(&td.fd).map_err(errno_err(&td.path)),
+            Err(Errno::EXDEV) => {}
+            Err(e) => return Err(errno_err(from)(e)),
         }
-        match self.read_link(from)? {
-            Some(target) => self.symlink(to, &target)?,
-            None => {
-                let meta = self.meta(from)?.ok_or_else(|| RootError::Io {
-                    path: from.to_path_buf(),
-                    source: io::Error::from(io::ErrorKind::NotFound),
-                })?;
-                let bytes = self.read(from)?.unwrap_or_default();
-                self.write_atomic(to, &bytes, meta.mode)?;
+        self.copy(from, to)?;
+        match self.meta(from)? {
+            Some(m) if m.is_dir && !m.is_symlink => self.remove_tree(from),
+            _ => self.remove(from),
+        }
+    }
+
+    /// Copies `from` to `to` (a file atomically, a symlink as a symlink, a
+    /// directory file by file), keeping modes.
+    fn copy(&self, from: &Path, to: &Path) -> Result<(), RootError> {
+        let Some(meta) = self.meta(from)? else {
+            return Err(RootError::Io {
+                path: from.to_path_buf(),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        };
+        if let Some(target) = self.read_link(from)? {
+            return self.symlink(to, &target);
+        }
+        if meta.is_dir {
+            // Whole or not at all: copied under a temporary name and
+            // renamed into place (a kill leaves only a temporary name,
+            // which recovery sweeps).
+            let mut files = Vec::new();
+            self.collect_files(from, "", &mut files)?;
+            return self.write_tree(to, &files, meta.mode);
+        }
+        let bytes = self.read(from)?.unwrap_or_default();
+        self.write_atomic(to, &bytes, meta.mode)
+    }
+
+    /// Every regular file under `dir`, as [`TreeFile`]s relative to it.
+    fn collect_files(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<TreeFile>,
+    ) -> Result<(), RootError> {
+        for name in self.list_dir(dir)? {
+            let path = dir.join(&name);
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            match self.meta(&path)? {
+                Some(m) if m.is_dir && !m.is_symlink => self.collect_files(&path, &rel, out)?,
+                Some(m) if !m.is_symlink => out.push(TreeFile {
+                    rel,
+                    bytes: self.read(&path)?.unwrap_or_default(),
+                    mode: m.mode,
+                }),
+                _ => {}
             }
         }
-        self.remove(from)
+        Ok(())
     }
 
     /// Removes an empty directory; absent is fine, and so is one that is no
     /// longer empty (something else put a file there): it stays.
     pub fn remove_empty_dir(&self, path: &Path) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        match fs::remove_dir(&p) {
-            Err(e)
-                if e.kind() != io::ErrorKind::NotFound
-                    && e.kind() != io::ErrorKind::DirectoryNotEmpty =>
-            {
-                Err(io_err(path)(e))
-            }
-            _ => Ok(()),
+        let Some((dir, name)) = self.parent(path, false)? else {
+            return Ok(());
+        };
+        failpoint::hit("fs.rmdir", &path.display());
+        match nix::unistd::unlinkat(&dir.fd, name.as_str(), UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) | Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(errno_err(path)(e)),
         }
     }
 
     /// Deletes a directory and everything under it, never following a
-    /// symlink (one inside is removed, not what it points to); absent is fine.
+    /// symlink (one inside is removed, not what it points to); absent is
+    /// fine. Emptied through handles, deepest first.
     pub fn remove_tree(&self, path: &Path) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        match fs::remove_dir_all(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
-            _ => Ok(()),
+        let Some((dir, name)) = self.parent(path, false)? else {
+            return Ok(());
+        };
+        let Some(st) = Self::stat_at(&dir, &name)? else {
+            return Ok(());
+        };
+        failpoint::hit("fs.rmtree", &path.display());
+        if !Self::is_dir_stat(&st) {
+            return nix::unistd::unlinkat(&dir.fd, name.as_str(), UnlinkatFlags::NoRemoveDir)
+                .map_err(errno_err(path));
         }
+        Self::empty_dir(&dir, &name, path)?;
+        match nix::unistd::unlinkat(&dir.fd, name.as_str(), UnlinkatFlags::RemoveDir) {
+            // A mount point cannot go: it stays, empty.
+            Ok(()) | Err(Errno::ENOENT) | Err(Errno::EBUSY) => Ok(()),
+            Err(e) => Err(errno_err(path)(e)),
+        }
+    }
+
+    /// Removes everything inside `dir/name`, through handles.
+    fn empty_dir(dir: &Dir, name: &str, path: &Path) -> Result<(), RootError> {
+        let fd = match nix::fcntl::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(errno_err(path)(e)),
+        };
+        let sub = Dir {
+            fd,
+            path: dir.path.join(name),
+        };
+        let listing = nix::dir::Dir::from_fd(sub.fd.try_clone().map_err(io_err(path))?)
+            .map_err(errno_err(path))?;
+        let mut names = Vec::new();
+        let mut listing = listing;
+        for e in listing.iter() {
+            let e = e.map_err(errno_err(path))?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." {
+                names.push(n);
+            }
+        }
+        for n in names {
+            match Self::stat_at(&sub, &n)? {
+                Some(st) if Self::is_dir_stat(&st) => {
+                    Self::empty_dir(&sub, &n, path)?;
+                    nix::unistd::unlinkat(&sub.fd, n.as_str(), UnlinkatFlags::RemoveDir)
+                        .map_err(errno_err(path))?;
+                }
+                Some(_) => nix::unistd::unlinkat(&sub.fd, n.as_str(), UnlinkatFlags::NoRemoveDir)
+                    .map_err(errno_err(path))?,
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Removes a file or symlink; absent is fine.
     pub fn remove(&self, path: &Path) -> Result<(), RootError> {
-        let p = self.write_path(path)?;
-        match fs::remove_file(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
-            _ => Ok(()),
+        let Some((dir, name)) = self.parent(path, false)? else {
+            return Ok(());
+        };
+        failpoint::hit("fs.unlink", &path.display());
+        match nix::unistd::unlinkat(&dir.fd, name.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {
+                nix::unistd::fsync(&dir.fd).map_err(errno_err(&dir.path))
+            }
+            Err(e) => Err(errno_err(path)(e)),
         }
     }
-}
-
-fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, fs::File)> {
-    let pid = std::process::id();
-    for attempt in 0..100u32 {
-        let tmp = dir.join(format!(".{name}.portico-{pid}-{attempt}"));
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "no free temporary file name",
-    ))
 }
 
 #[cfg(test)]
@@ -485,20 +967,71 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_rename_keeps_the_old_file_and_leaves_no_temp() {
+    fn a_failed_rename_leaves_no_temp_and_the_target_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
-        root.write_atomic(Path::new("/cert.pem"), b"old", 0o644)
-            .unwrap();
-        let failing = root
-            .clone()
-            .with_rename_hook(|_| Err(io::Error::other("simulated crash before rename")));
-        assert!(failing
+        // A rename of a file over a non-empty directory fails (EISDIR).
+        std::fs::create_dir_all(dir.path().join("cert.pem/inside")).unwrap();
+        assert!(root
             .write_atomic(Path::new("/cert.pem"), b"new", 0o644)
             .is_err());
-        assert_eq!(root.read(Path::new("/cert.pem")).unwrap().unwrap(), b"old");
+        assert!(dir.path().join("cert.pem/inside").is_dir());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn symlinks_are_replaced_atomically_and_files_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let link = Path::new("/live");
+        root.symlink(link, Path::new("a")).unwrap();
+        root.symlink(link, Path::new("b")).unwrap();
+        assert_eq!(root.read_link(link).unwrap().unwrap(), Path::new("b"));
+        root.write_atomic(Path::new("/file"), b"x", 0o644).unwrap();
+        assert!(root.symlink(Path::new("/file"), Path::new("b")).is_err());
+        root.replace_with_symlink(Path::new("/file"), Path::new("b"))
+            .unwrap();
+        assert_eq!(
+            root.read_link(Path::new("/file")).unwrap().unwrap(),
+            Path::new("b")
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "temporary links left behind");
+    }
+
+    #[test]
+    fn a_tree_is_written_whole_and_kept_when_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let files = vec![
+            TreeFile {
+                rel: "a.conf".into(),
+                bytes: b"a".to_vec(),
+                mode: 0o644,
+            },
+            TreeFile {
+                rel: "snippets/b.conf".into(),
+                bytes: b"b".to_vec(),
+                mode: 0o600,
+            },
+        ];
+        let at = Path::new("/etc/nginx/portico/gen-1");
+        root.write_tree(at, &files, 0o755).unwrap();
+        let tree = root.read_tree(at).unwrap().unwrap();
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree["snippets/b.conf"], b"b");
+        let m = root
+            .meta(Path::new("/etc/nginx/portico/gen-1/snippets/b.conf"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.mode, 0o600);
+        // The same again: nothing to do; something else under the name: refused.
+        root.write_tree(at, &files, 0o755).unwrap();
+        assert!(root.write_tree(at, &files[..1], 0o755).is_err());
+        root.remove_tree(Path::new("/etc/nginx/portico")).unwrap();
+        assert!(!root.exists(Path::new("/etc/nginx/portico")));
+        assert!(root.exists(Path::new("/etc/nginx")));
     }
 
     #[test]

@@ -34,14 +34,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// Where the shared snippets go.
-    pub fn snippet_dir(&self) -> &'static str {
-        match self.layout {
-            Layout::SitesEnabled => "/etc/nginx/snippets",
-            Layout::ConfD => "/etc/nginx/portico",
-        }
-    }
-
     /// `http2 on;` exists from 1.25.1 and is a fatal error before it.
     fn http2_directive(&self) -> bool {
         self.version.is_some_and(|v| v >= Version(1, 25, 1))
@@ -80,12 +72,18 @@ pub struct Snippets {
 }
 
 impl Snippets {
-    /// The snippets' paths for this nginx's layout.
-    pub fn for_target(t: &Target) -> Self {
-        let dir = t.snippet_dir();
+    /// The TLS snippet's path inside a generation.
+    pub const TLS: &'static str = "snippets/portico-tls.conf";
+    /// The proxy snippet's path inside a generation.
+    pub const PROXY: &'static str = "snippets/portico-proxy.conf";
+
+    /// Where nginx reads the snippets: in the live generation, on every
+    /// layout (the files that include them are in the same generation).
+    pub fn for_target(_t: &Target) -> Self {
+        let live = crate::paths::NGINX_LIVE;
         Snippets {
-            tls: format!("{dir}/portico-tls.conf"),
-            proxy: format!("{dir}/portico-proxy.conf"),
+            tls: format!("{live}/{}", Self::TLS),
+            proxy: format!("{live}/{}", Self::PROXY),
         }
     }
 }

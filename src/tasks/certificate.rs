@@ -1,14 +1,16 @@
 //! Server certificates: self-signed and CA-signed ones are made here, ACME
 //! ones are obtained (the engine turns them into journaled writes), provided
-//! files are validated. Keys are 0600 in a 0700 directory.
+//! files are validated. A certificate and its key are written as one pair
+//! ([`crate::tasks::pair`]): key 0600 in 0700 directories, and never one
+//! without the other.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::facts::cert::{check_pair, inspect_pem, CertProblem};
+use crate::facts::cert::{check_pair, inspect_pem, CertProblem, PairProblem};
 use crate::playbook::{KeyType, Source};
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
-use crate::tasks::file::file_changes;
+use crate::tasks::pair::{self, Layout};
 
 /// Where a certificate and its key live on the host.
 #[derive(Debug, Clone)]
@@ -19,17 +21,23 @@ pub struct CertPaths {
     pub key: PathBuf,
 }
 
-/// portico's own certificate directory: apart from the system's trust
-/// store (`/etc/ssl/certs`, a symlink on EL), so the renewal daemon's
-/// sandbox can write here and nowhere near the trust store.
-pub const CERT_DIR: &str = "/etc/ssl/portico";
+pub use crate::paths::CERT_DIR;
 
 impl CertPaths {
-    /// The default place of portico-made certificate `name`.
+    /// Where nginx reads portico-made certificate `name`: its live pair.
     pub fn managed(name: &str) -> Self {
         CertPaths {
-            cert: PathBuf::from(format!("{CERT_DIR}/certs/{name}.crt")),
-            key: PathBuf::from(format!("{CERT_DIR}/private/{name}.key")),
+            cert: crate::paths::live_cert(name),
+            key: crate::paths::live_key(name),
+        }
+    }
+
+    /// The plain copies of portico-made certificate `name` that hooks and
+    /// operators use (`certs/NAME.crt`, `private/NAME.key`).
+    pub fn copies(name: &str) -> Self {
+        CertPaths {
+            cert: crate::paths::cert_file(name),
+            key: crate::paths::key_file(name),
         }
     }
 
@@ -121,13 +129,25 @@ impl CertificateTask {
         let Some(pem) = ctx.root.read(&paths.cert)? else {
             return Ok(Some("missing".into()));
         };
-        if ctx.root.meta(&paths.key)?.is_none() {
+        let Some(key) = ctx.root.read(&paths.key)? else {
             return Ok(Some("its key is missing".into()));
-        }
-        let Some(info) = inspect_pem(&pem) else {
-            return Ok(Some(
-                "the existing file is not a readable certificate".into(),
-            ));
+        };
+        // A key beside another order's certificate is no pair: nginx would
+        // refuse it. Treated as missing: made again, never served.
+        let info = match check_pair(&pem, &key) {
+            Ok(info) => info,
+            Err(PairProblem::KeyMismatch) => {
+                return Ok(Some("its key does not belong to it".into()))
+            }
+            Err(PairProblem::BadKey) => return Ok(Some("its key cannot be read".into())),
+            Err(_) => match inspect_pem(&pem) {
+                Some(info) => info,
+                None => {
+                    return Ok(Some(
+                        "the existing file is not a readable certificate".into(),
+                    ))
+                }
+            },
         };
         if info.names != self.names {
             return Ok(Some(format!(
@@ -142,6 +162,28 @@ impl CertificateTask {
             if ca_pem.is_empty() || !pem.windows(ca_pem.len()).any(|w| w == ca_pem.as_slice()) {
                 return Ok(Some(format!("not issued by the current ca {name}")));
             }
+        }
+        // Switched between sources: what made it is no longer what the
+        // playbook says (a private CA's are checked above).
+        let from_private_ca = info.issuer.starts_with(crate::tls::ca::CN_PREFIX);
+        match &self.source {
+            Source::SelfSigned { .. } if !info.self_issued => {
+                return Ok(Some(format!(
+                    "source changed: issued by {}, the playbook wants it self-signed",
+                    info.issuer
+                )))
+            }
+            Source::Acme { .. } if info.self_issued || from_private_ca => {
+                return Ok(Some(format!(
+                    "source changed: {}, the playbook wants it from the ACME server",
+                    if info.self_issued {
+                        "self-signed".to_string()
+                    } else {
+                        format!("issued by {}", info.issuer)
+                    }
+                )))
+            }
+            _ => {}
         }
         if info.key != self.key.name() {
             return Ok(Some(format!(
@@ -174,45 +216,135 @@ impl CertificateTask {
         Ok(None)
     }
 
-    /// A good certificate at the pre-0.2 path, none at the current one: copy
-    /// it over (no new order, no new key). `None` when there is nothing to
-    /// carry over or it would be re-issued anyway.
+    /// A good certificate where an older portico kept it (plain files at
+    /// the copies' names, before pairs; or the system's trust store, before
+    /// 0.2), no live pair: made the live pair (no new order, no new key).
+    /// `None` when there is nothing to carry over or it would be re-issued
+    /// anyway.
     fn carry_over(&self, ctx: &Ctx) -> Result<Option<Vec<Change>>, TaskError> {
-        let legacy = CertPaths::legacy(&self.name);
         if matches!(self.source, Source::Files { .. })
             || self.paths.cert != CertPaths::managed(&self.name).cert
-            || ctx.root.exists(&self.paths.cert)
-            || self.reissue_reason_at(ctx, &legacy)?.is_some()
+            || ctx.root.exists(&crate::paths::live_link(&self.name))
         {
             return Ok(None);
         }
-        let (Some(key), Some(cert)) = (ctx.root.read(&legacy.key)?, ctx.root.read(&legacy.cert)?)
-        else {
-            return Ok(None);
-        };
-        let mut changes = file_changes(ctx, &self.paths.key, &key, 0o600, 0o700)?;
-        changes.extend(file_changes(ctx, &self.paths.cert, &cert, 0o644, 0o755)?);
-        if let Some(first) = changes.first_mut() {
-            first.summary = format!(
-                "{} [carried over from {}; certificates now live in {CERT_DIR}]",
-                first.summary,
-                legacy.cert.display()
-            );
+        for (from, why) in [
+            (
+                CertPaths::copies(&self.name),
+                "laid out as a pair".to_string(),
+            ),
+            (
+                CertPaths::legacy(&self.name),
+                format!(
+                    "carried over from {}; certificates now live in {CERT_DIR}",
+                    CertPaths::legacy(&self.name).cert.display()
+                ),
+            ),
+        ] {
+            if self.reissue_reason_at(ctx, &from)?.is_some() {
+                continue;
+            }
+            let (Some(key), Some(cert)) = (ctx.root.read(&from.key)?, ctx.root.read(&from.cert)?)
+            else {
+                continue;
+            };
+            return Ok(Some(vec![self.write_pair(ctx, cert, key, &why)?]));
         }
-        Ok(Some(changes))
+        Ok(None)
     }
 
-    /// The key's own changes when the certificate is right: never readable
-    /// by others.
-    fn key_only(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
-        file_changes(ctx, &self.paths.key, &key, 0o600, 0o700)
+    /// The change that writes `cert` and `key` as this certificate's pair.
+    fn write_pair(
+        &self,
+        ctx: &Ctx,
+        cert: Vec<u8>,
+        key: Vec<u8>,
+        why: &str,
+    ) -> Result<Change, TaskError> {
+        let mut change = Change::new(
+            format!(
+                "write {} and its key as one pair [{why}]",
+                self.paths.cert.display()
+            ),
+            Action::WritePair {
+                name: self.name.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        );
+        change.diff = Some(pair::diff(ctx.root, &self.name, &cert, &key)?);
+        Ok(change)
+    }
+
+    /// A certificate that is right, laid out as it should be: its pair
+    /// live and the plain copies its bytes (a pair of plain files from an
+    /// older portico becomes one, same bytes), the key 0600 in 0700, all
+    /// root's.
+    fn layout_changes(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let id = match pair::layout(ctx.root, &self.name)? {
+            Layout::Pair { id } => id,
+            Layout::CopiesAmiss { .. } | Layout::Files => {
+                let cert = ctx.root.read(&self.paths.cert)?.unwrap_or_default();
+                let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
+                return Ok(vec![self.write_pair(
+                    ctx,
+                    cert,
+                    key,
+                    "laid out as a pair",
+                )?]);
+            }
+        };
+        let dir = crate::paths::pair_dir(&self.name).join(id);
+        let copies = CertPaths::copies(&self.name);
+        let mut changes = Vec::new();
+        for (path, mode) in [
+            (crate::paths::pair_dir(&self.name), 0o700),
+            (dir.clone(), 0o700),
+            (dir.join(crate::paths::PAIR_KEY), 0o600),
+            (dir.join(crate::paths::PAIR_CERT), 0o644),
+            (
+                copies
+                    .key
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                0o700,
+            ),
+            (copies.key.clone(), 0o600),
+            (copies.cert.clone(), 0o644),
+        ] {
+            let Some(m) = ctx.root.meta(&path)? else {
+                continue;
+            };
+            if m.mode & 0o777 & !mode != 0 {
+                let tight = m.mode & mode;
+                changes.push(Change::new(
+                    format!("chmod {:04o} -> {tight:04o} {}", m.mode, path.display()),
+                    Action::SetMode {
+                        path: path.clone(),
+                        mode: tight,
+                    },
+                ));
+            }
+            // Only root can give a file back to root.
+            if ctx.is_root && (m.uid, m.gid) != (0, 0) {
+                changes.push(Change::new(
+                    format!("chown {}:{} -> 0:0 {}", m.uid, m.gid, path.display()),
+                    Action::SetOwner {
+                        path,
+                        uid: 0,
+                        gid: 0,
+                    },
+                ));
+            }
+        }
+        Ok(changes)
     }
 
     fn check_acme(&self, ctx: &Ctx, reuse_key: bool) -> Result<Vec<Change>, TaskError> {
         let acme = self.acme.clone().ok_or(TaskError::NoAcmeSection)?;
         let Some(reason) = self.reissue_reason(ctx)? else {
-            return self.key_only(ctx);
+            return self.layout_changes(ctx);
         };
         let directory = crate::acme::issue::directory_url(&acme.directory);
         Ok(vec![Change {
@@ -231,6 +363,7 @@ impl CertificateTask {
                 dns: self.dns.clone(),
                 // A key of the old type cannot be kept for the new one.
                 reuse_key: reuse_key && !reason.starts_with(KEY_CHANGED),
+                name: self.name.clone(),
                 cert_path: self.paths.cert.clone(),
                 key_path: self.paths.key.clone(),
                 dry_run: self.renewal.dry_run,
@@ -273,10 +406,10 @@ impl CertificateTask {
         Ok(Vec::new())
     }
 
-    /// Self-signed or from the playbook's CA: made here, written as files.
+    /// Self-signed or from the playbook's CA: made here, written as a pair.
     fn check_made(&self, ctx: &Ctx, days: u32) -> Result<Vec<Change>, TaskError> {
         let Some(reason) = self.reissue_reason(ctx)? else {
-            return self.key_only(ctx);
+            return self.layout_changes(ctx);
         };
         let (issued, what) = match self.signing_ca(ctx) {
             Some((name, ca)) => (
@@ -288,24 +421,12 @@ impl CertificateTask {
                 "self-signed certificate".to_string(),
             ),
         };
-        let mut changes = file_changes(
+        Ok(vec![self.write_pair(
             ctx,
-            &self.paths.key,
-            issued.key_pem.as_bytes(),
-            0o600,
-            0o700,
-        )?;
-        changes.extend(file_changes(
-            ctx,
-            &self.paths.cert,
-            issued.cert_pem.as_bytes(),
-            0o644,
-            0o755,
-        )?);
-        if let Some(first) = changes.first_mut() {
-            first.summary = format!("{} [{what} {reason}]", first.summary);
-        }
-        Ok(changes)
+            issued.cert_pem.into_bytes(),
+            issued.key_pem.into_bytes(),
+            &format!("{what}: {reason}"),
+        )?])
     }
 }
 
@@ -352,10 +473,7 @@ impl Task for CertificateTask {
             return Vec::new();
         }
         let owner = format!("certificate {}", self.name);
-        vec![
-            crate::owned::Owned::secret(&self.paths.cert, &owner),
-            crate::owned::Owned::secret(&self.paths.key, &owner),
-        ]
+        pair::owned(&self.name, &owner, crate::owned::Disposal::Archive)
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {

@@ -1,16 +1,22 @@
 //! Before asking an ACME server to validate: nginx must answer challenges
 //! for every name on port 80. On a fresh VM it is still serving the distro's
-//! default site (or not running at all): load the port-80 servers now.
+//! default site (or not running at all); a name the live generation has no
+//! site for yet gets a challenge-only server in a generation of its own:
+//! the live one plus that server, tested and made live whole, so the
+//! configuration never mixes the new playbook's files with the old ones.
 
 use crate::host::systemd::ServiceOp;
-use crate::host::Command;
+use crate::nginx::generation::port80_names;
 use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
+use crate::tasks::generation::{current, switch_changes};
 
 /// nginx answers ACME challenges for every name (reloaded or started if not).
 pub struct ChallengeServed {
     /// The names the CA will look at.
     pub names: Vec<String>,
-    /// nginx installed, its port-80 servers written.
+    /// Where the challenge answers are written.
+    pub webroot: String,
+    /// nginx installed.
     pub after: Vec<TaskId>,
 }
 
@@ -32,47 +38,53 @@ impl Task for ChallengeServed {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let missing: Vec<&String> = self
+        let missing: Vec<String> = self
             .names
             .iter()
             .filter(|n| !crate::acme::probe::challenge_served(ctx.probe, n))
+            .cloned()
             .collect();
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        let names = missing
+        let live = current(ctx.root)?.map(|(_, g)| g).unwrap_or_default();
+        // Names a site of the live generation serves on port 80 answer
+        // once nginx has loaded it; the others get the challenge server.
+        let served = port80_names(&live);
+        let new: Vec<String> = missing
             .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+            .filter(|n| !served.contains(*n))
+            .cloned()
+            .collect();
+        let with = if new.is_empty() {
+            live
+        } else {
+            live.with_challenges(&new, &self.webroot)
+        };
+        let mut changes = switch_changes(ctx, &with, "challenges for names no site serves yet")?;
+        let names = missing.join(", ");
         // A running nginx is reloaded the way the end-of-run handler does it
         // (nginx -t first, then wait until only new workers answer: old ones
         // would give the CA the previous site's 404). A stopped one is tested
         // and started.
         if ctx.systemd.state("nginx.service")?.is_active() {
-            return Ok(vec![Change {
-                summary: format!("reload nginx so port 80 answers ACME challenges for {names}"),
-                action: Action::ReloadNginx,
-                diff: None,
-                claims: Vec::new(),
-            }]);
+            changes.push(Change::new(
+                format!("reload nginx so port 80 answers ACME challenges for {names}"),
+                Action::ReloadNginx,
+            ));
+            return Ok(changes);
         }
-        Ok(vec![
-            Change {
-                summary: "nginx -t before loading the port-80 servers".into(),
-                action: Action::Run(Command::query(["nginx", "-t", "-q"])),
-                diff: None,
-                claims: Vec::new(),
+        changes.push(Change::new(
+            "nginx -t before starting nginx".into(),
+            Action::TestNginx { candidate: None },
+        ));
+        changes.push(Change::new(
+            format!("start nginx so port 80 answers ACME challenges for {names}"),
+            Action::Service {
+                op: ServiceOp::Start,
+                unit: "nginx.service".into(),
             },
-            Change {
-                summary: format!("start nginx so port 80 answers ACME challenges for {names}"),
-                action: Action::Service {
-                    op: ServiceOp::Start,
-                    unit: "nginx.service".into(),
-                },
-                diff: None,
-                claims: Vec::new(),
-            },
-        ])
+        ));
+        Ok(changes)
     }
 }

@@ -5,168 +5,131 @@
 //! task checks, not when the plan is made.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::facts::nginx_conf::{self, Family, Socket};
 use crate::host::Command;
 use crate::nginx::default_server::{self, CatchAll};
 use crate::nginx::render::Target;
-use crate::task::{Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
+use crate::task::{Action, Change, Ctx, TaskError};
 use crate::tasks::certificate::CertPaths;
-use crate::tasks::file::file_changes;
 
-/// Where the catch-all servers live (both layouts include `conf.d/*.conf`).
-pub const PATH: &str = "/etc/nginx/conf.d/portico-default-server.conf";
+/// The catch-all servers' file, inside the generation.
+pub const FILE: &str = "portico-default-server.conf";
 
-/// The certificate the catch-all completes handshakes with on an nginx
-/// without `ssl_reject_handshake`: self-signed for `invalid`. Its name
+/// The name of the certificate the catch-all completes handshakes with on
+/// an nginx without `ssl_reject_handshake`: self-signed for `invalid`. It
 /// cannot be a playbook certificate's (those start with a letter or digit).
+pub const THROWAWAY: &str = "_default-server";
+
+/// Its files.
 pub fn throwaway_paths() -> CertPaths {
-    CertPaths::managed("_default-server")
+    CertPaths::managed(THROWAWAY)
 }
 
-/// The catch-all default servers, decided when checked.
-pub struct DefaultServerTask {
-    /// One per port portico listens on, with every socket wanted.
-    pub ports: Vec<CatchAll>,
-    /// The nginx the files are rendered for (version known or not).
-    pub target: Target,
-    /// nginx installed, and the certificates of sites serving IP addresses.
-    pub after: Vec<TaskId>,
-    /// The package task: nothing to read before nginx is there.
-    pub reads: Vec<TaskId>,
-}
-
-impl DefaultServerTask {
-    /// The wildcard sockets a server outside portico already claims.
-    fn taken(&self, ctx: &Ctx) -> Result<BTreeSet<Socket>, TaskError> {
-        if ctx.live_host {
-            // nginx's own view, includes resolved; when the current
-            // configuration does not load, the files say the same.
-            let out = ctx.runner.run(&Command::query(["nginx", "-T", "-q"]))?;
-            if out.success() {
-                return Ok(nginx_conf::default_sockets(&out.stdout));
-            }
-            tracing::debug!("nginx -T failed; reading the configuration files instead");
+/// The wildcard sockets a server outside portico already claims.
+fn taken(ctx: &Ctx) -> Result<BTreeSet<Socket>, TaskError> {
+    let main = Path::new("/etc/nginx/nginx.conf");
+    if ctx.live_host {
+        // nginx's own view, includes resolved; when the current
+        // configuration does not load (or nginx is not installed yet: a
+        // check before the package), the files say the same.
+        match ctx.runner.run(&Command::query(["nginx", "-T", "-q"])) {
+            Ok(out) if out.success() => return Ok(nginx_conf::default_sockets(&out.stdout)),
+            Ok(_) => tracing::debug!("nginx -T failed; reading the configuration files instead"),
+            Err(e) => tracing::debug!("{e}; reading the configuration files instead"),
         }
-        let dump = nginx_conf::dump_from_tree(ctx.root, Path::new("/etc/nginx/nginx.conf"))?;
-        Ok(nginx_conf::default_sockets(&dump))
     }
-
-    /// The target with the installed nginx's version, once there is one.
-    fn live_target(&self, ctx: &Ctx) -> Target {
-        let mut t = self.target;
-        if let (Some(version), true) = (ctx.facts.nginx.version(), ctx.live_host) {
-            // Asked once already, when the facts were gathered.
-            t.version = Some(version);
-            t.http2 = ctx.facts.nginx.http2;
-        } else if ctx.live_host {
-            // Installed by this run: ask the nginx that is there now.
-            let build = ctx
-                .runner
-                .run(&Command::query(["nginx", "-V"]))
-                .ok()
-                .and_then(|o| crate::facts::nginx::parse_v(&format!("{}{}", o.stdout, o.stderr)));
-            if let Some(b) = build {
-                t.version = b.version();
-                t.http2 = b.http2;
-            }
-        }
-        t
+    if !ctx.root.exists(main) {
+        // No nginx yet: nothing of anyone else's claims a socket.
+        return Ok(BTreeSet::new());
     }
+    let dump = nginx_conf::dump_from_tree(ctx.root, main)?;
+    Ok(nginx_conf::default_sockets(&dump))
 }
 
-impl Task for DefaultServerTask {
-    fn id(&self) -> TaskId {
-        TaskId::File(PATH.into())
+/// The target with the installed nginx's version, once there is one.
+fn live_target(ctx: &Ctx, target: Target) -> Target {
+    let mut t = target;
+    if let (Some(version), true) = (ctx.facts.nginx.version(), ctx.live_host) {
+        // Asked once already, when the facts were gathered.
+        t.version = Some(version);
+        t.http2 = ctx.facts.nginx.http2;
+    } else if ctx.live_host {
+        // Installed by this run: ask the nginx that is there now.
+        let build = ctx
+            .runner
+            .run(&Command::query(["nginx", "-V"]))
+            .ok()
+            .and_then(|o| crate::facts::nginx::parse_v(&format!("{}{}", o.stdout, o.stderr)));
+        if let Some(b) = build {
+            t.version = b.version();
+            t.http2 = b.http2;
+        }
     }
+    t
+}
 
-    fn scope(&self) -> Scope {
-        Scope::Files
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
-    }
-
-    /// It reads nginx's configuration: under `--check` on a host without
-    /// nginx yet there is nothing to read.
-    fn reads(&self) -> Vec<TaskId> {
-        self.reads.clone()
-    }
-
-    fn notifies(&self) -> Vec<Handler> {
-        vec![Handler::ReloadNginx]
-    }
-
-    /// Its file, and the throwaway certificate an old nginx needs.
-    fn owns(&self) -> Vec<crate::owned::Owned> {
-        use crate::owned::{Owned, Thing};
-        let t = throwaway_paths();
-        vec![
-            Owned::thing(Thing::file(PATH), "catch-all servers"),
-            Owned::thing(Thing::file(t.cert), "catch-all servers"),
-            Owned::thing(Thing::file(t.key), "catch-all servers"),
-        ]
-    }
-
-    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let taken = self.taken(ctx)?;
-        let target = self.live_target(ctx);
-        let ports: Vec<CatchAll> = self
-            .ports
+/// The catch-all servers as they must be on this host now (which sockets
+/// are free depends on the host's own configuration once nginx is
+/// installed: Debian's default site claims port 80; whether
+/// `ssl_reject_handshake` exists, on its version): the file inside the
+/// generation, its text, and the throwaway certificate when an old nginx
+/// needs one and it is not there yet.
+pub fn decide(
+    ctx: &Ctx,
+    ports: &[CatchAll],
+    target: Target,
+) -> Result<(String, String, Vec<Change>), TaskError> {
+    let taken = taken(ctx)?;
+    let target = live_target(ctx, target);
+    let ports: Vec<CatchAll> = ports
+        .iter()
+        .map(|c| CatchAll {
+            v4: c.v4 && !taken.contains(&(Family::V4, c.port)),
+            v6: c.v6 && !taken.contains(&(Family::V6, c.port)),
+            // A site's certificate not obtained yet: refused like any other.
+            cert: c.cert.clone().filter(|(cert, key)| {
+                ctx.mode == crate::task::Mode::Check
+                    || (ctx.root.resolves(Path::new(cert)) && ctx.root.resolves(Path::new(key)))
+            }),
+            ..c.clone()
+        })
+        .collect();
+    let needs_throwaway = !target.reject_handshake()
+        && ports
             .iter()
-            .map(|c| CatchAll {
-                v4: c.v4 && !taken.contains(&(Family::V4, c.port)),
-                v6: c.v6 && !taken.contains(&(Family::V6, c.port)),
-                ..c.clone()
-            })
-            .collect();
-        let needs_throwaway = !target.reject_handshake()
-            && ports
-                .iter()
-                .any(|c| c.tls && c.cert.is_none() && (c.v4 || c.v6));
-        let throwaway = throwaway_paths();
-        let (cert, key) = (
-            throwaway.cert.display().to_string(),
-            throwaway.key.display().to_string(),
-        );
-        let content = default_server::render(
-            &ports,
-            &target,
-            needs_throwaway.then_some((cert.as_str(), key.as_str())),
-        );
-        let mut changes = Vec::new();
-        if needs_throwaway && !ctx.root.exists(&throwaway.cert) {
-            let names: BTreeSet<String> = ["invalid".to_string()].into();
-            let issued = crate::tls::self_signed(
-                &names,
-                crate::playbook::KeyType::EcdsaP256,
-                3650,
-                ctx.clock.unix_now(),
-            )?;
-            changes.extend(file_changes(
-                ctx,
-                &throwaway.key,
-                issued.key_pem.as_bytes(),
-                0o600,
-                0o700,
-            )?);
-            changes.extend(file_changes(
-                ctx,
-                &throwaway.cert,
-                issued.cert_pem.as_bytes(),
-                0o644,
-                0o755,
-            )?);
-        }
-        changes.extend(file_changes(
-            ctx,
-            &PathBuf::from(PATH),
-            content.as_bytes(),
-            0o644,
-            0o755,
-        )?);
-        Ok(changes)
+            .any(|c| c.tls && c.cert.is_none() && (c.v4 || c.v6));
+    let throwaway = throwaway_paths();
+    let (cert, key) = (
+        throwaway.cert.display().to_string(),
+        throwaway.key.display().to_string(),
+    );
+    let content = default_server::render(
+        &ports,
+        &target,
+        needs_throwaway.then_some((cert.as_str(), key.as_str())),
+    );
+    let mut changes = Vec::new();
+    if needs_throwaway && !ctx.root.resolves(&throwaway.cert) {
+        let names: BTreeSet<String> = ["invalid".to_string()].into();
+        let issued = crate::tls::self_signed(
+            &names,
+            crate::playbook::KeyType::EcdsaP256,
+            3650,
+            ctx.clock.unix_now(),
+        )?;
+        changes.push(Change::new(
+            format!(
+                "write {} and its key (self-signed for the catch-all servers)",
+                throwaway.cert.display()
+            ),
+            Action::WritePair {
+                name: THROWAWAY.into(),
+                cert: issued.cert_pem.into_bytes(),
+                key: issued.key_pem.into_bytes(),
+            },
+        ));
     }
+    Ok((FILE.to_string(), content, changes))
 }

@@ -103,8 +103,12 @@ impl PruneTask {
 
     fn link(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
         let target = ctx.root.read_link(path)?;
-        // Pointed elsewhere since: someone else's link now.
-        if self.entry.target.is_some() && target != self.entry.target {
+        // Pointed elsewhere since: someone else's link now (in portico's
+        // own directories every link is portico's: a renewal moves them).
+        if self.entry.target.is_some()
+            && target != self.entry.target
+            && !crate::manifest::in_own_dir(path)
+        {
             return Ok(Vec::new());
         }
         match ctx.root.meta(path)? {
@@ -140,6 +144,41 @@ impl PruneTask {
                 path: path.to_path_buf(),
             },
         )])
+    }
+
+    /// A directory portico fills whole: archived as one (key pairs), or
+    /// deleted (generations, which the playbook can make again).
+    fn tree(&self, ctx: &Ctx, path: &Path) -> Result<Vec<Change>, TaskError> {
+        match ctx.root.meta(path)? {
+            Some(m) if m.is_dir && !m.is_symlink => {}
+            _ => return Ok(Vec::new()),
+        }
+        if self.purge || self.entry.disposal == Disposal::Remove {
+            return Ok(vec![Change::new(
+                format!(
+                    "delete {} and everything in it ({})",
+                    path.display(),
+                    self.why()
+                ),
+                Action::RemoveTree {
+                    path: path.to_path_buf(),
+                },
+            )]);
+        }
+        let (to, mut changes) = archive_place(&self.archive, path);
+        changes.push(Change::new(
+            format!(
+                "archive {} to {} ({}; certificates and keys are archived, never deleted)",
+                path.display(),
+                to.display(),
+                self.why()
+            ),
+            Action::Move {
+                from: path.to_path_buf(),
+                to,
+            },
+        ));
+        Ok(changes)
     }
 
     fn unit(&self, ctx: &Ctx, unit: &str) -> Result<Vec<Change>, TaskError> {
@@ -228,6 +267,7 @@ impl Task for PruneTask {
             Thing::File { path } => self.file(ctx, path),
             Thing::Link { path } => self.link(ctx, path),
             Thing::Dir { path } => self.dir(ctx, path),
+            Thing::Tree { path } => self.tree(ctx, path),
             Thing::Unit { unit } => self.unit(ctx, unit),
             Thing::Line { path, line } => self.line(ctx, path, line),
             Thing::Port { backend, port } => match Backend::from_name(backend) {
@@ -241,11 +281,31 @@ impl Task for PruneTask {
 /// Some tasks, in order.
 pub type Tasks = Vec<Box<dyn Task>>;
 
-/// Does pruning `thing` change what nginx reads (so `nginx -t` must see it
-/// and a rejection put it back)?
-fn nginx_reads(thing: &Thing) -> bool {
+/// Must pruning `thing` happen before the gate: a file nginx includes by
+/// itself (an older portico's site files and links in nginx's own
+/// directories, the entry file), which a new generation would otherwise
+/// meet twice. Everything else goes after the new generation is live (the
+/// live one may still use it: a certificate, a generation directory).
+fn before_gate(thing: &Thing) -> bool {
     matches!(thing, Thing::File { path } | Thing::Link { path }
-        if path.starts_with("/etc/nginx") || path.starts_with("/etc/ssl/portico"))
+        if path.starts_with("/etc/nginx") && !path.starts_with(crate::paths::NGINX_DIR))
+}
+
+/// Among nginx's own files, the order that keeps every step a
+/// configuration nginx accepts: links that enable a site first, then the
+/// entry, then HTTPS servers (they use the upstreams the port-80 files
+/// define), then the port-80 files, then snippets they include.
+fn nginx_rank(path: &Path) -> usize {
+    let name = path.to_string_lossy();
+    if path == Path::new(crate::paths::NGINX_ENTRY) {
+        1
+    } else if name.ends_with(".https.conf") {
+        2
+    } else if name.ends_with(".http.conf") || name.ends_with("default-server.conf") {
+        3
+    } else {
+        4
+    }
 }
 
 /// The prune tasks for `unwanted`, split around the `nginx -t` gate: what
@@ -261,15 +321,17 @@ pub fn tasks(
     purge: bool,
     family: Family,
     reason: &'static str,
+    gate: &TaskId,
 ) -> (Tasks, Tasks) {
     let rank = |t: &Thing| match t {
         Thing::Unit { .. } => (0, 0),
         Thing::Port { .. } => (1, 0),
         Thing::Line { .. } => (2, 0),
         Thing::Link { .. } => (3, 0),
-        Thing::File { .. } => (4, 0),
+        Thing::File { path } => (4, nginx_rank(path)),
+        Thing::Tree { .. } => (5, 0),
         // Deepest first.
-        Thing::Dir { path } => (5, usize::MAX - path.components().count()),
+        Thing::Dir { path } => (6, usize::MAX - path.components().count()),
     };
     let mut unwanted = unwanted;
     unwanted.sort_by_key(|e| (rank(&e.thing), e.thing.clone()));
@@ -299,9 +361,9 @@ pub fn tasks(
             }
             _ => {}
         }
-        let first = nginx_reads(&entry.thing);
+        let first = before_gate(&entry.thing);
         if !first {
-            after.push(TaskId::NginxTest);
+            after.push(gate.clone());
         }
         let task = Box::new(PruneTask {
             entry,
@@ -348,6 +410,10 @@ impl Task for PurgeTask {
             .dirs
             .iter()
             .filter(|d| ctx.root.exists(d))
+            // An emptied mount point is as gone as it can be.
+            .filter(|d| {
+                !(ctx.root.is_mount_point(d) && ctx.root.list_dir(d).is_ok_and(|l| l.is_empty()))
+            })
             .map(|d| {
                 Change::new(
                     format!("delete {} and everything in it", d.display()),

@@ -124,6 +124,10 @@ pub struct IssuedFiles {
 /// The root of every CA portico manages.
 pub const CA_BASE: &str = "/var/lib/portico/ca";
 
+/// How the issuer of a certificate from one of portico's CAs begins, as
+/// x509 prints it (the CA's common name is `portico CA NAME`).
+pub const CN_PREFIX: &str = "CN=portico CA ";
+
 /// Where a CA named `name` keeps its certificate (nginx's
 /// `ssl_client_certificate`) and its CRL (`ssl_crl`).
 pub fn ca_files(name: &str) -> (PathBuf, PathBuf) {

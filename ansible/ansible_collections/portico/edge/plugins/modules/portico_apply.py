@@ -221,7 +221,9 @@ def refused(module, cmd, rc, out, err):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            content=dict(type="str"),
+            # The whole playbook: it may name secret files, and it must not
+            # reach the managed host's syslog (Ansible logs module arguments).
+            content=dict(type="str", no_log=True),
             src=dict(type="path"),
             executable=dict(type="path"),
             root=dict(type="path"),

@@ -1,0 +1,60 @@
+//! What every run that changes the host does first, holding the host's
+//! lock, and last: sweep what a run killed midway left half-made. By
+//! construction nothing it leaves is live (a generation or a key pair
+//! becomes live by one rename, after it is whole), so recovery is only
+//! cleaning: generations and pairs no longer live, and temporary files.
+
+use std::path::Path;
+
+use crate::host::root::{is_temp_name, RootError};
+use crate::host::Root;
+
+/// Directories where portico writes files by rename, so where a kill can
+/// leave a temporary one behind.
+const WRITES_BY_RENAME: &[&str] = &[
+    "/etc/nginx/conf.d",
+    "/etc/nginx",
+    crate::paths::NGINX_DIR,
+    crate::paths::CERT_DIR,
+    crate::paths::LIVE_DIR,
+    crate::paths::PAIRS_DIR,
+    "/etc/ssl/portico/certs",
+    "/etc/ssl/portico/private",
+    "/etc/portico",
+    crate::manifest::STATE_DIR,
+    "/etc/systemd/system",
+    "/etc/nftables.d",
+];
+
+/// Every temporary name under `dir`, at any depth (the archive: a pair
+/// copied across file systems is written under one).
+fn sweep_tree(root: &Root, dir: &Path, gone: &mut Vec<String>) -> Result<(), RootError> {
+    for name in root.list_dir(dir)? {
+        let path = dir.join(&name);
+        if is_temp_name(&name) {
+            root.remove_tree(&path)?;
+            gone.push(path.display().to_string());
+        } else if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {
+            sweep_tree(root, &path, gone)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes what is not live and every temporary file; returns what went.
+pub fn sweep(root: &Root) -> Result<Vec<String>, RootError> {
+    let mut gone = Vec::new();
+    for dir in WRITES_BY_RENAME {
+        for name in root.list_dir(Path::new(dir))? {
+            if is_temp_name(&name) {
+                let path = Path::new(dir).join(&name);
+                root.remove_tree(&path)?;
+                gone.push(path.display().to_string());
+            }
+        }
+    }
+    sweep_tree(root, Path::new(crate::manifest::ARCHIVE_DIR), &mut gone)?;
+    crate::tasks::generation::collect(root)?;
+    crate::tasks::pair::collect_all(root)?;
+    Ok(gone)
+}

@@ -1,0 +1,363 @@
+//! portico's nginx configuration on disk, one generation at a time (see
+//! [`crate::nginx::generation`]): the task that makes the playbook's
+//! generation live, the switch it and the challenge step share, the
+//! candidate `nginx -t`, and the sweep of generations no longer live.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::host::root::RootError;
+use crate::host::{Command, Root};
+use crate::nginx::default_server::CatchAll;
+use crate::nginx::generation::{self, Generation};
+use crate::nginx::render::Target;
+use crate::owned::{Owned, Thing};
+use crate::paths::{NGINX_DIR, NGINX_ENTRY, NGINX_LIVE};
+use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
+use crate::tasks::file::{file_changes, unified_diff};
+
+/// One file of the playbook's generation, and what must be on disk for it
+/// to be part of it (a site's HTTPS server needs its certificate and key,
+/// and its client CA).
+#[derive(Debug, Clone)]
+pub struct GenFile {
+    /// Its path inside the generation.
+    pub rel: String,
+    /// Its text.
+    pub content: String,
+    /// Files that must exist (symlinks followed) for it to be included.
+    pub needs: Vec<PathBuf>,
+    /// What it serves, for the report (`site web`).
+    pub owner: String,
+}
+
+/// The catch-all servers, decided when the task checks: which sockets a
+/// server outside portico already claims, and the installed nginx.
+#[derive(Debug, Clone)]
+pub struct CatchAllSpec {
+    /// One per port portico listens on, every socket wanted.
+    pub ports: Vec<CatchAll>,
+    /// The nginx rendered for (updated from the host when checked).
+    pub target: Target,
+}
+
+/// The live generation: its directory's name and its files.
+pub fn current(root: &Root) -> Result<Option<(String, Generation)>, RootError> {
+    let Some(target) = root.read_link(Path::new(NGINX_LIVE))? else {
+        return Ok(None);
+    };
+    let name = target.to_string_lossy().into_owned();
+    if name.contains('/') || !name.starts_with(generation::PREFIX) {
+        return Ok(None);
+    }
+    let files = root
+        .read_tree(&Path::new(NGINX_DIR).join(&name))?
+        .unwrap_or_default();
+    Ok(Some((name, Generation::from_tree(files))))
+}
+
+/// The directory `gen` is written to: `gen-ID`, or where something else
+/// is there already (a file of it edited by hand), the first free
+/// `gen-ID-N` or one that holds exactly `gen`.
+fn dir_for(root: &Root, gen: &Generation) -> Result<String, RootError> {
+    let base = gen.dir_name();
+    for n in 0..100u32 {
+        let name = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        match root.read_tree(&Path::new(NGINX_DIR).join(&name))? {
+            None => return Ok(name),
+            Some(files) => {
+                if Generation::from_tree(files) == *gen {
+                    return Ok(name);
+                }
+            }
+        }
+    }
+    Ok(format!("{base}-{}", std::process::id()))
+}
+
+/// The changes that make `gen` live: portico's directory and, on a live
+/// host, an empty generation where there is none yet (so the entry file
+/// has something to include and a candidate something to be mounted
+/// over), the entry file, the new generation written whole, tested in
+/// place, and switched to with one rename. Empty when `gen` is live
+/// already, byte for byte.
+pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Change>, TaskError> {
+    let live = current(ctx.root)?;
+    let entry = file_changes(
+        ctx,
+        Path::new(NGINX_ENTRY),
+        generation::entry().as_bytes(),
+        0o644,
+        0o755,
+    )?;
+    let is_live = live.as_ref().is_some_and(|(_, g)| g == gen);
+    if is_live && entry.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut changes = Vec::new();
+    if !ctx.root.exists(Path::new(NGINX_DIR)) {
+        changes.push(Change::new(
+            format!("create directory {NGINX_DIR} (mode 0755)"),
+            Action::EnsureDir {
+                path: NGINX_DIR.into(),
+                mode: 0o755,
+            },
+        ));
+    }
+    if live.is_none() && ctx.live_host {
+        let empty = Generation::default();
+        changes.push(Change::new(
+            format!(
+                "write {} (an empty generation: what nginx includes until the first is tested)",
+                empty.dir().display()
+            ),
+            Action::WriteTree {
+                path: empty.dir(),
+                files: Vec::new(),
+                mode: 0o755,
+            },
+        ));
+        changes.push(Change::new(
+            format!("link {NGINX_LIVE} -> {}", empty.dir_name()),
+            Action::Symlink {
+                path: NGINX_LIVE.into(),
+                target: empty.dir_name().into(),
+            },
+        ));
+    }
+    // The entry before the new generation is tested: it is what makes
+    // nginx read portico's directory at all (through the link, which leads
+    // to a tested generation or the empty one).
+    changes.extend(entry);
+    if is_live {
+        return Ok(changes);
+    }
+    let name = dir_for(ctx.root, gen)?;
+    let dir = Path::new(NGINX_DIR).join(&name);
+    let old = live.map(|(_, g)| g).unwrap_or_default();
+    let mut write = Change::new(
+        format!("write {} ({}; {why})", dir.display(), counts(&old, gen)),
+        Action::WriteTree {
+            path: dir.clone(),
+            files: gen.tree(),
+            mode: 0o755,
+        },
+    );
+    write.diff = Some(diff(&old, gen));
+    changes.push(write);
+    changes.push(Change::new(
+        format!("nginx -t with {name} in place of the live generation"),
+        Action::TestNginx {
+            candidate: Some(dir),
+        },
+    ));
+    changes.push(Change::new(
+        format!("make {name} live (one rename of {NGINX_LIVE})"),
+        Action::Symlink {
+            path: NGINX_LIVE.into(),
+            target: name.into(),
+        },
+    ));
+    Ok(changes)
+}
+
+/// `N files: +added ~changed -removed` against the live generation.
+fn counts(old: &Generation, new: &Generation) -> String {
+    let added = new
+        .files
+        .keys()
+        .filter(|k| !old.files.contains_key(*k))
+        .count();
+    let removed = old
+        .files
+        .keys()
+        .filter(|k| !new.files.contains_key(*k))
+        .count();
+    let changed = new
+        .files
+        .iter()
+        .filter(|(k, v)| old.files.get(*k).is_some_and(|o| o != *v))
+        .count();
+    format!("{} files: +{added} ~{changed} -{removed}", new.files.len())
+}
+
+/// Unified diffs of every file that differs, under the live link's name.
+fn diff(old: &Generation, new: &Generation) -> String {
+    let mut out = String::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.files.keys().chain(new.files.keys()).collect();
+    for k in keys {
+        let (a, b) = (old.files.get(k), new.files.get(k));
+        if a == b {
+            continue;
+        }
+        let path = Path::new(NGINX_LIVE).join(k);
+        out.push_str(&unified_diff(
+            &path,
+            a.map(|s| s.as_bytes()),
+            b.map_or(&b""[..], |s| s.as_bytes()),
+        ));
+    }
+    out
+}
+
+/// `nginx -t` on the configuration with `candidate` in place of the live
+/// generation, in a private mount namespace (nothing changes on the host).
+/// Where namespaces are refused (no CAP_SYS_ADMIN, a sandbox), the
+/// candidate is linked in, tested, and the link put back at once.
+pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
+    if !ctx.live_host {
+        return Ok(());
+    }
+    let live = Path::new(NGINX_LIVE);
+    let mut cmd = Command::query(["nginx", "-t", "-q"]);
+    if let Some(c) = candidate {
+        cmd = cmd.bind(&ctx.root.host_path(c)?, live);
+    }
+    let out = match ctx.runner.run(&cmd) {
+        Err(e) if e.namespaces_refused() && candidate.is_some() => {
+            tracing::warn!(
+                "cannot test the new nginx configuration in a private mount namespace ({e}); \
+                 testing it in place"
+            );
+            let before = ctx.root.read_link(live)?;
+            let name = candidate.and_then(Path::file_name).unwrap_or_default();
+            ctx.root.symlink(live, Path::new(name))?;
+            let out = ctx.runner.run(&Command::query(["nginx", "-t", "-q"]));
+            match before {
+                Some(b) => ctx.root.symlink(live, &b)?,
+                None => ctx.root.remove(live)?,
+            }
+            out?
+        }
+        other => other?,
+    };
+    if out.success() {
+        return Ok(());
+    }
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("test failed") && !l.trim().is_empty())
+        .collect();
+    Err(TaskError::NginxRejected(errors.join("\n")))
+}
+
+/// Removes every generation but the live one, and whatever a killed run
+/// left half-made in portico's nginx directory.
+pub fn collect(root: &Root) -> Result<(), RootError> {
+    let live = root
+        .read_link(Path::new(NGINX_LIVE))?
+        .map(|t| t.to_string_lossy().into_owned());
+    for name in root.list_dir(Path::new(NGINX_DIR))? {
+        if name == "live" || live.as_deref() == Some(name.as_str()) {
+            continue;
+        }
+        root.remove_tree(&Path::new(NGINX_DIR).join(&name))?;
+    }
+    Ok(())
+}
+
+/// The playbook's nginx configuration: every file rendered, the ones whose
+/// certificate (or client CA) is on disk included, the catch-all servers
+/// decided against the host, made live as one generation.
+pub struct GenerationTask {
+    /// Every file the playbook renders, with what each needs.
+    pub files: Vec<GenFile>,
+    /// The catch-all servers (`None`: the playbook has no site).
+    pub catch_all: Option<CatchAllSpec>,
+    /// nginx installed.
+    pub after: Vec<TaskId>,
+}
+
+impl GenerationTask {
+    /// The files whose needs are met, and a note for each site left out.
+    fn included(&self, ctx: &Ctx) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut files = BTreeMap::new();
+        let mut left_out = Vec::new();
+        for f in &self.files {
+            let missing = f.needs.iter().find(|p| !ctx.root.resolves(p));
+            match missing {
+                // Under --check the run would make what is missing first.
+                Some(p) if ctx.mode == Mode::Apply => left_out.push(format!(
+                    "{}: not served yet ({} is missing)",
+                    f.owner,
+                    p.display()
+                )),
+                _ => {
+                    files.insert(f.rel.clone(), f.content.clone());
+                }
+            }
+        }
+        (files, left_out)
+    }
+}
+
+impl Task for GenerationTask {
+    fn id(&self) -> TaskId {
+        TaskId::NginxConfig
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Files
+    }
+
+    fn after(&self) -> Vec<TaskId> {
+        self.after.clone()
+    }
+
+    fn notifies(&self) -> Vec<Handler> {
+        vec![Handler::ReloadNginx]
+    }
+
+    fn rolls_back_on_failure(&self) -> bool {
+        true // its nginx -t is the gate of the run
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        let mut owned = vec![
+            Owned::thing(
+                Thing::Tree {
+                    path: NGINX_DIR.into(),
+                },
+                "nginx configuration",
+            ),
+            Owned::file(
+                NGINX_ENTRY,
+                "nginx configuration",
+                generation::entry().as_bytes(),
+            ),
+        ];
+        if self.catch_all.is_some() {
+            owned.extend(crate::tasks::pair::owned(
+                crate::tasks::default_server::THROWAWAY,
+                "catch-all servers",
+                crate::owned::Disposal::Remove,
+            ));
+        }
+        owned
+    }
+
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        let (mut files, left_out) = self.included(ctx);
+        let mut changes = Vec::new();
+        if let Some(spec) = &self.catch_all {
+            let (rel, content, throwaway) =
+                crate::tasks::default_server::decide(ctx, &spec.ports, spec.target)?;
+            files.insert(rel, content);
+            changes.extend(throwaway);
+        }
+        let gen = Generation::new(files);
+        let why = if left_out.is_empty() {
+            "the playbook's configuration".to_string()
+        } else {
+            left_out.join("; ")
+        };
+        changes.extend(switch_changes(ctx, &gen, &why)?);
+        Ok(changes)
+    }
+}
