@@ -521,7 +521,7 @@ fn a_config_nginx_rejects_is_rolled_back_and_nginx_keeps_serving() {
     let out = m.run(&["portico", "apply", "--json", "/root/bad.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let gate = task(&report, "nginx -t");
+    let gate = task(&report, "nginx configuration");
     assert_eq!(gate["status"], "failed");
     let reason = gate["reason"].as_str().unwrap();
     assert!(

@@ -92,24 +92,20 @@ fn check_of_the_embedded_default_on_a_debian_tree() {
     let v = report(&out);
     assert_eq!(v["failed"], 0);
     assert_eq!(task(&v, "packages nginx")["status"], "skipped");
-    let site = task(
-        &v,
-        "file /etc/nginx/sites-available/portico-default.https.conf",
-    );
-    assert_eq!(site["status"], "changed");
-    assert_eq!(
-        task(
-            &v,
-            "link /etc/nginx/sites-enabled/portico-default.https.conf"
-        )["status"],
-        "changed"
+    let nginx = task(&v, "nginx configuration");
+    assert_eq!(nginx["status"], "changed");
+    let changes = nginx["changes"].to_string();
+    assert!(changes.contains("write /etc/nginx/portico/gen-"), "{nginx}");
+    assert!(
+        changes.contains("create /etc/nginx/conf.d/portico.conf"),
+        "{nginx}"
     );
     let cert = task(&v, "certificate default");
     assert!(
         cert["changes"][0]
             .as_str()
             .unwrap()
-            .contains("self-signed certificate missing"),
+            .contains("self-signed certificate: missing"),
         "{cert}"
     );
 }
@@ -135,10 +131,7 @@ fn verbose_says_how_long_each_task_took_and_quiet_says_nothing() {
         })
     };
     assert!(timed("task", "certificate default"), "{log}");
-    assert!(
-        timed("task", "file /etc/nginx/snippets/portico-tls.conf"),
-        "{log}"
-    );
+    assert!(timed("task", "nginx configuration"), "{log}");
     assert!(!log.contains('\x1b'), "{log}");
     let quiet = portico(&["apply", "--root", root]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("portico::timing"));
@@ -172,8 +165,12 @@ fn check_on_a_rhel_tree_uses_conf_d() {
     let out = portico(&["apply", "--check", "--json", "--root", &tree("rocky9")]);
     assert_eq!(out.status.code(), Some(0));
     let v = report(&out);
-    task(&v, "file /etc/nginx/conf.d/portico-default.https.conf");
-    task(&v, "file /etc/nginx/portico/portico-tls.conf");
+    // The one file in nginx's own include directory, on EL's layout too.
+    let changes = task(&v, "nginx configuration")["changes"].to_string();
+    assert!(
+        changes.contains("create /etc/nginx/conf.d/portico.conf"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -284,21 +281,27 @@ fn apply_under_a_root_writes_files_then_changes_nothing() {
         String::from_utf8_lossy(&first.stdout)
     );
     let v = report(&first);
-    assert!(v["changed"].as_u64().unwrap() >= 5);
+    assert!(v["changed"].as_u64().unwrap() >= 3, "{v}");
+    // The generation, read through the live link the entry includes.
     let conf = std::fs::read_to_string(
         dir.path()
-            .join("etc/nginx/sites-available/portico-default.https.conf"),
+            .join("etc/nginx/portico/live/portico-default.https.conf"),
     )
     .unwrap();
     assert!(conf.starts_with("# Managed by portico"));
-    let link = std::fs::read_link(
-        dir.path()
-            .join("etc/nginx/sites-enabled/portico-default.https.conf"),
-    )
-    .unwrap();
+    let live = std::fs::read_link(dir.path().join("etc/nginx/portico/live")).unwrap();
+    assert!(live.to_string_lossy().starts_with("gen-"), "{live:?}");
+    let entry = std::fs::read_to_string(dir.path().join("etc/nginx/conf.d/portico.conf")).unwrap();
+    assert!(
+        entry.contains("include /etc/nginx/portico/live/*.conf;"),
+        "{entry}"
+    );
+    // The certificate: nginx reads the live pair; the plain copies are its bytes.
+    let live = std::fs::read_link(dir.path().join("etc/ssl/portico/live/default")).unwrap();
+    assert!(live.starts_with("../pairs/default/"), "{live:?}");
     assert_eq!(
-        link,
-        Path::new("/etc/nginx/sites-available/portico-default.https.conf")
+        std::fs::read(dir.path().join("etc/ssl/portico/private/default.key")).unwrap(),
+        std::fs::read(dir.path().join("etc/ssl/portico/live/default/privkey.pem")).unwrap()
     );
 
     let second = portico(&["apply", "--json", "--root", root]);
@@ -388,7 +391,7 @@ fn protected_sites_are_planned_with_their_protection() {
     let ca = names.iter().position(|n| *n == "ca clients").unwrap();
     let site = names
         .iter()
-        .position(|n| *n == "file /etc/nginx/sites-available/portico-api.example.com.https.conf")
+        .position(|n| *n == "nginx configuration")
         .unwrap();
     assert!(ca < site, "{names:?}");
     // --diff shows the CA certificate but never its key.
@@ -639,27 +642,44 @@ fn tightened_permissions_are_never_loosened() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
     assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
-    let snippet = dir.path().join("etc/nginx/snippets/portico-proxy.conf");
-    std::fs::set_permissions(&snippet, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let installed = dir.path().join("etc/portico/playbook.toml");
+    std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o400)).unwrap();
     let v = report(&portico(&["apply", "--json", "--root", root]));
     assert_eq!(
-        task(&v, "file /etc/nginx/snippets/portico-proxy.conf")["status"],
+        task(&v, "file /etc/portico/playbook.toml")["status"],
         "unchanged"
     );
     // Even a rewrite keeps the operator's tighter mode.
-    std::fs::write(&snippet, "# edited by hand\n").unwrap();
+    std::fs::write(&installed, "# edited by hand\n").unwrap();
     let v = report(&portico(&["apply", "--json", "--root", root]));
     assert_eq!(
-        task(&v, "file /etc/nginx/snippets/portico-proxy.conf")["status"],
+        task(&v, "file /etc/portico/playbook.toml")["status"],
         "changed"
     );
     assert_eq!(
-        std::fs::metadata(&snippet).unwrap().permissions().mode() & 0o777,
-        0o640
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o400
     );
-    assert!(std::fs::read_to_string(&snippet)
-        .unwrap()
-        .starts_with("# Managed by portico"));
+}
+
+#[test]
+fn a_file_edited_in_the_live_generation_is_put_back() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
+    let snippet = dir
+        .path()
+        .join("etc/nginx/portico/live/snippets/portico-proxy.conf");
+    let was = std::fs::read_to_string(&snippet).unwrap();
+    std::fs::write(&snippet, "# edited by hand\n").unwrap();
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(task(&v, "nginx configuration")["status"], "changed", "{v}");
+    let live = dir
+        .path()
+        .join("etc/nginx/portico/live/snippets/portico-proxy.conf");
+    assert_eq!(std::fs::read_to_string(live).unwrap(), was);
+    let v = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(v["changed"], 0, "{v}");
 }
 
 #[test]
@@ -672,12 +692,18 @@ fn a_managed_file_given_away_is_owned_by_root_again() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
     assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
-    let key = dir.path().join("etc/ssl/portico/private/default.key");
+    // The key itself, in its pair (the stable name is a link to it).
+    let pair = std::fs::read_link(dir.path().join("etc/ssl/portico/live/default")).unwrap();
+    let id = pair.file_name().unwrap().to_string_lossy().to_string();
+    let key = dir
+        .path()
+        .join(format!("etc/ssl/portico/pairs/default/{id}/privkey.pem"));
     std::os::unix::fs::lchown(&key, Some(65534), Some(65534)).unwrap();
     let v = report(&portico(&["apply", "--json", "--root", root]));
     let t = task(&v, "certificate default");
     assert_eq!(
-        t["changes"][0], "chown 65534:65534 -> 0:0 /etc/ssl/portico/private/default.key",
+        t["changes"][0],
+        format!("chown 65534:65534 -> 0:0 /etc/ssl/portico/pairs/default/{id}/privkey.pem"),
         "{t}"
     );
     let m = std::fs::metadata(&key).unwrap();
@@ -781,35 +807,36 @@ fn a_symlinked_key_directory_is_never_written_through() {
     );
 }
 
+/// A certificate for `name` valid for 90 days from now, issued by a CA of
+/// its own (as an ACME server issues them), and its key.
+fn acme_like(name: &str) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "stand-in ACME CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec![name.to_string()]).unwrap();
+    leaf.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    leaf.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(89);
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    (format!("{}{}", leaf.pem(), ca.pem()), key.serialize_pem())
+}
+
 #[test]
 fn a_state_file_that_cannot_be_saved_is_reported_and_a_corrupt_one_moved_aside() {
     let dir = copy_of_tree("debian12");
     let root = dir.path();
-    // A valid, far-from-due certificate where the ACME one lives.
-    let names = ["site.test".to_string()].into();
-    let issued = portico::tls::self_signed(
-        &names,
-        portico::playbook::KeyType::EcdsaP256,
-        90,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-    )
-    .unwrap();
-    for (rel, pem) in [
-        ("etc/ssl/portico/certs/site.crt", &issued.cert_pem),
-        ("etc/ssl/portico/private/site.key", &issued.key_pem),
-    ] {
-        std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
-        std::fs::write(root.join(rel), pem).unwrap();
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let private = |m| std::fs::Permissions::from_mode(m);
-    std::fs::set_permissions(root.join("etc/ssl/portico/private"), private(0o700)).unwrap();
-    std::fs::set_permissions(
-        root.join("etc/ssl/portico/private/site.key"),
-        private(0o600),
+    // A valid, far-from-due certificate where the ACME one lives, issued
+    // by a CA as an ACME one is (a self-signed one would be re-issued: the
+    // playbook wants it from the ACME server).
+    let (cert_pem, key_pem) = acme_like("site.test");
+    portico::tasks::pair::install(
+        &portico::host::Root::new(root),
+        "site",
+        cert_pem.as_bytes(),
+        key_pem.as_bytes(),
     )
     .unwrap();
     // Nothing listens there: ARI is not available, which is not fatal.
@@ -1041,7 +1068,7 @@ fn a_closed_output_pipe_ends_the_output_not_the_apply() {
     // Everything was written; a second apply finds nothing to do.
     assert!(dir
         .path()
-        .join("etc/nginx/sites-available/portico-default.https.conf")
+        .join("etc/nginx/portico/live/portico-default.https.conf")
         .exists());
     let v = report(&portico(&["apply", "--json", "--root", root]));
     assert_eq!(v["changed"], 0, "{v}");

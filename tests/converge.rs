@@ -67,9 +67,15 @@ fn at(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-const DEFAULT_SITE: &str = "/etc/nginx/sites-available/portico-default.https.conf";
-const DEFAULT_LINK: &str = "/etc/nginx/sites-enabled/portico-default.https.conf";
-const SEED_SITE: &str = "/etc/nginx/sites-available/portico-app.internal.https.conf";
+/// The default playbook's HTTPS site, in the live generation.
+const DEFAULT_SITE: &str = "/etc/nginx/portico/live/portico-default.https.conf";
+/// The seed's, likewise.
+const SEED_SITE: &str = "/etc/nginx/portico/live/portico-app.internal.https.conf";
+/// The one file portico adds to nginx's own include directory.
+const ENTRY: &str = "/etc/nginx/conf.d/portico.conf";
+/// Where an older portico (before generations) put a site, and its link.
+const OLD_SITE: &str = "/etc/nginx/sites-available/portico-default.https.conf";
+const OLD_LINK: &str = "/etc/nginx/sites-enabled/portico-default.https.conf";
 
 #[test]
 fn switching_playbooks_leaves_only_the_new_one_s_sites() {
@@ -81,14 +87,23 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
         &std::fs::read(at(dir.path(), "/var/lib/portico/managed.json")).unwrap(),
     )
     .unwrap();
-    let entry = manifest["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == DEFAULT_SITE)
-        .expect("the site file is recorded");
-    assert_eq!(entry["owner"], "site default");
+    let recorded = |path: &str| {
+        manifest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} is not recorded: {manifest}"))
+    };
+    assert_eq!(recorded("/etc/nginx/portico")["kind"], "tree");
+    let entry = recorded(ENTRY);
+    assert_eq!(entry["owner"], "nginx configuration");
     assert_eq!(entry["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        recorded("/etc/ssl/portico/pairs/default")["owner"],
+        "certificate default"
+    );
 
     // --check shows the removals and touches nothing.
     let before = files(dir.path(), &[]);
@@ -100,11 +115,11 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
         &seed("self-signed-proxy.toml"),
     ]);
     assert!(
-        plan.contains(&format!("would change  prune file {DEFAULT_SITE}")),
+        plan.contains("would change  prune tree /etc/ssl/portico/pairs/default"),
         "{plan}"
     );
     assert!(
-        plan.contains(&format!("prune link {DEFAULT_LINK}")),
+        plan.contains("prune link /etc/ssl/portico/live/default"),
         "{plan}"
     );
     assert_eq!(files(dir.path(), &[]), before);
@@ -126,7 +141,11 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
     // Its certificate and key are archived, not deleted.
     let archived: Vec<String> = files(dir.path(), &[])
         .into_iter()
-        .filter(|p| p.starts_with("/var/lib/portico/archive/") && p.ends_with("/default.key"))
+        .filter(|p| {
+            p.starts_with("/var/lib/portico/archive/")
+                && p.contains("/pairs/default/")
+                && p.ends_with("/privkey.pem")
+        })
         .collect();
     assert_eq!(archived.len(), 1, "{archived:?}");
     // And then nothing changes.
@@ -138,8 +157,8 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
 fn a_file_portico_did_not_write_is_refused_then_adopted_with_a_copy_kept() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
-    let mine = at(dir.path(), SEED_SITE);
+    // Someone's own file where portico puts its one include line.
+    let mine = at(dir.path(), ENTRY);
     std::fs::write(&mine, "server { listen 443; } # mine\n").unwrap();
     let before = files(dir.path(), &[]);
     let out = portico(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
@@ -147,7 +166,7 @@ fn a_file_portico_did_not_write_is_refused_then_adopted_with_a_copy_kept() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "{SEED_SITE}: exists, and site app.internal wants this path"
+            "{ENTRY}: exists, and nginx configuration wants this path"
         )),
         "{err}"
     );
@@ -169,13 +188,14 @@ fn a_file_portico_did_not_write_is_refused_then_adopted_with_a_copy_kept() {
         root,
         &seed("self-signed-proxy.toml"),
     ]);
-    assert!(out.contains(&format!("adopt {SEED_SITE}")), "{out}");
+    assert!(out.contains(&format!("adopt {ENTRY}")), "{out}");
     assert!(std::fs::read_to_string(&mine)
         .unwrap()
         .starts_with("# Managed by portico"));
+    assert!(at(dir.path(), SEED_SITE).exists());
     let copies: Vec<String> = files(dir.path(), &[])
         .into_iter()
-        .filter(|p| p.starts_with("/var/lib/portico/archive/") && p.ends_with(SEED_SITE))
+        .filter(|p| p.starts_with("/var/lib/portico/archive/") && p.ends_with(ENTRY))
         .collect();
     assert_eq!(copies.len(), 1);
     let copy = std::fs::read_to_string(at(dir.path(), &copies[0])).unwrap();
@@ -186,22 +206,24 @@ fn a_file_portico_did_not_write_is_refused_then_adopted_with_a_copy_kept() {
 fn an_edited_file_is_archived_not_deleted_when_pruned() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
-    let site = at(dir.path(), DEFAULT_SITE);
-    let mut text = std::fs::read_to_string(&site).unwrap();
+    // The compat profile's dhparam file, which the default playbook drops.
+    ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    let dh = "/etc/nginx/portico-dhparam.pem";
+    let mut text = std::fs::read_to_string(at(dir.path(), dh)).unwrap();
     text.push_str("# a note someone added\n");
-    std::fs::write(&site, &text).unwrap();
-    let out = ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    std::fs::write(at(dir.path(), dh), &text).unwrap();
+    let out = ok(&["apply", "--root", root]);
     assert!(out.contains("edited since portico wrote it"), "{out}");
     let kept: Vec<String> = files(dir.path(), &[])
         .into_iter()
-        .filter(|p| p.ends_with(DEFAULT_SITE) && p.starts_with("/var/lib/portico/archive"))
+        .filter(|p| p.ends_with(dh) && p.starts_with("/var/lib/portico/archive"))
         .collect();
     assert_eq!(kept.len(), 1);
     assert_eq!(
         std::fs::read_to_string(at(dir.path(), &kept[0])).unwrap(),
         text
     );
+    assert!(!at(dir.path(), dh).exists());
 }
 
 #[test]
@@ -217,7 +239,9 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
 
     let out = ok(&["remove", "--root", root]);
     assert!(
-        out.contains("(site api.example.com; portico remove)"),
+        out.contains(
+            "delete /etc/nginx/portico and everything in it (nginx configuration; portico remove)"
+        ),
         "{out}"
     );
     assert_eq!(
@@ -227,7 +251,7 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
     );
     let keys: Vec<String> = files(dir.path(), &[])
         .into_iter()
-        .filter(|p| p.ends_with("/api.key"))
+        .filter(|p| p.contains("/pairs/api/") && p.ends_with("/privkey.pem"))
         .collect();
     assert_eq!(keys.len(), 1, "the key is archived: {keys:?}");
     assert!(keys[0].starts_with("/var/lib/portico/archive/"));
@@ -248,12 +272,24 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
 fn a_tree_from_before_the_manifest_is_taken_over_and_pruned() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
-    // What a portico without a manifest left behind.
-    std::fs::remove_file(at(dir.path(), "/var/lib/portico/managed.json")).unwrap();
+    // What a portico without a manifest (and without generations) left
+    // behind: a site file with its header, and the link enabling it.
+    let old = format!(
+        "{}server {{ listen 443; }}\n",
+        portico::nginx::render::HEADER
+    );
+    std::fs::write(at(dir.path(), OLD_SITE), old).unwrap();
+    std::os::unix::fs::symlink(OLD_SITE, at(dir.path(), OLD_LINK)).unwrap();
     ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
-    assert!(!at(dir.path(), DEFAULT_SITE).exists());
-    assert!(!at(dir.path(), DEFAULT_LINK).exists());
+    assert!(!at(dir.path(), OLD_LINK).exists());
+    assert!(at(dir.path(), SEED_SITE).exists());
+    // Archived, not deleted: nobody can tell what edited it.
+    assert!(!at(dir.path(), OLD_SITE).exists());
+    let kept = files(dir.path(), &[])
+        .into_iter()
+        .filter(|p| p.ends_with(OLD_SITE) && p.starts_with("/var/lib/portico/archive"))
+        .count();
+    assert_eq!(kept, 1);
 }
 
 #[test]
@@ -308,9 +344,5 @@ fn a_manifest_naming_what_portico_never_writes_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{forged}: {err}");
     }
-    assert!(at(
-        dir.path(),
-        "/etc/nginx/sites-available/portico-default.https.conf"
-    )
-    .exists());
+    assert!(at(dir.path(), DEFAULT_SITE).exists());
 }

@@ -99,33 +99,19 @@ fn switching_playbooks_converges_and_remove_gives_the_machine_back() {
     );
     let recorded = std::fs::read_to_string(m.root().join("var/lib/portico/managed.json")).unwrap();
     assert!(
-        recorded.contains("portico-default.https.conf"),
+        recorded.contains("/etc/ssl/portico/pairs/default"),
         "{recorded}"
     );
 
-    // A hand-written file where the seed's site goes is refused, and the
-    // machine is left as it was.
     m.write("/root/mtls.toml", &seed);
-    let mine = "/etc/nginx/sites-available/portico-api.example.com.http.conf";
-    m.write(mine, "# mine\nserver { listen 8080; }\n");
-    let before = file_list(&m);
-    let out = m.run(&["portico", "apply", "/root/mtls.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{mine}: exists")), "{err}");
-    assert_eq!(file_list(&m), before);
-    assert_eq!(
-        https_code(&m, "localhost", 443),
-        "502",
-        "the default still serves"
-    );
 
-    // --adopt takes it over: only the seed's site is served, on its port.
-    let out = m.run(&["portico", "apply", "--adopt", "/root/mtls.toml"]);
+    // The switch: only the seed's site is served, on its port, and the
+    // default's certificate goes to the archive.
+    let out = m.run(&["portico", "apply", "/root/mtls.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("prune file /etc/nginx/sites-available/portico-default.https.conf"),
+        text.contains("prune tree /etc/ssl/portico/pairs/default"),
         "{text}"
     );
     assert_eq!(https_code(&m, "api.example.com", 8443), "502");
@@ -371,7 +357,11 @@ fn status_hooks_and_the_journal_with_a_real_ca() {
     // The CA down and a certificate gone: the daemon's failed renewal is a
     // warning in the journal, and the info lines are not.
     m.ok(&["systemctl", "stop", "pebble"]);
-    m.ok(&["rm", "/etc/ssl/portico/certs/api.crt"]);
+    m.ok(&[
+        "rm",
+        "/etc/ssl/portico/live/api",
+        "/etc/ssl/portico/certs/api.crt",
+    ]);
     m.ok(&["systemctl", "restart", "portico"]);
     let log = |prio: &str| {
         m.ok(&[

@@ -49,7 +49,7 @@ fn taken_in_fixture() -> BTreeSet<Socket> {
 fn all_rendered(pb: &Playbook, f: &Facts) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = portico::plan::rendered(pb, f)
         .into_iter()
-        .map(|r| (r.path, r.content))
+        .map(|r| (r.rel, r.content))
         .collect();
     files.extend(portico::plan::catch_all_file(pb, f, &taken_in_fixture()));
     files

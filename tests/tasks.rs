@@ -130,6 +130,10 @@ struct FileCase {
     key_type: Option<String>,
     #[serde(default)]
     age_days: i64,
+    /// `ca`: issued by a CA of its own, as an ACME server's are (default:
+    /// self-signed).
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 fn default_days() -> u32 {
@@ -207,6 +211,12 @@ fn describe(action: &Action) -> String {
         Action::RemoveTree { path } => format!("rm -r {}", path.display()),
         Action::ReloadNginx => "reload nginx".into(),
         Action::Obtain(job) => format!("obtain {}", job.names.join(" ")),
+        Action::WriteTree { path, files, .. } => {
+            format!("write tree {} ({} files)", path.display(), files.len())
+        }
+        Action::TestNginx { candidate: None } => "nginx -t".into(),
+        Action::TestNginx { candidate: Some(c) } => format!("nginx -t with {}", c.display()),
+        Action::WritePair { name, .. } => format!("write pair {name}"),
     }
 }
 
@@ -238,15 +248,37 @@ fn lay_out(case: &Case, root: &Path) {
                 Some(k) => toml::Value::String(k.clone()).try_into().unwrap(),
                 None => playbook::KeyType::EcdsaP256,
             };
-            let issued = portico::tls::self_signed(
-                &f.names.iter().cloned().collect(),
-                key_type,
-                f.days,
-                case.now - f.age_days * 86_400,
-            )
-            .unwrap();
-            put(cert, issued.cert_pem.as_bytes(), 0);
-            put(key, issued.key_pem.as_bytes(), 0);
+            let not_before = case.now - f.age_days * 86_400;
+            let (cert_pem, key_pem) = match f.issuer.as_deref() {
+                Some("ca") => ca_issued(&f.names, key_type, f.days, not_before),
+                _ => {
+                    let issued = portico::tls::self_signed(
+                        &f.names.iter().cloned().collect(),
+                        key_type,
+                        f.days,
+                        not_before,
+                    )
+                    .unwrap();
+                    (issued.cert_pem, issued.key_pem)
+                }
+            };
+            // portico's own certificates are laid out as it lays them out:
+            // one pair, reached through the stable names.
+            let managed = cert
+                .strip_prefix("/etc/ssl/portico/certs/")
+                .and_then(|n| n.strip_suffix(".crt"));
+            if let Some(name) = managed {
+                portico::tasks::pair::install(
+                    &Root::new(root),
+                    name,
+                    cert_pem.as_bytes(),
+                    key_pem.as_bytes(),
+                )
+                .unwrap();
+                continue;
+            }
+            put(cert, cert_pem.as_bytes(), 0);
+            put(key, key_pem.as_bytes(), 0);
             use std::os::unix::fs::PermissionsExt;
             let k = root.join(key.trim_start_matches('/'));
             std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -254,6 +286,49 @@ fn lay_out(case: &Case, root: &Path) {
                 .unwrap();
         }
     }
+}
+
+/// A certificate for `names` issued by a CA of its own (as an ACME
+/// server's are), valid `days` from `not_before`, and its key.
+fn ca_issued(
+    names: &[String],
+    key: playbook::KeyType,
+    days: u32,
+    not_before: i64,
+) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "stand-in ACME CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let alg = match key {
+        playbook::KeyType::Rsa2048 | playbook::KeyType::Rsa3072 | playbook::KeyType::Rsa4096 => {
+            &rcgen::PKCS_RSA_SHA256
+        }
+        playbook::KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+    };
+    let leaf_key = match key {
+        playbook::KeyType::Rsa2048 | playbook::KeyType::Rsa3072 | playbook::KeyType::Rsa4096 => {
+            // rcgen makes no RSA keys: the project's own maker does.
+            let pem =
+                portico::tls::self_signed(&names.iter().cloned().collect(), key, 1, not_before)
+                    .unwrap()
+                    .key_pem;
+            KeyPair::from_pem_and_sign_algo(&pem, alg).unwrap()
+        }
+        _ => KeyPair::generate_for(alg).unwrap(),
+    };
+    let mut leaf = CertificateParams::new(names.to_vec()).unwrap();
+    leaf.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).unwrap();
+    leaf.not_after =
+        time::OffsetDateTime::from_unix_timestamp(not_before + i64::from(days) * 86_400).unwrap();
+    let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
+    (
+        format!("{}{}", leaf.pem(), ca.pem()),
+        leaf_key.serialize_pem(),
+    )
 }
 
 fn facts_of(case: &Case, root: &Root) -> Facts {
@@ -359,6 +434,7 @@ fn run_case(file: &Path) -> Result<(), String> {
         facts: &facts,
         live_host: true,
         is_root: true,
+        mode: portico::task::Mode::Apply,
     };
     let task = task_of(&case, &facts);
     let result = task.check(&ctx);

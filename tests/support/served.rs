@@ -85,19 +85,20 @@ pub(crate) fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> 
         root.remove(Path::new("/etc/nginx/sites-enabled/default"))
             .unwrap();
     }
-    for file in portico::plan::rendered(pb, f) {
-        let p = Path::new(&file.path);
-        root.create_dir_all(p.parent().unwrap(), 0o755).unwrap();
-        root.write_atomic(p, file.content.as_bytes(), 0o644)
-            .unwrap();
-        if let Some(link) = file.enable_link {
-            root.symlink(Path::new(&link), p).unwrap();
-        }
-    }
-    if let Some((path, content)) = portico::plan::catch_all_file(pb, f, &taken(&root)) {
-        root.write_atomic(Path::new(&path), content.as_bytes(), 0o644)
-            .unwrap();
-    }
+    // The generation apply would make live, linked in the way apply links it.
+    let gen = portico::plan::generation(pb, f, &taken(&root));
+    root.write_tree(&gen.dir(), &gen.tree(), 0o755).unwrap();
+    root.symlink(
+        Path::new(portico::paths::NGINX_LIVE),
+        Path::new(&gen.dir_name()),
+    )
+    .unwrap();
+    root.write_atomic(
+        Path::new(portico::paths::NGINX_ENTRY),
+        portico::nginx::generation::entry().as_bytes(),
+        0o644,
+    )
+    .unwrap();
     for c in &pb.certificates {
         if matches!(c.source, Source::Files { .. }) {
             continue;
@@ -105,14 +106,13 @@ pub(crate) fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> 
         // ACME and CA-issued ones stand in as self-signed: nginx reads them the same way.
         let names = portico::plan::certificate_names(pb, c);
         let issued = portico::tls::self_signed(&names, c.key, 30, now()).unwrap();
-        let paths = portico::tasks::certificate::CertPaths::of(c);
-        for (p, pem, mode) in [
-            (&paths.cert, &issued.cert_pem, 0o644),
-            (&paths.key, &issued.key_pem, 0o600),
-        ] {
-            root.create_dir_all(p.parent().unwrap(), 0o700).unwrap();
-            root.write_atomic(p, pem.as_bytes(), mode).unwrap();
-        }
+        portico::tasks::pair::install(
+            &root,
+            &c.name,
+            issued.cert_pem.as_bytes(),
+            issued.key_pem.as_bytes(),
+        )
+        .unwrap();
     }
     for ca in &pb.cas {
         portico::tls::ca::Ca::new(&root, &ca.name, now())

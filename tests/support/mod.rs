@@ -1,0 +1,3 @@
+//! Support code for the integration tests, as a module (`mod support;`).
+
+pub(crate) mod sandbox;
