@@ -49,6 +49,8 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     let mut notified: BTreeSet<Handler> = BTreeSet::new();
     let mut journal = Journal::default();
     let mut would_change: BTreeSet<TaskId> = BTreeSet::new();
+    // Tasks that changed files (what a rollback undoes).
+    let mut changed_files: BTreeSet<TaskId> = BTreeSet::new();
     // Units this run started after the last change that notifies them:
     // they read every file as they started.
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -155,6 +157,9 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
             _ => None,
         }));
         notified.extend(task.notifies());
+        if task.scope() == Scope::Files {
+            changed_files.insert(id.clone());
+        }
         would_change.insert(id.clone());
         finished.insert(id.clone());
         let mut line = TaskReport::new(id, Status::Changed, &changes);
@@ -168,6 +173,7 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
     // ready even when something else failed. The daemon is not told about
     // a playbook whose run failed.
     let hold = !broken.is_empty();
+    let mut rolled_back_by_handler: Option<String> = None;
     for handler in notified {
         if let Some(p) = opts.progress {
             p.started(&format!("handler: {}", handler.name()));
@@ -188,9 +194,25 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
             ));
             continue;
         }
-        report.push(run_handler(handler, ctx, mode, hold, &mut journal));
+        let line = run_handler(handler, ctx, mode, hold, &mut journal);
+        if line.status == Status::Failed
+            && journal.rolled_back()
+            && rolled_back_by_handler.is_none()
+        {
+            rolled_back_by_handler = Some(format!(
+                "{} failed: {}",
+                handler.name(),
+                line.reason.as_deref().unwrap_or("?")
+            ));
+        }
+        report.push(line);
     }
     let mut report = report.report;
+    // A reload nginx refused rolled back every file of the run: what the
+    // file tasks changed is no longer there.
+    if let Some(why) = &rolled_back_by_handler {
+        report.mark_rolled_back(&changed_files, why);
+    }
     report.created_dirs = journal.created_dirs();
     report.rolled_back = journal.rolled_back();
     report

@@ -354,6 +354,15 @@ fn installed_tasks(
         after,
         owner: Some("daemon".into()),
     }));
+    let unit = if packaged {
+        facts.packaged_unit.clone().unwrap_or_default()
+    } else {
+        crate::tasks::daemon_unit::render(&exe.display().to_string(), webroot).unwrap_or_default()
+    };
+    tasks.push(Box::new(crate::tasks::daemon_sandbox::DaemonSandboxCheck {
+        unit,
+        after: vec![TaskId::Service("portico.service".into())],
+    }));
     tasks
 }
 

@@ -163,6 +163,26 @@ impl Report {
         self.tasks.push(t);
     }
 
+    /// Marks the changed tasks named in `undone` failed with `why`: their
+    /// changes were rolled back after they were reported (a reload nginx
+    /// refused). A renewal that was thrown away is not a success.
+    pub fn mark_rolled_back(
+        &mut self,
+        undone: &std::collections::BTreeSet<crate::task::TaskId>,
+        why: &str,
+    ) {
+        for t in &mut self.tasks {
+            let hit =
+                t.status == Status::Changed && t.id.as_ref().is_some_and(|id| undone.contains(id));
+            if hit {
+                t.status = Status::Failed;
+                t.reason = Some(format!("rolled back: {why}"));
+                self.changed -= 1;
+                self.failed += 1;
+            }
+        }
+    }
+
     /// Human text: a line per task, its changes and diffs indented, a summary.
     pub fn render_text(&self, with_diffs: bool, check: bool) -> String {
         let mut out = String::new();

@@ -618,3 +618,30 @@ fn eab_is_used_when_the_ca_requires_it_and_reuse_key_keeps_the_key() {
     );
     assert_eq!(served_serial(&m), served);
 }
+
+/// A log nginx opens outside what the renewal daemon's sandbox may write:
+/// a plain `nginx -t` passes, the daemon's would fail at every renewal's
+/// reload. `apply` runs it under the unit's own sandbox and says so now.
+#[test]
+fn apply_warns_when_nginx_t_fails_in_the_daemons_sandbox() {
+    let m = pebble_machine(&["app.test", "www.app.test"]);
+    m.write("/root/site.toml", PLAYBOOK);
+    let (code, report, stderr) = apply(&m);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let warnings = report["warnings"].to_string();
+    assert!(!warnings.contains("sandbox"), "{warnings}");
+    m.ok(&["mkdir", "-p", "/srv/logs"]);
+    m.write(
+        "/etc/nginx/conf.d/zz-elsewhere.conf",
+        "access_log /srv/logs/access.log;\n",
+    );
+    m.ok(&["nginx", "-t", "-q"]);
+    let (code, report, stderr) = apply(&m);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("the renewal daemon's nginx -t fails inside its sandbox")
+            && warnings.contains("/srv/logs/access.log"),
+        "{warnings}"
+    );
+}

@@ -164,7 +164,7 @@ fn ansible_checks_applies_converges_and_reports_portico_errors() {
     for planned in [
         "would change  file /etc/portico/playbook.toml",
         "would change  certificate internal",
-        "+++ /etc/nginx/sites-available/portico-app.internal.https.conf",
+        "+++ /etc/nginx/portico/live/portico-app.internal.https.conf",
     ] {
         assert!(
             check.output.contains(planned),
