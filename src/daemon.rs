@@ -8,7 +8,8 @@
 //! and a `STATUS=` line kept current with the last outcome and the next run.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
@@ -74,13 +75,47 @@ where
 {
     use crate::host::Clock;
     let (tx, rx) = mpsc::channel::<Msg>();
+    // At most one renewal waits behind the one running: a schedule firing
+    // more often than renewals finish does not pile them up (nor a stop
+    // behind them).
+    let pending = Arc::new(AtomicBool::new(false));
+    let request = {
+        let pending = pending.clone();
+        move |tx: &mpsc::Sender<Msg>| {
+            if !pending.swap(true, Ordering::SeqCst) {
+                let _ = tx.send(Msg::Renew);
+            }
+        }
+    };
     let worker_seed = seed.to_string();
+    let worker_file = file.clone();
+    let worker_pending = pending.clone();
     let worker = std::thread::spawn(move || {
         let mut current = first;
+        // The file as it was when read: before each run it is read again if
+        // it changed (an apply installs the playbook it applied; the daemon
+        // then renews what that playbook has, SIGHUP or not).
+        let mut identity = worker_file.as_deref().and_then(crate::host::file_identity);
         let mut last = "no renewal run yet".to_string();
         for msg in rx {
             match msg {
                 Msg::Renew => {
+                    worker_pending.store(false, Ordering::SeqCst);
+                    if let Some(f) = &worker_file {
+                        let now_id = crate::host::file_identity(f);
+                        if now_id != identity {
+                            match playbook::load_file_text(f) {
+                                Ok((text, pb)) => {
+                                    tracing::info!("{} changed on disk: re-read", f.display());
+                                    current = Source { text, pb };
+                                    identity = now_id;
+                                }
+                                Err(e) => {
+                                    tracing::error!("{e}; renewing with the playbook read before")
+                                }
+                            }
+                        }
+                    }
                     crate::host::notify::notify(&status_line(
                         &current.pb,
                         &worker_seed,
@@ -109,10 +144,8 @@ where
         let mut scheduler = JobScheduler::new().await.map_err(sched_err)?;
         let schedule = |pb: &Playbook| pb.renewal.schedule.cron_expression(seed);
         let add = |scheduler: &JobScheduler, expr: String, tx: mpsc::Sender<Msg>| {
-            let job = Job::new(expr.as_str(), move |_, _| {
-                let _ = tx.send(Msg::Renew);
-            })
-            .map_err(sched_err)?;
+            let request = request.clone();
+            let job = Job::new(expr.as_str(), move |_, _| request(&tx)).map_err(sched_err)?;
             Ok::<_, DaemonError>((scheduler.clone(), job))
         };
         let mut expr = {
@@ -128,7 +161,7 @@ where
         let mut job_id = s.add(job).await.map_err(sched_err)?;
         scheduler.start().await.map_err(sched_err)?;
         tracing::info!(schedule = %expr, "renewal scheduled");
-        let _ = tx.send(Msg::Renew);
+        request(&tx);
         crate::host::notify::notify("READY=1");
         loop {
             tokio::select! {

@@ -111,13 +111,8 @@ fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts, gate: 
 /// rename (a configuration nginx rejects never is); then nginx started
 /// and enabled, so a first start already reads it.
 fn gate(nginx: NginxSpec, facts: &Facts) -> Vec<Box<dyn Task>> {
-    let needs_nginx = vec![nginx_package()];
     vec![
-        Box::new(GenerationTask {
-            files: nginx.files,
-            catch_all: nginx.catch_all,
-            after: needs_nginx.clone(),
-        }),
+        Box::new(nginx.task()),
         Box::new(ServiceTask {
             unit: "nginx.service".into(),
             enable: facts.systemd,
@@ -134,6 +129,23 @@ pub struct NginxSpec {
     pub files: Vec<GenFile>,
     /// The catch-all servers (`None` without sites).
     pub catch_all: Option<CatchAllSpec>,
+}
+
+impl NginxSpec {
+    /// The task that makes it live.
+    pub fn task(self) -> GenerationTask {
+        GenerationTask {
+            files: self.files,
+            catch_all: self.catch_all,
+            after: vec![nginx_package()],
+        }
+    }
+}
+
+/// The playbook's nginx configuration alone, as one task: what a renewal
+/// runs once a certificate a site was waiting for has arrived.
+pub fn nginx_configuration(pb: &Playbook, facts: &Facts) -> GenerationTask {
+    nginx_spec(pb, facts).task()
 }
 
 /// The whole run for `apply`: the configuration, the prunes of what the
@@ -196,13 +208,12 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
         let mut after = vec![TaskId::NginxTest];
         after.extend(pruned.iter().map(|(id, _)| id.clone()));
         tasks.push(Box::new(crate::tasks::prune::PurgeTask {
-            dirs: [
-                crate::manifest::STATE_DIR,
-                crate::paths::CERT_DIR,
-                "/etc/portico",
-            ]
-            .map(PathBuf::from)
-            .to_vec(),
+            // portico's own directories; /etc/portico is the operator's
+            // too (a TSIG key, the package's README): only what the
+            // manifest lists of it went, with the prunes above.
+            dirs: [crate::manifest::STATE_DIR, crate::paths::CERT_DIR]
+                .map(PathBuf::from)
+                .to_vec(),
             after,
         }));
     }
@@ -277,6 +288,11 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
             .map(|c| Box::new(certificate_task(pb, c, now, Renewal::default())) as Box<dyn Task>),
     );
 
+    (tasks, nginx_spec(pb, facts))
+}
+
+/// Every nginx file of the playbook with what it needs, and the catch-all.
+fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
     let files = rendered(pb, facts)
         .into_iter()
         .map(|f| GenFile {
@@ -294,7 +310,7 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
         ports,
         target: target(facts),
     });
-    (tasks, NginxSpec { files, catch_all })
+    NginxSpec { files, catch_all }
 }
 
 /// Where ACME HTTP-01 challenges are answered from.

@@ -53,6 +53,7 @@ impl Renewed {
 pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewError> {
     let now = ctx.clock.unix_now();
     let (mut state, recovered) = State::load_or_recover(ctx.root, now, !opts.dry_run)?;
+    state.clamp_to(now);
     if !opts.force {
         refresh_ari(pb, ctx, &mut state, now);
     }
@@ -73,7 +74,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
                 format!(
                     "backing off after {} failure(s) in a row; next attempt at {} or later; last error: {}",
                     s.failures,
-                    crate::when::rfc3339(s.next_attempt.unwrap_or(now)),
+                    crate::when::rfc3339(state.next_attempt(&c.name, now).unwrap_or(now)),
                     s.last_error.as_deref().unwrap_or("?")
                 )
             });
@@ -119,6 +120,16 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             _ => {}
         }
     }
+    // A certificate that arrived for a site that was waiting for it (a
+    // first apply before DNS pointed here): the site goes live now, with
+    // the same configuration task apply runs, not at the next apply.
+    if report
+        .tasks
+        .iter()
+        .any(|t| t.status == Status::Changed && matches!(t.id, Some(TaskId::Certificate(_))))
+    {
+        complete_waiting_sites(pb, ctx, &mut report);
+    }
     // What was installed stays installed; the report says what is lost.
     if let Err(e) = state.save(ctx.root) {
         report.push(TaskReport::failed_named(
@@ -136,6 +147,30 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         report,
         backing_off,
     })
+}
+
+/// Runs the playbook's nginx configuration task (facts asked of the host:
+/// rendering depends on the installed nginx) and appends what it did. A
+/// configuration unchanged is not written again.
+fn complete_waiting_sites(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
+    let live = std::path::Path::new(crate::paths::NGINX_LIVE);
+    if ctx.root.read_link(live).ok().flatten().is_none() {
+        return; // never applied here: nothing of apply's to complete
+    }
+    let facts = crate::facts::gather(ctx.root, ctx.runner);
+    let task: Vec<Box<dyn Task>> = vec![Box::new(crate::plan::nginx_configuration(pb, &facts))];
+    let sub = Ctx {
+        facts: &facts,
+        ..*ctx
+    };
+    let more = engine::run(&task, &sub, Mode::Apply);
+    for t in more.tasks {
+        if t.status == Status::Changed && t.id == Some(TaskId::NginxConfig) {
+            tracing::info!("the nginx configuration changed: sites that waited for their certificate are served now");
+        }
+        report.push(t);
+    }
+    report.rolled_back |= more.rolled_back;
 }
 
 /// Asks the CA for the renewal window (ARI) of every served ACME certificate

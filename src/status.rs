@@ -206,9 +206,30 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         .iter()
         .map(|c| certificate(pb, c, ctx, &state, now, &mut problems))
         .collect();
+    // What the live generation serves: a site whose HTTPS server is not in
+    // it waits for its certificate (a first boot before DNS pointed here).
+    let live = crate::tasks::generation::current(ctx.root)
+        .ok()
+        .flatten()
+        .map(|(_, g)| g);
     let sites = pb
         .sites
         .iter()
+        .inspect(|s| {
+            let file = format!(
+                "{}.https.conf",
+                crate::playbook::names::site_file_stem(&s.id())
+            );
+            let served = live.as_ref().is_some_and(|g| g.files.contains_key(&file));
+            if !served {
+                problems.push(format!(
+                    "site {}: not served over HTTPS (its certificate {} is not there yet, or apply has \
+                     not run since the playbook changed)",
+                    s.id(),
+                    s.certificate
+                ));
+            }
+        })
         .map(|s| Site {
             name: s.id(),
             server_names: s.server_names.clone(),
@@ -321,8 +342,8 @@ fn certificate(
         current,
         renewal,
         failures,
-        backing_off_until: remembered
-            .and_then(|s| s.next_attempt)
+        backing_off_until: state
+            .next_attempt(&c.name, now)
             .filter(|t| *t > now)
             .map(rfc3339),
         last_error: remembered.and_then(|s| s.last_error.clone()),

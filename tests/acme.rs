@@ -645,3 +645,36 @@ fn apply_warns_when_nginx_t_fails_in_the_daemons_sandbox() {
         "{warnings}"
     );
 }
+
+/// The daemon renews what the installed playbook says, even when nothing
+/// signalled it: before each run it reads the file again if it changed (an
+/// apply that failed halfway installs its playbook but holds the SIGHUP).
+#[test]
+fn the_daemon_renews_from_the_playbook_on_disk_not_the_one_in_memory() {
+    let m = pebble_machine(&["app.test", "www.app.test", "old.test"]);
+    let with_old = PLAYBOOK.replace(
+        "[[certificate]]\nname = \"app\"",
+        "[renewal]\nschedule = \"*/2 * * * * *\"\n\n[[certificate]]\nname = \"old\"\nsource = \"acme\"\nnames = [\"old.test\"]\n\n[[certificate]]\nname = \"app\"",
+    );
+    m.write("/root/site.toml", &with_old);
+    assert_eq!(apply(&m).0, Some(0));
+    let log = || m.ok(&["journalctl", "-u", "portico", "--no-pager", "-o", "cat"]);
+    let wait_for = |what: &str| {
+        for _ in 0..150 {
+            if log().contains(what) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no {what:?} in the journal:\n{}", log());
+    };
+    wait_for("unchanged=2");
+    // The playbook replaced on disk, no SIGHUP: the next run reads it.
+    let without_old = PLAYBOOK.replace(
+        "[[certificate]]\nname = \"app\"",
+        "[renewal]\nschedule = \"*/2 * * * * *\"\n\n[[certificate]]\nname = \"app\"",
+    );
+    m.write("/etc/portico/playbook.toml", &without_old);
+    wait_for("/etc/portico/playbook.toml changed on disk: re-read");
+    wait_for("unchanged=1");
+}

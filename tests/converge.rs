@@ -260,7 +260,18 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
     assert!(again.contains("\n0 changed,"), "{again}");
 
     ok(&["apply", "--root", root, &seed("mtls-api.toml")]);
-    ok(&["remove", "--purge", "--root", root]);
+    // An operator's own file beside the playbook portico installed.
+    std::fs::write(at(dir.path(), "/etc/portico/tsig.key"), "secret\n").unwrap();
+    let out = ok(&["remove", "--purge", "--root", root]);
+    assert!(
+        out.contains("left in /etc/portico: tsig.key (not written by portico"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(at(dir.path(), "/etc/portico/tsig.key")).unwrap(),
+        "secret\n"
+    );
+    std::fs::remove_dir_all(at(dir.path(), "/etc/portico")).unwrap();
     assert_eq!(
         files(dir.path(), &[]),
         pristine,

@@ -76,3 +76,64 @@ fn a_renewal_whose_reload_fails_is_a_failure_backed_off_and_the_old_certificate_
         "{state:#}"
     );
 }
+
+/// A first boot before DNS points here: the first apply cannot have the
+/// certificate, so the site is not served over HTTPS and `status` says so
+/// (exit 1). Once DNS is right, a renewal run (what the daemon does) gets
+/// the certificate and makes the site live itself: no apply needed.
+#[test]
+fn a_site_waiting_for_its_certificate_is_completed_by_the_renewal_that_gets_it() {
+    let sb = Sandbox::new();
+    sb.start_pebble();
+    sb.start_backends(&[3000]);
+    let pb = PLAYBOOK.replace("a.renew.test", "first.renew.test");
+    sb.write("/etc/portico/p.toml", &pb);
+    // DNS does not point here yet: the CA looks elsewhere.
+    let set = |path: &str, body: &str| {
+        sb.ok(&[
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            "-d",
+            body,
+            &format!("http://127.0.0.1:8055/{path}"),
+        ]);
+    };
+    set(
+        "add-a",
+        r#"{"host":"first.renew.test","addresses":["10.255.255.1"]}"#,
+    );
+    let first = sb.portico(&[], &["apply", "--json", "/etc/portico/p.toml"]);
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let status = sb.portico(&[], &["status", "/etc/portico/p.toml"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("site first.renew.test: not served over HTTPS"),
+        "{text}"
+    );
+
+    set("clear-a", r#"{"host":"first.renew.test"}"#);
+    let renew = sb.portico(&[], &["renew", "--force", "--json", "/etc/portico/p.toml"]);
+    assert!(
+        renew.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renew.stdout)
+    );
+    let resolve = "first.renew.test:443:127.0.0.1";
+    let (_, code, body) = sb.curl(&["-k", "--resolve", resolve], "https://first.renew.test/");
+    assert_eq!((code, body.as_str()), (200, "backend 3000"));
+    let status = sb.portico(&[], &["status", "/etc/portico/p.toml"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+}

@@ -151,12 +151,34 @@ impl State {
         self.certificates.entry(name.to_string()).or_default()
     }
 
-    /// May `name` be tried at `now`?
-    pub fn may_try(&self, name: &str, now: i64) -> bool {
+    /// When `name` may be tried next, as seen at `now`: never later than
+    /// `now` plus the longest back-off, so a failure recorded while the clock
+    /// was far ahead (a year, say) does not hold the certificate for that
+    /// long once the clock is put right.
+    pub fn next_attempt(&self, name: &str, now: i64) -> Option<i64> {
         self.certificates
             .get(name)
             .and_then(|c| c.next_attempt)
-            .is_none_or(|t| now >= t)
+            .map(|t| t.min(now.saturating_add(MAX_BACKOFF)))
+    }
+
+    /// May `name` be tried at `now`?
+    pub fn may_try(&self, name: &str, now: i64) -> bool {
+        self.next_attempt(name, now).is_none_or(|t| now >= t)
+    }
+
+    /// Brings back every time recorded beyond what `now` allows (a failure
+    /// while the clock was far ahead): a back-off ends within the longest
+    /// back-off of now, an ARI check within a day. Saved with the state.
+    pub fn clamp_to(&mut self, now: i64) {
+        for c in self.certificates.values_mut() {
+            if let Some(t) = c.next_attempt.as_mut() {
+                *t = (*t).min(now.saturating_add(MAX_BACKOFF));
+            }
+            if let Some(t) = c.ari_next_check.as_mut() {
+                *t = (*t).min(now.saturating_add(86_400));
+            }
+        }
     }
 
     /// Records a failed attempt at `now`: one more failure, the next attempt backed off.
@@ -179,11 +201,13 @@ impl State {
         c.ari_next_check = None;
     }
 
-    /// Does `name`'s ARI window need asking for at `now`?
+    /// Does `name`'s ARI window need asking for at `now`? (A next check
+    /// recorded under a clock far ahead counts from `now` at most a day.)
     pub fn ari_due(&self, name: &str, now: i64) -> bool {
         self.certificates
             .get(name)
             .and_then(|c| c.ari_next_check)
+            .map(|t| t.min(now.saturating_add(86_400)))
             .is_none_or(|t| now >= t)
     }
 
@@ -203,6 +227,20 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_back_off_recorded_under_a_clock_a_year_ahead_ends_within_six_hours() {
+        let mut s = State::default();
+        let year = 365 * 86_400;
+        let now = 1_800_000_000;
+        s.failed("web", now + year, "CA down");
+        assert!(!s.may_try("web", now));
+        assert_eq!(s.next_attempt("web", now), Some(now + 6 * 3600));
+        // What renewal does when it loads the state: the cap is kept.
+        s.clamp_to(now);
+        assert!(!s.may_try("web", now + 6 * 3600 - 1));
+        assert!(s.may_try("web", now + 6 * 3600));
+    }
 
     #[test]
     fn backoff_doubles_from_a_minute_up_to_six_hours() {

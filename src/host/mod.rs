@@ -56,6 +56,19 @@ pub fn resolve_output_dir(dir: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// What tells a file apart from the one it replaced: device, inode,
+/// modification time (ns) and length. `None` when it cannot be read.
+pub fn file_identity(path: &Path) -> Option<(u64, u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        m.len(),
+    ))
+}
+
 /// This binary's path, as the kernel names it (symlinks resolved).
 pub fn current_exe() -> Option<PathBuf> {
     std::env::current_exe().ok()

@@ -397,6 +397,20 @@ impl Task for PurgeTask {
         TaskId::Purge
     }
 
+    /// What stays in /etc/portico: files portico did not write.
+    fn notes(&self, ctx: &Ctx) -> Vec<String> {
+        let dir = Path::new("/etc/portico");
+        let left = ctx.root.list_dir(dir).unwrap_or_default();
+        if left.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "left in {}: {} (not written by portico; remove them yourself if they should go)",
+            dir.display(),
+            left.join(", ")
+        )]
+    }
+
     fn scope(&self) -> Scope {
         Scope::Files
     }
