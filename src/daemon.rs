@@ -193,6 +193,9 @@ where
             }
         }
         crate::host::notify::notify("STOPPING=1");
+        // A renewal in progress stops between orders (it starts no new one
+        // and writes what it obtained), within the limits of crate::limits.
+        crate::host::procs::terminate_children();
         tracing::info!("stopping: waiting for a renewal in progress to finish");
         let _ = scheduler.shutdown().await;
         Ok(())

@@ -258,7 +258,13 @@ fn batch(
     parallel: usize,
 ) -> (Vec<Result<Issued, AcmeError>>, Prefetched) {
     let mut members: Vec<(usize, Vec<Change>)> = vec![(first, first_changes.to_vec())];
+    // At most as many orders as run at once: what they obtained is written
+    // before the next ones start, so a stop or a kill loses none of it.
+    let orders = |m: &[(usize, Vec<Change>)]| m.iter().map(|(_, c)| c.len()).sum::<usize>();
     for (j, task) in tasks.iter().enumerate().skip(first + 1) {
+        if orders(&members) >= parallel {
+            break;
+        }
         if task.hold().is_some() {
             continue;
         }

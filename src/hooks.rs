@@ -72,6 +72,13 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
         ));
         return;
     }
+    if crate::host::stop::stopping() {
+        report.warnings.push(format!(
+            "deploy hook not run for {}: the run was told to stop (SIGTERM); run it yourself",
+            changed.join(", ")
+        ));
+        return;
+    }
     let timeout = Duration::from_secs(u64::from(pb.renewal.deploy_hook_timeout));
     for name in changed {
         let Some(cert) = pb.certificates.iter().find(|c| c.name == name) else {

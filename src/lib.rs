@@ -10,6 +10,7 @@ pub mod facts;
 pub mod hooks;
 pub mod host;
 pub mod journal;
+pub mod limits;
 pub mod logging;
 pub mod manifest;
 pub mod nginx;

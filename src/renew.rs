@@ -51,6 +51,8 @@ impl Renewed {
 
 /// Renews and records the outcome in the state file.
 pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewError> {
+    // The run's time limit counts from here (crate::limits).
+    let _ = crate::acme::run_started();
     let now = ctx.clock.unix_now();
     let (mut state, recovered) = State::load_or_recover(ctx.root, now, !opts.dry_run)?;
     state.clamp_to(now);
@@ -116,6 +118,12 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         };
         match t.status {
             Status::Changed => state.succeeded(name, now),
+            // Not ordered (stopping, or no time left): not a failure of
+            // the CA's, no back-off; still due for the next run.
+            Status::Failed
+                if t.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(crate::acme::issue::NOT_STARTED)) => {}
             Status::Failed => state.failed(name, now, t.reason.as_deref().unwrap_or("failed")),
             _ => {}
         }

@@ -259,3 +259,55 @@ fn ansible_checks_applies_converges_and_reports_portico_errors() {
     }
     assert_eq!(m.ok(&["cat", "/etc/portico/playbook.toml"]), installed);
 }
+
+/// The example's playbook template, rendered by Ansible with hostile
+/// inventory values (a quote, a newline, a TOML key behind them): every
+/// value stays inside its string, so nobody who edits host_vars or the
+/// inventory can add a deploy_hook (which runs as root).
+#[test]
+fn the_examples_template_keeps_hostile_inventory_values_inside_their_strings() {
+    let ansible = ansible_playbook().with_file_name("ansible");
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("playbook.toml");
+    let hostile =
+        "http://127.0.0.1:3000\"\ndeploy_hook = [\"/bin/sh\", \"-c\", \"id > /tmp/pwned\"]\nx = \"";
+    let extra = serde_json::json!({
+        "frontend_app": hostile,
+        "frontend_api": hostile,
+        "playbook_dir": dir.path(),
+        "ansible_python_interpreter": "/usr/bin/python3",
+    });
+    let out = Command::new(&ansible)
+        .env("LC_ALL", "C.UTF-8")
+        .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp"))
+        .args(["localhost", "-c", "local", "-i", "localhost,"])
+        .arg("-e")
+        .arg(format!(
+            "@{}",
+            repo("ansible/examples/group_vars/frontends.yml").display()
+        ))
+        .arg("-e")
+        .arg(extra.to_string())
+        .args(["-m", "ansible.builtin.copy", "-a"])
+        .arg(format!(
+            "content={{{{ portico_playbook }}}} dest={}",
+            out_file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let parsed: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let renewal = parsed.get("renewal");
+    assert!(
+        renewal.and_then(|r| r.get("deploy_hook")).is_none() && parsed.get("deploy_hook").is_none(),
+        "a deploy_hook got in:\n{text}"
+    );
+    let proxy = parsed["site"][0]["location"][0]["proxy"].as_str().unwrap();
+    assert_eq!(proxy, hostile, "the value is one string, as given");
+}

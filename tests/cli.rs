@@ -1037,7 +1037,11 @@ fn status_json_reads_the_certificates_as_openssl_does() {
     )
     .unwrap();
     // Into the live pair nginx reads (the plain copy is only a copy).
-    std::fs::write(dir.path().join("etc/ssl/portico/live/api/fullchain.pem"), old.cert_pem).unwrap();
+    std::fs::write(
+        dir.path().join("etc/ssl/portico/live/api/fullchain.pem"),
+        old.cert_pem,
+    )
+    .unwrap();
     let out = portico(&["status", "--root", root]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{said}");

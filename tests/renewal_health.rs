@@ -137,3 +137,142 @@ fn a_site_waiting_for_its_certificate_is_completed_by_the_renewal_that_gets_it()
         String::from_utf8_lossy(&status.stdout)
     );
 }
+
+/// SIGTERM to a renewal run (what the daemon passes on when it is
+/// stopped): no order starts after it, what was obtained is written (live
+/// pair and copies), and what was not ordered is not a failure: no
+/// back-off, the next run orders it.
+#[test]
+fn a_stopped_renewal_starts_no_new_order_and_keeps_what_it_obtained() {
+    let sb = Sandbox::new();
+    // Each validation takes pebble up to 2 s: orders are in flight when
+    // the stop comes.
+    sb.start_pebble_env(&[("PEBBLE_VA_SLEEPTIME", "2")]);
+    sb.start_backends(&[3000]);
+    let mut pb = PLAYBOOK
+        .split("[[certificate]]")
+        .next()
+        .unwrap()
+        .to_string();
+    for i in 0..8 {
+        pb.push_str(&format!(
+            "[[certificate]]\nname = \"c{i}\"\nsource = \"acme\"\n[[site]]\nserver_names = [\"c{i}.renew.test\"]\n\
+             certificate = \"c{i}\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        ));
+    }
+    sb.write("/etc/portico/p.toml", &pb);
+    assert!(sb
+        .portico(&[], &["apply", "/etc/portico/p.toml"])
+        .status
+        .success());
+    let pid = sb.ns_pid().to_string();
+    let run = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-m",
+            "-n",
+            "-p",
+            "--",
+            env!("CARGO_BIN_EXE_portico"),
+        ])
+        .args(["renew", "--force", "--json", "/etc/portico/p.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The renewal process inside the sandbox (nsenter's child).
+    sb.ok(&["pkill", "-TERM", "-f", "portico renew --force"]);
+    let out = run.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let (mut renewed, mut not_ordered) = (0, 0);
+    for t in report["tasks"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        if !name.starts_with("certificate ") {
+            continue;
+        }
+        match t["status"].as_str().unwrap() {
+            "changed" => renewed += 1,
+            "failed"
+                if t["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("not ordered in this run") =>
+            {
+                not_ordered += 1
+            }
+            other => panic!("{name}: {other}: {t}"),
+        }
+    }
+    assert_eq!(renewed + not_ordered, 8, "{report:#}");
+    assert!(
+        not_ordered > 0,
+        "the stop came too late to show anything: {report:#}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["cat", "/var/lib/portico/state.json"])).unwrap();
+    for i in 0..8 {
+        let c = &state["certificates"][format!("c{i}")];
+        assert_eq!(
+            c["failures"].as_u64().unwrap_or(0),
+            0,
+            "c{i} backed off: {state:#}"
+        );
+        let live = sb.ok(&["cat", &format!("/etc/ssl/portico/live/c{i}/fullchain.pem")]);
+        let copy = sb.ok(&["cat", &format!("/etc/ssl/portico/certs/c{i}.crt")]);
+        assert_eq!(live, copy, "c{i}: the copy is not the live certificate");
+    }
+    eprintln!("stopped: {renewed} renewed before the stop, {not_ordered} left for the next run");
+    // The next run orders what was left.
+    let next = sb.portico(&[], &["renew", "--json", "/etc/portico/p.toml"]);
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stdout)
+    );
+}
+
+/// A deploy hook's arguments may hold a secret: the report and the logs
+/// name the program and how many arguments it had, never them, whether it
+/// succeeds or fails.
+#[test]
+fn a_deploy_hooks_arguments_are_never_printed() {
+    let sb = Sandbox::new();
+    sb.start_pebble();
+    sb.start_backends(&[3000]);
+    for (exit, seen) in [
+        ("0", "ran /bin/sh (4 arguments hidden)"),
+        ("3", "/bin/sh (4 arguments hidden)"),
+    ] {
+        let pb = PLAYBOOK.replace(
+            "[[certificate]]",
+            &format!(
+                "[renewal]\ndeploy_hook = [\"/bin/sh\", \"-c\", \"exit {exit}\", \"--token\", \"S3CRET\"]\n[[certificate]]"
+            ),
+        );
+        sb.write("/etc/portico/p.toml", &pb);
+        let applied = sb.portico(&[], &["apply", "/etc/portico/p.toml"]);
+        assert!(!String::from_utf8_lossy(&applied.stdout).contains("S3CRET"));
+        let out = sb.portico(
+            &[("PORTICO_LOG", "portico=debug")],
+            &["renew", "--force", "/etc/portico/p.toml"],
+        );
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains(seen), "exit {exit}: {said}");
+        assert!(
+            !said.contains("S3CRET"),
+            "exit {exit}: the secret was printed:\n{said}"
+        );
+    }
+}

@@ -20,9 +20,16 @@ use crate::host::root::RootError;
 use crate::host::Root;
 use crate::playbook::{Acme, KeyType};
 
+/// How a certificate's failure reads when its order was never started.
+pub const NOT_STARTED: &str = "not ordered in this run";
+
 /// Why a certificate could not be obtained from the ACME server.
 #[derive(Debug, Error)]
 pub enum AcmeError {
+    /// The order was not started: the run is stopping, or near its limit.
+    /// Not the CA's failure: no back-off, the next run tries.
+    #[error("{NOT_STARTED}: {0}")]
+    NotStarted(&'static str),
     /// A file under the root (account, challenge answers).
     #[error(transparent)]
     Fs(#[from] RootError),

@@ -103,6 +103,19 @@ pub fn obtain_all(
         .iter()
         .zip(served)
         .map(|(job, served)| async move {
+            // Checked as the order is about to start (`buffered` starts
+            // them as others end): a run told to stop, or near its own
+            // limit, starts no new one.
+            if crate::host::stop::stopping() {
+                return Err(issue::AcmeError::NotStarted(
+                    "the run is stopping (SIGTERM)",
+                ));
+            }
+            if !crate::limits::may_start_order(run_started().elapsed()) {
+                return Err(issue::AcmeError::NotStarted(
+                    "the run is near its time limit; the next run orders it",
+                ));
+            }
             if !served {
                 return Err(issue::AcmeError::NotServed {
                     names: job.names.join(", "),
@@ -145,7 +158,14 @@ pub fn obtain_all(
 
 /// The longest one order may take, every request and poll included: the
 /// HTTP client has no timeout of its own.
-const ORDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+const ORDER_TIMEOUT: std::time::Duration = crate::limits::ORDER_BASE;
+
+/// When this run started (the first call; [`crate::renew::renew`] makes
+/// it at its start): what a run's time limit counts from.
+pub fn run_started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
 
 /// A reload is asynchronous: for each job, true once nginx answers the
 /// challenges for every one of its names, so the CA's first look does not

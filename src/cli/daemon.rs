@@ -43,8 +43,9 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
 }
 
 /// The longest a renewal may run before the daemon kills it (and all it
-/// started): every order has its own limit well below this.
-const RENEWAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// started): every order and hook has its own limit inside this one, and
+/// the run starts nothing it could not finish in time (crate::limits).
+const RENEWAL_TIMEOUT: std::time::Duration = crate::limits::RUN_MAX;
 
 /// One renewal, run as `portico renew --json --root DIR -` with the
 /// playbook on its standard input: what it needed (TLS, HTTP/2, parsed

@@ -89,7 +89,7 @@ pub enum Cmd {
     /// Renew the playbook's ACME certificates that are due; reload nginx once
     /// if any changed. A failure keeps the old certificate and backs off.
     #[command(
-        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed."
+        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed,\nincluding one whose reload nginx refused (it is rolled back).\n\nSIGTERM stops a run between orders: nothing new starts, what was obtained\nis written. Deploy hooks run by the daemon run in its sandbox: they cannot\nwrite outside /etc/ssl/portico, /var/lib/portico, /var/log/nginx,\n/var/lib/nginx, /etc/nginx/portico and the webroot, read /home, map\nwritable executable memory (Node.js, Java), use setuid programs or create\nnamespaces. Pass secrets in a file, never in the hook's arguments."
     )]
     Renew(renew::RenewArgs),
     /// Run as a service: renew at start and then daily (or on the playbook's

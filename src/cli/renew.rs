@@ -57,6 +57,9 @@ pub(super) fn renew_once(
     opts: crate::renew::Options,
     lock: Option<&super::LockArgs>,
 ) -> Result<Renewed, CliError> {
+    // A stop (the daemon passes its SIGTERM on) ends the run between
+    // orders, with what it obtained written.
+    crate::host::stop::stop_between_steps_on_sigterm();
     let session = Session::open_for_renewal(root_dir, lock)?;
     let pb = session.resolve(pb)?;
     let ctx = session.ctx();

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod probe;
 pub mod procs;
 pub mod root;
+pub mod stop;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,20 @@ pub trait Processes: Send + Sync {
     fn quit_gracefully(&self, pid: u32) -> bool;
 }
 
+/// Passes a stop on to this process's children (a renewal run): SIGTERM,
+/// which they take as "stop between steps".
+pub fn terminate_children() {
+    let me = std::process::id();
+    for child in SystemProcesses.children(me) {
+        if let Ok(pid) = i32::try_from(child) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
 /// Field 22 of `/proc/PID/stat`: when the process started, in ticks since
 /// boot. The command name (field 2) may hold spaces and parentheses, so
 /// fields are counted after its last `)`.

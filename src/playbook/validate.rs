@@ -110,10 +110,15 @@ fn check_renewal(p: &mut Problems, r: &Renewal) {
     if let Some(argv) = &r.deploy_hook {
         check_argv(p, &path, "deploy_hook", argv);
     }
-    if !(1..=3600).contains(&r.deploy_hook_timeout) {
+    let max = crate::limits::DEPLOY_HOOK_MAX.as_secs();
+    if !(1..=max).contains(&u64::from(r.deploy_hook_timeout)) {
         p.add(
             path.key("deploy_hook_timeout"),
-            format!("{} seconds is out of range (1-3600)", r.deploy_hook_timeout),
+            format!(
+                "{} seconds is out of range (1-{max}: a renewal run has {} minutes in all)",
+                r.deploy_hook_timeout,
+                crate::limits::RUN_MAX.as_secs() / 60
+            ),
         );
     }
 }
@@ -377,7 +382,12 @@ fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
     };
     // The daemon's renewal child is stopped after 30 minutes; an order
     // must end, records removed, well before.
-    timeout(p, "propagation_timeout", d.propagation_timeout, 600);
+    timeout(
+        p,
+        "propagation_timeout",
+        d.propagation_timeout,
+        crate::limits::PROPAGATION_MAX.as_secs() as u32,
+    );
     if let Some(r) = &d.resolver {
         if crate::dns::server_addr(r).is_none() {
             p.add(
@@ -437,7 +447,12 @@ fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
         } => {
             check_argv(p, &path, "present", present);
             check_argv(p, &path, "cleanup", cleanup);
-            timeout(p, "hook_timeout", *secs, 300);
+            timeout(
+                p,
+                "hook_timeout",
+                *secs,
+                crate::limits::DNS_HOOK_MAX.as_secs() as u32,
+            );
         }
     }
 }

@@ -263,6 +263,12 @@ impl Sandbox {
     /// Starts pebble (and its DNS, answering 127.0.0.1 for every name)
     /// inside; returns the path of its listener's CA, for `ca_root`.
     pub(crate) fn start_pebble(&self) -> &'static str {
+        self.start_pebble_env(&[("PEBBLE_VA_NOSLEEP", "1")])
+    }
+
+    /// [`Sandbox::start_pebble`] with pebble's own environment (its
+    /// validation's sleep, `PEBBLE_VA_SLEEPTIME`, say).
+    pub(crate) fn start_pebble_env(&self, env: &[(&str, &str)]) -> &'static str {
         let (ca, cert, key) = pebble_listener_cert();
         self.write("/etc/pebble/ca.pem", &ca);
         self.write("/etc/pebble/cert.pem", &cert);
@@ -293,8 +299,10 @@ impl Sandbox {
                 "127.0.0.1:8055",
             ],
         );
+        let mut pebble_env = vec![("PEBBLE_WFE_NONCEREJECT", "0")];
+        pebble_env.extend_from_slice(env);
         self.spawn(
-            &[("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")],
+            &pebble_env,
             &[
                 "pebble",
                 "-config",
