@@ -87,6 +87,10 @@ where
             }
         }
     };
+    // Set when the daemon stops: a renewal queued behind the running one
+    // is not started.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let worker_stopping = stopping.clone();
     let worker_seed = seed.to_string();
     let worker_file = file.clone();
     let worker_pending = pending.clone();
@@ -99,6 +103,7 @@ where
         let mut last = "no renewal run yet".to_string();
         for msg in rx {
             match msg {
+                Msg::Renew if worker_stopping.load(Ordering::SeqCst) => {}
                 Msg::Renew => {
                     worker_pending.store(false, Ordering::SeqCst);
                     if let Some(f) = &worker_file {
@@ -194,7 +199,9 @@ where
         }
         crate::host::notify::notify("STOPPING=1");
         // A renewal in progress stops between orders (it starts no new one
-        // and writes what it obtained), within the limits of crate::limits.
+        // and writes what it obtained), within the limits of crate::limits;
+        // one queued behind it never starts.
+        stopping.store(true, Ordering::SeqCst);
         crate::host::procs::terminate_children();
         tracing::info!("stopping: waiting for a renewal in progress to finish");
         let _ = scheduler.shutdown().await;

@@ -247,6 +247,12 @@ impl Journal {
                 Undo::Moved { from, to } if root.exists(&to) => root.move_file(&to, &from)?,
                 Undo::Moved { .. } => {}
                 Undo::DirRemoved { path, mode } => root.create_dir_all(&path, mode)?,
+                // Never the generation nginx reads (a rollback that could
+                // not put the link back leaves it there, whole).
+                Undo::Tree { path }
+                    if root
+                        .read_link(Path::new(crate::paths::NGINX_LIVE))?
+                        .is_some_and(|t| path.file_name() == Some(t.as_os_str())) => {}
                 Undo::Tree { path } => root.remove_tree(&path)?,
             }
         }

@@ -44,6 +44,9 @@ fn sweep_tree(root: &Root, dir: &Path, gone: &mut Vec<String>) -> Result<(), Roo
 /// Removes what is not live and every temporary file; returns what went.
 pub fn sweep(root: &Root) -> Result<Vec<String>, RootError> {
     let mut gone = Vec::new();
+    if crate::tasks::generation::restore_after_interrupted_test(root)? {
+        gone.push("an untested nginx generation (an in-place test was interrupted)".into());
+    }
     for dir in WRITES_BY_RENAME {
         for name in root.list_dir(Path::new(dir))? {
             if is_temp_name(&name) {

@@ -678,3 +678,48 @@ fn the_daemon_renews_from_the_playbook_on_disk_not_the_one_in_memory() {
     wait_for("/etc/portico/playbook.toml changed on disk: re-read");
     wait_for("unchanged=1");
 }
+
+/// Stopping the daemon while its renewal waits for the host's lock (an
+/// apply or a remove holds it): the stop reaches the renewal, which stops
+/// waiting, and the daemon is down in seconds, not after a timeout.
+#[test]
+fn stopping_the_daemon_reaches_a_renewal_waiting_for_the_lock() {
+    let m = pebble_machine(&["app.test", "www.app.test"]);
+    m.write("/root/site.toml", PLAYBOOK);
+    assert_eq!(apply(&m).0, Some(0));
+    m.ok(&["systemctl", "stop", "portico"]);
+    // Someone else's run holds the lock.
+    m.ok(&[
+        "systemd-run",
+        "--unit=holder",
+        "flock",
+        "/run/portico/lock",
+        "sleep",
+        "120",
+    ]);
+    m.ok(&["systemctl", "start", "portico"]);
+    // Its startup renewal is waiting for the lock.
+    for _ in 0..100 {
+        let log = m.ok(&["journalctl", "-u", "portico", "--no-pager", "-o", "cat"]);
+        if log.contains("another run holds the host's lock") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let t = std::time::Instant::now();
+    m.ok(&["systemctl", "stop", "portico"]);
+    let took = t.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the stop took {took:?}"
+    );
+    let state = m.run(&["systemctl", "is-active", "portico"]);
+    assert_ne!(String::from_utf8_lossy(&state.stdout).trim(), "active");
+    let log = m.ok(&["journalctl", "-u", "portico", "--no-pager", "-o", "cat"]);
+    assert!(
+        log.contains("another run holds the host's lock"),
+        "the renewal never waited:\n{log}"
+    );
+    eprintln!("the daemon stopped in {took:?} while its renewal waited for the lock");
+    m.ok(&["systemctl", "stop", "holder"]);
+}

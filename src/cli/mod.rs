@@ -89,7 +89,7 @@ pub enum Cmd {
     /// Renew the playbook's ACME certificates that are due; reload nginx once
     /// if any changed. A failure keeps the old certificate and backs off.
     #[command(
-        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed,\nincluding one whose reload nginx refused (it is rolled back).\n\nSIGTERM stops a run between orders: nothing new starts, what was obtained\nis written. Deploy hooks run by the daemon run in its sandbox: they cannot\nwrite outside /etc/ssl/portico, /var/lib/portico, /var/log/nginx,\n/var/lib/nginx, /etc/nginx/portico and the webroot, read /home, map\nwritable executable memory (Node.js, Java), use setuid programs or create\nnamespaces. Pass secrets in a file, never in the hook's arguments."
+        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed,\nincluding one whose reload nginx refused (it is rolled back).\n\nSIGTERM stops a run between orders: nothing new starts, what was obtained\nis written. Deploy hooks run by the daemon run in its sandbox, where the\nfile system is read-only but for /etc/ssl/portico, /var/lib/portico,\n/var/log/nginx, /var/lib/nginx, /etc/nginx/portico and the webroot, /home\nis hidden, and writable executable memory (Node.js, Java), setuid programs\nand namespaces are refused: a hook that works at apply can fail there. The\nsandbox guards against mistakes; it is no boundary against a hook that\nmeans harm (it runs as root). Pass secrets in a file, never in arguments."
     )]
     Renew(renew::RenewArgs),
     /// Run as a service: renew at start and then daily (or on the playbook's
@@ -490,6 +490,16 @@ fn lock_host(
     root_dir: &Path,
     lock: Option<&LockArgs>,
 ) -> Result<Option<crate::host::lock::HostLock>, CliError> {
+    lock_host_sweeping(root_dir, lock, true)
+}
+
+/// [`lock_host`]; `sweep`: false for a run that writes nothing (`renew
+/// --dry-run`), which takes the lock (it orders) but cleans nothing.
+fn lock_host_sweeping(
+    root_dir: &Path,
+    lock: Option<&LockArgs>,
+    sweep: bool,
+) -> Result<Option<crate::host::lock::HostLock>, CliError> {
     let Some(args) = lock else {
         return Ok(None);
     };
@@ -505,6 +515,9 @@ fn lock_host(
             wait.map_or(0, |w| w.as_secs())
         );
     })?;
+    if !sweep {
+        return Ok(Some(held));
+    }
     match crate::recover::sweep(&root) {
         Ok(gone) if !gone.is_empty() => {
             tracing::info!("removed what an interrupted run left: {}", gone.join(", "))
@@ -534,8 +547,12 @@ impl Session {
 
     /// [`Session::open`] for a renewal, which needs only the facts files
     /// give (no tool is asked: a run with nothing due stays cheap).
-    fn open_for_renewal(root_dir: PathBuf, lock: Option<&LockArgs>) -> Result<Session, CliError> {
-        let held = lock_host(&root_dir, lock)?;
+    fn open_for_renewal(
+        root_dir: PathBuf,
+        lock: Option<&LockArgs>,
+        writes: bool,
+    ) -> Result<Session, CliError> {
+        let held = lock_host_sweeping(&root_dir, lock, writes)?;
         let mut s = Self::open_with(root_dir, true, |root, _| {
             crate::facts::gather_from_files(root)
         })?;

@@ -60,7 +60,7 @@ pub(super) fn renew_once(
     // A stop (the daemon passes its SIGTERM on) ends the run between
     // orders, with what it obtained written.
     crate::host::stop::stop_between_steps_on_sigterm();
-    let session = Session::open_for_renewal(root_dir, lock)?;
+    let session = Session::open_for_renewal(root_dir, lock, !opts.dry_run)?;
     let pb = session.resolve(pb)?;
     let ctx = session.ctx();
     let renewed = crate::renew::renew(&pb, &ctx, opts)?;

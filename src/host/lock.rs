@@ -107,6 +107,8 @@ pub fn acquire(
             }
             Err((f, Errno::EWOULDBLOCK)) => {
                 let holder = describe(&path);
+                // Told to stop while waiting (the daemon stopping): no wait.
+                let wait = if super::stop::stopping() { None } else { wait };
                 match wait {
                     None => return Err(LockError::Busy { path, holder }),
                     Some(limit) if started.elapsed() >= limit => {

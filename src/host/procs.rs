@@ -52,11 +52,25 @@ pub fn parse_uptime_ticks(uptime: &str, hz: u64) -> Option<u64> {
 pub struct SystemProcesses;
 
 impl Processes for SystemProcesses {
+    /// Of every thread: Linux lists a child under the thread that started
+    /// it (the daemon starts its renewal from a worker thread).
     fn children(&self, pid: u32) -> BTreeSet<u32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec![pid.to_string()]);
+        tasks
+            .iter()
+            .flat_map(|t| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{t}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
             .collect()
     }
 
@@ -93,6 +107,25 @@ impl Processes for SystemProcesses {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_child_started_by_another_thread_is_found() {
+        use super::Processes;
+        let child = std::thread::spawn(|| {
+            std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let found = super::SystemProcesses.children(std::process::id());
+        let mut child = child;
+        let id = child.id();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&id), "{found:?} lacks {id}");
+    }
+
     use super::*;
 
     #[test]

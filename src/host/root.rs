@@ -150,9 +150,22 @@ fn temp_name(name: &str, attempt: u32) -> String {
 /// What every temporary name portico makes contains.
 pub const TEMP_MARK: &str = ".portico-";
 
-/// Is `name` one of portico's temporary names?
+/// Is `name` one of portico's temporary names, exactly as [`temp_name`]
+/// makes them (`.NAME.portico-PID-N`)? Nothing else is ever swept: an
+/// operator's `.portico-backup` stays.
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(TEMP_MARK)
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some(at) = rest.rfind(TEMP_MARK) else {
+        return false;
+    };
+    let (stem, tail) = (&rest[..at], &rest[at + TEMP_MARK.len()..]);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    !stem.is_empty()
+        && tail
+            .split_once('-')
+            .is_some_and(|(p, n)| digits(p) && digits(n))
 }
 
 impl Root {
@@ -238,16 +251,34 @@ impl Root {
                     };
                     let mode = if i + 1 == last { leaf_mode } else { 0o755 };
                     failpoint::hit("fs.mkdir", &host.display());
-                    match nix::sys::stat::mkdirat(&dir.fd, name.as_str(), mode_of(mode)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                    let made = match nix::sys::stat::mkdirat(&dir.fd, name.as_str(), mode_of(mode))
+                    {
+                        Ok(()) => true,
+                        Err(Errno::EEXIST) => false,
                         Err(e) => return Err(errno_err(&host)(e)),
-                    }
+                    };
                     let fd = nix::fcntl::openat(&dir.fd, name.as_str(), DIR_FLAGS, Mode::empty())
                         .map_err(|e| self.dir_error(e, for_path, &host))?;
-                    // The umask may have masked bits off: exactly what was
-                    // asked, on the handle (never by path).
-                    nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(&host))?;
-                    nix::unistd::fsync(&dir.fd).map_err(errno_err(&dir.path))?;
+                    if made {
+                        // The umask may have masked bits off: exactly what
+                        // was asked, on the handle (never by path), and only
+                        // on the directory this call made. One swapped in
+                        // between (a webroot's owner renaming another of
+                        // theirs into place) is not ours: left alone.
+                        let st = nix::sys::stat::fstat(&fd).map_err(errno_err(&host))?;
+                        if st.st_uid == nix::unistd::geteuid().as_raw() {
+                            nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(&host))?;
+                        } else {
+                            return Err(RootError::Io {
+                                path: host.clone(),
+                                source: io::Error::new(
+                                    io::ErrorKind::PermissionDenied,
+                                    "replaced by someone else's directory while it was made",
+                                ),
+                            });
+                        }
+                        nix::unistd::fsync(&dir.fd).map_err(errno_err(&dir.path))?;
+                    }
                     fd
                 }
                 Err(e) => return Err(self.dir_error(e, for_path, &host)),
@@ -978,6 +1009,22 @@ mod tests {
         assert!(dir.path().join("cert.pem/inside").is_dir());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn only_portico_s_own_temporary_names_are_temporary() {
+        assert!(is_temp_name(&temp_name("live", 0)));
+        assert!(is_temp_name(".fullchain.pem.portico-812-3"));
+        for other in [
+            ".portico-backup",
+            ".x.portico-",
+            ".x.portico-12",
+            "x.portico-1-2",
+            ".portico-1-2",
+            ".x.portico-a-1",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
     }
 
     #[test]

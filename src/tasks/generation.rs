@@ -225,6 +225,12 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
                  testing it in place"
             );
             let before = ctx.root.read_link(live)?;
+            // What was live is named first, durably: a kill while the
+            // untested candidate is linked in is undone by the next run's
+            // recovery, before anything else (see `recover`).
+            if let Some(b) = &before {
+                ctx.root.symlink(Path::new(PREVIOUS), b)?;
+            }
             let name = candidate.and_then(Path::file_name).unwrap_or_default();
             ctx.root.symlink(live, Path::new(name))?;
             let out = ctx.runner.run(&Command::query(["nginx", "-t", "-q"]));
@@ -232,6 +238,7 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
                 Some(b) => ctx.root.symlink(live, &b)?,
                 None => ctx.root.remove(live)?,
             }
+            ctx.root.remove(Path::new(PREVIOUS))?;
             out?
         }
         other => other?,
@@ -247,14 +254,31 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
     Err(TaskError::NginxRejected(errors.join("\n")))
 }
 
+/// Where an in-place test names what was live before it, until it has put
+/// it back (only where a private mount namespace is refused).
+const PREVIOUS: &str = "/etc/nginx/portico/previous";
+
+/// Puts back what an in-place test killed midway left: the generation that
+/// was live before it. Run first by every recovery.
+pub fn restore_after_interrupted_test(root: &Root) -> Result<bool, RootError> {
+    let Some(before) = root.read_link(Path::new(PREVIOUS))? else {
+        return Ok(false);
+    };
+    root.symlink(Path::new(NGINX_LIVE), &before)?;
+    root.remove(Path::new(PREVIOUS))?;
+    Ok(true)
+}
+
 /// Removes every generation but the live one, and whatever a killed run
 /// left half-made in portico's nginx directory.
 pub fn collect(root: &Root) -> Result<(), RootError> {
-    let live = root
-        .read_link(Path::new(NGINX_LIVE))?
-        .map(|t| t.to_string_lossy().into_owned());
+    let keep: Vec<String> = [NGINX_LIVE, PREVIOUS]
+        .iter()
+        .filter_map(|l| root.read_link(Path::new(l)).ok().flatten())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
     for name in root.list_dir(Path::new(NGINX_DIR))? {
-        if name == "live" || live.as_deref() == Some(name.as_str()) {
+        if name == "live" || name == "previous" || keep.contains(&name) {
             continue;
         }
         root.remove_tree(&Path::new(NGINX_DIR).join(&name))?;
@@ -359,5 +383,38 @@ impl Task for GenerationTask {
         };
         changes.extend(switch_changes(ctx, &gen, &why)?);
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_in_place_test_killed_midway_is_undone_by_recovery_and_nothing_live_is_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        for g in ["gen-good", "gen-untested", "gen-old"] {
+            root.write_tree(&Path::new(NGINX_DIR).join(g), &[], 0o755)
+                .unwrap();
+        }
+        // Killed between linking the candidate in and putting the old back.
+        root.symlink(Path::new(PREVIOUS), Path::new("gen-good"))
+            .unwrap();
+        root.symlink(Path::new(NGINX_LIVE), Path::new("gen-untested"))
+            .unwrap();
+        collect(&root).unwrap();
+        assert!(
+            root.exists(&Path::new(NGINX_DIR).join("gen-good")),
+            "what was live stays"
+        );
+        assert!(!root.exists(&Path::new(NGINX_DIR).join("gen-old")));
+        assert!(restore_after_interrupted_test(&root).unwrap());
+        assert_eq!(
+            root.read_link(Path::new(NGINX_LIVE)).unwrap().unwrap(),
+            Path::new("gen-good")
+        );
+        assert!(!root.exists(Path::new(PREVIOUS)));
+        assert!(!restore_after_interrupted_test(&root).unwrap());
     }
 }

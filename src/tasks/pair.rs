@@ -209,13 +209,23 @@ pub fn copy_paths(name: &str) -> [PathBuf; 2] {
 /// Removes `name`'s pairs that are not live (after a renewal, or left by a
 /// run killed before its switch), and anything temporary beside them.
 pub fn collect(root: &Root, name: &str) -> Result<(), RootError> {
-    let live = match layout(root, name)? {
-        Layout::Pair { id } | Layout::CopiesAmiss { id } => Some(id),
-        Layout::Files => None,
-    };
     let dir = paths::pair_dir(name);
+    let live = match layout(root, name)? {
+        Layout::Pair { id } | Layout::CopiesAmiss { id } => id,
+        // No live pair portico recognises (never switched to, or a link
+        // someone changed): keys are never deleted on a guess; only what
+        // is certainly half-made goes.
+        Layout::Files => {
+            for entry in root.list_dir(&dir)? {
+                if crate::host::root::is_temp_name(&entry) {
+                    root.remove_tree(&dir.join(&entry))?;
+                }
+            }
+            return Ok(());
+        }
+    };
     for entry in root.list_dir(&dir)? {
-        if live.as_deref() != Some(entry.as_str()) {
+        if entry != live {
             root.remove_tree(&dir.join(&entry))?;
         }
     }
