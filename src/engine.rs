@@ -96,8 +96,15 @@ pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOp
                 let mut obtained = Vec::new();
                 if let Ok(changes) = &checked {
                     if mode == Mode::Apply && opts.obtain_in_parallel > 0 && only_obtains(changes) {
-                        let (own, later) =
-                            batch(tasks, i, changes, ctx, &finished, opts.obtain_in_parallel);
+                        let (own, later) = batch(
+                            tasks,
+                            i,
+                            changes,
+                            ctx,
+                            &finished,
+                            opts.obtain_in_parallel,
+                            &mut journal,
+                        );
                         obtained = own.into_iter().map(Some).collect();
                         prefetched.extend(later);
                     }
@@ -256,15 +263,10 @@ fn batch(
     ctx: &Ctx,
     finished: &BTreeSet<TaskId>,
     parallel: usize,
+    journal: &mut Journal,
 ) -> (Vec<Result<Issued, AcmeError>>, Prefetched) {
     let mut members: Vec<(usize, Vec<Change>)> = vec![(first, first_changes.to_vec())];
-    // At most as many orders as run at once: what they obtained is written
-    // before the next ones start, so a stop or a kill loses none of it.
-    let orders = |m: &[(usize, Vec<Change>)]| m.iter().map(|(_, c)| c.len()).sum::<usize>();
     for (j, task) in tasks.iter().enumerate().skip(first + 1) {
-        if orders(&members) >= parallel {
-            break;
-        }
         if task.hold().is_some() {
             continue;
         }
@@ -290,11 +292,30 @@ fn batch(
         })
         .collect();
     let all: Vec<&crate::acme::Job> = jobs.iter().map(|(_, job)| *job).collect();
+    // Each certificate is written (journaled) as soon as its order ends,
+    // while the others go on: a stop or a kill later loses none of it.
+    let mut write = |i: usize, r: Result<Issued, AcmeError>| -> Result<Issued, AcmeError> {
+        let mut issued = r?;
+        let job = all[i];
+        for action in install_actions(job, &issued) {
+            let done = journal
+                .record(ctx.root, &action)
+                .map_err(TaskError::from)
+                .and_then(|()| execute(ctx, &action));
+            if let Err(e) = done {
+                return Err(AcmeError::Install(e.to_string()));
+            }
+        }
+        issued.installed = !job.dry_run;
+        Ok(issued)
+    };
     let mut issued: HashMap<usize, Vec<Result<Issued, AcmeError>>> = HashMap::new();
-    for ((j, _), r) in jobs
-        .iter()
-        .zip(crate::acme::obtain_all(net(ctx), &all, parallel))
-    {
+    for ((j, _), r) in jobs.iter().zip(crate::acme::obtain_all_then(
+        net(ctx),
+        &all,
+        parallel,
+        &mut write,
+    )) {
         issued.entry(*j).or_default().push(r);
     }
     let own = issued.remove(&first).unwrap_or_default();
@@ -322,6 +343,9 @@ fn apply(
         Some(r) => r?,
         None => crate::acme::obtain(net(ctx), job)?,
     };
+    if issued.installed {
+        return Ok(()); // written as its order ended (see `batch`)
+    }
     for write in install_actions(job, &issued) {
         journal.record(ctx.root, &write)?;
         execute(ctx, &write)?;

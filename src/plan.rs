@@ -129,6 +129,8 @@ pub struct NginxSpec {
     pub files: Vec<GenFile>,
     /// The catch-all servers (`None` without sites).
     pub catch_all: Option<CatchAllSpec>,
+    /// The renewal daemon's unit, when it is installed.
+    pub daemon_unit: Option<String>,
 }
 
 impl NginxSpec {
@@ -138,6 +140,8 @@ impl NginxSpec {
             files: self.files,
             catch_all: self.catch_all,
             after: vec![nginx_package()],
+            daemon_unit: self.daemon_unit,
+            dump: Default::default(),
         }
     }
 }
@@ -159,7 +163,12 @@ pub fn full(
     install: Option<Install>,
     converge: Option<Converge>,
 ) -> Plan {
-    let (mut tasks, nginx) = configuration(pb, facts, now);
+    let (mut tasks, mut nginx) = configuration(pb, facts, now);
+    // The daemon's sandbox, checked against what nginx opens (see
+    // crate::tasks::daemon_sandbox).
+    nginx.daemon_unit = install
+        .as_ref()
+        .and_then(|i| daemon_unit_text(pb, facts, i.exe));
     let installed = install
         .map(|i| installed_tasks(pb, i.text, i.exe, facts))
         .unwrap_or_default();
@@ -310,7 +319,11 @@ fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
         ports,
         target: target(facts),
     });
-    NginxSpec { files, catch_all }
+    NginxSpec {
+        files,
+        catch_all,
+        daemon_unit: None,
+    }
 }
 
 /// Where ACME HTTP-01 challenges are answered from.
@@ -370,16 +383,20 @@ fn installed_tasks(
         after,
         owner: Some("daemon".into()),
     }));
-    let unit = if packaged {
-        facts.packaged_unit.clone().unwrap_or_default()
-    } else {
-        crate::tasks::daemon_unit::render(&exe.display().to_string(), webroot).unwrap_or_default()
-    };
-    tasks.push(Box::new(crate::tasks::daemon_sandbox::DaemonSandboxCheck {
-        unit,
-        after: vec![TaskId::Service("portico.service".into())],
-    }));
     tasks
+}
+
+/// The renewal daemon's unit as it will be installed (rendered for this
+/// binary, or the package's), when the playbook has one.
+fn daemon_unit_text(pb: &Playbook, facts: &Facts, exe: &std::path::Path) -> Option<String> {
+    if !(facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme())) {
+        return None;
+    }
+    let webroot = webroot(pb);
+    if crate::tasks::daemon_unit::packaged_unit_fits(facts.packaged_unit.as_deref(), exe, webroot) {
+        return facts.packaged_unit.clone();
+    }
+    crate::tasks::daemon_unit::render(&exe.display().to_string(), webroot).ok()
 }
 
 /// The names a certificate must cover: its own list, or every server name

@@ -29,6 +29,10 @@ pub struct Options {
     pub force: bool,
     /// Talk to the CA, write and reload nothing.
     pub dry_run: bool,
+    /// The playbook is the one `apply` installed (what the daemon renews
+    /// from): a site that waited for a certificate this run obtained is
+    /// made live. Another playbook never changes nginx's configuration.
+    pub installed_playbook: bool,
 }
 
 /// What a renewal run came to.
@@ -131,11 +135,16 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     // A certificate that arrived for a site that was waiting for it (a
     // first apply before DNS pointed here): the site goes live now, with
     // the same configuration task apply runs, not at the next apply.
-    if report
+    let obtained: Vec<&str> = report
         .tasks
         .iter()
-        .any(|t| t.status == Status::Changed && matches!(t.id, Some(TaskId::Certificate(_))))
-    {
+        .filter(|t| t.status == Status::Changed)
+        .filter_map(|t| match &t.id {
+            Some(TaskId::Certificate(name)) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if opts.installed_playbook && waiting(pb, ctx, &obtained) {
         complete_waiting_sites(pb, ctx, &mut report);
     }
     // What was installed stays installed; the report says what is lost.
@@ -155,6 +164,29 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         report,
         backing_off,
     })
+}
+
+/// Does a site of a certificate in `obtained` wait for it: is its HTTPS
+/// server missing from the live generation? (Read from the live
+/// directory's listing alone: a renewal of what is served costs nothing.)
+fn waiting(pb: &Playbook, ctx: &Ctx, obtained: &[&str]) -> bool {
+    if obtained.is_empty() {
+        return false;
+    }
+    let live = ctx
+        .root
+        .list_dir(std::path::Path::new(crate::paths::NGINX_LIVE))
+        .unwrap_or_default();
+    pb.sites
+        .iter()
+        .filter(|s| obtained.contains(&s.certificate.as_str()))
+        .any(|s| {
+            let file = format!(
+                "{}.https.conf",
+                crate::playbook::names::site_file_stem(&s.id())
+            );
+            !live.contains(&file)
+        })
 }
 
 /// Runs the playbook's nginx configuration task (facts asked of the host:

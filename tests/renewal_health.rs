@@ -145,9 +145,9 @@ fn a_site_waiting_for_its_certificate_is_completed_by_the_renewal_that_gets_it()
 #[test]
 fn a_stopped_renewal_starts_no_new_order_and_keeps_what_it_obtained() {
     let sb = Sandbox::new();
-    // Each validation takes pebble up to 2 s: orders are in flight when
+    // Each validation takes pebble up to 3 s: orders are in flight when
     // the stop comes.
-    sb.start_pebble_env(&[("PEBBLE_VA_SLEEPTIME", "2")]);
+    sb.start_pebble_env(&[("PEBBLE_VA_SLEEPTIME", "3"), ("PEBBLE_AUTHZREUSE", "0")]);
     sb.start_backends(&[3000]);
     let mut pb = PLAYBOOK
         .split("[[certificate]]")
@@ -181,7 +181,7 @@ fn a_stopped_renewal_starts_no_new_order_and_keeps_what_it_obtained() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(200));
     // The renewal process inside the sandbox (nsenter's child).
     sb.ok(&["pkill", "-TERM", "-f", "portico renew --force"]);
     let out = run.wait_with_output().unwrap();

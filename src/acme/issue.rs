@@ -26,6 +26,9 @@ pub const NOT_STARTED: &str = "not ordered in this run";
 /// Why a certificate could not be obtained from the ACME server.
 #[derive(Debug, Error)]
 pub enum AcmeError {
+    /// What the CA issued could not be written.
+    #[error("writing what the CA issued: {0}")]
+    Install(String),
     /// The order was not started: the run is stopping, or near its limit.
     /// Not the CA's failure: no back-off, the next run tries.
     #[error("{NOT_STARTED}: {0}")]
@@ -169,6 +172,8 @@ pub struct Issued {
     pub chain_pem: String,
     /// Its private key, PEM.
     pub key_pem: String,
+    /// Already written as the certificate's pair (as its order ended).
+    pub installed: bool,
 }
 
 /// How an order is polled: the first look at once (a local CA is often
@@ -752,6 +757,7 @@ async fn complete(
         })?;
     drop(t);
     Ok(Issued {
+        installed: false,
         chain_pem,
         key_pem: key.serialize_pem(),
     })

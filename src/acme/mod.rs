@@ -71,6 +71,22 @@ pub fn obtain_all(
     jobs: &[&Job],
     parallel: usize,
 ) -> Vec<Result<issue::Issued, issue::AcmeError>> {
+    obtain_all_then(net, jobs, parallel, &mut |_, r| r)
+}
+
+/// [`obtain_all`], handing each result to `done` (with the job's index) as
+/// soon as its order ends, while the others go on: what `done` returns is
+/// that job's result (the engine writes the certificate there, so a stop
+/// or a kill later loses none of what was obtained).
+pub fn obtain_all_then(
+    net: Net,
+    jobs: &[&Job],
+    parallel: usize,
+    done: &mut dyn FnMut(
+        usize,
+        Result<issue::Issued, issue::AcmeError>,
+    ) -> Result<issue::Issued, issue::AcmeError>,
+) -> Vec<Result<issue::Issued, issue::AcmeError>> {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,11 +165,24 @@ pub fn obtain_all(
         })
         .collect();
     use futures_util::StreamExt;
-    rt.block_on(
-        futures_util::stream::iter(orders)
-            .buffered(parallel.max(1))
-            .collect(),
-    )
+    let mut results: Vec<Option<Result<issue::Issued, issue::AcmeError>>> =
+        jobs.iter().map(|_| None).collect();
+    rt.block_on(async {
+        let mut ended = futures_util::stream::iter(
+            orders
+                .into_iter()
+                .enumerate()
+                .map(|(i, order)| async move { (i, order.await) }),
+        )
+        .buffer_unordered(parallel.max(1));
+        while let Some((i, result)) = ended.next().await {
+            results[i] = Some(done(i, result));
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(issue::AcmeError::NotStarted("the run ended before it"))))
+        .collect()
 }
 
 /// The longest one order may take, every request and poll included: the

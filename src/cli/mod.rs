@@ -384,7 +384,7 @@ fn run_plan(
             ));
         }
     }
-    if !check && !purged {
+    if !check && !purged && report.changed + report.failed > 0 {
         if let Err(e) = crate::recover::sweep(ctx.root) {
             tracing::warn!("removing generations and key pairs no longer live: {e}");
         }
@@ -515,7 +515,9 @@ fn lock_host_sweeping(
             wait.map_or(0, |w| w.as_secs())
         );
     })?;
-    if !sweep {
+    // Only after a run that did not end cleanly is there anything to
+    // sweep (a clean end empties the lock file).
+    if !sweep || !held.interrupted {
         return Ok(Some(held));
     }
     match crate::recover::sweep(&root) {

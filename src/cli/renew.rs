@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load_playbook, print_report, CliError, Fallback, Session};
+use super::{load_playbook, open_root, print_report, CliError, Fallback, Session};
 use crate::playbook::Playbook;
 use crate::renew::Renewed;
 
@@ -35,9 +35,17 @@ pub struct RenewArgs {
 /// Renews what is due and prints the report.
 pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
     let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
+    // The playbook apply installed (the daemon's, given on stdin or by
+    // name): the same bytes as the file.
+    let installed = open_root(a.root.clone())?
+        .read_to_string(std::path::Path::new(crate::plan::INSTALLED_PLAYBOOK))
+        .ok()
+        .flatten()
+        .is_some_and(|t| t == loaded.text);
     let opts = crate::renew::Options {
         force: a.force,
         dry_run: a.dry_run,
+        installed_playbook: installed,
     };
     let mut renewed = renew_once(loaded.pb, a.root, opts, Some(&a.lock))?;
     renewed.report.playbook = Some(loaded.name);
@@ -64,7 +72,8 @@ pub(super) fn renew_once(
     let pb = session.resolve(pb)?;
     let ctx = session.ctx();
     let renewed = crate::renew::renew(&pb, &ctx, opts)?;
-    if !opts.dry_run {
+    // Only a run that changed something leaves pairs or generations behind.
+    if !opts.dry_run && renewed.report.changed + renewed.report.failed > 0 {
         if let Err(e) = crate::recover::sweep(ctx.root) {
             tracing::warn!("removing key pairs no longer live: {e}");
         }

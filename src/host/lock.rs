@@ -50,7 +50,18 @@ pub enum LockError {
 /// The host's lock, held until dropped (or the process ends).
 #[derive(Debug)]
 pub struct HostLock {
-    _file: Flock<File>,
+    file: Flock<File>,
+    /// The run before this one did not end cleanly (killed): its holder
+    /// line was still in the file. Always true under `--root`.
+    pub interrupted: bool,
+}
+
+impl Drop for HostLock {
+    /// A clean end empties the file: the next run knows there is nothing
+    /// to sweep. (A killed run leaves its line.)
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// How long to wait for the lock: `None`, not at all.
@@ -97,13 +108,19 @@ pub fn acquire(
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut held) => {
+                let mut interrupted = true;
                 if root.is_host() {
+                    let mut before = String::new();
+                    let _ = held.read_to_string(&mut before);
+                    interrupted = !before.trim().is_empty();
                     let _ = held.set_len(0);
                     let _ = held.rewind();
                     let _ = writeln!(held, "{} {what}", std::process::id());
-                    let _ = held.sync_data();
                 }
-                return Ok(HostLock { _file: held });
+                return Ok(HostLock {
+                    file: held,
+                    interrupted,
+                });
             }
             Err((f, Errno::EWOULDBLOCK)) => {
                 let holder = describe(&path);

@@ -481,7 +481,13 @@ impl Root {
 
     /// A new file `name` in `dir` under a temporary name, with exactly
     /// `mode` and `bytes`, synced: the caller renames it into place.
-    fn write_temp(dir: &Dir, name: &str, bytes: &[u8], mode: u32) -> Result<String, RootError> {
+    fn write_temp(
+        dir: &Dir,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+        sync: bool,
+    ) -> Result<String, RootError> {
         for attempt in 0..100u32 {
             let tmp = temp_name(name, attempt);
             let fd = match nix::fcntl::openat(
@@ -503,7 +509,10 @@ impl Root {
                 file.write_all(bytes)?;
                 // Exact mode even where the umask dropped bits at creation.
                 nix::sys::stat::fchmod(file.as_fd(), mode_of(mode)).map_err(io::Error::from)?;
-                file.sync_all()
+                if sync {
+                    file.sync_all()?;
+                }
+                Ok::<(), io::Error>(())
             })();
             if let Err(e) = written {
                 let _ = nix::unistd::unlinkat(&dir.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -536,13 +545,41 @@ impl Root {
 
     /// Writes `bytes` atomically with exactly `mode`.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
+        self.write_atomic_with(path, bytes, mode, true)
+    }
+
+    /// [`Root::write_atomic`] without waiting for the disk: still whole or
+    /// absent for a reader, but after a power cut it may be empty. For
+    /// copies portico makes again from what it keeps (a certificate's
+    /// plain copies, from its live pair).
+    pub fn write_atomic_unsynced(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(), RootError> {
+        self.write_atomic_with(path, bytes, mode, false)
+    }
+
+    fn write_atomic_with(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        mode: u32,
+        sync: bool,
+    ) -> Result<(), RootError> {
         let (dir, name) = self.existing_parent(path)?;
         if Self::stat_at(&dir, &name)?.is_some_and(|st| Self::is_link(&st)) {
             return Err(RootError::Symlink {
                 path: path.to_path_buf(),
             });
         }
-        let tmp = Self::write_temp(&dir, &name, bytes, mode)?;
+        let tmp = Self::write_temp(&dir, &name, bytes, mode, sync)?;
+        if !sync {
+            failpoint::hit("fs.rename", &path.display());
+            return nix::fcntl::renameat(&dir.fd, tmp.as_str(), &dir.fd, name.as_str())
+                .map_err(errno_err(path));
+        }
         Self::rename_into_place(&dir, &tmp, &name, "fs.rename")
     }
 

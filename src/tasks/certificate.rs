@@ -13,7 +13,7 @@ use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::pair::{self, Layout};
 
 /// Where a certificate and its key live on the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPaths {
     /// The certificate (full chain, leaf first).
     pub cert: PathBuf,
@@ -133,8 +133,22 @@ impl CertificateTask {
             return Ok(Some("its key is missing".into()));
         };
         // A key beside another order's certificate is no pair: nginx would
-        // refuse it. Treated as missing: made again, never served.
-        let info = match check_pair(&pem, &key) {
+        // refuse it. Treated as missing: made again, never served. A live
+        // pair portico wrote was checked then: its hash says it is intact.
+        let live = *paths == CertPaths::managed(&self.name);
+        if live {
+            match pair::intact(ctx.root, &self.name, &pem, &key)? {
+                Some(true) => {}
+                Some(false) => return Ok(Some("its key does not belong to it".into())),
+                None => return Ok(Some("missing".into())),
+            }
+        }
+        let parsed = if live {
+            inspect_pem(&pem).ok_or(PairProblem::Unparsable { index: 0 })
+        } else {
+            check_pair(&pem, &key)
+        };
+        let info = match parsed {
             Ok(info) => info,
             Err(PairProblem::KeyMismatch) => {
                 return Ok(Some("its key does not belong to it".into()))

@@ -74,10 +74,17 @@ impl Task for ChallengeServed {
             ));
             return Ok(changes);
         }
-        changes.push(Change::new(
-            "nginx -t before starting nginx".into(),
-            Action::TestNginx { candidate: None },
-        ));
+        // Tested just now, as the candidate it was made live as; else
+        // (nothing to switch) tested before the start.
+        if !changes
+            .iter()
+            .any(|c| matches!(c.action, Action::TestNginx { .. }))
+        {
+            changes.push(Change::new(
+                "nginx -t before starting nginx".into(),
+                Action::TestNginx { candidate: None },
+            ));
+        }
         changes.push(Change::new(
             format!("start nginx so port 80 answers ACME challenges for {names}"),
             Action::Service {

@@ -1,15 +1,13 @@
-//! `nginx -t` as the renewal daemon will run it, checked at apply: under
-//! the daemon unit's own sandbox (`systemd-run` with the unit's
-//! file-system, capability and system-call properties). A configuration
-//! that opens a log outside what the sandbox may write passes a plain
-//! `nginx -t` and fails the daemon's, and every renewal would then be
-//! rolled back at its reload, 60 days from now; this says so today.
-
-use crate::host::Command;
-use crate::task::{Change, Ctx, Scope, Task, TaskError, TaskId};
+//! `nginx -t` as the renewal daemon will run it, checked at apply: every
+//! file nginx opens for writing (from `nginx -T`) against what the daemon
+//! unit's sandbox lets it write (`ProtectSystem=strict` and its
+//! `ReadWritePaths`). A configuration that opens a log elsewhere passes a
+//! plain `nginx -t` and fails the daemon's, and every renewal would then
+//! be rolled back at its reload, 60 days from now; this says so today.
+//! (One `nginx -T`, not a transient unit: it costs an apply milliseconds.)
 
 /// The unit's `[Service]` lines that shape what a process in it can see
-/// and do (not how it is started or stopped), as `systemd-run -p` takes them.
+/// and do (not how it is started or stopped).
 pub fn sandbox_properties(unit: &str) -> Vec<String> {
     const NOT_SANDBOX: &[&str] = &[
         "Type",
@@ -44,67 +42,107 @@ pub fn sandbox_properties(unit: &str) -> Vec<String> {
     out
 }
 
-/// The check, after the daemon's unit is in place.
-pub struct DaemonSandboxCheck {
-    /// The unit's text, as installed (rendered or packaged).
-    pub unit: String,
-    /// The unit in place and running.
-    pub after: Vec<TaskId>,
+/// The paths the unit's sandbox lets a process write (its
+/// `ReadWritePaths`, its private `/tmp`, its runtime directory).
+pub fn writable(unit: &str) -> Vec<String> {
+    let mut out = vec![
+        "/tmp".to_string(),
+        "/run/portico".to_string(),
+        "/dev/null".to_string(),
+    ];
+    for line in sandbox_properties(unit) {
+        if let Some(paths) = line.strip_prefix("ReadWritePaths=") {
+            out.extend(
+                paths
+                    .split_whitespace()
+                    .map(|p| p.trim_start_matches('-').to_string()),
+            );
+        }
+    }
+    out
 }
 
-impl Task for DaemonSandboxCheck {
-    fn id(&self) -> TaskId {
-        TaskId::Step("nginx -t in the renewal daemon's sandbox")
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Host
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
-    }
-
-    fn check(&self, _ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        Ok(Vec::new())
-    }
-
-    fn notes(&self, ctx: &Ctx) -> Vec<String> {
-        if !ctx.live_host || !ctx.facts.systemd || !ctx.facts.nginx.installed {
-            return Vec::new();
+/// The files `nginx -t` opens for writing, from `nginx -T`'s dump: every
+/// log and temporary path it names (`off`, `stderr`, `syslog:` and
+/// `memory:` are no files).
+pub fn opened_for_writing(dump: &str) -> Vec<String> {
+    const DIRECTIVES: &[&str] = &[
+        "access_log",
+        "error_log",
+        "client_body_temp_path",
+        "proxy_temp_path",
+        "fastcgi_temp_path",
+        "uwsgi_temp_path",
+        "scgi_temp_path",
+        "proxy_cache_path",
+        "fastcgi_cache_path",
+    ];
+    let mut out = Vec::new();
+    for line in dump.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
         }
-        let mut argv = vec![
-            "systemd-run".to_string(),
-            "--pipe".into(),
-            "--wait".into(),
-            "--quiet".into(),
-            "--collect".into(),
-        ];
-        for p in sandbox_properties(&self.unit) {
-            argv.push("-p".into());
-            argv.push(p);
+        let mut words = line.split_whitespace();
+        let (Some(directive), Some(arg)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !DIRECTIVES.contains(&directive) {
+            continue;
         }
-        argv.extend(["nginx", "-t", "-q"].map(String::from));
-        match ctx.runner.run(&Command::query(argv)) {
-            Ok(out) if out.success() => Vec::new(),
-            Ok(out) => vec![format!(
-                "the renewal daemon's nginx -t fails inside its sandbox (its unit's ProtectSystem, \
-                 ReadWritePaths, capabilities), though a plain nginx -t passes: every renewal would \
-                 be rolled back at its reload. Keep nginx's logs and temporary files under \
-                 /var/log/nginx and /var/lib/nginx. nginx said: {}",
-                out.stderr.trim()
-            )],
-            Err(e) => {
-                tracing::debug!("cannot check nginx -t in the daemon's sandbox: {e}");
-                Vec::new()
-            }
+        let arg = arg
+            .trim_end_matches(';')
+            .trim_matches('"')
+            .trim_matches('\'');
+        let special = ["off", "stderr"].contains(&arg)
+            || arg.starts_with("syslog:")
+            || arg.starts_with("memory:")
+            || !arg.starts_with('/');
+        if !special && !out.iter().any(|p| p == arg) {
+            out.push(arg.to_string());
         }
     }
+    out
+}
+
+/// What `nginx -t` would open that the sandbox forbids.
+pub fn forbidden(dump: &str, unit: &str) -> Vec<String> {
+    let ok = writable(unit);
+    opened_for_writing(dump)
+        .into_iter()
+        .filter(|p| !ok.iter().any(|w| std::path::Path::new(p).starts_with(w)))
+        .collect()
+}
+
+/// What to tell the operator: the files in `dump` (nginx's configuration)
+/// that nginx opens and `unit`'s sandbox does not let the daemon write.
+pub fn notes(dump: &str, unit: &str) -> Vec<String> {
+    let bad = forbidden(dump, unit);
+    if bad.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "the renewal daemon's nginx -t fails inside its sandbox, though a plain nginx -t \
+         passes: nginx opens {} for writing, which the unit's ProtectSystem=strict and \
+         ReadWritePaths do not allow; every renewal would be rolled back at its reload. \
+         Keep nginx's logs and temporary files under /var/log/nginx and /var/lib/nginx",
+        bad.join(", ")
+    )]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_outside_what_the_daemon_may_write_are_found() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    access_log /var/log/nginx/access.log;\n    error_log /var/log/nginx/error.log;\n}\n# configuration file /etc/nginx/conf.d/x.conf:\naccess_log /srv/logs/x.log combined;\nerror_log syslog:server=unix:/dev/log;\naccess_log off;\nproxy_temp_path \"/var/cache/nginx/proxy\";\n";
+        let unit = crate::tasks::daemon_unit::SHIPPED;
+        assert_eq!(
+            forbidden(dump, unit),
+            ["/srv/logs/x.log", "/var/cache/nginx/proxy"]
+        );
+    }
 
     #[test]
     fn the_sandbox_is_the_units_own_lines_without_how_it_starts() {

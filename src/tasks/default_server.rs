@@ -27,25 +27,23 @@ pub fn throwaway_paths() -> CertPaths {
     CertPaths::managed(THROWAWAY)
 }
 
-/// The wildcard sockets a server outside portico already claims.
-fn taken(ctx: &Ctx) -> Result<BTreeSet<Socket>, TaskError> {
+/// nginx's whole configuration as `nginx -T` prints it (includes
+/// resolved); when the current configuration does not load, or nginx is
+/// not installed yet (a check before the package), or under `--root`, the
+/// files say the same. Empty without nginx.
+pub fn dump(ctx: &Ctx) -> Result<String, TaskError> {
     let main = Path::new("/etc/nginx/nginx.conf");
     if ctx.live_host {
-        // nginx's own view, includes resolved; when the current
-        // configuration does not load (or nginx is not installed yet: a
-        // check before the package), the files say the same.
         match ctx.runner.run(&Command::query(["nginx", "-T", "-q"])) {
-            Ok(out) if out.success() => return Ok(nginx_conf::default_sockets(&out.stdout)),
+            Ok(out) if out.success() => return Ok(out.stdout),
             Ok(_) => tracing::debug!("nginx -T failed; reading the configuration files instead"),
             Err(e) => tracing::debug!("{e}; reading the configuration files instead"),
         }
     }
     if !ctx.root.exists(main) {
-        // No nginx yet: nothing of anyone else's claims a socket.
-        return Ok(BTreeSet::new());
+        return Ok(String::new());
     }
-    let dump = nginx_conf::dump_from_tree(ctx.root, main)?;
-    Ok(nginx_conf::default_sockets(&dump))
+    Ok(nginx_conf::dump_from_tree(ctx.root, main)?)
 }
 
 /// The target with the installed nginx's version, once there is one.
@@ -80,8 +78,10 @@ pub fn decide(
     ctx: &Ctx,
     ports: &[CatchAll],
     target: Target,
+    dump: &str,
 ) -> Result<(String, String, Vec<Change>), TaskError> {
-    let taken = taken(ctx)?;
+    // The wildcard sockets a server outside portico already claims.
+    let taken: BTreeSet<Socket> = nginx_conf::default_sockets(dump);
     let target = live_target(ctx, target);
     let ports: Vec<CatchAll> = ports
         .iter()

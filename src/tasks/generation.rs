@@ -296,6 +296,11 @@ pub struct GenerationTask {
     pub catch_all: Option<CatchAllSpec>,
     /// nginx installed.
     pub after: Vec<TaskId>,
+    /// The renewal daemon's unit, when it is installed: its sandbox is
+    /// checked against the files nginx opens.
+    pub daemon_unit: Option<String>,
+    /// nginx's configuration as read when checked (for the notes).
+    pub dump: std::cell::RefCell<String>,
 }
 
 impl GenerationTask {
@@ -366,15 +371,31 @@ impl Task for GenerationTask {
         owned
     }
 
+    /// The renewal daemon's sandbox against what nginx opens for writing
+    /// (one reading of nginx's configuration serves both).
+    fn notes(&self, ctx: &Ctx) -> Vec<String> {
+        match (&self.daemon_unit, ctx.live_host) {
+            (Some(unit), true) => crate::tasks::daemon_sandbox::notes(&self.dump.borrow(), unit),
+            _ => Vec::new(),
+        }
+    }
+
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let (mut files, left_out) = self.included(ctx);
         let mut changes = Vec::new();
+        let needs_dump = self.catch_all.is_some() || self.daemon_unit.is_some();
+        let dump = if needs_dump {
+            crate::tasks::default_server::dump(ctx)?
+        } else {
+            String::new()
+        };
         if let Some(spec) = &self.catch_all {
             let (rel, content, throwaway) =
-                crate::tasks::default_server::decide(ctx, &spec.ports, spec.target)?;
+                crate::tasks::default_server::decide(ctx, &spec.ports, spec.target, &dump)?;
             files.insert(rel, content);
             changes.extend(throwaway);
         }
+        *self.dump.borrow_mut() = dump;
         let gen = Generation::new(files);
         let why = if left_out.is_empty() {
             "the playbook's configuration".to_string()

@@ -129,6 +129,22 @@ pub fn layout(root: &Root, name: &str) -> Result<Layout, RootError> {
     Ok(Layout::Pair { id })
 }
 
+/// Is the live pair the pair portico wrote (its bytes hash to its
+/// directory's name)? Cheaper than parsing the key, and as sure: the pair
+/// was checked when it was written.
+pub fn intact(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<Option<bool>, RootError> {
+    let Some(target) = root.read_link(&paths::live_link(name))? else {
+        return Ok(None);
+    };
+    let Some(dir_id) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(None);
+    };
+    if target != live_target(name, &dir_id) {
+        return Ok(None);
+    }
+    Ok(Some(id(cert, key) == dir_id))
+}
+
 /// What writing a pair changes, for `--diff`: the certificate described
 /// (names, issuer, validity), never its base64, and the key redacted.
 pub fn diff(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<String, RootError> {
@@ -164,6 +180,19 @@ pub fn diff(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<String, 
 /// directory whole, then the `live` link (one rename), then the plain
 /// copies (the key's first).
 pub fn install(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<(), RootError> {
+    // Checked once, here: a pair portico wrote is one from then on (its
+    // directory's name is the hash of both, see `intact`).
+    if let Err(problem) = crate::facts::cert::check_pair(cert, key) {
+        if matches!(
+            problem,
+            crate::facts::cert::PairProblem::KeyMismatch | crate::facts::cert::PairProblem::BadKey
+        ) {
+            return Err(RootError::Io {
+                path: paths::cert_file(name),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, problem.to_string()),
+            });
+        }
+    }
     for (dir, mode) in dirs(name) {
         root.create_dir_all(&dir, mode)?;
     }
@@ -195,7 +224,9 @@ pub fn install(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<(), R
             if root.read_link(&path)?.is_some() {
                 root.remove(&path)?;
             }
-            root.write_atomic(&path, bytes, mode)?;
+            // Copies of the live pair, made again from it if a power cut
+            // ever loses them: not worth a wait for the disk.
+            root.write_atomic_unsynced(&path, bytes, mode)?;
         }
     }
     Ok(())
@@ -210,12 +241,23 @@ pub fn copy_paths(name: &str) -> [PathBuf; 2] {
 /// run killed before its switch), and anything temporary beside them.
 pub fn collect(root: &Root, name: &str) -> Result<(), RootError> {
     let dir = paths::pair_dir(name);
-    let live = match layout(root, name)? {
-        Layout::Pair { id } | Layout::CopiesAmiss { id } => id,
+    let entries = root.list_dir(&dir)?;
+    // The usual case, one pair and it is live: nothing to read.
+    let target = root.read_link(&paths::live_link(name))?;
+    let live_id = target
+        .as_ref()
+        .and_then(|t| t.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|id| target.as_deref() == Some(live_target(name, id).as_path()));
+    if entries.len() <= 1 && live_id.as_deref() == entries.first().map(String::as_str) {
+        return Ok(());
+    }
+    let live = match (live_id, layout(root, name)?) {
+        (Some(id), Layout::Pair { .. } | Layout::CopiesAmiss { .. }) => id,
         // No live pair portico recognises (never switched to, or a link
         // someone changed): keys are never deleted on a guess; only what
         // is certainly half-made goes.
-        Layout::Files => {
+        _ => {
             for entry in root.list_dir(&dir)? {
                 if crate::host::root::is_temp_name(&entry) {
                     root.remove_tree(&dir.join(&entry))?;
@@ -224,7 +266,7 @@ pub fn collect(root: &Root, name: &str) -> Result<(), RootError> {
             return Ok(());
         }
     };
-    for entry in root.list_dir(&dir)? {
+    for entry in entries {
         if entry != live {
             root.remove_tree(&dir.join(&entry))?;
         }
