@@ -14,9 +14,9 @@ use clap_complete::Shell;
 const README: &str = include_str!("../README.md");
 
 /// Where the packages put the binary.
-const PACKAGED_EXE: &str = portico::tasks::daemon_unit::PACKAGED_EXE;
+const PACKAGED_EXE: &str = portico::paths::PACKAGED_EXE;
 /// The ACME webroot of a playbook that names none.
-const DEFAULT_WEBROOT: &str = portico::nginx::render::DEFAULT_WEBROOT;
+const DEFAULT_WEBROOT: &str = portico::paths::DEFAULT_WEBROOT;
 
 fn main() -> std::io::Result<()> {
     let out = std::env::args()

@@ -64,150 +64,223 @@ fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
 /// Runs until SIGTERM/SIGINT. `renew` does one renewal with the playbook it
 /// is given and returns a line saying what it came to; it runs on a worker
 /// thread, never two at once.
-pub fn run<F>(
-    file: Option<PathBuf>,
-    first: Source,
-    seed: &str,
-    mut renew: F,
-) -> Result<(), DaemonError>
+pub fn run<F>(file: Option<PathBuf>, first: Source, seed: &str, renew: F) -> Result<(), DaemonError>
 where
     F: FnMut(&Source) -> String + Send + 'static,
 {
-    use crate::host::Clock;
     let (tx, rx) = mpsc::channel::<Msg>();
-    // At most one renewal waits behind the one running: a schedule firing
-    // more often than renewals finish does not pile them up (nor a stop
-    // behind them).
-    let pending = Arc::new(AtomicBool::new(false));
-    let request = {
-        let pending = pending.clone();
-        move |tx: &mpsc::Sender<Msg>| {
-            if !pending.swap(true, Ordering::SeqCst) {
-                let _ = tx.send(Msg::Renew);
-            }
-        }
+    let queue = Queue {
+        tx,
+        pending: Arc::new(AtomicBool::new(false)),
+        stopping: Arc::new(AtomicBool::new(false)),
     };
-    // Set when the daemon stops: a renewal queued behind the running one
-    // is not started.
-    let stopping = Arc::new(AtomicBool::new(false));
-    let worker_stopping = stopping.clone();
-    let worker_seed = seed.to_string();
-    let worker_file = file.clone();
-    let worker_pending = pending.clone();
-    let worker = std::thread::spawn(move || {
-        let mut current = first;
-        // The file as it was when read: before each run it is read again if
-        // it changed (an apply installs the playbook it applied; the daemon
-        // then renews what that playbook has, SIGHUP or not).
-        let mut identity = worker_file.as_deref().and_then(crate::host::file_identity);
-        let mut last = "no renewal run yet".to_string();
-        for msg in rx {
-            match msg {
-                Msg::Renew if worker_stopping.load(Ordering::SeqCst) => {}
-                Msg::Renew => {
-                    worker_pending.store(false, Ordering::SeqCst);
-                    if let Some(f) = &worker_file {
-                        let now_id = crate::host::file_identity(f);
-                        if now_id != identity {
-                            match playbook::load_file_text(f) {
-                                Ok((text, pb)) => {
-                                    tracing::info!("{} changed on disk: re-read", f.display());
-                                    current = Source { text, pb };
-                                    identity = now_id;
-                                }
-                                Err(e) => {
-                                    tracing::error!("{e}; renewing with the playbook read before")
-                                }
-                            }
-                        }
-                    }
-                    crate::host::notify::notify(&status_line(
-                        &current.pb,
-                        &worker_seed,
-                        "renewing",
-                    ));
-                    let outcome = renew(&current);
-                    let now = crate::host::clock::SystemClock::default().unix_now();
-                    last = format!("last run {}: {outcome}", crate::when::rfc3339(now));
-                }
-                Msg::Use(new) => current = *new,
-                Msg::Stop => break,
-            }
-            crate::host::notify::notify(&status_line(&current.pb, &worker_seed, &last));
-        }
-    });
+    let worker = Worker {
+        identity: file.as_deref().and_then(crate::host::file_identity),
+        file: file.clone(),
+        current: first,
+        seed: seed.to_string(),
+        last: "no renewal run yet".to_string(),
+        queue: queue.clone(),
+    };
+    let worker = std::thread::spawn(move || worker.serve(rx, renew));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(DaemonError::Signals)?;
-    let result = rt.block_on(async {
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-        let sched_err =
-            |e: tokio_cron_scheduler::JobSchedulerError| DaemonError::Scheduler(e.to_string());
-        let mut scheduler = JobScheduler::new().await.map_err(sched_err)?;
-        let schedule = |pb: &Playbook| pb.renewal.schedule.cron_expression(seed);
-        let add = |scheduler: &JobScheduler, expr: String, tx: mpsc::Sender<Msg>| {
-            let request = request.clone();
-            let job = Job::new(expr.as_str(), move |_, _| request(&tx)).map_err(sched_err)?;
-            Ok::<_, DaemonError>((scheduler.clone(), job))
-        };
-        let mut expr = {
-            // The worker owns the playbook; the schedule is read once here.
-            let pb = match &file {
-                Some(f) => playbook::load_file(f).ok(),
-                None => None,
-            };
-            pb.map(|p| schedule(&p))
-                .unwrap_or_else(|| crate::playbook::Schedule::Daily.cron_expression(seed))
-        };
-        let (s, job) = add(&scheduler, expr.clone(), tx.clone())?;
-        let mut job_id = s.add(job).await.map_err(sched_err)?;
-        scheduler.start().await.map_err(sched_err)?;
-        tracing::info!(schedule = %expr, "renewal scheduled");
-        request(&tx);
-        crate::host::notify::notify("READY=1");
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    crate::host::notify::reloading();
-                    let Some(f) = &file else {
-                        crate::host::notify::notify("READY=1");
-                        tracing::info!("SIGHUP: no playbook file to re-read (embedded default)");
-                        continue;
-                    };
-                    match playbook::load_file_text(f) {
-                        Ok((text, pb)) => {
-                            let new_expr = schedule(&pb);
-                            if new_expr != expr {
-                                let _ = scheduler.remove(&job_id).await;
-                                let (s, job) = add(&scheduler, new_expr.clone(), tx.clone())?;
-                                job_id = s.add(job).await.map_err(sched_err)?;
-                                expr = new_expr;
-                            }
-                            let _ = tx.send(Msg::Use(Box::new(Source { text, pb })));
-                            tracing::info!(schedule = %expr, "SIGHUP: playbook re-read");
-                        }
-                        Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous playbook"),
-                    }
-                    crate::host::notify::notify("READY=1");
-                }
-            }
-        }
-        crate::host::notify::notify("STOPPING=1");
-        // A renewal in progress stops between orders (it starts no new one
-        // and writes what it obtained), within the limits of crate::limits;
-        // one queued behind it never starts.
-        stopping.store(true, Ordering::SeqCst);
-        crate::host::procs::terminate_children();
-        tracing::info!("stopping: waiting for a renewal in progress to finish");
-        let _ = scheduler.shutdown().await;
-        Ok(())
-    });
-    let _ = tx.send(Msg::Stop);
+    let result = rt.block_on(serve(file.as_deref(), seed, &queue));
+    let _ = queue.tx.send(Msg::Stop);
     let _ = worker.join();
     result
+}
+
+/// The way to the worker.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<Msg>,
+    /// A renewal is queued: at most one waits behind the one running, so a
+    /// schedule firing more often than renewals finish does not pile them
+    /// up (nor a stop behind them).
+    pending: Arc<AtomicBool>,
+    /// The daemon stops: a renewal queued behind the running one is not
+    /// started.
+    stopping: Arc<AtomicBool>,
+}
+
+impl Queue {
+    /// Asks for a renewal, unless one is already waiting.
+    fn request(&self) {
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            let _ = self.tx.send(Msg::Renew);
+        }
+    }
+}
+
+/// The renewal worker: the playbook in use and the last outcome.
+struct Worker {
+    current: Source,
+    /// The playbook file, if one was given.
+    file: Option<PathBuf>,
+    /// The file as it was when read: before each run it is read again if
+    /// it changed (an apply installs the playbook it applied; the daemon
+    /// then renews what that playbook has, SIGHUP or not).
+    identity: Option<(u64, u64, i64, u64)>,
+    seed: String,
+    last: String,
+    queue: Queue,
+}
+
+impl Worker {
+    fn serve<F: FnMut(&Source) -> String>(mut self, rx: mpsc::Receiver<Msg>, mut renew: F) {
+        for msg in rx {
+            match msg {
+                Msg::Renew if self.queue.stopping.load(Ordering::SeqCst) => {}
+                Msg::Renew => self.renew(&mut renew),
+                Msg::Use(new) => self.current = *new,
+                Msg::Stop => break,
+            }
+            self.notify(&self.last);
+        }
+    }
+
+    fn renew<F: FnMut(&Source) -> String>(&mut self, renew: &mut F) {
+        use crate::host::Clock;
+        self.queue.pending.store(false, Ordering::SeqCst);
+        self.reread_if_changed();
+        self.notify("renewing");
+        let outcome = renew(&self.current);
+        let now = crate::host::clock::SystemClock::default().unix_now();
+        self.last = format!("last run {}: {outcome}", crate::when::rfc3339(now));
+    }
+
+    /// The playbook file again, when it changed since it was read (a bad
+    /// one is reported and the one read before kept).
+    fn reread_if_changed(&mut self) {
+        let Some(f) = &self.file else {
+            return;
+        };
+        let now_id = crate::host::file_identity(f);
+        if now_id == self.identity {
+            return;
+        }
+        match playbook::load_file_text(f) {
+            Ok((text, pb)) => {
+                tracing::info!("{} changed on disk: re-read", f.display());
+                self.current = Source { text, pb };
+                self.identity = now_id;
+            }
+            Err(e) => tracing::error!("{e}; renewing with the playbook read before"),
+        }
+    }
+
+    fn notify(&self, last: &str) {
+        crate::host::notify::notify(&status_line(&self.current.pb, &self.seed, last));
+    }
+}
+
+/// The scheduler's one job, re-made when the playbook's schedule changes.
+struct Schedule<'a> {
+    scheduler: JobScheduler,
+    job: uuid::Uuid,
+    expr: String,
+    seed: &'a str,
+    queue: &'a Queue,
+}
+
+fn sched_err(e: tokio_cron_scheduler::JobSchedulerError) -> DaemonError {
+    DaemonError::Scheduler(e.to_string())
+}
+
+impl<'a> Schedule<'a> {
+    /// Starts the scheduler with the playbook file's schedule (daily when
+    /// there is no file, or it does not read).
+    async fn start(
+        file: Option<&std::path::Path>,
+        seed: &'a str,
+        queue: &'a Queue,
+    ) -> Result<Self, DaemonError> {
+        let expr = file
+            .and_then(|f| playbook::load_file(f).ok())
+            .map(|pb| pb.renewal.schedule.cron_expression(seed))
+            .unwrap_or_else(|| crate::playbook::Schedule::Daily.cron_expression(seed));
+        let scheduler = JobScheduler::new().await.map_err(sched_err)?;
+        let job = Self::add(&scheduler, &expr, queue).await?;
+        scheduler.start().await.map_err(sched_err)?;
+        tracing::info!(schedule = %expr, "renewal scheduled");
+        Ok(Schedule {
+            scheduler,
+            job,
+            expr,
+            seed,
+            queue,
+        })
+    }
+
+    async fn add(
+        scheduler: &JobScheduler,
+        expr: &str,
+        queue: &Queue,
+    ) -> Result<uuid::Uuid, DaemonError> {
+        let queue = queue.clone();
+        let job = Job::new(expr, move |_, _| queue.request()).map_err(sched_err)?;
+        scheduler.add(job).await.map_err(sched_err)
+    }
+
+    /// SIGHUP: the playbook file read again; a new schedule replaces the
+    /// job, and the worker uses the new playbook from its next run.
+    async fn reload(&mut self, file: Option<&std::path::Path>) -> Result<(), DaemonError> {
+        let Some(f) = file else {
+            tracing::info!("SIGHUP: no playbook file to re-read (embedded default)");
+            return Ok(());
+        };
+        let (text, pb) = match playbook::load_file_text(f) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!("SIGHUP: {e}; keeping the previous playbook");
+                return Ok(());
+            }
+        };
+        let expr = pb.renewal.schedule.cron_expression(self.seed);
+        if expr != self.expr {
+            let _ = self.scheduler.remove(&self.job).await;
+            self.job = Self::add(&self.scheduler, &expr, self.queue).await?;
+            self.expr = expr;
+        }
+        let _ = self.queue.tx.send(Msg::Use(Box::new(Source { text, pb })));
+        tracing::info!(schedule = %self.expr, "SIGHUP: playbook re-read");
+        Ok(())
+    }
+}
+
+/// Renews at once, then on schedule, until SIGTERM or SIGINT.
+async fn serve(
+    file: Option<&std::path::Path>,
+    seed: &str,
+    queue: &Queue,
+) -> Result<(), DaemonError> {
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut schedule = Schedule::start(file, seed, queue).await?;
+    queue.request();
+    crate::host::notify::notify("READY=1");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                crate::host::notify::reloading();
+                schedule.reload(file).await?;
+                crate::host::notify::notify("READY=1");
+            }
+        }
+    }
+    crate::host::notify::notify("STOPPING=1");
+    // A renewal in progress stops between orders (it starts no new one
+    // and writes what it obtained), within the limits of crate::limits;
+    // one queued behind it never starts.
+    queue.stopping.store(true, Ordering::SeqCst);
+    crate::host::procs::terminate_children();
+    tracing::info!("stopping: waiting for a renewal in progress to finish");
+    let _ = schedule.scheduler.shutdown().await;
+    Ok(())
 }

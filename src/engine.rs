@@ -35,194 +35,273 @@ type Prefetched = HashMap<usize, (Vec<Change>, Vec<Result<Issued, AcmeError>>)>;
 pub fn run_with(tasks: &[Box<dyn Task + '_>], ctx: &Ctx, mode: Mode, opts: RunOptions) -> Report {
     // The run's mode is what tasks see, whatever the context was made with.
     let ctx = &Ctx { mode, ..*ctx };
-    // Later tasks already checked, with their certificates obtained in
-    // one batch with an earlier task's (see `batch`).
-    let mut prefetched: Prefetched = HashMap::new();
-    // Tasks that succeeded so far: what a batch may look ahead past.
-    let mut finished: BTreeSet<TaskId> = BTreeSet::new();
-    let mut report = Out {
-        report: Report::default(),
-        progress: opts.progress,
-    };
-    // Tasks that failed, or were skipped because something they need failed.
-    let mut broken: HashMap<TaskId, String> = HashMap::new();
-    let mut notified: BTreeSet<Handler> = BTreeSet::new();
-    let mut journal = Journal::default();
-    let mut would_change: BTreeSet<TaskId> = BTreeSet::new();
-    // Tasks that changed files (what a rollback undoes).
-    let mut changed_files: BTreeSet<TaskId> = BTreeSet::new();
-    // Units this run started after the last change that notifies them:
-    // they read every file as they started.
-    let mut started: BTreeSet<String> = BTreeSet::new();
-    for (i, task) in tasks.iter().enumerate() {
+    let mut run = Run::new(tasks, ctx, opts);
+    for i in 0..tasks.len() {
+        run.task(i);
+    }
+    run.handlers();
+    run.finish()
+}
+
+/// One run's state: what each task's turn reads and adds to.
+struct Run<'a, 't> {
+    tasks: &'a [Box<dyn Task + 't>],
+    ctx: &'a Ctx<'a>,
+    opts: RunOptions<'a>,
+    out: Out<'a>,
+    /// Later tasks already checked, with their certificates obtained in
+    /// one batch with an earlier task's (see [`batch`]).
+    prefetched: Prefetched,
+    /// Tasks that succeeded so far: what a batch may look ahead past.
+    finished: BTreeSet<TaskId>,
+    /// Tasks that failed, or were skipped because something they need
+    /// failed, with why.
+    broken: HashMap<TaskId, String>,
+    /// Handlers a change notified.
+    notified: BTreeSet<Handler>,
+    /// Every file change, to roll back.
+    journal: Journal,
+    /// Tasks that changed (or in check mode would change) something.
+    would_change: BTreeSet<TaskId>,
+    /// Tasks that changed files (what a rollback undoes).
+    changed_files: BTreeSet<TaskId>,
+    /// Units this run started after the last change that notifies them:
+    /// they read every file as they started.
+    started: BTreeSet<String>,
+    /// Why a handler's failure rolled back the run's files, if it did.
+    rolled_back_by_handler: Option<String>,
+}
+
+/// What a task's check gave, with the certificates obtained for it.
+type Checked = (
+    Result<Vec<Change>, TaskError>,
+    Vec<Option<Result<Issued, AcmeError>>>,
+);
+
+impl<'a, 't> Run<'a, 't> {
+    fn new(tasks: &'a [Box<dyn Task + 't>], ctx: &'a Ctx<'a>, opts: RunOptions<'a>) -> Self {
+        Run {
+            tasks,
+            ctx,
+            opts,
+            out: Out {
+                report: Report::default(),
+                progress: opts.progress,
+            },
+            prefetched: HashMap::new(),
+            finished: BTreeSet::new(),
+            broken: HashMap::new(),
+            notified: BTreeSet::new(),
+            journal: Journal::default(),
+            would_change: BTreeSet::new(),
+            changed_files: BTreeSet::new(),
+            started: BTreeSet::new(),
+            rolled_back_by_handler: None,
+        }
+    }
+
+    /// Task `i`'s turn: skipped, or checked, applied and recorded.
+    fn task(&mut self, i: usize) {
+        let task = &self.tasks[i];
         let id = task.id();
-        if let Some(dep) = task.after().into_iter().find(|d| broken.contains_key(d)) {
-            let reason = format!("needs \"{dep}\", which did not succeed");
-            broken.insert(id.clone(), reason.clone());
-            report.push(TaskReport::skipped(id, reason));
-            continue;
+        if let Some(reason) = self.skip_reason(task.as_ref()) {
+            self.out.push(TaskReport::skipped(id, reason));
+            return;
         }
-        if let Some(reason) = task.hold() {
-            report.push(TaskReport::skipped(id, reason));
-            continue;
-        }
-        if task.scope() == Scope::Host && !ctx.live_host {
-            report.push(TaskReport::skipped(
-                id,
-                format!(
-                    "host-level step; not run under --root {}",
-                    ctx.root.base().display()
-                ),
-            ));
-            continue;
-        }
-        if mode == Mode::Check {
-            if let Some(dep) = task.reads().into_iter().find(|d| would_change.contains(d)) {
-                report.push(TaskReport::skipped(
-                    id,
-                    format!("runs after \"{dep}\" is applied; nothing to check before that"),
-                ));
-                continue;
-            }
-        }
-        if let Some(p) = opts.progress {
+        if let Some(p) = self.opts.progress {
             p.started(&id.to_string());
         }
         let _t = crate::timing::step("task", &id.to_string());
-        let (checked, mut obtained) = match prefetched.remove(&i) {
-            Some((changes, issued)) => (Ok(changes), issued.into_iter().map(Some).collect()),
-            None => {
-                let checked = task.check(ctx);
-                let mut obtained = Vec::new();
-                if let Ok(changes) = &checked {
-                    if mode == Mode::Apply && opts.obtain_in_parallel > 0 && only_obtains(changes) {
-                        let (own, later) = batch(
-                            tasks,
-                            i,
-                            changes,
-                            ctx,
-                            &finished,
-                            opts.obtain_in_parallel,
-                            &mut journal,
-                        );
-                        obtained = own.into_iter().map(Some).collect();
-                        prefetched.extend(later);
-                    }
-                }
-                (checked, obtained)
-            }
-        };
+        let (checked, obtained) = self.check(i);
         let changes = match checked {
             Ok(c) => c,
-            Err(e) => {
-                let mut reason = e.to_string();
-                if task.rolls_back_on_failure() {
-                    reason.push_str(&roll_back(&mut journal, ctx));
-                }
-                broken.insert(id.clone(), reason.clone());
-                report.push(TaskReport::failed(id, Vec::new(), reason));
-                continue;
-            }
+            Err(e) => return self.failed(task.as_ref(), Vec::new(), e),
         };
-        report.report.warnings.extend(task.notes(ctx));
+        self.out.report.warnings.extend(task.notes(self.ctx));
         if changes.is_empty() {
-            finished.insert(id.clone());
-            report.push(TaskReport::new(id, Status::Unchanged, &[]));
-            continue;
+            self.finished.insert(id.clone());
+            self.out.push(TaskReport::new(id, Status::Unchanged, &[]));
+            return;
         }
-        if mode == Mode::Apply {
-            let mut certificates = obtained.iter_mut();
-            let applied = changes.iter().try_for_each(|c| {
-                let ready = match c.action {
-                    Action::Obtain(_) => certificates.next().and_then(Option::take),
-                    _ => None,
-                };
-                apply(ctx, &mut journal, &c.action, ready)
-            });
-            if let Err(e) = applied {
-                let mut reason = e.to_string();
-                // A gate (`nginx -t` of a new generation) that says no puts
-                // back every file the run changed.
-                if task.rolls_back_on_failure() {
-                    reason.push_str(&roll_back(&mut journal, ctx));
-                }
-                broken.insert(id.clone(), reason.clone());
-                report.push(TaskReport::failed(id, summaries(&changes), reason));
-                continue;
+        if self.ctx.mode == Mode::Apply {
+            if let Err(e) = self.apply(&changes, obtained) {
+                return self.failed(task.as_ref(), summaries(&changes), e);
             }
         }
+        self.changed(task.as_ref(), &changes);
+    }
+
+    /// Why `task` does not run in this run, if it does not: something it
+    /// needs failed (then it counts as failed too), it is held, it is a
+    /// host step under `--root`, or in check mode it reads what an earlier
+    /// task would change.
+    fn skip_reason(&mut self, task: &dyn Task) -> Option<String> {
+        let id = task.id();
+        if let Some(dep) = task
+            .after()
+            .into_iter()
+            .find(|d| self.broken.contains_key(d))
+        {
+            let reason = format!("needs \"{dep}\", which did not succeed");
+            self.broken.insert(id, reason.clone());
+            return Some(reason);
+        }
+        if let Some(reason) = task.hold() {
+            return Some(reason);
+        }
+        if task.scope() == Scope::Host && !self.ctx.live_host {
+            return Some(format!(
+                "host-level step; not run under --root {}",
+                self.ctx.root.base().display()
+            ));
+        }
+        if self.ctx.mode == Mode::Check {
+            if let Some(dep) = task
+                .reads()
+                .into_iter()
+                .find(|d| self.would_change.contains(d))
+            {
+                return Some(format!(
+                    "runs after \"{dep}\" is applied; nothing to check before that"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Task `i`'s changes: checked before (in an earlier task's batch), or
+    /// checked now, starting a batch when all it does is obtain
+    /// certificates.
+    fn check(&mut self, i: usize) -> Checked {
+        if let Some((changes, issued)) = self.prefetched.remove(&i) {
+            return (Ok(changes), issued.into_iter().map(Some).collect());
+        }
+        let checked = self.tasks[i].check(self.ctx);
+        let batching = self.ctx.mode == Mode::Apply && self.opts.obtain_in_parallel > 0;
+        let changes = match &checked {
+            Ok(changes) if batching && only_obtains(changes) => changes,
+            _ => return (checked, Vec::new()),
+        };
+        let (own, later) = batch(
+            self.tasks,
+            i,
+            changes,
+            self.ctx,
+            &self.finished,
+            self.opts.obtain_in_parallel,
+            &mut self.journal,
+        );
+        self.prefetched.extend(later);
+        (checked, own.into_iter().map(Some).collect())
+    }
+
+    /// Applies `changes` in order, each certificate order taking what was
+    /// obtained for it ahead.
+    fn apply(
+        &mut self,
+        changes: &[Change],
+        mut obtained: Vec<Option<Result<Issued, AcmeError>>>,
+    ) -> Result<(), TaskError> {
+        let mut certificates = obtained.iter_mut();
+        changes.iter().try_for_each(|c| {
+            let ready = match c.action {
+                Action::Obtain(_) => certificates.next().and_then(Option::take),
+                _ => None,
+            };
+            apply(self.ctx, &mut self.journal, &c.action, ready)
+        })
+    }
+
+    /// `task` failed: a gate (`nginx -t` of a new generation) that says no
+    /// puts back every file the run changed.
+    fn failed(&mut self, task: &dyn Task, summaries: Vec<String>, e: TaskError) {
+        let mut reason = e.to_string();
+        if task.rolls_back_on_failure() {
+            reason.push_str(&roll_back(&mut self.journal, self.ctx));
+        }
+        self.broken.insert(task.id(), reason.clone());
+        self.out
+            .push(TaskReport::failed(task.id(), summaries, reason));
+    }
+
+    /// `task` made (or in check mode would make) `changes`.
+    fn changed(&mut self, task: &dyn Task, changes: &[Change]) {
+        let id = task.id();
         // A start after every write that concerns the unit makes its
         // reload redundant; a later write makes it needed again.
         for h in task.notifies() {
-            started.remove(h.unit());
+            self.started.remove(h.unit());
         }
-        started.extend(changes.iter().filter_map(|c| match &c.action {
-            Action::Service {
-                op: ServiceOp::Start | ServiceOp::Restart,
-                unit,
-            } => Some(unit.clone()),
-            _ => None,
-        }));
-        notified.extend(task.notifies());
+        self.started
+            .extend(changes.iter().filter_map(|c| match &c.action {
+                Action::Service {
+                    op: ServiceOp::Start | ServiceOp::Restart,
+                    unit,
+                } => Some(unit.clone()),
+                _ => None,
+            }));
+        self.notified.extend(task.notifies());
         if task.scope() == Scope::Files {
-            changed_files.insert(id.clone());
+            self.changed_files.insert(id.clone());
         }
-        would_change.insert(id.clone());
-        finished.insert(id.clone());
-        let mut line = TaskReport::new(id, Status::Changed, &changes);
-        if mode == Mode::Apply {
+        self.would_change.insert(id.clone());
+        self.finished.insert(id.clone());
+        let mut line = TaskReport::new(id, Status::Changed, changes);
+        if self.ctx.mode == Mode::Apply {
             line.claims = changes.iter().flat_map(|c| c.claims.clone()).collect();
         }
-        report.push(line);
+        self.out.push(line);
     }
-    // What is on disk is whole whatever failed (a generation is live or
-    // not; a pair is live or not), so nginx is reloaded to serve what is
-    // ready even when something else failed. The daemon is not told about
-    // a playbook whose run failed.
-    let hold = !broken.is_empty();
-    let mut rolled_back_by_handler: Option<String> = None;
-    for handler in notified {
-        if let Some(p) = opts.progress {
-            p.started(&format!("handler: {}", handler.name()));
+
+    /// The notified handlers, once each. What is on disk is whole whatever
+    /// failed (a generation is live or not; a pair is live or not), so
+    /// nginx is reloaded to serve what is ready even when something else
+    /// failed. The daemon is not told about a playbook whose run failed.
+    fn handlers(&mut self) {
+        let hold = !self.broken.is_empty();
+        for handler in std::mem::take(&mut self.notified) {
+            let name = format!("handler: {}", handler.name());
+            if let Some(p) = self.opts.progress {
+                p.started(&name);
+            }
+            if self.started.contains(handler.unit()) {
+                let (be, read) = match self.ctx.mode {
+                    Mode::Check => ("would be", "reads"),
+                    _ => ("was", "read"),
+                };
+                let why = format!(
+                    "{} {be} started by this run and {read} the new files then",
+                    handler.unit()
+                );
+                self.out.push(TaskReport::skipped_named(name, why));
+                continue;
+            }
+            let line = run_handler(handler, self.ctx, hold, &mut self.journal);
+            if line.status == Status::Failed
+                && self.journal.rolled_back()
+                && self.rolled_back_by_handler.is_none()
+            {
+                self.rolled_back_by_handler = Some(format!(
+                    "{} failed: {}",
+                    handler.name(),
+                    line.reason.as_deref().unwrap_or("?")
+                ));
+            }
+            self.out.push(line);
         }
-        if started.contains(handler.unit()) {
-            report.push(TaskReport::skipped_named(
-                format!("handler: {}", handler.name()),
-                format!(
-                    "{} {} started by this run and {} the new files then",
-                    handler.unit(),
-                    if mode == Mode::Check {
-                        "would be"
-                    } else {
-                        "was"
-                    },
-                    if mode == Mode::Check { "reads" } else { "read" },
-                ),
-            ));
-            continue;
-        }
-        let line = run_handler(handler, ctx, mode, hold, &mut journal);
-        if line.status == Status::Failed
-            && journal.rolled_back()
-            && rolled_back_by_handler.is_none()
-        {
-            rolled_back_by_handler = Some(format!(
-                "{} failed: {}",
-                handler.name(),
-                line.reason.as_deref().unwrap_or("?")
-            ));
-        }
-        report.push(line);
     }
-    let mut report = report.report;
-    // A reload nginx refused rolled back every file of the run: what the
-    // file tasks changed is no longer there.
-    if let Some(why) = &rolled_back_by_handler {
-        report.mark_rolled_back(&changed_files, why);
+
+    /// The report. A reload nginx refused rolled back every file of the
+    /// run: what the file tasks changed is no longer there.
+    fn finish(self) -> Report {
+        let mut report = self.out.report;
+        if let Some(why) = &self.rolled_back_by_handler {
+            report.mark_rolled_back(&self.changed_files, why);
+        }
+        report.created_dirs = self.journal.created_dirs();
+        report.rolled_back = self.journal.rolled_back();
+        report
     }
-    report.created_dirs = journal.created_dirs();
-    report.rolled_back = journal.rolled_back();
-    report
 }
 
 /// The report being built, and who hears about each line as it is added.
@@ -339,6 +418,7 @@ fn apply(
         journal.record(ctx.root, action)?;
         return execute(ctx, action);
     };
+    // Obtained here only when no batch did (see `batch`).
     let issued = match ready {
         Some(r) => r?,
         None => crate::acme::obtain(net(ctx), job)?,
@@ -391,9 +471,10 @@ fn summaries(changes: &[Change]) -> Vec<String> {
     changes.iter().map(|c| c.summary.clone()).collect()
 }
 
-/// Carries out one action through the seams (an [`Action::Obtain`] is the
-/// engine's business: see [`apply`]).
-pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
+/// Carries out one action through the seams. An [`Action::Obtain`] is
+/// [`apply`]'s alone, which journals what the CA issued: it never comes
+/// here.
+fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
     match action {
         Action::EnsureDir { path, mode } => ctx.root.create_dir_all(path, *mode)?,
         Action::WriteFile {
@@ -429,12 +510,9 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
             crate::tasks::pair::install(ctx.root, name, cert, key)?
         }
         Action::Service { op, unit } => ctx.systemd.run(*op, unit)?,
-        Action::Obtain(job) => {
-            let issued = crate::acme::obtain(net(ctx), job)?;
-            for write in install_actions(job, &issued) {
-                execute(ctx, &write)?;
-            }
-        }
+        Action::Obtain(_) => return Err(TaskError::Refused(
+            "a certificate order is obtained through the journal (engine::apply), never directly",
+        )),
     }
     Ok(())
 }
@@ -442,7 +520,6 @@ pub fn execute(ctx: &Ctx, action: &Action) -> Result<(), TaskError> {
 fn run_handler(
     handler: Handler,
     ctx: &Ctx,
-    mode: Mode,
     something_failed: bool,
     journal: &mut Journal,
 ) -> TaskReport {
@@ -461,7 +538,7 @@ fn run_handler(
         );
     }
     let unit = handler.unit();
-    if mode == Mode::Check {
+    if ctx.mode == Mode::Check {
         // Say what apply would do: a stopped service is not reloaded (the
         // service task starts it, and it reads the new files then).
         return match ctx.systemd.state(unit) {

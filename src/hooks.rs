@@ -81,50 +81,61 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
     }
     let timeout = Duration::from_secs(u64::from(pb.renewal.deploy_hook_timeout));
     for name in changed {
-        let Some(cert) = pb.certificates.iter().find(|c| c.name == name) else {
-            continue;
-        };
-        // The plain copies of a certificate portico made (what a hook
-        // copies elsewhere); an operator's own files as they are.
-        let paths = match cert.source {
-            crate::playbook::Source::Files { .. } => CertPaths::of(cert),
-            _ => CertPaths::copies(&cert.name),
-        };
-        let domains: Vec<String> = crate::plan::certificate_names(pb, cert)
-            .into_iter()
-            .collect();
-        let cmd = Command::mutation(argv.iter().cloned())
-            .env("PORTICO_CERT_NAME", &name)
-            .env("PORTICO_CERT_PATH", &paths.cert.display().to_string())
-            .env("PORTICO_KEY_PATH", &paths.key.display().to_string())
-            .env("PORTICO_DOMAINS", &domains.join(" "))
-            .timeout(timeout)
-            .private_args();
-        let line = format!("deploy hook for certificate {name}");
-        // The program only: a hook's arguments may hold a secret.
-        let shown = cmd.shown();
-        let entry = match ctx.runner.run(&cmd) {
-            Ok(out) if out.success() => TaskReport::planned(line, vec![format!("ran {shown}")]),
-            Ok(out) => {
-                let status = out
-                    .code
-                    .map_or("killed".to_string(), |c| format!("exit {c}"));
-                let said = out.stderr.trim();
-                TaskReport::failed_named(
-                    line,
-                    Vec::new(),
-                    format!(
-                        "{shown}: {status}{}{said}; the new certificate stays in place",
-                        if said.is_empty() { "" } else { ": " }
-                    ),
-                )
-            }
-            Err(e) => TaskReport::failed_named(
+        if let Some(cert) = pb.certificates.iter().find(|c| c.name == name) {
+            report.push(run_hook(pb, ctx, argv, cert, timeout));
+        }
+    }
+}
+
+/// The hook for one certificate, with its paths and names in the
+/// environment; a failure keeps the new certificate in place.
+fn run_hook(
+    pb: &Playbook,
+    ctx: &Ctx,
+    argv: &[String],
+    cert: &crate::playbook::Certificate,
+    timeout: Duration,
+) -> TaskReport {
+    let name = &cert.name;
+    // The plain copies of a certificate portico made (what a hook copies
+    // elsewhere); an operator's own files as they are.
+    let paths = match cert.source {
+        crate::playbook::Source::Files { .. } => CertPaths::of(cert),
+        _ => CertPaths::copies(name),
+    };
+    let domains: Vec<String> = crate::plan::certificate_names(pb, cert)
+        .into_iter()
+        .collect();
+    let cmd = Command::mutation(argv.iter().cloned())
+        .env("PORTICO_CERT_NAME", name)
+        .env("PORTICO_CERT_PATH", &paths.cert.display().to_string())
+        .env("PORTICO_KEY_PATH", &paths.key.display().to_string())
+        .env("PORTICO_DOMAINS", &domains.join(" "))
+        .timeout(timeout)
+        .private_args();
+    let line = format!("deploy hook for certificate {name}");
+    // The program only: a hook's arguments may hold a secret.
+    let shown = cmd.shown();
+    match ctx.runner.run(&cmd) {
+        Ok(out) if out.success() => TaskReport::planned(line, vec![format!("ran {shown}")]),
+        Ok(out) => {
+            let status = out
+                .code
+                .map_or("killed".to_string(), |c| format!("exit {c}"));
+            let said = out.stderr.trim();
+            TaskReport::failed_named(
                 line,
                 Vec::new(),
-                format!("{e}; the new certificate stays in place"),
-            ),
-        };
-        report.push(entry);
+                format!(
+                    "{shown}: {status}{}{said}; the new certificate stays in place",
+                    if said.is_empty() { "" } else { ": " }
+                ),
+            )
+        }
+        Err(e) => TaskReport::failed_named(
+            line,
+            Vec::new(),
+            format!("{e}; the new certificate stays in place"),
+        ),
     }
 }

@@ -8,12 +8,15 @@ use crate::host::root::RootError;
 use crate::host::Root;
 use crate::task::Action;
 
+/// A file as it was: its bytes, mode, owner and group.
+type FileBefore = (Vec<u8>, u32, u32, u32);
+
 #[derive(Debug)]
 enum Undo {
     /// The file had these bytes, mode and owner, or did not exist.
     File {
         path: PathBuf,
-        before: Option<(Vec<u8>, u32, u32, u32)>,
+        before: Option<FileBefore>,
     },
     /// The symlink pointed there, or did not exist.
     Link {
@@ -30,6 +33,21 @@ enum Undo {
     DirRemoved { path: PathBuf, mode: u32 },
     /// A whole directory (a generation, a key pair) did not exist.
     Tree { path: PathBuf },
+}
+
+/// A file's bytes, mode and owner, when it exists (and, unless
+/// `symlink_too`, is not a symlink).
+fn file_before(
+    root: &Root,
+    path: &Path,
+    symlink_too: bool,
+) -> Result<Option<FileBefore>, RootError> {
+    Ok(match (root.read(path)?, root.meta(path)?) {
+        (Some(bytes), Some(m)) if symlink_too || !m.is_symlink => {
+            Some((bytes, m.mode, m.uid, m.gid))
+        }
+        _ => None,
+    })
 }
 
 /// What this run changed so far, oldest first, with what was there before.
@@ -54,10 +72,8 @@ impl Journal {
             | Action::SetMode { path, .. }
             | Action::SetOwner { path, .. }
             | Action::Capture { path, .. } => {
-                let before = match (root.read(path)?, root.meta(path)?) {
-                    (Some(bytes), Some(m)) if !m.is_symlink => Some((bytes, m.mode, m.uid, m.gid)),
-                    _ => None,
-                };
+                // A symlink is replaced, never written through: nothing to keep.
+                let before = file_before(root, path, false)?;
                 self.entries.push(Undo::File {
                     path: path.clone(),
                     before,
@@ -67,22 +83,19 @@ impl Journal {
                 path: path.clone(),
                 before: root.read_link(path)?,
             }),
-            Action::Remove { path } => match root.read_link(path)? {
-                Some(target) => self.entries.push(Undo::Link {
-                    path: path.clone(),
-                    before: Some(target),
-                }),
-                None => {
-                    let before = match (root.read(path)?, root.meta(path)?) {
-                        (Some(bytes), Some(m)) => Some((bytes, m.mode, m.uid, m.gid)),
-                        _ => None,
-                    };
-                    self.entries.push(Undo::File {
+            Action::Remove { path } => {
+                let undo = match root.read_link(path)? {
+                    Some(target) => Undo::Link {
                         path: path.clone(),
-                        before,
-                    });
-                }
-            },
+                        before: Some(target),
+                    },
+                    None => Undo::File {
+                        path: path.clone(),
+                        before: file_before(root, path, true)?,
+                    },
+                };
+                self.entries.push(undo);
+            }
             Action::Move { from, to } => self.entries.push(Undo::Moved {
                 from: from.clone(),
                 to: to.clone(),
@@ -107,29 +120,40 @@ impl Journal {
                     self.entries.push(Undo::Tree { path: path.clone() });
                 }
             }
-            Action::WritePair { name, cert, key } => {
-                for (dir, _) in crate::tasks::pair::dirs(name) {
-                    self.record_dirs(root, &dir);
-                }
-                let pair = crate::paths::pair_dir(name).join(crate::tasks::pair::id(cert, key));
-                if !root.exists(&pair) {
-                    self.entries.push(Undo::Tree { path: pair });
-                }
-                let live = crate::paths::live_link(name);
-                self.entries.push(Undo::Link {
-                    before: root.read_link(&live)?,
-                    path: live,
-                });
-                for copy in crate::tasks::pair::copy_paths(name) {
-                    self.record_replaced(root, &copy)?;
-                }
-            }
+            Action::WritePair { name, cert, key } => self.record_pair(root, name, cert, key)?,
             // Network only: the engine records the writes it turns into.
             Action::Obtain(_) => {}
             Action::Run(_)
             | Action::Service { .. }
             | Action::ReloadNginx
             | Action::TestNginx { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A key pair: its directories, the pair (when new), its live link and
+    /// its plain copies.
+    fn record_pair(
+        &mut self,
+        root: &Root,
+        name: &str,
+        cert: &[u8],
+        key: &[u8],
+    ) -> Result<(), RootError> {
+        for (dir, _) in crate::tasks::pair::dirs(name) {
+            self.record_dirs(root, &dir);
+        }
+        let pair = crate::paths::pair_dir(name).join(crate::tasks::pair::id(cert, key));
+        if !root.exists(&pair) {
+            self.entries.push(Undo::Tree { path: pair });
+        }
+        let live = crate::paths::live_link(name);
+        self.entries.push(Undo::Link {
+            before: root.read_link(&live)?,
+            path: live,
+        });
+        for copy in crate::tasks::pair::copy_paths(name) {
+            self.record_replaced(root, &copy)?;
         }
         Ok(())
     }

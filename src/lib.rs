@@ -26,4 +26,5 @@ pub mod task;
 pub mod tasks;
 pub mod timing;
 pub mod tls;
+pub mod untrusted;
 pub mod when;

@@ -9,6 +9,7 @@
 //! The logic here is pure over the [`Root`] seam; the engine carries out
 //! what it decides.
 
+use crate::paths;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -21,19 +22,13 @@ use crate::owned::{sha256_hex, Disposal, Owned, Thing};
 use crate::report::{Report, Status};
 use crate::task::TaskId;
 
-/// Where the manifest lives.
-pub const PATH: &str = "/var/lib/portico/managed.json";
-/// portico's state directory (the manifest, state, ACME account, CAs).
-pub const STATE_DIR: &str = "/var/lib/portico";
-/// Where pruned certificates, keys and edited files go, one directory per run.
-pub const ARCHIVE_DIR: &str = "/var/lib/portico/archive";
 /// This run's archive directory: the time, and this process (two runs in
 /// one second, one of them killed, never share one).
 pub fn archive_for_run(now: i64) -> PathBuf {
-    PathBuf::from(ARCHIVE_DIR).join(format!(
+    PathBuf::from(paths::ARCHIVE_DIR).join(format!(
         "{}-{}",
         crate::when::stamp(now),
-        std::process::id()
+        crate::host::pid()
     ))
 }
 
@@ -48,8 +43,9 @@ pub enum ManifestError {
     Fs(#[from] RootError),
     /// It is not a manifest this portico understands.
     #[error(
-        "{PATH}: {0}; portico cannot tell what it made without it. Restore it from a backup, or \
-         move it aside (the next apply then takes over only files that carry portico's header)"
+        "{path}: {0}; portico cannot tell what it made without it. Restore it from a backup, or \
+         move it aside (the next apply then takes over only files that carry portico's header)",
+        path = paths::MANIFEST
     )]
     Unreadable(String),
 }
@@ -89,7 +85,7 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest on this host; `None` when there is none yet.
     pub fn load(root: &Root) -> Result<Option<Manifest>, ManifestError> {
-        let Some(bytes) = root.read(Path::new(PATH))? else {
+        let Some(bytes) = root.read(Path::new(paths::MANIFEST))? else {
             return Ok(None);
         };
         let m: Manifest = serde_json::from_slice(&bytes)
@@ -113,10 +109,10 @@ impl Manifest {
 
     /// Writes it atomically (0600: it maps the host's TLS layout).
     pub fn save(&self, root: &Root) -> Result<(), ManifestError> {
-        root.create_dir_all(Path::new(STATE_DIR), 0o755)?;
+        root.create_dir_all(Path::new(paths::STATE_DIR), 0o755)?;
         let mut text = serde_json::to_string_pretty(self).expect("manifest serializes");
         text.push('\n');
-        root.write_atomic(Path::new(PATH), text.as_bytes(), 0o600)?;
+        root.write_atomic(Path::new(paths::MANIFEST), text.as_bytes(), 0o600)?;
         Ok(())
     }
 
@@ -149,12 +145,12 @@ fn has_header(bytes: &[u8]) -> bool {
 /// Where portico ever writes: a manifest naming anything else was not
 /// written by portico, and pruning it could delete or stop anything.
 const WRITES_UNDER: &[&str] = &[
-    "/etc/nginx",
-    "/etc/ssl/portico",
-    "/etc/portico",
-    "/var/lib/portico",
-    "/etc/nftables.d/portico.nft",
-    "/etc/systemd/system/portico.service",
+    paths::NGINX_CONF_DIR,
+    paths::CERT_DIR,
+    paths::CONFIG_DIR,
+    paths::STATE_DIR,
+    paths::NFTABLES_BOOT_FILE,
+    paths::DAEMON_UNIT,
 ];
 
 /// Why a manifest entry cannot be one portico wrote, if it cannot.
@@ -181,7 +177,7 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
         Thing::Unit { unit } => {
             (unit != "portico.service").then_some("portico only manages portico.service")
         }
-        Thing::Line { path, line } => (path != Path::new(crate::tasks::firewall::nftables::CONF)
+        Thing::Line { path, line } => (path != Path::new(paths::NFTABLES_CONF)
             || line != crate::tasks::firewall::nftables::INCLUDE_LINE)
             .then_some("not the include line portico adds"),
         Thing::Port { backend, .. } => crate::tasks::firewall::Backend::from_name(backend)
@@ -204,10 +200,10 @@ fn is_file_thing(thing: &Thing) -> bool {
 
 /// portico's own directories: whatever is in them was put there by portico.
 const OWN_DIRS: &[&str] = &[
-    "/etc/portico",
-    crate::paths::CERT_DIR,
-    crate::paths::NGINX_DIR,
-    STATE_DIR,
+    paths::CONFIG_DIR,
+    paths::CERT_DIR,
+    paths::NGINX_DIR,
+    paths::STATE_DIR,
 ];
 
 /// Is `path` in one of portico's own directories (where everything is
@@ -218,9 +214,9 @@ pub fn in_own_dir(path: &Path) -> bool {
 
 /// The nginx directories a pre-manifest portico wrote into.
 const NGINX_DIRS: &[&str] = &[
-    "/etc/nginx/conf.d",
-    "/etc/nginx/sites-available",
-    "/etc/nginx/sites-enabled",
+    paths::NGINX_CONF_D,
+    paths::NGINX_SITES_AVAILABLE,
+    paths::NGINX_SITES_ENABLED,
 ];
 
 /// What a portico from before the manifest left in nginx's directories:
@@ -357,7 +353,7 @@ pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
         .filter(|e| match &e.thing {
             Thing::Dir { path } => {
                 !paths.iter().any(|p| p.starts_with(path))
-                    && !Path::new(STATE_DIR).starts_with(path)
+                    && !Path::new(paths::STATE_DIR).starts_with(path)
             }
             _ => true,
         })
@@ -397,33 +393,16 @@ pub fn after_run(
     let mut entries: Vec<Entry> = Vec::new();
     for (id, w) in wanted {
         let old_entry = old.get(&w.thing).cloned();
-        let fresh = |sha256: Option<String>, target: Option<PathBuf>| Entry {
-            thing: w.thing.clone(),
-            owner: w.owner.clone(),
-            disposal: w.disposal,
-            sha256,
-            target,
-        };
         let entry = match &w.thing {
-            Thing::File { path } if on_disk(id, &w.thing) => match root.meta(path)? {
-                Some(m) if !m.is_symlink && !m.is_dir => {
-                    let bytes = root.read(path)?.unwrap_or_default();
-                    Some(fresh(Some(sha256_hex(&bytes)), None))
-                }
-                _ => old_entry,
-            },
-            Thing::Link { path } if on_disk(id, &w.thing) => match root.read_link(path)? {
-                Some(target) => Some(fresh(None, Some(target))),
-                None => old_entry,
-            },
-            Thing::Tree { path } if on_disk(id, &w.thing) => match root.meta(path)? {
-                Some(m) if m.is_dir && !m.is_symlink => Some(fresh(None, None)),
-                _ => old_entry,
-            },
-            Thing::Port { .. } | Thing::Line { .. } if claimed.contains(&w.thing) => {
-                Some(fresh(None, None))
+            Thing::File { .. } | Thing::Link { .. } | Thing::Tree { .. }
+                if on_disk(id, &w.thing) =>
+            {
+                as_found(root, w)?.or(old_entry)
             }
-            Thing::Unit { .. } if succeeded(id) => Some(fresh(None, None)),
+            Thing::Port { .. } | Thing::Line { .. } if claimed.contains(&w.thing) => {
+                Some(fresh(w, None, None))
+            }
+            Thing::Unit { .. } if succeeded(id) => Some(fresh(w, None, None)),
             _ => old_entry,
         };
         entries.extend(entry);
@@ -445,6 +424,51 @@ pub fn after_run(
             entries.push(e.clone());
         }
     }
+    entries.extend(dirs_after_run(root, old, wanted, report)?);
+    Ok(Manifest::from_entries(entries))
+}
+
+/// A wanted thing's entry as made now.
+fn fresh(w: &Owned, sha256: Option<String>, target: Option<PathBuf>) -> Entry {
+    Entry {
+        thing: w.thing.clone(),
+        owner: w.owner.clone(),
+        disposal: w.disposal,
+        sha256,
+        target,
+    }
+}
+
+/// A wanted file, link or tree as it is on disk (its hash, its target),
+/// if it is there as that kind of thing.
+fn as_found(root: &Root, w: &Owned) -> Result<Option<Entry>, ManifestError> {
+    Ok(match &w.thing {
+        Thing::File { path } => match root.meta(path)? {
+            Some(m) if !m.is_symlink && !m.is_dir => {
+                let bytes = root.read(path)?.unwrap_or_default();
+                Some(fresh(w, Some(sha256_hex(&bytes)), None))
+            }
+            _ => None,
+        },
+        Thing::Link { path } => root
+            .read_link(path)?
+            .map(|target| fresh(w, None, Some(target))),
+        Thing::Tree { path } => match root.meta(path)? {
+            Some(m) if m.is_dir && !m.is_symlink => Some(fresh(w, None, None)),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The directories portico owns after the run: the old ones that still
+/// exist, and the ones this run created.
+fn dirs_after_run(
+    root: &Root,
+    old: &Manifest,
+    wanted: &[(TaskId, Owned)],
+    report: &Report,
+) -> Result<Vec<Entry>, ManifestError> {
     let dirs = old
         .entries
         .iter()
@@ -455,7 +479,7 @@ pub fn after_run(
         .chain(report.created_dirs.iter().cloned())
         // The state directory and what is in it (CAs, the ACME account, the
         // archive) outlive any playbook; only `remove --purge` deletes them.
-        .filter(|p| !p.starts_with(STATE_DIR) && !Path::new(STATE_DIR).starts_with(p))
+        .filter(|p| !p.starts_with(paths::STATE_DIR) && !Path::new(paths::STATE_DIR).starts_with(p))
         // Only what a manifest may name: under an empty --root portico also
         // creates /etc and /var, which are never its to remove (and a
         // manifest naming them is refused when read back).
@@ -467,6 +491,7 @@ pub fn after_run(
                 .any(|(_, w)| matches!(&w.thing, Thing::Tree { path } if path == p))
         })
         .collect::<BTreeSet<PathBuf>>();
+    let mut entries = Vec::new();
     for path in dirs {
         if root.meta(&path)?.is_some_and(|m| m.is_dir && !m.is_symlink) {
             entries.push(Entry {
@@ -478,7 +503,7 @@ pub fn after_run(
             });
         }
     }
-    Ok(Manifest::from_entries(entries))
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -527,7 +552,7 @@ mod tests {
                 path: "/etc/portico".into(),
             }),
             entry(Thing::Dir {
-                path: STATE_DIR.into(),
+                path: paths::STATE_DIR.into(),
             }),
         ]);
         let wanted = [Owned::secret(

@@ -1,5 +1,6 @@
 //! Turns a validated playbook and the host's facts into the ordered tasks.
 
+use crate::paths;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
 use crate::owned::Owned;
 use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
-use crate::task::{Handler, Task, TaskId};
+use crate::task::{After, Handler, Task, TaskId};
 use crate::tasks::certificate::{CertPaths, CertificateTask, Renewal};
 use crate::tasks::file::FileTask;
 use crate::tasks::firewall::nftables::{NftBootTask, NftCheckTask};
@@ -112,13 +113,15 @@ fn prunes(converge: &Converge, wanted: &[(TaskId, Owned)], facts: &Facts, gate: 
 /// and enabled, so a first start already reads it.
 fn gate(nginx: NginxSpec, facts: &Facts) -> Vec<Box<dyn Task>> {
     vec![
-        Box::new(nginx.task()),
-        Box::new(ServiceTask {
-            unit: "nginx.service".into(),
-            enable: facts.systemd,
-            after: vec![nginx_package(), TaskId::NginxConfig],
-            owner: None,
-        }),
+        nginx.task(),
+        After::new(
+            ServiceTask {
+                unit: "nginx.service".into(),
+                enable: facts.systemd,
+                owner: None,
+            },
+            vec![nginx_package(), TaskId::NginxConfig],
+        ),
     ]
 }
 
@@ -135,20 +138,22 @@ pub struct NginxSpec {
 
 impl NginxSpec {
     /// The task that makes it live.
-    pub fn task(self) -> GenerationTask {
-        GenerationTask {
-            files: self.files,
-            catch_all: self.catch_all,
-            after: vec![nginx_package()],
-            daemon_unit: self.daemon_unit,
-            dump: Default::default(),
-        }
+    pub fn task(self) -> Box<After<GenerationTask>> {
+        After::new(
+            GenerationTask {
+                files: self.files,
+                catch_all: self.catch_all,
+                daemon_unit: self.daemon_unit,
+                dump: Default::default(),
+            },
+            vec![nginx_package()],
+        )
     }
 }
 
 /// The playbook's nginx configuration alone, as one task: what a renewal
 /// runs once a certificate a site was waiting for has arrived.
-pub fn nginx_configuration(pb: &Playbook, facts: &Facts) -> GenerationTask {
+pub fn nginx_configuration(pb: &Playbook, facts: &Facts) -> Box<After<GenerationTask>> {
     nginx_spec(pb, facts).task()
 }
 
@@ -205,10 +210,10 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
     if facts.nginx.installed {
         // nginx -t only: remove does not start nginx.
         let reads = tasks.iter().map(|t| t.id()).collect();
-        tasks.push(Box::new(crate::tasks::nginx_test::NginxTest {
-            after: vec![nginx_package()],
-            reads,
-        }));
+        tasks.push(After::new(
+            crate::tasks::nginx_test::NginxTest { reads },
+            vec![nginx_package()],
+        ));
     }
     tasks.extend(p.after_gate);
     if converge.purge {
@@ -216,15 +221,17 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
         // manifest (and what it lists) in place.
         let mut after = vec![TaskId::NginxTest];
         after.extend(pruned.iter().map(|(id, _)| id.clone()));
-        tasks.push(Box::new(crate::tasks::prune::PurgeTask {
-            // portico's own directories; /etc/portico is the operator's
-            // too (a TSIG key, the package's README): only what the
-            // manifest lists of it went, with the prunes above.
-            dirs: [crate::manifest::STATE_DIR, crate::paths::CERT_DIR]
-                .map(PathBuf::from)
-                .to_vec(),
+        tasks.push(After::new(
+            crate::tasks::prune::PurgeTask {
+                // portico's own directories; /etc/portico is the
+                // operator's too (a TSIG key, the package's README): only
+                // what the manifest lists of it went, with the prunes above.
+                dirs: [paths::STATE_DIR, paths::CERT_DIR]
+                    .map(PathBuf::from)
+                    .to_vec(),
+            },
             after,
-        }));
+        ));
     }
     Plan {
         tasks,
@@ -257,20 +264,24 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
     let needs_nginx = vec![nginx_package()];
     if pb.tls.profile == Profile::Compat {
         let task: Box<dyn Task> = if pb.tls.generate_dhparam {
-            Box::new(crate::tasks::dhparam::GeneratedDhparam {
-                group: pb.tls.dhparam,
-                after: needs_nginx.clone(),
-            })
+            After::new(
+                crate::tasks::dhparam::GeneratedDhparam {
+                    group: pb.tls.dhparam,
+                },
+                needs_nginx.clone(),
+            )
         } else {
-            Box::new(FileTask {
-                path: PathBuf::from(dhparam::PATH),
-                content: dhparam::rfc7919_pem(pb.tls.dhparam).as_bytes().to_vec(),
-                mode: 0o644,
-                dir_mode: 0o755,
-                notify: vec![Handler::ReloadNginx],
-                after: needs_nginx.clone(),
-                owner: "tls".into(),
-            })
+            After::new(
+                FileTask {
+                    path: PathBuf::from(paths::DHPARAM),
+                    content: dhparam::rfc7919_pem(pb.tls.dhparam).as_bytes().to_vec(),
+                    mode: 0o644,
+                    dir_mode: 0o755,
+                    notify: vec![Handler::ReloadNginx],
+                    owner: "tls".into(),
+                },
+                needs_nginx.clone(),
+            )
         };
         tasks.push(task);
     }
@@ -285,11 +296,13 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
         .flat_map(|c| certificate_names(pb, c))
         .collect();
     if !acme_names.is_empty() {
-        tasks.push(Box::new(crate::tasks::challenge::ChallengeServed {
-            names: acme_names,
-            webroot: webroot(pb).to_string(),
-            after: needs_nginx.clone(),
-        }));
+        tasks.push(After::new(
+            crate::tasks::challenge::ChallengeServed {
+                names: acme_names,
+                webroot: webroot(pb).to_string(),
+            },
+            needs_nginx.clone(),
+        ));
     }
     tasks.extend(
         pb.certificates
@@ -330,12 +343,8 @@ fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
 pub fn webroot(pb: &Playbook) -> &str {
     pb.acme
         .as_ref()
-        .map_or(render::DEFAULT_WEBROOT, |a| a.webroot.as_str())
+        .map_or(paths::DEFAULT_WEBROOT, |a| a.webroot.as_str())
 }
-
-/// Where `apply` installs the playbook it applied: what `renew`, `status`
-/// and the daemon read when given none.
-pub const INSTALLED_PLAYBOOK: &str = "/etc/portico/playbook.toml";
 
 /// The playbook, installed; with ACME certificates the renewal daemon: its
 /// unit (naming this binary), enabled and running. A changed playbook
@@ -347,8 +356,8 @@ fn installed_tasks(
     facts: &Facts,
 ) -> Vec<Box<dyn Task>> {
     let daemon = facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme());
-    let mut tasks: Vec<Box<dyn Task>> = vec![Box::new(FileTask {
-        path: PathBuf::from(INSTALLED_PLAYBOOK),
+    let playbook = FileTask {
+        path: PathBuf::from(paths::INSTALLED_PLAYBOOK),
         content: playbook_text.as_bytes().to_vec(),
         mode: 0o600,
         dir_mode: 0o700,
@@ -357,15 +366,15 @@ fn installed_tasks(
         } else {
             Vec::new()
         },
-        // Installed once nginx accepted what it describes.
-        after: vec![TaskId::NginxConfig],
         owner: "playbook".into(),
-    })];
+    };
+    // Installed once nginx accepted what it describes.
+    let mut tasks: Vec<Box<dyn Task>> = vec![After::new(playbook, vec![TaskId::NginxConfig])];
     if !daemon {
         return tasks;
     }
     let webroot = webroot(pb);
-    let mut after = vec![TaskId::File(INSTALLED_PLAYBOOK.into())];
+    let mut after = vec![TaskId::File(paths::INSTALLED_PLAYBOOK.into())];
     // A package's unit that names this binary is used as it is (a unit of
     // portico's own in /etc from before the package is pruned).
     let packaged =
@@ -375,14 +384,16 @@ fn installed_tasks(
             exe: exe.to_path_buf(),
             webroot: webroot.to_string(),
         }));
-        after.push(TaskId::File(crate::tasks::daemon_unit::PATH.into()));
+        after.push(TaskId::File(paths::DAEMON_UNIT.into()));
     }
-    tasks.push(Box::new(ServiceTask {
-        unit: "portico.service".into(),
-        enable: true,
+    tasks.push(After::new(
+        ServiceTask {
+            unit: "portico.service".into(),
+            enable: true,
+            owner: Some("daemon".into()),
+        },
         after,
-        owner: Some("daemon".into()),
-    }));
+    ));
     tasks
 }
 
@@ -498,14 +509,16 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
         }
         _ => {}
     }
-    tasks.push(Box::new(FirewallTask {
-        backend,
-        ports,
-        enable: pb.firewall.enable,
-        family: facts.distro.family,
-        persist,
+    tasks.push(After::new(
+        FirewallTask {
+            backend,
+            ports,
+            enable: pb.firewall.enable,
+            family: facts.distro.family,
+            persist,
+        },
         after,
-    }));
+    ));
     tasks
 }
 
@@ -525,7 +538,7 @@ pub struct Rendered<'a> {
 impl Rendered<'_> {
     /// Where nginx reads it, through the live link.
     pub fn path(&self) -> String {
-        format!("{}/{}", crate::paths::NGINX_LIVE, self.rel)
+        format!("{}/{}", paths::NGINX_LIVE, self.rel)
     }
 
     /// The files that must be on disk for it to be served: for a site's
@@ -565,7 +578,7 @@ pub fn target(facts: &Facts) -> render::Target {
 /// the plan use exactly this).
 pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
     let target = target(facts);
-    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(dhparam::PATH);
+    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(paths::DHPARAM);
     let shared = |rel: &str, content: String| Rendered {
         rel: rel.to_string(),
         content,

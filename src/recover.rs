@@ -4,6 +4,7 @@
 //! becomes live by one rename, after it is whole), so recovery is only
 //! cleaning: generations and pairs no longer live, and temporary files.
 
+use crate::paths;
 use std::path::Path;
 
 use crate::host::root::{is_temp_name, RootError};
@@ -12,18 +13,18 @@ use crate::host::Root;
 /// Directories where portico writes files by rename, so where a kill can
 /// leave a temporary one behind.
 const WRITES_BY_RENAME: &[&str] = &[
-    "/etc/nginx/conf.d",
-    "/etc/nginx",
-    crate::paths::NGINX_DIR,
-    crate::paths::CERT_DIR,
-    crate::paths::LIVE_DIR,
-    crate::paths::PAIRS_DIR,
-    "/etc/ssl/portico/certs",
-    "/etc/ssl/portico/private",
-    "/etc/portico",
-    crate::manifest::STATE_DIR,
-    "/etc/systemd/system",
-    "/etc/nftables.d",
+    paths::NGINX_CONF_D,
+    paths::NGINX_CONF_DIR,
+    paths::NGINX_DIR,
+    paths::CERT_DIR,
+    paths::LIVE_DIR,
+    paths::PAIRS_DIR,
+    paths::CERT_COPIES,
+    paths::KEY_COPIES,
+    paths::CONFIG_DIR,
+    paths::STATE_DIR,
+    paths::SYSTEMD_UNIT_DIR,
+    paths::NFTABLES_D,
 ];
 
 /// Every temporary name under `dir`, at any depth (the archive: a pair
@@ -56,7 +57,7 @@ pub fn sweep(root: &Root) -> Result<Vec<String>, RootError> {
             }
         }
     }
-    sweep_tree(root, Path::new(crate::manifest::ARCHIVE_DIR), &mut gone)?;
+    sweep_tree(root, Path::new(paths::ARCHIVE_DIR), &mut gone)?;
     crate::tasks::generation::collect(root)?;
     crate::tasks::pair::collect_all(root)?;
     Ok(gone)

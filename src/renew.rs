@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-use crate::acme::state::{State, StateError, STATE_FILE};
+use crate::acme::state::{State, StateError};
 use crate::engine::{self, RunOptions};
 use crate::playbook::Playbook;
 use crate::report::{Report, Status, TaskReport};
@@ -63,8 +63,72 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     if !opts.force {
         refresh_ari(pb, ctx, &mut state, now);
     }
+    let (tasks, backing_off) = certificate_tasks(pb, &state, now, opts);
+    let certificates = crate::hooks::Snapshot::take(pb, ctx.root);
+    let mut report = engine::run_with(
+        &tasks,
+        ctx,
+        Mode::Apply,
+        RunOptions {
+            obtain_in_parallel: crate::acme::PARALLEL,
+            progress: None,
+        },
+    );
+    if let Some(w) = recovered {
+        tracing::warn!("{w}");
+        report.warnings.insert(0, w);
+    }
+    if opts.dry_run {
+        return Ok(Renewed {
+            report,
+            backing_off,
+        });
+    }
+    record_outcomes(&mut state, &report, now);
+    // A certificate that arrived for a site that was waiting for it (a
+    // first apply before DNS pointed here): the site goes live now, with
+    // the same configuration task apply runs, not at the next apply.
+    let obtained: Vec<&str> = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Changed)
+        .filter_map(|t| match &t.id {
+            Some(TaskId::Certificate(name)) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if opts.installed_playbook && waiting(pb, ctx, &obtained) {
+        complete_waiting_sites(pb, ctx, &mut report);
+    }
+    // What was installed stays installed; the report says what is lost.
+    if let Err(e) = state.save(ctx.root) {
+        report.push(TaskReport::failed_named(
+            format!("state {}", crate::paths::STATE_FILE),
+            Vec::new(),
+            format!(
+                "{e}; certificates installed in this run are in place and serving, but their \
+                 back-off and renewal windows were not recorded"
+            ),
+        ));
+    }
+    // After the state is saved: a hook may take long or be interrupted.
+    crate::hooks::run_deploy_hooks(pb, ctx, &mut report, &certificates);
+    Ok(Renewed {
+        report,
+        backing_off,
+    })
+}
+
+/// A task per ACME certificate, held while it backs off after failures
+/// (unless forced); and a line for each one held.
+fn certificate_tasks(
+    pb: &Playbook,
+    state: &State,
+    now: i64,
+    opts: Options,
+) -> (Vec<Box<dyn Task>>, Vec<String>) {
     let mut backing_off = Vec::new();
-    let tasks: Vec<Box<dyn Task>> = pb
+    let tasks = pb
         .certificates
         .iter()
         .filter(|c| c.source.is_acme())
@@ -96,26 +160,12 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             Box::new(crate::plan::certificate_task(pb, c, now, renewal)) as Box<dyn Task>
         })
         .collect();
-    let certificates = crate::hooks::Snapshot::take(pb, ctx.root);
-    let mut report = engine::run_with(
-        &tasks,
-        ctx,
-        Mode::Apply,
-        RunOptions {
-            obtain_in_parallel: crate::acme::PARALLEL,
-            progress: None,
-        },
-    );
-    if let Some(w) = recovered {
-        tracing::warn!("{w}");
-        report.warnings.insert(0, w);
-    }
-    if opts.dry_run {
-        return Ok(Renewed {
-            report,
-            backing_off,
-        });
-    }
+    (tasks, backing_off)
+}
+
+/// Each certificate's outcome in the state: a success resets it, a
+/// failure counts towards the back-off.
+fn record_outcomes(state: &mut State, report: &Report, now: i64) {
     for t in &report.tasks {
         let Some(TaskId::Certificate(name)) = &t.id else {
             continue;
@@ -132,38 +182,6 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
             _ => {}
         }
     }
-    // A certificate that arrived for a site that was waiting for it (a
-    // first apply before DNS pointed here): the site goes live now, with
-    // the same configuration task apply runs, not at the next apply.
-    let obtained: Vec<&str> = report
-        .tasks
-        .iter()
-        .filter(|t| t.status == Status::Changed)
-        .filter_map(|t| match &t.id {
-            Some(TaskId::Certificate(name)) => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
-    if opts.installed_playbook && waiting(pb, ctx, &obtained) {
-        complete_waiting_sites(pb, ctx, &mut report);
-    }
-    // What was installed stays installed; the report says what is lost.
-    if let Err(e) = state.save(ctx.root) {
-        report.push(TaskReport::failed_named(
-            format!("state {STATE_FILE}"),
-            Vec::new(),
-            format!(
-                "{e}; certificates installed in this run are in place and serving, but their \
-                 back-off and renewal windows were not recorded"
-            ),
-        ));
-    }
-    // After the state is saved: a hook may take long or be interrupted.
-    crate::hooks::run_deploy_hooks(pb, ctx, &mut report, &certificates);
-    Ok(Renewed {
-        report,
-        backing_off,
-    })
 }
 
 /// Does a site of a certificate in `obtained` wait for it: is its HTTPS
@@ -198,7 +216,7 @@ fn complete_waiting_sites(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
         return; // never applied here: nothing of apply's to complete
     }
     let facts = crate::facts::gather(ctx.root, ctx.runner);
-    let task: Vec<Box<dyn Task>> = vec![Box::new(crate::plan::nginx_configuration(pb, &facts))];
+    let task: Vec<Box<dyn Task>> = vec![crate::plan::nginx_configuration(pb, &facts)];
     let sub = Ctx {
         facts: &facts,
         ..*ctx

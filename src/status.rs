@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::acme::policy::{self, Window};
 use crate::acme::state::State;
-use crate::facts::cert::inspect_pem;
+use crate::facts::cert::{inspect_pem, CertInfo};
 use crate::playbook::{Playbook, Source};
 use crate::task::Ctx;
 use crate::tasks::certificate::CertPaths;
@@ -163,7 +163,31 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
             State::default()
         }
     };
-    let unit = |name: &str| match ctx.systemd.state(name) {
+    let nginx = service(ctx, "nginx.service");
+    if !nginx.active && ctx.live_host {
+        problems.push(format!("nginx.service is not running ({})", nginx.state));
+    }
+    let daemon = daemon(pb, ctx, seed, now, &mut problems);
+    let certificates = pb
+        .certificates
+        .iter()
+        .map(|c| certificate(pb, c, ctx, &state, now, &mut problems))
+        .collect();
+    let sites = sites(pb, ctx, &mut problems);
+    Status {
+        playbook: playbook.to_string(),
+        now: rfc3339(now),
+        nginx,
+        daemon,
+        certificates,
+        sites,
+        problems,
+    }
+}
+
+/// A unit's state, as the service manager tells it.
+fn service(ctx: &Ctx, name: &str) -> Service {
+    match ctx.systemd.state(name) {
         // A tree under --root has no running services to ask about.
         _ if !ctx.live_host => Service {
             unit: name.into(),
@@ -180,40 +204,43 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
             active: false,
             state: format!("unknown ({e})"),
         },
-    };
-    let nginx = unit("nginx.service");
-    if !nginx.active && ctx.live_host {
-        problems.push(format!("nginx.service is not running ({})", nginx.state));
     }
-    let has_acme = pb.certificates.iter().any(|c| c.source.is_acme());
-    let daemon = has_acme.then(|| {
-        let expr = pb.renewal.schedule.cron_expression(seed);
-        let service = unit("portico.service");
-        if !service.active && ctx.live_host {
-            problems.push(format!(
-                "portico.service is not running ({}): nothing renews the ACME certificates",
-                service.state
-            ));
-        }
-        Daemon {
-            next_run: pb.renewal.schedule.next_after(seed, now).map(rfc3339),
-            schedule: expr,
-            service,
-        }
-    });
-    let certificates = pb
-        .certificates
-        .iter()
-        .map(|c| certificate(pb, c, ctx, &state, now, &mut problems))
-        .collect();
-    // What the live generation serves: a site whose HTTPS server is not in
-    // it waits for its certificate (a first boot before DNS pointed here).
+}
+
+/// The renewal daemon, when the playbook has ACME certificates to renew.
+fn daemon(
+    pb: &Playbook,
+    ctx: &Ctx,
+    seed: &str,
+    now: i64,
+    problems: &mut Vec<String>,
+) -> Option<Daemon> {
+    if !pb.certificates.iter().any(|c| c.source.is_acme()) {
+        return None;
+    }
+    let service = service(ctx, "portico.service");
+    if !service.active && ctx.live_host {
+        problems.push(format!(
+            "portico.service is not running ({}): nothing renews the ACME certificates",
+            service.state
+        ));
+    }
+    Some(Daemon {
+        next_run: pb.renewal.schedule.next_after(seed, now).map(rfc3339),
+        schedule: pb.renewal.schedule.cron_expression(seed),
+        service,
+    })
+}
+
+/// The playbook's sites. What the live generation serves: a site whose
+/// HTTPS server is not in it waits for its certificate (a first boot
+/// before DNS pointed here).
+fn sites(pb: &Playbook, ctx: &Ctx, problems: &mut Vec<String>) -> Vec<Site> {
     let live = crate::tasks::generation::current(ctx.root)
         .ok()
         .flatten()
         .map(|(_, g)| g);
-    let sites = pb
-        .sites
+    pb.sites
         .iter()
         .inspect(|s| {
             let file = format!(
@@ -246,16 +273,7 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
                 .map(|l| format!("{} -> {}", l.path, l.proxy))
                 .collect(),
         })
-        .collect();
-    Status {
-        playbook: playbook.to_string(),
-        now: rfc3339(now),
-        nginx,
-        daemon,
-        certificates,
-        sites,
-        problems,
-    }
+        .collect()
 }
 
 fn certificate(
@@ -307,33 +325,9 @@ fn certificate(
                 .unwrap_or("?")
         ));
     }
-    let renewal = match (&c.source, &info) {
-        (Source::Files { .. }, _) | (_, None) => None,
-        (source, Some(i)) => {
-            let window: Option<Window> = remembered.and_then(|s| s.ari_window);
-            let jitter = remembered.and_then(|s| s.jitter).unwrap_or(0.5);
-            let (window, jitter) = if source.is_acme() {
-                (window, jitter)
-            } else {
-                (None, 0.0)
-            };
-            let at = policy::renew_at(
-                i.not_before,
-                i.not_after,
-                pb.renewal.remaining_fraction,
-                window,
-                jitter,
-            );
-            Some(Renewal {
-                at: rfc3339(at),
-                rule: if window.is_some() { "ari" } else { "lifetime" }.into(),
-                window: window.map(|w| (rfc3339(w.start), rfc3339(w.end))),
-                by: if source.is_acme() { "daemon" } else { "apply" }.into(),
-                remaining_fraction: pb.renewal.remaining_fraction,
-                due: now >= at,
-            })
-        }
-    };
+    let renewal = info
+        .as_ref()
+        .and_then(|i| renewal(pb, &c.source, i, remembered, now));
     Certificate {
         name: c.name.clone(),
         source: c.source.name().into(),
@@ -349,6 +343,43 @@ fn certificate(
         last_error: remembered.and_then(|s| s.last_error.clone()),
         last_success: remembered.and_then(|s| s.last_success).map(rfc3339),
     }
+}
+
+/// When and by what a certificate renews (files the operator provides
+/// never do).
+fn renewal(
+    pb: &Playbook,
+    source: &Source,
+    i: &CertInfo,
+    remembered: Option<&crate::acme::state::CertState>,
+    now: i64,
+) -> Option<Renewal> {
+    if matches!(source, Source::Files { .. }) {
+        return None;
+    }
+    let (window, jitter): (Option<Window>, f64) = if source.is_acme() {
+        (
+            remembered.and_then(|s| s.ari_window),
+            remembered.and_then(|s| s.jitter).unwrap_or(0.5),
+        )
+    } else {
+        (None, 0.0)
+    };
+    let at = policy::renew_at(
+        i.not_before,
+        i.not_after,
+        pb.renewal.remaining_fraction,
+        window,
+        jitter,
+    );
+    Some(Renewal {
+        at: rfc3339(at),
+        rule: if window.is_some() { "ari" } else { "lifetime" }.into(),
+        window: window.map(|w| (rfc3339(w.start), rfc3339(w.end))),
+        by: if source.is_acme() { "daemon" } else { "apply" }.into(),
+        remaining_fraction: pb.renewal.remaining_fraction,
+        due: now >= at,
+    })
 }
 
 impl Status {
@@ -379,58 +410,7 @@ impl Status {
             ));
         }
         for c in &self.certificates {
-            out.push_str(&format!("\ncertificate {} ({})\n", c.name, c.source));
-            out.push_str(&format!("  path:     {}\n", c.path));
-            out.push_str(&format!("  names:    {}\n", c.names.join(", ")));
-            match &c.current {
-                None => out.push_str("  current:  MISSING\n"),
-                Some(cur) => {
-                    out.push_str(&format!("  issuer:   {}\n", cur.issuer));
-                    out.push_str(&format!(
-                        "  valid:    {} to {} ({})\n",
-                        cur.not_before,
-                        cur.not_after,
-                        if cur.expired {
-                            "EXPIRED".to_string()
-                        } else {
-                            format!("{} days left", cur.days_left)
-                        }
-                    ));
-                    out.push_str(&format!("  key:      {}\n", cur.key));
-                }
-            }
-            if let Some(r) = &c.renewal {
-                let rule = match &r.window {
-                    Some((start, end)) => format!("inside the CA's window {start} to {end} (ARI)"),
-                    None => format!(
-                        "when {:.0}% of its lifetime is left",
-                        r.remaining_fraction * 100.0
-                    ),
-                };
-                out.push_str(&format!(
-                    "  renews:   {}{} by {}, {rule}\n",
-                    r.at,
-                    if r.due { " (due now)" } else { "" },
-                    if r.by == "daemon" {
-                        "the daemon"
-                    } else {
-                        "the next apply"
-                    }
-                ));
-            }
-            if c.failures > 0 {
-                out.push_str(&format!(
-                    "  failures: {} in a row{}\n",
-                    c.failures,
-                    c.backing_off_until
-                        .as_deref()
-                        .map(|t| format!(", backing off until {t}"))
-                        .unwrap_or_default()
-                ));
-            }
-            if let Some(e) = &c.last_error {
-                out.push_str(&format!("  error:    {e}\n"));
-            }
+            c.render_text(&mut out);
         }
         for s in &self.sites {
             out.push_str(&format!(
@@ -451,5 +431,63 @@ impl Status {
             }
         }
         out
+    }
+}
+
+impl Certificate {
+    /// Its lines of `portico status`.
+    fn render_text(&self, out: &mut String) {
+        out.push_str(&format!("\ncertificate {} ({})\n", self.name, self.source));
+        out.push_str(&format!("  path:     {}\n", self.path));
+        out.push_str(&format!("  names:    {}\n", self.names.join(", ")));
+        match &self.current {
+            None => out.push_str("  current:  MISSING\n"),
+            Some(cur) => {
+                out.push_str(&format!("  issuer:   {}\n", cur.issuer));
+                out.push_str(&format!(
+                    "  valid:    {} to {} ({})\n",
+                    cur.not_before,
+                    cur.not_after,
+                    if cur.expired {
+                        "EXPIRED".to_string()
+                    } else {
+                        format!("{} days left", cur.days_left)
+                    }
+                ));
+                out.push_str(&format!("  key:      {}\n", cur.key));
+            }
+        }
+        if let Some(r) = &self.renewal {
+            let rule = match &r.window {
+                Some((start, end)) => format!("inside the CA's window {start} to {end} (ARI)"),
+                None => format!(
+                    "when {:.0}% of its lifetime is left",
+                    r.remaining_fraction * 100.0
+                ),
+            };
+            out.push_str(&format!(
+                "  renews:   {}{} by {}, {rule}\n",
+                r.at,
+                if r.due { " (due now)" } else { "" },
+                if r.by == "daemon" {
+                    "the daemon"
+                } else {
+                    "the next apply"
+                }
+            ));
+        }
+        if self.failures > 0 {
+            out.push_str(&format!(
+                "  failures: {} in a row{}\n",
+                self.failures,
+                self.backing_off_until
+                    .as_deref()
+                    .map(|t| format!(", backing off until {t}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(e) = &self.last_error {
+            out.push_str(&format!("  error:    {e}\n"));
+        }
     }
 }

@@ -118,68 +118,16 @@ pub enum TaskError {
     /// A target portico would write is a symlink.
     #[error("{0}: is a symbolic link; portico refuses to write through it")]
     SymlinkTarget(PathBuf),
+    /// What one step's own code found wrong (a firewall backend's, the
+    /// daemon unit's, a reload's): its error type lives with it.
+    #[error(transparent)]
+    Step(Box<dyn std::error::Error + Send + Sync>),
     /// `nginx -t` said no; its own lines.
     #[error("nginx rejected the configuration:\n{0}")]
     NginxRejected(String),
-    /// ufw turns a wanted port away by a rule that comes before any allow.
-    #[error(
-        "ufw turns TCP port {port} away by an earlier rule of its own (`{rule}` in \
-         /etc/ufw/user.rules or user6.rules), and `ufw allow` would add a rule after it that \
-         never matches: {what}"
-    )]
-    UfwDenies {
-        /// The port.
-        port: u16,
-        /// The rule, as ufw shows it.
-        rule: String,
-        /// What it means here and what to do.
-        what: &'static str,
-    },
-    /// A reload nginx's master did not act on.
-    #[error(
-        "nginx (master {master}) started no new workers within {secs} s of the reload; see /var/log/nginx/error.log"
-    )]
-    NoNewWorkers {
-        /// The master's pid.
-        master: u32,
-        /// How long portico waited.
-        secs: u64,
-    },
-    /// `nft -c` said no to the boot configuration; its own lines.
-    #[error("nft rejects {conf} as it would be loaded at boot, so nothing was changed:\n{errors}")]
-    NftRejected {
-        /// `/etc/nftables.conf`.
-        conf: &'static str,
-        /// What nft said.
-        errors: String,
-    },
-    /// nft's JSON was not understood.
-    #[error("`nft --json list ruleset`: {0}")]
-    NftJson(String),
-    /// A chain or table name portico cannot write back safely.
-    #[error("nftables chain {chain}: the name {name:?} cannot be written safely; open the ports yourself")]
-    NftName {
-        /// `family table chain`.
-        chain: String,
-        /// The offending name.
-        name: String,
-    },
-    /// The live ruleset does not come from nftables.service.
-    #[error(
-        "the running nftables ruleset was not loaded by nftables.service, and portico makes its rules \
-         last through /etc/nftables.conf: load your ruleset from there (systemctl enable --now nftables), \
-         or set [firewall] persist = false"
-    )]
-    NftNotFromService,
     /// No known package manager.
     #[error("unknown distribution: no package manager to install with (see `portico facts`)")]
     NoPackageManager,
-    /// The binary a root daemon would run is not root's alone.
-    #[error(
-        "not installing the renewal daemon's unit: {0}. Install the binary where only root can write \
-         (sudo install -o root -m 0755 portico /usr/local/bin/) and run that one"
-    )]
-    UnsafeDaemonBinary(String),
     /// An ACME certificate in a playbook without `[acme]`.
     #[error("an ACME certificate needs an [acme] section")]
     NoAcmeSection,
@@ -332,6 +280,18 @@ impl Change {
             claims: Vec::new(),
         }
     }
+
+    /// The same, with the diff a report shows for it.
+    pub fn with_diff(mut self, diff: String) -> Change {
+        self.diff = Some(diff);
+        self
+    }
+
+    /// The same, claiming what portico owns once it is made.
+    pub fn claiming(mut self, claims: Vec<Thing>) -> Change {
+        self.claims = claims;
+        self
+    }
 }
 
 /// Something that runs once at the end when any change notified it.
@@ -448,5 +408,56 @@ pub trait Task {
     /// manifest, and removed when a later playbook no longer asks for it.
     fn owns(&self) -> Vec<Owned> {
         Vec::new()
+    }
+}
+
+/// A task that runs only after others: the plan's order, kept apart from
+/// what the task does (its own [`Task::after`] still counts).
+pub struct After<T> {
+    /// The task.
+    pub task: T,
+    /// What must have succeeded first.
+    pub after: Vec<TaskId>,
+}
+
+impl<T: Task> After<T> {
+    /// `task`, once every one of `after` succeeded.
+    pub fn new(task: T, after: Vec<TaskId>) -> Box<After<T>> {
+        Box::new(After { task, after })
+    }
+}
+
+impl<T: Task> Task for After<T> {
+    fn id(&self) -> TaskId {
+        self.task.id()
+    }
+    fn scope(&self) -> Scope {
+        self.task.scope()
+    }
+    fn after(&self) -> Vec<TaskId> {
+        let mut all = self.task.after();
+        all.extend(self.after.iter().cloned());
+        all
+    }
+    fn notifies(&self) -> Vec<Handler> {
+        self.task.notifies()
+    }
+    fn hold(&self) -> Option<String> {
+        self.task.hold()
+    }
+    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
+        self.task.check(ctx)
+    }
+    fn rolls_back_on_failure(&self) -> bool {
+        self.task.rolls_back_on_failure()
+    }
+    fn reads(&self) -> Vec<TaskId> {
+        self.task.reads()
+    }
+    fn notes(&self, ctx: &Ctx) -> Vec<String> {
+        self.task.notes(ctx)
+    }
+    fn owns(&self) -> Vec<Owned> {
+        self.task.owns()
     }
 }

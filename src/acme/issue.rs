@@ -3,6 +3,7 @@
 //! `[[dns]]` provider publishes). The account is created once
 //! and kept (0600) under `/var/lib/portico/acme/`.
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,9 +114,6 @@ pub enum AcmeError {
     Panicked,
 }
 
-/// Where accounts live; one per directory URL.
-pub const ACCOUNTS: &str = "/var/lib/portico/acme";
-
 /// The directory URL a playbook's `directory` names.
 pub fn directory_url(directory: &str) -> String {
     match directory {
@@ -138,7 +136,7 @@ fn account_dir(url: &str) -> PathBuf {
             }
         })
         .collect();
-    Path::new(ACCOUNTS).join(clean)
+    Path::new(paths::ACME_ACCOUNTS).join(clean)
 }
 
 /// The longest challenge token accepted. RFC 8555 asks for at least 128
@@ -243,7 +241,7 @@ impl<'a> Session<'a> {
         move |e| AcmeError::Server {
             step,
             directory: self.url.clone(),
-            message: server_text(&e.to_string()),
+            message: crate::untrusted::shown(&e.to_string()),
         }
     }
 
@@ -277,6 +275,49 @@ impl<'a> Session<'a> {
     }
 
     async fn load_or_register(&self) -> Result<Account, AcmeError> {
+        let builder = Account::builder_with_http(Box::new(self.http_client()?));
+        let file = account_dir(&self.url).join("account.json");
+        if let Some(json) = self.root.read_to_string(&file)? {
+            let creds: AccountCredentials =
+                serde_json::from_str(&json).map_err(|source| AcmeError::Account {
+                    path: file.clone(),
+                    source,
+                })?;
+            let _t = timing::step("acme account", "load (directory)");
+            return builder
+                .from_credentials(creds)
+                .await
+                .map_err(self.server("load account"));
+        }
+        let acme = self.acme;
+        let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let eab = self.eab_key()?;
+        let _t = timing::step("acme account", "register");
+        let (account, creds) = builder
+            .create(
+                &NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: acme.agree_terms,
+                    only_return_existing: false,
+                },
+                self.url.clone(),
+                eab.as_ref(),
+            )
+            .await
+            .map_err(self.server("create account"))?;
+        // The account key is a secret: 0600 in a 0700 directory, never logged.
+        self.root
+            .create_dir_all(Path::new(paths::ACME_ACCOUNTS), 0o700)?;
+        self.root.create_dir_all(&account_dir(&self.url), 0o700)?;
+        let json = serde_json::to_vec(&creds).expect("credentials serialize");
+        self.root.write_atomic(&file, &json, 0o600)?;
+        Ok(account)
+    }
+
+    /// The HTTP client for this server: trusting the playbook's `ca_root`
+    /// when it names one, and watching `Retry-After`.
+    fn http_client(&self) -> Result<super::http::Observed, AcmeError> {
         let acme = self.acme;
         let ca_root = match &acme.ca_root {
             Some(pem) => {
@@ -303,62 +344,29 @@ impl<'a> Session<'a> {
                     message: reason,
                 },
             })?;
-        let http = super::http::Observed::wrap(http, self.retry_after.clone());
-        let builder = Account::builder_with_http(Box::new(http));
-        let file = account_dir(&self.url).join("account.json");
-        if let Some(json) = self.root.read_to_string(&file)? {
-            let creds: AccountCredentials =
-                serde_json::from_str(&json).map_err(|source| AcmeError::Account {
-                    path: file.clone(),
-                    source,
-                })?;
-            let _t = timing::step("acme account", "load (directory)");
-            return builder
-                .from_credentials(creds)
-                .await
-                .map_err(self.server("load account"));
-        }
-        let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
-        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-        let eab = match &acme.eab {
-            Some(eab) => {
-                let key_file = Path::new(&eab.hmac_key_file);
-                let raw = self
-                    .root
-                    .read_to_string(key_file)?
-                    .ok_or_else(|| AcmeError::EabMissing(key_file.to_path_buf()))?;
-                use base64::Engine;
-                // The decoder's error names the offending character and
-                // where it is: a secret must not be echoed, even in part.
-                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(raw.trim().trim_end_matches('='))
-                    .map_err(|_| AcmeError::EabNotBase64 {
-                        path: key_file.to_path_buf(),
-                        len: raw.trim().len(),
-                    })?;
-                Some(ExternalAccountKey::new(eab.kid.clone(), &key))
-            }
-            None => None,
+        Ok(super::http::Observed::wrap(http, self.retry_after.clone()))
+    }
+
+    /// The external account binding's key, when the playbook has one.
+    fn eab_key(&self) -> Result<Option<ExternalAccountKey>, AcmeError> {
+        let Some(eab) = &self.acme.eab else {
+            return Ok(None);
         };
-        let _t = timing::step("acme account", "register");
-        let (account, creds) = builder
-            .create(
-                &NewAccount {
-                    contact: &contacts,
-                    terms_of_service_agreed: acme.agree_terms,
-                    only_return_existing: false,
-                },
-                self.url.clone(),
-                eab.as_ref(),
-            )
-            .await
-            .map_err(self.server("create account"))?;
-        // The account key is a secret: 0600 in a 0700 directory, never logged.
-        self.root.create_dir_all(Path::new(ACCOUNTS), 0o700)?;
-        self.root.create_dir_all(&account_dir(&self.url), 0o700)?;
-        let json = serde_json::to_vec(&creds).expect("credentials serialize");
-        self.root.write_atomic(&file, &json, 0o600)?;
-        Ok(account)
+        let key_file = Path::new(&eab.hmac_key_file);
+        let raw = self
+            .root
+            .read_to_string(key_file)?
+            .ok_or_else(|| AcmeError::EabMissing(key_file.to_path_buf()))?;
+        use base64::Engine;
+        // The decoder's error names the offending character and where it
+        // is: a secret must not be echoed, even in part.
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim().trim_end_matches('='))
+            .map_err(|_| AcmeError::EabNotBase64 {
+                path: key_file.to_path_buf(),
+                len: raw.trim().len(),
+            })?;
+        Ok(Some(ExternalAccountKey::new(eab.kid.clone(), &key)))
     }
 }
 
@@ -453,7 +461,7 @@ async fn poll(
             return Err(AcmeError::Server {
                 step,
                 directory: ctx.url.clone(),
-                message: server_text(&instant_acme::Error::Api(problem).to_string()),
+                message: crate::untrusted::shown(&instant_acme::Error::Api(problem).to_string()),
             });
         }
         if done(status) || status == OrderStatus::Invalid {
@@ -481,28 +489,9 @@ async fn poll(
 /// The name an authorization is for, for messages.
 fn identifier(authz: &instant_acme::AuthorizationHandle<'_>) -> String {
     match &authz.identifier().identifier {
-        Identifier::Dns(name) => server_text(name),
-        other => server_text(&format!("{other:?}")),
+        Identifier::Dns(name) => crate::untrusted::shown(name),
+        other => crate::untrusted::shown(&format!("{other:?}")),
     }
-}
-
-/// Text a server sent, made safe for a terminal and a log line: control
-/// characters (escape sequences, newlines that would forge log lines)
-/// escaped, and at most 500 characters.
-pub fn server_text(text: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == 500 {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Answers the order's challenges (HTTP-01 through the webroot, or DNS-01
@@ -766,17 +755,6 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_text_is_escaped_and_bounded() {
-        assert_eq!(server_text("ok"), "ok");
-        assert_eq!(
-            server_text("evil\n2026 INFO forged\x1b[31m"),
-            "evil\\n2026 INFO forged\\u{1b}[31m"
-        );
-        let long = server_text(&"x".repeat(2000));
-        assert_eq!(long.len(), 503);
-    }
 
     #[test]
     fn polls_grow_and_a_retry_after_never_makes_them_faster() {

@@ -118,51 +118,7 @@ pub fn obtain_all_then(
     let orders: Vec<_> = jobs
         .iter()
         .zip(served)
-        .map(|(job, served)| async move {
-            // Checked as the order is about to start (`buffered` starts
-            // them as others end): a run told to stop, or near its own
-            // limit, starts no new one.
-            if crate::host::stop::stopping() {
-                return Err(issue::AcmeError::NotStarted(
-                    "the run is stopping (SIGTERM)",
-                ));
-            }
-            if !crate::limits::may_start_order(run_started().elapsed()) {
-                return Err(issue::AcmeError::NotStarted(
-                    "the run is near its time limit; the next run orders it",
-                ));
-            }
-            if !served {
-                return Err(issue::AcmeError::NotServed {
-                    names: job.names.join(", "),
-                });
-            }
-            let session = sessions
-                .iter()
-                .find(|s| s.serves(&job.acme))
-                .expect("a session per server");
-            // A CA that stops answering, or a panic in the client over
-            // what a CA sent, ends this order alone.
-            // DNS-01 may wait for propagation on top of the CA.
-            let limit = ORDER_TIMEOUT
-                + job.dns.as_ref().map_or(std::time::Duration::ZERO, |d| {
-                    std::time::Duration::from_secs(u64::from(d.propagation_timeout))
-                });
-            let order =
-                std::panic::AssertUnwindSafe(tokio::time::timeout(limit, one(net, session, job)));
-            match futures_util::FutureExt::catch_unwind(order).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(issue::AcmeError::Server {
-                    step: "order",
-                    directory: issue::directory_url(&job.acme.directory),
-                    message: format!(
-                        "no certificate after {} s; giving up on this order",
-                        limit.as_secs()
-                    ),
-                }),
-                Err(_) => Err(issue::AcmeError::Panicked),
-            }
-        })
+        .map(|(job, served)| guarded_order(net, sessions, job, served))
         .collect();
     use futures_util::StreamExt;
     let mut results: Vec<Option<Result<issue::Issued, issue::AcmeError>>> =
@@ -183,6 +139,57 @@ pub fn obtain_all_then(
         .into_iter()
         .map(|r| r.unwrap_or(Err(issue::AcmeError::NotStarted("the run ended before it"))))
         .collect()
+}
+
+/// One order, started only if the run may still start one and nginx
+/// serves its challenges; bounded in time, and a panic over what a CA sent
+/// ends this order alone.
+async fn guarded_order(
+    net: Net<'_>,
+    sessions: &[issue::Session<'_>],
+    job: &Job,
+    served: bool,
+) -> Result<issue::Issued, issue::AcmeError> {
+    // Checked as the order is about to start (`buffered` starts them as
+    // others end): a run told to stop, or near its own limit, starts no
+    // new one.
+    if crate::host::stop::stopping() {
+        return Err(issue::AcmeError::NotStarted(
+            "the run is stopping (SIGTERM)",
+        ));
+    }
+    if !crate::limits::may_start_order(run_started().elapsed()) {
+        return Err(issue::AcmeError::NotStarted(
+            "the run is near its time limit; the next run orders it",
+        ));
+    }
+    if !served {
+        return Err(issue::AcmeError::NotServed {
+            names: job.names.join(", "),
+        });
+    }
+    let session = sessions
+        .iter()
+        .find(|s| s.serves(&job.acme))
+        .expect("a session per server");
+    // DNS-01 may wait for propagation on top of the CA.
+    let limit = ORDER_TIMEOUT
+        + job.dns.as_ref().map_or(std::time::Duration::ZERO, |d| {
+            std::time::Duration::from_secs(u64::from(d.propagation_timeout))
+        });
+    let order = std::panic::AssertUnwindSafe(tokio::time::timeout(limit, one(net, session, job)));
+    match futures_util::FutureExt::catch_unwind(order).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(issue::AcmeError::Server {
+            step: "order",
+            directory: issue::directory_url(&job.acme.directory),
+            message: format!(
+                "no certificate after {} s; giving up on this order",
+                limit.as_secs()
+            ),
+        }),
+        Err(_) => Err(issue::AcmeError::Panicked),
+    }
 }
 
 /// The longest one order may take, every request and poll included: the

@@ -4,6 +4,7 @@
 //! aside (kept for a look) and renewal starts afresh, forgetting only
 //! back-off and ARI windows.
 
+use crate::paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -13,9 +14,6 @@ use thiserror::Error;
 use crate::acme::policy::Window;
 use crate::host::root::RootError;
 use crate::host::Root;
-
-/// Where renewal keeps its state.
-pub const STATE_FILE: &str = "/var/lib/portico/state.json";
 
 const FIRST_BACKOFF: i64 = 60;
 const MAX_BACKOFF: i64 = 6 * 3600;
@@ -62,7 +60,7 @@ pub struct CertState {
     pub ari_next_check: Option<i64>,
 }
 
-/// Everything renewal remembers, as stored in `STATE_FILE`.
+/// Everything renewal remembers, as stored in `paths::STATE_FILE`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
@@ -84,7 +82,7 @@ pub fn backoff(failures: u32) -> i64 {
 impl State {
     /// Loads the state; no file yet is a fresh state, a corrupt one an error.
     pub fn load(root: &Root) -> Result<State, StateError> {
-        let path = Path::new(STATE_FILE);
+        let path = Path::new(paths::STATE_FILE);
         let Some(text) = root.read_to_string(path)? else {
             return Ok(State {
                 version: 1,
@@ -110,7 +108,7 @@ impl State {
         match State::load(root) {
             Ok(s) => Ok((s, None)),
             Err(e @ StateError::Corrupt { .. }) => {
-                let aside = PathBuf::from(format!("{STATE_FILE}.corrupt-{now}"));
+                let aside = PathBuf::from(format!("{}.corrupt-{now}", paths::STATE_FILE));
                 if !move_aside {
                     return Ok((
                         State {
@@ -120,7 +118,7 @@ impl State {
                         Some(format!("{e}; going on without it (dry run: left in place)")),
                     ));
                 }
-                root.rename(Path::new(STATE_FILE), &aside)?;
+                root.rename(Path::new(paths::STATE_FILE), &aside)?;
                 Ok((
                     State {
                         version: 1,
@@ -139,7 +137,7 @@ impl State {
 
     /// Writes the state atomically (0600, in a 0700 directory).
     pub fn save(&self, root: &Root) -> Result<(), StateError> {
-        let path = Path::new(STATE_FILE);
+        let path = Path::new(paths::STATE_FILE);
         root.create_dir_all(path.parent().expect("has a parent"), 0o700)?;
         let json = serde_json::to_vec_pretty(self).expect("state serializes");
         root.write_atomic(path, &json, 0o600)?;

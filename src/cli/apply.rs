@@ -64,7 +64,8 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
     let archive = manifest::archive_for_run(now);
     // The kernel's name for this binary, symlinks resolved: the unit task
     // checks that only root can replace it.
-    let exe = crate::host::current_exe().unwrap_or_else(|| PathBuf::from("/usr/local/bin/portico"));
+    let exe =
+        crate::host::current_exe().unwrap_or_else(|| PathBuf::from(crate::paths::INSTALLED_EXE));
     let mut plan = crate::plan::full(
         &pb,
         facts,

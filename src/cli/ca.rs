@@ -94,15 +94,7 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
     let root = open_root(a.root)?;
     let now = crate::host::clock::Clock::unix_now(&crate::host::clock::SystemClock::default());
     match a.command {
-        CaCmd::Init { name, days } => {
-            let ca = Ca::new(&root, &name, now);
-            let dir = root.host_path(&ca.dir()).map_err(CaError::from)?;
-            if ca.init(days as u32)? {
-                outln!("created CA {name} in {}", dir.display());
-            } else {
-                outln!("CA {name} exists in {}; left as it is", dir.display());
-            }
-        }
+        CaCmd::Init { name, days } => init(&Ca::new(&root, &name, now), &root, days),
         CaCmd::Issue {
             name,
             cn,
@@ -110,95 +102,124 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
             out,
             json,
             reissue,
-        } => {
-            let ca = Ca::new(&root, &name, now);
-            let valid = ca.valid_for(&cn)?;
-            if !valid.is_empty() && !reissue {
-                return Err(CliError::StillValid {
-                    ca: name,
-                    cn,
-                    serials: valid.into_iter().map(|e| e.serial).collect(),
-                });
-            }
-            // The directory the operator named, resolved once (their own
-            // symlinks count); below it nothing is written through a symlink.
-            let out = crate::host::resolve_output_dir(&out)
-                .map_err(|source| CliError::OutputDir { path: out, source })?;
-            let files = ca.issue(&cn, days as u32, &Root::new("/"), &out)?;
-            for e in &valid {
-                eprintln!(
-                    "note: the previous certificate for {cn} (serial {}) stays valid until {}; \
-                     revoke it with `portico ca revoke {name} {}` if it should not",
-                    e.serial,
-                    crate::when::rfc3339(e.not_after),
-                    e.serial
-                );
-            }
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&files).expect("serializes")
-                );
-            } else {
-                outln!("issued {cn} (serial {})", files.serial);
-                for p in [
-                    &files.cert,
-                    &files.key,
-                    &files.p12,
-                    &files.p12_password_file,
-                ] {
-                    outln!("  {}", p.display());
-                }
-            }
+        } => issue(&Ca::new(&root, &name, now), &cn, days, out, json, reissue),
+        CaCmd::Revoke { name, serial } => revoke(&Ca::new(&root, &name, now), &root, &serial),
+        CaCmd::List { name, json } => list(&Ca::new(&root, &name, now), json),
+    }
+}
+
+fn init(ca: &Ca, root: &Root, days: i64) -> Result<i32, CliError> {
+    let dir = root.host_path(&ca.dir()).map_err(CaError::from)?;
+    if ca.init(days as u32)? {
+        outln!("created CA {} in {}", ca.name(), dir.display());
+    } else {
+        outln!(
+            "CA {} exists in {}; left as it is",
+            ca.name(),
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
+fn issue(
+    ca: &Ca,
+    cn: &str,
+    days: i64,
+    out: PathBuf,
+    json: bool,
+    reissue: bool,
+) -> Result<i32, CliError> {
+    let name = ca.name();
+    let valid = ca.valid_for(cn)?;
+    if !valid.is_empty() && !reissue {
+        return Err(CliError::StillValid {
+            ca: name.to_string(),
+            cn: cn.to_string(),
+            serials: valid.into_iter().map(|e| e.serial).collect(),
+        });
+    }
+    // The directory the operator named, resolved once (their own symlinks
+    // count); below it nothing is written through a symlink.
+    let out = crate::host::resolve_output_dir(&out)
+        .map_err(|source| CliError::OutputDir { path: out, source })?;
+    let files = ca.issue(cn, days as u32, &Root::new("/"), &out)?;
+    for e in &valid {
+        eprintln!(
+            "note: the previous certificate for {cn} (serial {}) stays valid until {}; \
+             revoke it with `portico ca revoke {name} {}` if it should not",
+            e.serial,
+            crate::when::rfc3339(e.not_after),
+            e.serial
+        );
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&files).expect("serializes")
+        );
+        return Ok(0);
+    }
+    outln!("issued {cn} (serial {})", files.serial);
+    for p in [
+        &files.cert,
+        &files.key,
+        &files.p12,
+        &files.p12_password_file,
+    ] {
+        outln!("  {}", p.display());
+    }
+    Ok(0)
+}
+
+fn revoke(ca: &Ca, root: &Root, serial: &str) -> Result<i32, CliError> {
+    let e = ca.revoke(serial)?;
+    outln!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
+    if !root.is_host() {
+        return Ok(0);
+    }
+    // nginx reads ssl_crl at (re)load: until then the revoked certificate
+    // would still be accepted.
+    let session = Session::open(PathBuf::from("/"), true)?;
+    Ok(match ReloadOutcome::from(reload_nginx(&session.ctx())) {
+        ReloadOutcome::Reloaded => {
+            outln!("nginx reloaded: the revocation is in force");
+            0
         }
-        CaCmd::Revoke { name, serial } => {
-            let e = Ca::new(&root, &name, now).revoke(&serial)?;
-            outln!("revoked {} ({}); CRL re-signed", e.serial, e.cn);
-            if root.is_host() {
-                // nginx reads ssl_crl at (re)load: until then the revoked
-                // certificate would still be accepted.
-                let session = Session::open(PathBuf::from("/"), true)?;
-                return Ok(match ReloadOutcome::from(reload_nginx(&session.ctx())) {
-                    ReloadOutcome::Reloaded => {
-                        outln!("nginx reloaded: the revocation is in force");
-                        0
-                    }
-                    ReloadOutcome::NotRunning => {
-                        outln!("nginx is not running; it reads the new CRL when it starts");
-                        0
-                    }
-                    ReloadOutcome::Failed(e) => {
-                        eprintln!(
-                            "error: the CRL is re-signed but nginx was not reloaded, so the \
-                             certificate is still accepted: {e}"
-                        );
-                        1
-                    }
-                });
-            }
+        ReloadOutcome::NotRunning => {
+            outln!("nginx is not running; it reads the new CRL when it starts");
+            0
         }
-        CaCmd::List { name, json } => {
-            let entries = Ca::new(&root, &name, now).list()?;
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&entries).expect("serializes")
-                );
-            } else {
-                outln!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
-                for e in entries {
-                    let expires = time::OffsetDateTime::from_unix_timestamp(e.not_after)
-                        .map(|t| format!("{}", t.date()))
-                        .unwrap_or_default();
-                    let state = if e.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "valid"
-                    };
-                    outln!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
-                }
-            }
+        ReloadOutcome::Failed(e) => {
+            eprintln!(
+                "error: the CRL is re-signed but nginx was not reloaded, so the \
+                 certificate is still accepted: {e}"
+            );
+            1
         }
+    })
+}
+
+fn list(ca: &Ca, json: bool) -> Result<i32, CliError> {
+    let entries = ca.list()?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&entries).expect("serializes")
+        );
+        return Ok(0);
+    }
+    outln!("{:<34} {:<24} {:<20} STATE", "SERIAL", "CN", "EXPIRES");
+    for e in entries {
+        let expires = time::OffsetDateTime::from_unix_timestamp(e.not_after)
+            .map(|t| format!("{}", t.date()))
+            .unwrap_or_default();
+        let state = if e.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "valid"
+        };
+        outln!("{:<34} {:<24} {:<20} {state}", e.serial, e.cn, expires);
     }
     Ok(0)
 }

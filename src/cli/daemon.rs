@@ -1,5 +1,6 @@
 //! `portico daemon`: renew on a schedule until stopped.
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -25,9 +26,9 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
     // SIGHUP re-reads the file the playbook came from.
     let file = match a.playbook {
         Some(f) => Some(f),
-        None if loaded.name == crate::plan::INSTALLED_PLAYBOOK => root
-            .host_path(Path::new(crate::plan::INSTALLED_PLAYBOOK))
-            .ok(),
+        None if loaded.name == paths::INSTALLED_PLAYBOOK => {
+            root.host_path(Path::new(paths::INSTALLED_PLAYBOOK)).ok()
+        }
         None => None,
     };
     let first = crate::daemon::Source {

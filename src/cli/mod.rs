@@ -29,6 +29,7 @@ mod status;
 mod stdout;
 mod validate;
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
@@ -170,7 +171,7 @@ pub enum CliError {
         "{}\nportico did not write these and will not overwrite them. Move them away, or run again \
          with --adopt to let portico take them over (a copy of each is kept in {}).",
         .0.iter().map(|c| format!("{}: exists, and {} wants this path", c.path.display(), c.owner)).collect::<Vec<_>>().join("\n"),
-        crate::manifest::ARCHIVE_DIR
+        paths::ARCHIVE_DIR
     )]
     NotPortico(Vec<crate::manifest::Conflict>),
     /// `ca issue` for a common name that has a valid certificate.
@@ -235,7 +236,7 @@ fn open_root(dir: PathBuf) -> Result<Root, CliError> {
 /// What the daemon draws its daily minute from: the machine ID, else
 /// the host name.
 fn machine_seed(root: &Root) -> String {
-    root.read_to_string(Path::new("/etc/machine-id"))
+    root.read_to_string(Path::new(paths::MACHINE_ID))
         .ok()
         .flatten()
         .map(|s| s.trim().to_string())
@@ -294,11 +295,11 @@ fn load_playbook(
     }
     if let Fallback::Installed = fallback {
         let installed = open_root(root_dir.to_path_buf())?
-            .host_path(Path::new(crate::plan::INSTALLED_PLAYBOOK))
+            .host_path(Path::new(paths::INSTALLED_PLAYBOOK))
             .ok()
             .filter(|p| p.is_file());
         if let Some(host_path) = installed {
-            return read(&host_path, crate::plan::INSTALLED_PLAYBOOK.to_string());
+            return read(&host_path, paths::INSTALLED_PLAYBOOK.to_string());
         }
     }
     Ok(Loaded {
@@ -375,7 +376,7 @@ fn run_plan(
                 .and_then(|m| m.save(ctx.root));
         if let Err(e) = recorded {
             report.push(crate::report::TaskReport::failed_named(
-                format!("manifest {}", crate::manifest::PATH),
+                format!("manifest {}", paths::MANIFEST),
                 Vec::new(),
                 format!(
                     "{e}; the changes of this run are in place, but the next run cannot tell \
@@ -600,15 +601,22 @@ impl Session {
 
     /// What every task sees, in a run of `mode`.
     fn ctx_for(&self, mode: crate::task::Mode) -> Ctx<'_> {
+        self.ctx_in(&self.root, mode)
+    }
+
+    /// What every task sees, in a run of `mode` that writes under `root`
+    /// (`validate`'s scratch copy of this host): host steps only where
+    /// `root` is the live host.
+    fn ctx_in<'a>(&'a self, root: &'a Root, mode: crate::task::Mode) -> Ctx<'a> {
         Ctx {
-            root: &self.root,
+            root,
             runner: &self.runner,
             systemd: self.systemd.as_ref(),
             clock: &self.clock,
             procs: &self.procs,
             probe: &self.probe,
             facts: &self.facts,
-            live_host: self.root.is_host(),
+            live_host: root.is_host(),
             is_root: crate::host::is_root(),
             mode,
         }

@@ -1,5 +1,6 @@
 //! `portico remove`: undo what portico made on this host.
 
+use crate::paths;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -55,7 +56,7 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
     let out = Output {
         json: a.json,
         diff: a.diff,
-        playbook: format!("none (removing what {} lists)", manifest::PATH),
+        playbook: format!("none (removing what {} lists)", paths::MANIFEST),
     };
     Ok(run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None))
 }

@@ -1,5 +1,6 @@
 //! `portico renew`: one renewal run.
 
+use crate::paths;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -38,7 +39,7 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
     // The playbook apply installed (the daemon's, given on stdin or by
     // name): the same bytes as the file.
     let installed = open_root(a.root.clone())?
-        .read_to_string(std::path::Path::new(crate::plan::INSTALLED_PLAYBOOK))
+        .read_to_string(std::path::Path::new(paths::INSTALLED_PLAYBOOK))
         .ok()
         .flatten()
         .is_some_and(|t| t == loaded.text);

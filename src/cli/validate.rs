@@ -7,40 +7,41 @@
 //! host's files stay as they are. For CI: exit 0 valid, 1 nginx rejects
 //! it, 2 the playbook is wrong.
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{load_playbook, CliError, Fallback};
-use crate::host::cmd::SystemRunner;
-use crate::host::systemd::DirectNginx;
+use super::{load_playbook, CliError, Fallback, Session};
 use crate::host::{Command, Root, Runner};
 use crate::manifest::{self, Manifest};
 use crate::plan::Converge;
 use crate::playbook::Source;
 use crate::report::Status;
-use crate::task::{Ctx, Mode};
+use crate::task::Mode;
 
 /// `portico validate`'s arguments.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The playbook file (TOML).
     pub playbook: PathBuf,
+    /// Validate against the host installed under this directory (its
+    /// nginx, certificates and manifest) instead of this one.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
 }
 
 /// The host directories copied into the scratch tree (and mounted over
 /// the real ones for `nginx -t`).
-const COPIED: &[&str] = &["/etc/nginx", "/etc/ssl"];
+const COPIED: &[&str] = &[paths::NGINX_CONF_DIR, "/etc/ssl"];
 
 /// Validates, renders and (where nginx is installed) tests the playbook.
 pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
-    let loaded = load_playbook(Some(&a.playbook), Fallback::Embedded, Path::new("/"))?;
+    let loaded = load_playbook(Some(&a.playbook), Fallback::Embedded, &a.root)?;
     outln!("playbook: {}: valid", loaded.name);
-    let host = Root::new("/");
-    let runner = SystemRunner;
-    let facts = crate::facts::gather(&host, &runner);
-    let mut pb = loaded.pb;
-    pb.resolve_hostname(&facts.hostname, &facts.hostname_source)?;
+    let session = Session::open(a.root, false)?;
+    let (host, runner, facts) = (&session.root, &session.runner, &session.facts);
+    let mut pb = session.resolve(loaded.pb)?;
     if facts.nginx.installed && !crate::host::is_root() {
         return Err(CliError::ValidateNeedsRoot);
     }
@@ -58,7 +59,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         outln!("FAILED: {what}");
         Ok(1)
     };
-    if let Err(e) = copy_host(&runner, &host, dir, &pb) {
+    if let Err(e) = copy_host(runner, host, dir, &pb) {
         return fail(format!(
             "copying this host's configuration to {}: {e}",
             dir.display()
@@ -70,35 +71,22 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         c.source = Source::SelfSigned { days: 1 };
     }
     let tree = Root::new(dir);
-    let ctx = Ctx {
-        root: &tree,
-        runner: &runner,
-        systemd: &DirectNginx {
-            runner: Box::new(SystemRunner),
-        },
-        clock: &crate::host::clock::SystemClock::default(),
-        procs: &crate::host::procs::SystemProcesses,
-        probe: &crate::host::probe::LoopbackProbe,
-        facts: &facts,
-        live_host: false,
-        is_root: crate::host::is_root(),
-        mode: Mode::Apply,
-    };
+    let ctx = session.ctx_in(&tree, Mode::Apply);
     // What this host's portico made and the playbook drops is pruned in
     // the copy too, so nginx sees what apply would leave.
-    let old = match Manifest::load(&host)? {
+    let old = match Manifest::load(host)? {
         Some(m) => m,
-        None => manifest::legacy(&host)?,
+        None => manifest::legacy(host)?,
     };
     let now = ctx.clock.unix_now();
     let plan = crate::plan::full(
         &pb,
-        &facts,
+        facts,
         now,
         None,
         Some(Converge {
             manifest: &old,
-            archive: PathBuf::from(manifest::ARCHIVE_DIR).join("validate"),
+            archive: PathBuf::from(paths::ARCHIVE_DIR).join("validate"),
             purge: true,
             reason: "no longer in the playbook",
         }),
@@ -112,7 +100,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         ));
     }
     outln!("rendered: what apply would write, into a scratch copy of /etc/nginx and /etc/ssl");
-    let out = runner.run(&nginx_t_command(dir, &host));
+    let out = runner.run(&nginx_t_command(dir, host));
     match out {
         Ok(o) if o.success() => {
             outln!("nginx -t: the configuration is accepted");
@@ -155,18 +143,18 @@ fn copy_host(
             .map_err(|e| e.to_string())?;
     }
     // nginx's temporary paths live in /var/lib, which is mounted from here.
-    for d in ["/var/lib/nginx", manifest::STATE_DIR] {
+    for d in [paths::NGINX_STATE_DIR, paths::STATE_DIR] {
         host.create_dir_all(&into(d), 0o755)
             .map_err(|e| e.to_string())?;
     }
-    let cas = Path::new(manifest::STATE_DIR).join("ca");
+    let cas = Path::new(paths::STATE_DIR).join("ca");
     if host.exists(&cas) {
         runner
             .run_ok(&Command::mutation([
                 "cp".to_string(),
                 "-a".to_string(),
                 cas.display().to_string(),
-                into(manifest::STATE_DIR).display().to_string(),
+                into(paths::STATE_DIR).display().to_string(),
             ]))
             .map_err(|e| e.to_string())?;
     }
@@ -207,7 +195,7 @@ fn nginx_t_command(dir: &Path, host: &Root) -> Command {
             .map(|p| format!("mount --bind '{d}{p}' {p}")),
     );
     script.push(format!("mount --bind '{d}/var/lib' /var/lib"));
-    for tmp in ["/run", "/var/log/nginx"] {
+    for tmp in ["/run", paths::NGINX_LOG_DIR] {
         if host.exists(Path::new(tmp)) {
             script.push(format!("mount -t tmpfs tmpfs {tmp}"));
         }

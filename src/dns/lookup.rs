@@ -5,7 +5,7 @@
 //! Every step is a query plus a pure reading of the answer, so the readings
 //! are tested on captured answers.
 
-use std::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -178,7 +178,7 @@ pub async fn txt_values(server: SocketAddr, name: &Name) -> Result<Vec<String>, 
 /// A name as shown in messages: ASCII, without the root's dot.
 pub fn shown(name: &Name) -> String {
     let s = name.to_ascii();
-    crate::acme::issue::server_text(s.strip_suffix('.').unwrap_or(&s))
+    crate::untrusted::shown(s.strip_suffix('.').unwrap_or(&s))
 }
 
 /// The CNAME target of `name` in an answer.

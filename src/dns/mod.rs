@@ -8,7 +8,7 @@ pub mod lookup;
 pub mod rfc2136;
 pub mod wire;
 
-use std::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -91,14 +91,6 @@ pub enum DnsError {
         /// The last error a server gave, if any.
         last: String,
     },
-}
-
-/// `IP`, `IP:PORT` or `[IPv6]:PORT` as a socket address (port 53 by default).
-pub fn server_addr(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
-        .filter(|a| a.port() != 0)
 }
 
 /// The name a CA looks up for `domain` (a wildcard's base name).
@@ -230,12 +222,17 @@ impl<'a> Provider<'a> {
     /// The resolver: the playbook's, else /etc/resolv.conf's, else (RFC
     /// 2136) the primary server itself.
     fn resolver(&self) -> Resolver {
-        if let Some(addr) = self.dns.resolver.as_deref().and_then(server_addr) {
+        if let Some(addr) = self
+            .dns
+            .resolver
+            .as_deref()
+            .and_then(crate::playbook::dns::server_addr)
+        {
             return Resolver::new(vec![addr]);
         }
         let conf = self
             .root
-            .read_to_string(std::path::Path::new("/etc/resolv.conf"))
+            .read_to_string(std::path::Path::new(crate::paths::RESOLV_CONF))
             .ok()
             .flatten()
             .map(|t| lookup::resolv_conf(&t))
@@ -244,9 +241,11 @@ impl<'a> Provider<'a> {
             return Resolver::new(conf);
         }
         match &self.dns.provider {
-            DnsProvider::Rfc2136 { server, .. } => {
-                Resolver::new(server_addr(server).into_iter().collect())
-            }
+            DnsProvider::Rfc2136 { server, .. } => Resolver::new(
+                crate::playbook::dns::server_addr(server)
+                    .into_iter()
+                    .collect(),
+            ),
             DnsProvider::Hook { .. } => Resolver::new(Vec::new()),
         }
     }
@@ -472,7 +471,7 @@ impl<'a> Provider<'a> {
         else {
             unreachable!("only the rfc2136 provider has a primary");
         };
-        let addr = server_addr(server).ok_or_else(|| DnsError::Lookup {
+        let addr = crate::playbook::dns::server_addr(server).ok_or_else(|| DnsError::Lookup {
             name: server.to_string(),
             what: "address".into(),
             reason: "not an IP address or IP:PORT".into(),
@@ -540,7 +539,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenge_names_and_server_addresses() {
+    fn challenge_names() {
         assert_eq!(
             challenge_name("*.example.test"),
             "_acme-challenge.example.test"
@@ -549,17 +548,5 @@ mod tests {
             challenge_name("a.example.test"),
             "_acme-challenge.a.example.test"
         );
-        assert_eq!(server_addr("192.0.2.53"), "192.0.2.53:53".parse().ok());
-        assert_eq!(
-            server_addr("192.0.2.53:5353"),
-            "192.0.2.53:5353".parse().ok()
-        );
-        assert_eq!(
-            server_addr("[2001:db8::1]:53"),
-            "[2001:db8::1]:53".parse().ok()
-        );
-        assert_eq!(server_addr("2001:db8::1"), "[2001:db8::1]:53".parse().ok());
-        assert_eq!(server_addr("ns.example.test"), None);
-        assert_eq!(server_addr("192.0.2.53:0"), None);
     }
 }

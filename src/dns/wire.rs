@@ -3,17 +3,12 @@
 //! intervals, TCP when the answer is truncated); updates over TCP, where a
 //! lost datagram cannot apply an update twice.
 
+use core::net::SocketAddr;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The largest answer read over UDP (EDNS is not offered, so 512 is what a
-/// server sends; more room costs nothing).
-const UDP_MAX: usize = 4096;
 
 /// A fresh random message ID: an answer must carry it back, so an
 /// off-path guess has 1 chance in 65 536.
@@ -76,20 +71,7 @@ pub fn answers(question: &Message, answer: &Message) -> bool {
 /// Sends `bytes` over TCP and returns the raw answer (the caller may need
 /// the bytes: a TSIG signature covers them), within `timeout`.
 pub async fn tcp(server: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(server).await?;
-        s.set_nodelay(true)?;
-        let len = u16::try_from(bytes.len()).map_err(io::Error::other)?;
-        let mut framed = len.to_be_bytes().to_vec();
-        framed.extend_from_slice(bytes);
-        s.write_all(&framed).await?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await?;
-        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut answer).await?;
-        Ok(answer)
-    };
-    tokio::time::timeout(timeout, exchange)
+    tokio::time::timeout(timeout, crate::host::net::tcp_exchange(server, bytes))
         .await
         .map_err(|_| timed_out(timeout))?
 }
@@ -107,38 +89,13 @@ fn timed_out(after: Duration) -> io::Error {
     )
 }
 
-/// Sends the query again after 200 ms, 400 ms, ... until an answer to it
-/// comes back (the caller bounds the whole); anything else that arrives is
-/// ignored.
+/// Sends the query (again after 200 ms, 400 ms, ...) until an answer to
+/// it comes back; the caller bounds the whole.
 async fn udp(server: SocketAddr, bytes: &[u8], question: &Message) -> io::Result<Message> {
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().expect("an address")
-    } else {
-        "[::]:0".parse().expect("an address")
-    };
-    let socket = tokio::net::UdpSocket::bind(local).await?;
-    // Connected: the kernel drops datagrams from anyone else, and a closed
-    // port comes back as "connection refused" at once.
-    socket.connect(server).await?;
-    let mut resend = Duration::from_millis(200);
-    let mut buf = vec![0u8; UDP_MAX];
-    loop {
-        socket.send(bytes).await?;
-        let deadline = tokio::time::Instant::now() + resend;
-        loop {
-            match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
-                Err(_) => break,
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(n)) => match parse(&buf[..n]) {
-                    Ok(m) if answers(question, &m) => return Ok(m),
-                    // A late answer to another question, or not an
-                    // answer at all: keep waiting for ours.
-                    _ => {}
-                },
-            }
-        }
-        resend = (resend * 2).min(Duration::from_secs(2));
-    }
+    crate::host::net::udp_until(server, bytes, |datagram| {
+        parse(datagram).ok().filter(|m| answers(question, m))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod nginx_conf;
 pub mod os_release;
 pub mod ufw;
 
+use crate::paths;
 use std::path::Path;
 
 use serde::Serialize;
@@ -84,112 +85,165 @@ pub fn gather_from_files(root: &Root) -> Facts {
 }
 
 fn gather_with(root: &Root, runner: &dyn Runner, ask_tools: bool) -> Facts {
-    let os_text = read(root, "/etc/os-release")
-        .or_else(|| read(root, "/usr/lib/os-release"))
+    let os_text = paths::OS_RELEASE
+        .iter()
+        .find_map(|p| read(root, p))
         .unwrap_or_default();
     let distro = os_release::parse(&os_text);
     let package_manager = os_release::package_manager(&distro);
-    // sd_booted(3): systemd is PID 1 exactly when this directory exists.
-    let systemd = root.exists(Path::new("/run/systemd/system"));
-    let live = root.is_host();
-    let ask = live && ask_tools;
+    let tools = Tools {
+        root,
+        runner,
+        ask: root.is_host() && ask_tools,
+    };
+    let nginx = nginx_facts(&tools, distro.family);
+    let (firewall, nft) = active_firewall(&tools);
+    let (firewall_families, firewall_persists) =
+        firewall_reach(&tools, firewall, nft.as_deref(), distro.family);
+    let (hostname, hostname_source) = hostname(root);
+    Facts {
+        distro,
+        package_manager,
+        // sd_booted(3): systemd is PID 1 exactly when this directory exists.
+        systemd: root.exists(Path::new(paths::SYSTEMD_RUNNING)),
+        nginx,
+        firewall,
+        firewall_families,
+        firewall_persists,
+        hostname,
+        hostname_source: hostname_source.to_string(),
+        packaged_unit: paths::PACKAGED_UNITS.iter().find_map(|p| read(root, p)),
+    }
+}
 
-    let query = |argv: &[&str]| -> Option<String> {
-        if !ask {
+/// The host's tools, asked only on a live host when facts may ask them.
+struct Tools<'a> {
+    root: &'a Root,
+    runner: &'a dyn Runner,
+    ask: bool,
+}
+
+impl Tools<'_> {
+    /// What `argv` printed (stdout and stderr: `nginx -V` writes to
+    /// stderr, the firewall tools to stdout); `None` when not asked.
+    fn query(&self, argv: &[&str]) -> Option<String> {
+        let out = self.output(argv)?;
+        Some(format!("{}{}", out.stdout, out.stderr))
+    }
+
+    /// What `argv` printed on stdout, when it exited 0.
+    fn query_ok(&self, argv: &[&str]) -> Option<String> {
+        let out = self.output(argv)?;
+        out.success().then_some(out.stdout)
+    }
+
+    /// What `argv` said, when tools may be asked and it ran.
+    fn output(&self, argv: &[&str]) -> Option<crate::host::cmd::Output> {
+        if !self.ask {
             return None;
         }
-        let out = runner.run(&Command::query(argv.iter().copied())).ok()?;
-        // nginx -V writes to stderr; the firewall tools to stdout.
-        Some(format!("{}{}", out.stdout, out.stderr))
-    };
+        self.runner.run(&Command::query(argv.iter().copied())).ok()
+    }
 
-    let build = query(&["nginx", "-V"]).and_then(|t| nginx::parse_v(&t));
+    /// `systemctl is-active|is-enabled UNIT` printed `word`.
+    fn unit_is(&self, verb: &str, unit: &str, word: &str) -> bool {
+        self.query(&["systemctl", verb, unit])
+            .is_some_and(|o| o.trim() == word)
+    }
+}
+
+/// nginx: its build (`nginx -V`) and its layout.
+fn nginx_facts(tools: &Tools, family: Family) -> NginxFacts {
+    let root = tools.root;
+    let build = tools
+        .query(&["nginx", "-V"])
+        .and_then(|t| nginx::parse_v(&t));
     let layout = nginx::layout(
-        root.exists(Path::new("/etc/nginx/sites-available")),
-        root.exists(Path::new("/etc/nginx/conf.d")),
-        distro.family != Family::Rhel,
+        root.exists(Path::new(paths::NGINX_SITES_AVAILABLE)),
+        root.exists(Path::new(paths::NGINX_CONF_D)),
+        family != Family::Rhel,
     );
-    let nginx = NginxFacts {
-        installed: build.is_some() || root.exists(Path::new("/etc/nginx/nginx.conf")),
+    NginxFacts {
+        installed: build.is_some() || root.exists(Path::new(paths::NGINX_CONF)),
         version: build.as_ref().map(|b| b.version.clone()),
         openssl: build.as_ref().and_then(|b| b.openssl.clone()),
         http2: build.as_ref().is_some_and(|b| b.http2),
         http3: build.as_ref().is_some_and(|b| b.http3),
         layout,
-    };
+    }
+}
 
-    // `systemctl is-active|is-enabled UNIT` print the word on stdout.
-    let unit_is = |verb: &str, unit: &str, word: &str| {
-        query(&["systemctl", verb, unit]).is_some_and(|o| o.trim() == word)
-    };
-    // The first in charge wins, so the others are not even asked: ufw from
-    // its files, firewalld's CLI (a slow Python start) only when it runs.
+/// The firewall in charge, with nft's ruleset when it was read. The first
+/// in charge wins, so the others are not even asked: ufw from its files,
+/// firewalld's CLI (a slow Python start) only when it runs.
+fn active_firewall(tools: &Tools) -> (FirewallBackend, Option<String>) {
     // `ENABLED=yes` with its chain loaded: the conf file alone may outlive
     // the rules (a flush, a failed boot). One quick iptables call, only then.
-    let ufw_active = ask
-        && ufw::Ufw::read(root).is_ok_and(|u| u.active())
-        && runner
-            .run(&Command::query(["iptables", "-S", ufw::LOADED_CHAIN]))
-            .is_ok_and(|o| o.success());
-    let mut nft = None;
-    let firewall = if ufw_active {
-        FirewallBackend::Ufw
-    } else {
-        let firewalld_installed = ["/usr/sbin/firewalld", "/usr/bin/firewall-cmd"]
-            .iter()
-            .any(|p| root.exists(Path::new(p)));
-        let firewalld = (firewalld_installed
-            && unit_is("is-active", "firewalld.service", "active"))
-        .then(|| query(&["firewall-cmd", "--state"]))
-        .flatten();
-        let iptables = query(&["iptables", "-S"]);
-        nft = ask
-            .then(|| {
-                runner
-                    .run(&Command::query(["nft", "--json", "list", "ruleset"]))
-                    .ok()
-                    .filter(|o| o.success())
-                    .map(|o| o.stdout)
-            })
-            .flatten();
-        // Whether nftables.service loaded the ruleset matters only when
-        // the ruleset guards input.
-        let nftables_service = nft.as_deref().is_some_and(firewall::nftables_guards_input)
-            && unit_is("is-active", "nftables.service", "active");
-        firewall::active_backend(&firewall::Probes {
-            ufw_active,
-            firewalld_state: firewalld.as_deref(),
-            iptables_rules: iptables.as_deref(),
-            nft_json: nft.as_deref(),
-            nftables_service,
-        })
-    };
-    let (firewall_families, firewall_persists) = match firewall {
+    let ufw_active = tools.ask
+        && ufw::Ufw::read(tools.root).is_ok_and(|u| u.active())
+        && tools
+            .query_ok(&["iptables", "-S", ufw::LOADED_CHAIN])
+            .is_some();
+    if ufw_active {
+        return (FirewallBackend::Ufw, None);
+    }
+    let firewalld_installed = paths::FIREWALLD_BINARIES
+        .iter()
+        .any(|p| tools.root.exists(Path::new(p)));
+    let firewalld = (firewalld_installed
+        && tools.unit_is("is-active", "firewalld.service", "active"))
+    .then(|| tools.query(&["firewall-cmd", "--state"]))
+    .flatten();
+    let iptables = tools.query(&["iptables", "-S"]);
+    let nft = tools.query_ok(&["nft", "--json", "list", "ruleset"]);
+    // Whether nftables.service loaded the ruleset matters only when the
+    // ruleset guards input.
+    let nftables_service = nft.as_deref().is_some_and(firewall::nftables_guards_input)
+        && tools.unit_is("is-active", "nftables.service", "active");
+    let active = firewall::active_backend(&firewall::Probes {
+        ufw_active,
+        firewalld_state: firewalld.as_deref(),
+        iptables_rules: iptables.as_deref(),
+        nft_json: nft.as_deref(),
+        nftables_service,
+    });
+    (active, nft)
+}
+
+/// The address families the firewall guards, and whether what it allows
+/// now is allowed again after a reboot (`None`: cannot be told).
+fn firewall_reach(
+    tools: &Tools,
+    firewall: FirewallBackend,
+    nft: Option<&str>,
+    family: Family,
+) -> (Vec<&'static str>, Option<bool>) {
+    match firewall {
         FirewallBackend::Ufw => {
-            let v6 = read(root, ufw::DEFAULTS).is_some_and(|t| ufw::ipv6(&t));
-            (
-                if v6 {
-                    vec!["ipv4", "ipv6"]
-                } else {
-                    vec!["ipv4"]
-                },
-                Some(true),
-            )
+            let v6 = read(tools.root, paths::UFW_DEFAULTS).is_some_and(|t| ufw::ipv6(&t));
+            let families = if v6 {
+                vec!["ipv4", "ipv6"]
+            } else {
+                vec!["ipv4"]
+            };
+            (families, Some(true))
         }
         FirewallBackend::Firewalld => (vec!["ipv4", "ipv6"], Some(true)),
         FirewallBackend::Iptables => {
             let mut families = vec!["ipv4"];
-            if query(&["ip6tables", "-S"]).is_some_and(|r| firewall::iptables_in_use(&r)) {
+            if tools
+                .query(&["ip6tables", "-S"])
+                .is_some_and(|r| firewall::iptables_in_use(&r))
+            {
                 families.push("ipv6");
             }
-            let persists = firewall::persistence_units(distro.family)
+            let persists = firewall::persistence_units(family)
                 .iter()
-                .all(|u| unit_is("is-enabled", u, "enabled"));
+                .all(|u| tools.unit_is("is-enabled", u, "enabled"));
             (families, Some(persists))
         }
         FirewallBackend::Nftables | FirewallBackend::NftablesUnmanaged => {
             let mut families: Vec<&'static str> = nft
-                .as_deref()
                 .and_then(|j| nftables::parse(j).ok())
                 .map(|r| {
                     r.guarded
@@ -201,37 +255,25 @@ fn gather_with(root: &Root, runner: &dyn Runner, ask_tools: bool) -> Facts {
             families.sort_unstable();
             families.dedup();
             let persists = (firewall == FirewallBackend::Nftables)
-                .then(|| unit_is("is-enabled", "nftables.service", "enabled"));
+                .then(|| tools.unit_is("is-enabled", "nftables.service", "enabled"));
             (families, persists)
         }
         FirewallBackend::None => (Vec::new(), None),
-    };
+    }
+}
 
-    // Taken as it is: a playbook that uses `{hostname}` validates it.
-    let (hostname, hostname_source) = match read(root, "/etc/hostname")
+/// The host's name and where it was read. Taken as it is: a playbook that
+/// uses `{hostname}` validates it.
+fn hostname(root: &Root) -> (String, &'static str) {
+    let file = read(root, paths::HOSTNAME)
         .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-    {
-        Some(h) => (h, "/etc/hostname"),
-        None => match live.then(crate::host::kernel_hostname).flatten() {
+        .filter(|h| !h.is_empty());
+    match file {
+        Some(h) => (h, paths::HOSTNAME),
+        None => match root.is_host().then(crate::host::kernel_hostname).flatten() {
             Some(h) => (h, "gethostname()"),
             None => ("localhost".to_string(), "the default (no /etc/hostname)"),
         },
-    };
-
-    Facts {
-        distro,
-        package_manager,
-        systemd,
-        nginx,
-        firewall,
-        firewall_families,
-        firewall_persists,
-        hostname,
-        hostname_source: hostname_source.to_string(),
-        packaged_unit: crate::tasks::daemon_unit::PACKAGED_PATHS
-            .iter()
-            .find_map(|p| read(root, p)),
     }
 }
 

@@ -216,7 +216,7 @@ fn dump_file(
         "# configuration file {}:\n{text}\n",
         path.display()
     ));
-    let conf_dir = Path::new("/etc/nginx");
+    let conf_dir = Path::new(crate::paths::NGINX_CONF_DIR);
     for st in statements(&text) {
         if st[0] != "include" || st.len() != 2 {
             continue;

@@ -4,6 +4,7 @@
 //! `user6.rules` keep each rule as a `### tuple ###` comment that ufw
 //! itself reads back (`ufw show added` prints them).
 
+use crate::paths;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -11,16 +12,6 @@ use super::firewall::Port;
 use crate::host::root::RootError;
 use crate::host::Root;
 
-/// ufw's settings: `ENABLED=yes` once `ufw enable` ran.
-pub const CONF: &str = "/etc/ufw/ufw.conf";
-/// The IPv4 user rules.
-pub const USER_RULES: &str = "/etc/ufw/user.rules";
-/// The IPv6 user rules.
-pub const USER6_RULES: &str = "/etc/ufw/user6.rules";
-/// `IPV6=yes`: every rule is added for both families.
-pub const DEFAULTS: &str = "/etc/default/ufw";
-/// The tool: without it there is no ufw to ask or change.
-pub const BINARIES: [&str; 2] = ["/usr/sbin/ufw", "/sbin/ufw"];
 /// There when the kernel has IPv6 (ufw's own test).
 pub const KERNEL_IPV6: &str = "/proc/sys/net/ipv6";
 /// The chain `ufw enable` loads: `iptables -S` of it succeeds only then.
@@ -222,11 +213,13 @@ impl Ufw {
             Ok(root.read_to_string(Path::new(p))?.unwrap_or_default())
         };
         Ok(Ufw {
-            installed: BINARIES.iter().any(|b| root.exists(Path::new(b))),
-            enabled: enabled(&read(CONF)?),
-            ipv6: ipv6(&read(DEFAULTS)?) && root.exists(Path::new(KERNEL_IPV6)),
-            v4: read(USER_RULES)?,
-            v6: read(USER6_RULES)?,
+            installed: paths::UFW_BINARIES
+                .iter()
+                .any(|b| root.exists(Path::new(b))),
+            enabled: enabled(&read(paths::UFW_CONF)?),
+            ipv6: ipv6(&read(paths::UFW_DEFAULTS)?) && root.exists(Path::new(KERNEL_IPV6)),
+            v4: read(paths::UFW_USER_RULES)?,
+            v6: read(paths::UFW_USER6_RULES)?,
         })
     }
 

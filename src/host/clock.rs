@@ -1,8 +1,7 @@
 //! The clock seam: wall time for certificates and back-off, a monotonic
-//! clock and sleep for bounded waits. Tests use [`FakeClock`], whose sleeps
+//! clock and sleep for bounded waits. Tests use a fake, whose sleeps
 //! only move its time forward.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Time, as portico reads it.
@@ -42,42 +41,5 @@ impl Clock for SystemClock {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
-    }
-}
-
-/// A clock for tests: fixed wall time, and sleeps that only advance it.
-#[derive(Debug, Default)]
-pub struct FakeClock {
-    /// Seconds since the epoch it reports.
-    pub now: i64,
-    elapsed: Mutex<Duration>,
-}
-
-impl FakeClock {
-    /// A clock that says it is `now` (Unix seconds).
-    pub fn at(now: i64) -> Self {
-        FakeClock {
-            now,
-            elapsed: Mutex::new(Duration::ZERO),
-        }
-    }
-
-    /// How long all sleeps added up to.
-    pub fn slept(&self) -> Duration {
-        *self.elapsed.lock().expect("clock lock")
-    }
-}
-
-impl Clock for FakeClock {
-    fn unix_now(&self) -> i64 {
-        self.now + self.slept().as_secs() as i64
-    }
-
-    fn monotonic(&self) -> Duration {
-        self.slept()
-    }
-
-    fn sleep(&self, d: Duration) {
-        *self.elapsed.lock().expect("clock lock") += d;
     }
 }

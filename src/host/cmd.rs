@@ -3,9 +3,7 @@
 //! Every command says whether it changes the host, so check mode can prove
 //! that nothing mutating ever reached the runner.
 
-use std::collections::HashMap;
 use std::process::Command as StdCommand;
-use std::sync::Mutex;
 
 use thiserror::Error;
 
@@ -142,6 +140,34 @@ impl Command {
     }
 }
 
+impl Command {
+    /// An error naming the command as logs do: the program alone when its
+    /// arguments may be secret.
+    pub(super) fn spawn_error(&self, source: std::io::Error) -> CmdError {
+        CmdError::Spawn {
+            command: self.shown(),
+            source,
+        }
+    }
+
+    /// What every runner does as a command starts: its program and
+    /// arguments, logged, a failpoint before one that changes the host, and
+    /// its timing (kept until it ends).
+    pub(super) fn starting(&self) -> Result<(&str, &[String], crate::timing::Step), CmdError> {
+        let (program, args) = self.argv.split_first().ok_or_else(|| {
+            self.spawn_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "empty argv",
+            ))
+        })?;
+        tracing::debug!(command = %self.shown(), mutating = self.mutating, "run");
+        if self.mutating {
+            super::failpoint::hit("cmd", &self.shown());
+        }
+        Ok((program, args, crate::timing::step("cmd", &self.shown())))
+    }
+}
+
 /// What a finished command said.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Output {
@@ -180,6 +206,16 @@ pub enum CmdError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// It ran past its timeout, and was killed with what it started (only
+    /// from [`super::cmd_async::run`]; the blocking runner says so in the
+    /// output).
+    #[error("`{command}`: still running after {} s; killed with what it started", after.as_secs())]
+    TimedOut {
+        /// The command line.
+        command: String,
+        /// Its timeout.
+        after: std::time::Duration,
+    },
     /// It ran and did not exit 0 (only from `run_ok`).
     #[error("`{command}` failed ({status}): {stderr}")]
     Failed {
@@ -201,7 +237,7 @@ impl CmdError {
     }
 }
 
-/// Runs commands. Implementations: [`SystemRunner`] (real), [`FakeRunner`] (tests).
+/// Runs commands. Implementations: [`SystemRunner`] (real), `fake::FakeRunner` (tests).
 pub trait Runner: Send + Sync {
     /// Runs the command and returns its output, whatever its exit code.
     /// `Err` only when it could not be started at all.
@@ -240,23 +276,8 @@ pub struct SystemRunner;
 
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
-        // Errors name the command as logs do: the program alone when its
-        // arguments may be secret.
-        let spawn_err = |source| CmdError::Spawn {
-            command: cmd.shown(),
-            source,
-        };
-        let (program, args) = cmd.argv.split_first().ok_or_else(|| {
-            spawn_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "empty argv",
-            ))
-        })?;
-        tracing::debug!(command = %cmd.shown(), mutating = cmd.mutating, "run");
-        if cmd.mutating {
-            super::failpoint::hit("cmd", &cmd.shown());
-        }
-        let _t = crate::timing::step("cmd", &cmd.shown());
+        let spawn_err = |source| cmd.spawn_error(source);
+        let (program, args, _t) = cmd.starting()?;
         let mut command = StdCommand::new(program);
         if !cmd.binds.is_empty() {
             private_mounts(&mut command, &cmd.binds).map_err(spawn_err)?;
@@ -418,64 +439,6 @@ fn wait_with_timeout(
         stdout,
         stderr,
     })
-}
-
-/// A runner for unit tests: answers from a table of captured outputs and
-/// records every command it was asked to run. A command with no answer,
-/// mutating or not, fails: a test never passes while the code runs
-/// something nobody expected.
-#[derive(Debug, Default)]
-pub struct FakeRunner {
-    answers: HashMap<String, Output>,
-    calls: Mutex<Vec<Command>>,
-}
-
-impl FakeRunner {
-    /// An empty runner: every command fails until answered.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Answers `argv` (joined by spaces) with `out`.
-    pub fn answer(mut self, argv: &str, out: Output) -> Self {
-        self.answers.insert(argv.to_string(), out);
-        self
-    }
-
-    /// Every command asked for so far, in order.
-    pub fn calls(&self) -> Vec<Command> {
-        self.calls.lock().expect("calls lock").clone()
-    }
-
-    /// The commands asked for so far that change the host.
-    pub fn mutating_calls(&self) -> Vec<Command> {
-        self.calls().into_iter().filter(|c| c.mutating).collect()
-    }
-}
-
-impl Runner for FakeRunner {
-    fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
-        self.calls.lock().expect("calls lock").push(cmd.clone());
-        // A command run with mounts (a candidate's `nginx -t`) is answered
-        // as `[bind] ARGV` where its exact paths (temporary, hashed) are not
-        // in the table.
-        let generic = format!("[bind] {}", cmd.argv.join(" "));
-        let answer = self.answers.get(&cmd.display()).or_else(|| {
-            (!cmd.binds.is_empty())
-                .then(|| self.answers.get(&generic))
-                .flatten()
-        });
-        match answer {
-            Some(out) => Ok(out.clone()),
-            None => Err(CmdError::Spawn {
-                command: cmd.display(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "not in the fake's table",
-                ),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,13 @@
 
 pub mod clock;
 pub mod cmd;
+pub mod cmd_async;
 pub mod dbus;
 pub mod failpoint;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod lock;
+pub mod net;
 pub mod notify;
 pub mod probe;
 pub mod procs;
@@ -27,6 +31,12 @@ pub use systemd::Systemd;
 
 /// The process exit code `main` returns.
 pub use std::process::ExitCode;
+
+/// This process's ID: part of names two runs must never share (an
+/// archive directory, a generation written beside another's).
+pub fn pid() -> u32 {
+    std::process::id()
+}
 
 /// Does this process run as root (effective UID 0)?
 pub fn is_root() -> bool {

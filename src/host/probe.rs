@@ -38,16 +38,3 @@ impl Probe for LoopbackProbe {
         Some(String::from_utf8_lossy(&head).into_owned())
     }
 }
-
-/// A probe for tests: a canned response head per Host, nothing for others.
-#[derive(Debug, Default)]
-pub struct FakeProbe {
-    /// Host → the response head nginx would give.
-    pub heads: std::collections::BTreeMap<String, String>,
-}
-
-impl Probe for FakeProbe {
-    fn head(&self, host: &str, _path: &str) -> Option<String> {
-        self.heads.get(host).cloned()
-    }
-}

@@ -142,6 +142,110 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 /// A name for a temporary sibling of `name` (`.name.portico-PID-N`):
+/// A new, empty directory beside `name` in `parent` under a temporary
+/// name (mode `dir_mode`): returns that name.
+fn temp_dir(parent: &Dir, name: &str, path: &Path, dir_mode: u32) -> Result<String, RootError> {
+    for attempt in 0..100u32 {
+        let tmp = temp_name(name, attempt);
+        match nix::sys::stat::mkdirat(&parent.fd, tmp.as_str(), mode_of(dir_mode)) {
+            Ok(()) => return Ok(tmp),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(errno_err(path)(e)),
+        }
+    }
+    Err(RootError::Exists {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Writes `files` into the new directory `tmp` of `parent` (creating
+/// their subdirectories), each file and directory synced.
+fn fill_tree(
+    parent: &Dir,
+    tmp: &str,
+    path: &Path,
+    files: &[TreeFile],
+    dir_mode: u32,
+) -> Result<(), RootError> {
+    let fd =
+        nix::fcntl::openat(&parent.fd, tmp, DIR_FLAGS, Mode::empty()).map_err(errno_err(path))?;
+    nix::sys::stat::fchmod(&fd, mode_of(dir_mode)).map_err(errno_err(path))?;
+    let top = Dir {
+        fd,
+        path: parent.path.join(tmp),
+    };
+    let mut subdirs: BTreeMap<String, Dir> = BTreeMap::new();
+    for f in files {
+        let bad = || RootError::NotAbsolute {
+            path: path.join(&f.rel),
+        };
+        let (sub, file) = match f.rel.rsplit_once('/') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, f.rel.as_str()),
+        };
+        if file.is_empty() || file.starts_with('.') {
+            return Err(bad());
+        }
+        let dir = match sub {
+            None => &top,
+            Some(sub) => {
+                if !subdirs.contains_key(sub) {
+                    let d = subdir(&top, sub, path).map_err(|e| e.unwrap_or_else(bad))?;
+                    subdirs.insert(sub.to_string(), d);
+                }
+                &subdirs[sub]
+            }
+        };
+        write_new(dir, file, f, path)?;
+    }
+    for d in subdirs.values() {
+        nix::unistd::fsync(&d.fd).map_err(errno_err(path))?;
+    }
+    nix::unistd::fsync(&top.fd).map_err(errno_err(path))
+}
+
+/// `sub` (`a/b`) below `top`, made (0755) where missing, each step opened
+/// without following a symlink. `Err(None)`: `sub` is not a plain
+/// relative path.
+fn subdir(top: &Dir, sub: &str, path: &Path) -> Result<Dir, Option<RootError>> {
+    let mut d = Dir {
+        fd: top.fd.try_clone().map_err(|e| Some(io_err(path)(e)))?,
+        path: top.path.clone(),
+    };
+    for part in sub.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(None);
+        }
+        match nix::sys::stat::mkdirat(&d.fd, part, mode_of(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Some(errno_err(path)(e))),
+        }
+        let fd = nix::fcntl::openat(&d.fd, part, DIR_FLAGS, Mode::empty())
+            .map_err(|e| Some(errno_err(path)(e)))?;
+        nix::sys::stat::fchmod(&fd, mode_of(0o755)).map_err(|e| Some(errno_err(path)(e)))?;
+        d = Dir {
+            fd,
+            path: d.path.join(part),
+        };
+    }
+    Ok(d)
+}
+
+/// A new file `name` in `dir` with `f`'s bytes and mode, synced.
+fn write_new(dir: &Dir, name: &str, f: &TreeFile, path: &Path) -> Result<(), RootError> {
+    let fd = nix::fcntl::openat(
+        &dir.fd,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        mode_of(f.mode),
+    )
+    .map_err(errno_err(&path.join(&f.rel)))?;
+    let mut out = fs::File::from(fd);
+    out.write_all(&f.bytes).map_err(io_err(path))?;
+    nix::sys::stat::fchmod(out.as_fd(), mode_of(f.mode)).map_err(errno_err(path))?;
+    out.sync_all().map_err(io_err(path))
+}
+
 /// what recovery recognises and sweeps after a kill.
 fn temp_name(name: &str, attempt: u32) -> String {
     format!(".{name}{TEMP_MARK}{}-{attempt}", std::process::id())
@@ -686,96 +790,8 @@ impl Root {
             .ok_or_else(|| RootError::NotAbsolute {
                 path: path.to_path_buf(),
             })?;
-        let mut made = None;
-        for attempt in 0..100u32 {
-            let tmp = temp_name(&name, attempt);
-            match nix::sys::stat::mkdirat(&parent.fd, tmp.as_str(), mode_of(dir_mode)) {
-                Ok(()) => {
-                    made = Some(tmp);
-                    break;
-                }
-                Err(Errno::EEXIST) => continue,
-                Err(e) => return Err(errno_err(path)(e)),
-            }
-        }
-        let Some(tmp) = made else {
-            return Err(RootError::Exists {
-                path: path.to_path_buf(),
-            });
-        };
-        let filled = (|| {
-            let fd = nix::fcntl::openat(&parent.fd, tmp.as_str(), DIR_FLAGS, Mode::empty())
-                .map_err(errno_err(path))?;
-            nix::sys::stat::fchmod(&fd, mode_of(dir_mode)).map_err(errno_err(path))?;
-            let top = Dir {
-                fd,
-                path: parent.path.join(&tmp),
-            };
-            let mut subdirs: BTreeMap<String, Dir> = BTreeMap::new();
-            for f in files {
-                let (sub, file) = match f.rel.rsplit_once('/') {
-                    Some((s, n)) => (Some(s), n),
-                    None => (None, f.rel.as_str()),
-                };
-                if file.is_empty() || file == "." || file == ".." || file.starts_with('.') {
-                    return Err(RootError::NotAbsolute {
-                        path: path.join(&f.rel),
-                    });
-                }
-                let dir = match sub {
-                    None => &top,
-                    Some(sub) => {
-                        if !subdirs.contains_key(sub) {
-                            let mut d = Dir {
-                                fd: top.fd.try_clone().map_err(io_err(path))?,
-                                path: top.path.clone(),
-                            };
-                            for part in sub.split('/') {
-                                if part.is_empty() || part == "." || part == ".." {
-                                    return Err(RootError::NotAbsolute {
-                                        path: path.join(&f.rel),
-                                    });
-                                }
-                                match nix::sys::stat::mkdirat(&d.fd, part, mode_of(0o755)) {
-                                    Ok(()) | Err(Errno::EEXIST) => {}
-                                    Err(e) => return Err(errno_err(path)(e)),
-                                }
-                                let fd = nix::fcntl::openat(&d.fd, part, DIR_FLAGS, Mode::empty())
-                                    .map_err(errno_err(path))?;
-                                nix::sys::stat::fchmod(&fd, mode_of(0o755))
-                                    .map_err(errno_err(path))?;
-                                d = Dir {
-                                    fd,
-                                    path: d.path.join(part),
-                                };
-                            }
-                            subdirs.insert(sub.to_string(), d);
-                        }
-                        &subdirs[sub]
-                    }
-                };
-                let fd = nix::fcntl::openat(
-                    &dir.fd,
-                    file,
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    mode_of(f.mode),
-                )
-                .map_err(errno_err(&path.join(&f.rel)))?;
-                let mut out = fs::File::from(fd);
-                out.write_all(&f.bytes).map_err(io_err(path))?;
-                nix::sys::stat::fchmod(out.as_fd(), mode_of(f.mode)).map_err(errno_err(path))?;
-                out.sync_all().map_err(io_err(path))?;
-            }
-            for d in subdirs.values() {
-                nix::unistd::fsync(&d.fd).map_err(errno_err(path))?;
-            }
-            nix::unistd::fsync(&top.fd).map_err(errno_err(path))
-        })();
-        if let Err(e) = filled {
+        let tmp = temp_dir(&parent, &name, path, dir_mode)?;
+        if let Err(e) = fill_tree(&parent, &tmp, path, files, dir_mode) {
             let _ = self.remove_tree(&parent.path.join(&tmp));
             return Err(e);
         }

@@ -17,9 +17,6 @@ use crate::playbook::{names, HttpMode, Location, Oauth2, Site, Verify};
 pub const HEADER: &str =
     "# Managed by portico: changes here are overwritten by the next `portico apply`.\n";
 
-/// Where ACME HTTP-01 challenges are served from on port 80.
-pub const DEFAULT_WEBROOT: &str = "/var/lib/portico/acme-challenge";
-
 /// What the rendering needs to know about the nginx it targets.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
@@ -43,8 +40,8 @@ impl Target {
     /// unless the playbook names another.
     pub fn ca_bundle(&self) -> &'static str {
         match self.layout {
-            Layout::SitesEnabled => "/etc/ssl/certs/ca-certificates.crt",
-            Layout::ConfD => "/etc/pki/tls/certs/ca-bundle.crt",
+            Layout::SitesEnabled => crate::paths::CA_BUNDLE_DEBIAN,
+            Layout::ConfD => crate::paths::CA_BUNDLE_EL,
         }
     }
 

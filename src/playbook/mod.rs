@@ -1,6 +1,7 @@
 //! Playbooks: TOML in, a validated [`Playbook`] out, or errors that name the
 //! file, line, column and field.
 
+pub mod dns;
 pub mod model;
 pub mod names;
 mod port;

@@ -245,7 +245,7 @@ fn default_directory() -> String {
 }
 
 fn default_webroot() -> String {
-    "/var/lib/portico/acme-challenge".into()
+    crate::paths::DEFAULT_WEBROOT.into()
 }
 
 /// External account binding: ties the ACME account to one at the CA.

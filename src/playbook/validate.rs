@@ -372,24 +372,16 @@ fn check_acme_wildcards(p: &mut Problems, pb: &Playbook) {
 /// `[[dns]]`: addresses that parse, names that are DNS names, a secret
 /// that lives in a file, programs given as argv lists.
 fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
-    let timeout = |p: &mut Problems, field: &str, secs: u32, max: u32| {
-        if !(1..=max).contains(&secs) {
-            p.add(
-                path.key(field),
-                format!("{secs} seconds is out of range (1-{max})"),
-            );
-        }
-    };
     // The daemon's renewal child is stopped after 30 minutes; an order
     // must end, records removed, well before.
-    timeout(
+    check_seconds(
         p,
-        "propagation_timeout",
+        path.key("propagation_timeout"),
         d.propagation_timeout,
-        crate::limits::PROPAGATION_MAX.as_secs() as u32,
+        crate::limits::PROPAGATION_MAX,
     );
     if let Some(r) = &d.resolver {
-        if crate::dns::server_addr(r).is_none() {
+        if super::dns::server_addr(r).is_none() {
             p.add(
                 path.key("resolver"),
                 format!("{r:?} is not an IP address or IP:PORT"),
@@ -403,43 +395,15 @@ fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
             key_name,
             algorithm,
             secret_file,
-        } => {
-            if crate::dns::server_addr(server).is_none() {
-                p.add(
-                    path.key("server"),
-                    format!(
-                        "{server:?} is not an IP address or IP:PORT of the primary server (a name would need DNS to find the DNS server)"
-                    ),
-                );
-            }
-            if let Some(z) = zone {
-                if !names::dns_name_ok(z.trim_end_matches('.')) {
-                    p.add(path.key("zone"), format!("{z:?} is not a DNS name"));
-                }
-            }
-            if !names::key_name_ok(key_name.trim_end_matches('.')) {
-                p.add(
-                    path.key("key_name"),
-                    format!("{key_name:?} is not a TSIG key name (a DNS name, as in `key \"NAME\"` of named.conf)"),
-                );
-            }
-            if crate::dns::rfc2136::algorithm(algorithm).is_none() {
-                p.add(
-                    path.key("algorithm"),
-                    format!(
-                        "{algorithm:?} is not a TSIG algorithm portico signs with: hmac-sha256, hmac-sha384 or hmac-sha512"
-                    ),
-                );
-            }
-            if !secret_file.starts_with('/') {
-                p.add(
-                    path.key("secret_file"),
-                    format!("{secret_file:?} is not an absolute path"),
-                );
-            } else {
-                check_path(p, path.key("secret_file"), secret_file);
-            }
-        }
+        } => check_rfc2136(
+            p,
+            &path,
+            server,
+            zone.as_deref(),
+            key_name,
+            algorithm,
+            secret_file,
+        ),
         DnsProvider::Hook {
             present,
             cleanup,
@@ -447,13 +411,69 @@ fn check_dns(p: &mut Problems, path: FieldPath, d: &Dns) {
         } => {
             check_argv(p, &path, "present", present);
             check_argv(p, &path, "cleanup", cleanup);
-            timeout(
+            check_seconds(
                 p,
-                "hook_timeout",
+                path.key("hook_timeout"),
                 *secs,
-                crate::limits::DNS_HOOK_MAX.as_secs() as u32,
+                crate::limits::DNS_HOOK_MAX,
             );
         }
+    }
+}
+
+/// A number of seconds from 1 to `max`.
+fn check_seconds(p: &mut Problems, field: FieldPath, secs: u32, max: std::time::Duration) {
+    let max = max.as_secs();
+    if !(1..=max).contains(&u64::from(secs)) {
+        p.add(field, format!("{secs} seconds is out of range (1-{max})"));
+    }
+}
+
+/// RFC 2136 updates: the primary by address, DNS names, a TSIG algorithm
+/// portico signs with, and its secret in a file.
+fn check_rfc2136(
+    p: &mut Problems,
+    path: &FieldPath,
+    server: &str,
+    zone: Option<&str>,
+    key_name: &str,
+    algorithm: &str,
+    secret_file: &str,
+) {
+    if super::dns::server_addr(server).is_none() {
+        p.add(
+            path.key("server"),
+            format!(
+                "{server:?} is not an IP address or IP:PORT of the primary server (a name would need DNS to find the DNS server)"
+            ),
+        );
+    }
+    if let Some(z) = zone {
+        if !names::dns_name_ok(z.trim_end_matches('.')) {
+            p.add(path.key("zone"), format!("{z:?} is not a DNS name"));
+        }
+    }
+    if !names::key_name_ok(key_name.trim_end_matches('.')) {
+        p.add(
+            path.key("key_name"),
+            format!("{key_name:?} is not a TSIG key name (a DNS name, as in `key \"NAME\"` of named.conf)"),
+        );
+    }
+    if super::dns::tsig_algorithm(algorithm).is_none() {
+        p.add(
+            path.key("algorithm"),
+            format!(
+                "{algorithm:?} is not a TSIG algorithm portico signs with: hmac-sha256, hmac-sha384 or hmac-sha512"
+            ),
+        );
+    }
+    if !secret_file.starts_with('/') {
+        p.add(
+            path.key("secret_file"),
+            format!("{secret_file:?} is not an absolute path"),
+        );
+    } else {
+        check_path(p, path.key("secret_file"), secret_file);
     }
 }
 
@@ -515,53 +535,66 @@ fn check_sites(
     cas: &BTreeSet<String>,
     oauth2: &BTreeSet<String>,
 ) {
-    // (port, server name) → the site that claimed it first. Every site
-    // also answers its names on port 80.
-    let mut claimed: HashMap<(u16, String), usize> = HashMap::new();
-    // nginx identifier a site's name folds to → the site.
-    let mut idents: HashMap<String, usize> = HashMap::new();
-    // Site file stem (lower case) → the site that has it.
-    let mut stems: HashMap<String, usize> = HashMap::new();
-    // Upstream block name → (site, backend) that defines it.
-    let mut upstreams: HashMap<String, (usize, String)> = HashMap::new();
+    let mut claims = SiteClaims::default();
     for (i, s) in pb.sites.iter().enumerate() {
         let path = FieldPath::root().item("site", i);
-        if let Some(name) = &s.name {
-            if let Some(why) = names::dns_name_problem(name, false) {
-                p.add(
-                    path.key("name"),
-                    format!("{name:?} is not a valid site name (it names files): {why}"),
-                );
+        check_site_fields(p, &path, s, certs);
+        claims.server_names(p, &path, i, s);
+        claims.files(p, &path, i, s);
+        check_site_auth(p, &path, s, pb, cas, oauth2);
+        check_locations(p, &path, s, oauth2);
+        for (j, l) in s.locations.iter().enumerate() {
+            if let Ok(url) = BackendUrl::parse(&l.proxy) {
+                claims.upstream(p, &path.item("location", j), i, s, &url);
             }
         }
-        if s.server_names.is_empty() {
-            p.add(
-                path.key("server_names"),
-                "must list at least one server name",
-            );
-        }
+    }
+}
+
+/// What the sites seen so far claim, that two sites may not share.
+#[derive(Default)]
+struct SiteClaims {
+    /// (port, server name) → the site that claimed it first. Every site
+    /// also answers its names on port 80.
+    served: HashMap<(u16, String), usize>,
+    /// nginx identifier a site's name folds to → the site.
+    idents: HashMap<String, usize>,
+    /// Site file stem (lower case) → the site that has it.
+    stems: HashMap<String, usize>,
+    /// Upstream block name → (site, backend) that defines it.
+    upstreams: HashMap<String, (usize, String)>,
+}
+
+impl SiteClaims {
+    /// Each server name, valid, and served on each port by one site only.
+    fn server_names(&mut self, p: &mut Problems, path: &FieldPath, i: usize, s: &Site) {
         for (j, n) in s.server_names.iter().enumerate() {
             check_server_name(p, path.item("server_names", j), n);
             for port in [s.listen, 80] {
-                if let Some(first) = claimed.insert((port, n.to_lowercase()), i) {
-                    if first == i {
-                        continue;
-                    }
-                    let why = if port == 80 && s.listen != 80 {
-                        " (every site answers its names on port 80: redirects, ACME)"
-                    } else {
-                        ""
-                    };
-                    p.add(
-                        path.item("server_names", j),
-                        format!(
-                            "duplicate server name {n:?}: site[{first}] already serves it on port {port}{why}"
-                        ),
-                    );
-                    break;
+                let Some(first) = self.served.insert((port, n.to_lowercase()), i) else {
+                    continue;
+                };
+                if first == i {
+                    continue;
                 }
+                let why = if port == 80 && s.listen != 80 {
+                    " (every site answers its names on port 80: redirects, ACME)"
+                } else {
+                    ""
+                };
+                p.add(
+                    path.item("server_names", j),
+                    format!(
+                        "duplicate server name {n:?}: site[{first}] already serves it on port {port}{why}"
+                    ),
+                );
+                break;
             }
         }
+    }
+
+    /// The site's files and nginx names are its own.
+    fn files(&mut self, p: &mut Problems, path: &FieldPath, i: usize, s: &Site) {
         let id = s.id();
         let stem = names::site_file_stem(&id).to_lowercase();
         let field = if s.name.is_some() {
@@ -569,14 +602,14 @@ fn check_sites(
         } else {
             path.item("server_names", 0)
         };
-        if let Some(first) = stems.insert(stem.clone(), i) {
+        if let Some(first) = self.stems.insert(stem.clone(), i) {
             p.add(
                 field,
                 format!(
                     "site[{first}] already writes the files {stem}.*; give one of them a distinct name = \"...\""
                 ),
             );
-        } else if let Some(first) = idents.insert(names::nginx_ident(&id), i) {
+        } else if let Some(first) = self.idents.insert(names::nginx_ident(&id), i) {
             p.add(
                 field,
                 format!(
@@ -585,144 +618,183 @@ fn check_sites(
                 ),
             );
         }
-        if !certs.contains(&s.certificate) {
-            p.add(
-                path.key("certificate"),
+    }
+
+    /// A plain-HTTP backend's upstream block name is the site's own.
+    fn upstream(&mut self, p: &mut Problems, lp: &FieldPath, i: usize, s: &Site, url: &BackendUrl) {
+        if url.scheme != crate::playbook::url::Scheme::Http {
+            return;
+        }
+        let up = names::upstream_name(&s.id(), &url.host_port());
+        let this = (i, url.host_port());
+        match self.upstreams.get(&up) {
+            Some(other) if *other != this => p.add(
+                lp.key("proxy"),
                 format!(
-                    "unknown certificate {:?}; define it in a [[certificate]]",
-                    s.certificate
+                    "its nginx upstream would be named {up}, like site[{}]'s backend {}; \
+                     give one of the sites a distinct name = \"...\"",
+                    other.0, other.1
+                ),
+            ),
+            Some(_) => {}
+            None => {
+                self.upstreams.insert(up, this);
+            }
+        }
+    }
+}
+
+/// A site's own fields, each on its own.
+fn check_site_fields(p: &mut Problems, path: &FieldPath, s: &Site, certs: &BTreeSet<String>) {
+    if let Some(name) = &s.name {
+        if let Some(why) = names::dns_name_problem(name, false) {
+            p.add(
+                path.key("name"),
+                format!("{name:?} is not a valid site name (it names files): {why}"),
+            );
+        }
+    }
+    if s.server_names.is_empty() {
+        p.add(
+            path.key("server_names"),
+            "must list at least one server name",
+        );
+    }
+    if !certs.contains(&s.certificate) {
+        p.add(
+            path.key("certificate"),
+            format!(
+                "unknown certificate {:?}; define it in a [[certificate]]",
+                s.certificate
+            ),
+        );
+    }
+    if !matches!(s.redirect_code, 301 | 308) {
+        p.add(
+            path.key("redirect_code"),
+            format!("{} is not 301 or 308", s.redirect_code),
+        );
+    }
+    if s.listen == 80 {
+        p.add(
+            path.key("listen"),
+            "port 80 is the plain-HTTP port every site has; choose another HTTPS port",
+        );
+    }
+    if let Some(size) = &s.client_max_body_size {
+        let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || size.len() - digits.len() > 1
+        {
+            p.add(
+                path.key("client_max_body_size"),
+                format!("{size:?} is not a size like \"10m\""),
+            );
+        }
+    }
+}
+
+/// Client certificates and oauth2-proxy: known, one proxy per site, and
+/// never undone by plain HTTP or a location in oauth2-proxy's way.
+fn check_site_auth(
+    p: &mut Problems,
+    path: &FieldPath,
+    s: &Site,
+    pb: &Playbook,
+    cas: &BTreeSet<String>,
+    oauth2: &BTreeSet<String>,
+) {
+    let site_oauth2 =
+        crate::playbook::site_oauth2(s).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
+    if let Some(ca) = &s.client_auth {
+        check_client_auth(p, path, ca, cas, site_oauth2);
+        // A client certificate is a TLS thing: plain HTTP serving the
+        // same locations would serve them to anyone.
+        if s.http == HttpMode::Serve {
+            p.add(
+                path.key("http"),
+                "http = \"serve\" would serve this site's locations on port 80, where no client \
+                 certificate can be asked for; use http = \"redirect\" with client_auth",
+            );
+        }
+    }
+    if let Some(o) = &s.oauth2 {
+        if !oauth2.contains(o) {
+            p.add(path.key("oauth2"), format!("unknown oauth2 {o:?}"));
+        }
+    }
+    let used: BTreeSet<&str> = s
+        .oauth2
+        .iter()
+        .map(String::as_str)
+        .chain(s.locations.iter().filter_map(|l| l.oauth2.as_deref()))
+        .filter(|o| *o != "none")
+        .collect();
+    if used.len() > 1 {
+        p.add(
+            path.key("oauth2"),
+            format!(
+                "a site can use one oauth2-proxy; this one names {}",
+                used.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    if used.is_empty() {
+        return;
+    }
+    for (j, l) in s.locations.iter().enumerate() {
+        if l.path.starts_with("/oauth2") {
+            p.add(
+                path.item("location", j).key("path"),
+                format!(
+                    "{:?} is where oauth2-proxy's pages are served on this site",
+                    l.path
                 ),
             );
         }
-        if !matches!(s.redirect_code, 301 | 308) {
+    }
+}
+
+/// The site's locations: at least one, distinct usable paths, backends
+/// that parse, and what each asks for defined on the site.
+fn check_locations(p: &mut Problems, path: &FieldPath, s: &Site, oauth2: &BTreeSet<String>) {
+    if s.locations.is_empty() {
+        p.add(
+            path.key("location"),
+            "a site needs at least one [[site.location]]",
+        );
+    }
+    let mut paths = BTreeSet::new();
+    for (j, l) in s.locations.iter().enumerate() {
+        let lp = path.item("location", j);
+        if let Some(why) = names::location_path_problem(&l.path) {
             p.add(
-                path.key("redirect_code"),
-                format!("{} is not 301 or 308", s.redirect_code),
+                lp.key("path"),
+                format!("{:?} is not a usable location: {why}", l.path),
+            );
+        } else if !paths.insert(l.path.as_str()) {
+            p.add(
+                lp.key("path"),
+                format!("duplicate location {:?} in this site", l.path),
             );
         }
-        if s.listen == 80 {
+        match BackendUrl::parse(&l.proxy) {
+            Err(e) => p.add(lp.key("proxy"), e.to_string()),
+            Ok(url) => check_prefix_rewrite(p, &lp, &l.path, &url),
+        }
+        if l.require_client_cert && s.client_auth.is_none() {
             p.add(
-                path.key("listen"),
-                "port 80 is the plain-HTTP port every site has; choose another HTTPS port",
+                lp.key("require_client_cert"),
+                "needs client_auth on the site",
             );
         }
-        if let Some(size) = &s.client_max_body_size {
-            let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);
-            if digits.is_empty()
-                || !digits.chars().all(|c| c.is_ascii_digit())
-                || size.len() - digits.len() > 1
-            {
+        if let Some(o) = &l.oauth2 {
+            if o != "none" && !oauth2.contains(o) {
                 p.add(
-                    path.key("client_max_body_size"),
-                    format!("{size:?} is not a size like \"10m\""),
+                    lp.key("oauth2"),
+                    format!("unknown oauth2 {o:?} (or \"none\")"),
                 );
-            }
-        }
-        let site_oauth2 = crate::playbook::site_oauth2(s)
-            .and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
-        if let Some(ca) = &s.client_auth {
-            check_client_auth(p, &path, ca, cas, site_oauth2);
-            // A client certificate is a TLS thing: plain HTTP serving the
-            // same locations would serve them to anyone.
-            if s.http == HttpMode::Serve {
-                p.add(
-                    path.key("http"),
-                    "http = \"serve\" would serve this site's locations on port 80, where no client \
-                     certificate can be asked for; use http = \"redirect\" with client_auth",
-                );
-            }
-        }
-        if let Some(o) = &s.oauth2 {
-            if !oauth2.contains(o) {
-                p.add(path.key("oauth2"), format!("unknown oauth2 {o:?}"));
-            }
-        }
-        let used: BTreeSet<&str> = s
-            .oauth2
-            .iter()
-            .map(String::as_str)
-            .chain(s.locations.iter().filter_map(|l| l.oauth2.as_deref()))
-            .filter(|o| *o != "none")
-            .collect();
-        if used.len() > 1 {
-            p.add(
-                path.key("oauth2"),
-                format!(
-                    "a site can use one oauth2-proxy; this one names {}",
-                    used.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
-            );
-        }
-        if !used.is_empty() {
-            for (j, l) in s.locations.iter().enumerate() {
-                if l.path.starts_with("/oauth2") {
-                    p.add(
-                        path.item("location", j).key("path"),
-                        format!(
-                            "{:?} is where oauth2-proxy's pages are served on this site",
-                            l.path
-                        ),
-                    );
-                }
-            }
-        }
-        if s.locations.is_empty() {
-            p.add(
-                path.key("location"),
-                "a site needs at least one [[site.location]]",
-            );
-        }
-        let mut paths = BTreeSet::new();
-        for (j, l) in s.locations.iter().enumerate() {
-            let lp = path.item("location", j);
-            if let Some(why) = names::location_path_problem(&l.path) {
-                p.add(
-                    lp.key("path"),
-                    format!("{:?} is not a usable location: {why}", l.path),
-                );
-            } else if !paths.insert(l.path.as_str()) {
-                p.add(
-                    lp.key("path"),
-                    format!("duplicate location {:?} in this site", l.path),
-                );
-            }
-            match BackendUrl::parse(&l.proxy) {
-                Err(e) => p.add(lp.key("proxy"), e.to_string()),
-                Ok(url) => {
-                    check_prefix_rewrite(p, &lp, &l.path, &url);
-                    if url.scheme == crate::playbook::url::Scheme::Http {
-                        let up = names::upstream_name(&id, &url.host_port());
-                        let this = (i, url.host_port());
-                        match upstreams.get(&up) {
-                            Some(other) if *other != this => p.add(
-                                lp.key("proxy"),
-                                format!(
-                                    "its nginx upstream would be named {up}, like site[{}]'s backend {}; \
-                                     give one of the sites a distinct name = \"...\"",
-                                    other.0, other.1
-                                ),
-                            ),
-                            Some(_) => {}
-                            None => {
-                                upstreams.insert(up, this);
-                            }
-                        }
-                    }
-                }
-            }
-            if l.require_client_cert && s.client_auth.is_none() {
-                p.add(
-                    lp.key("require_client_cert"),
-                    "needs client_auth on the site",
-                );
-            }
-            if let Some(o) = &l.oauth2 {
-                if o != "none" && !oauth2.contains(o) {
-                    p.add(
-                        lp.key("oauth2"),
-                        format!("unknown oauth2 {o:?} (or \"none\")"),
-                    );
-                }
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
-use crate::tls::ca::{Ca, CA_BASE};
+use crate::tls::ca::Ca;
 
 /// A private CA, created when missing.
 pub struct CaTask {
@@ -31,31 +31,34 @@ impl Task for CaTask {
         if ca.exists() {
             return Ok(Vec::new());
         }
-        let mut changes: Vec<Change> = [Path::new(CA_BASE).to_path_buf(), ca.dir()]
+        let mut changes: Vec<Change> = [Path::new(crate::paths::CA_DIR).to_path_buf(), ca.dir()]
             .into_iter()
             .filter(|d| !ctx.root.exists(d))
-            .map(|d| Change {
-                summary: format!("create directory {} (mode 0700)", d.display()),
-                action: Action::EnsureDir {
-                    path: d,
-                    mode: 0o700,
-                },
-                diff: None,
-                claims: Vec::new(),
+            .map(|d| {
+                Change::new(
+                    format!("create directory {} (mode 0700)", d.display()),
+                    Action::EnsureDir {
+                        path: d,
+                        mode: 0o700,
+                    },
+                )
             })
             .collect();
         let files = ca.new_files(self.days)?;
         for (path, content, mode) in files {
-            changes.push(Change {
-                summary: format!("create {} (mode {mode:04o})", path.display()),
-                diff: Some(crate::tasks::file::unified_diff(&path, None, &content)),
-                action: Action::WriteFile {
-                    path,
-                    content,
-                    mode,
-                },
-                claims: Vec::new(),
-            });
+            let diff = crate::tasks::file::unified_diff(&path, None, &content);
+            let summary = format!("create {} (mode {mode:04o})", path.display());
+            changes.push(
+                Change::new(
+                    summary,
+                    Action::WriteFile {
+                        path,
+                        content,
+                        mode,
+                    },
+                )
+                .with_diff(diff),
+            );
         }
         Ok(changes)
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::facts::cert::{check_pair, inspect_pem, CertProblem, PairProblem};
+use crate::facts::cert::{check_pair, inspect_pem, CertInfo, CertProblem, PairProblem};
 use crate::playbook::{KeyType, Source};
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::pair::{self, Layout};
@@ -45,8 +45,8 @@ impl CertPaths {
     /// trust store directory; a certificate found there is carried over.
     pub fn legacy(name: &str) -> Self {
         CertPaths {
-            cert: PathBuf::from(format!("/etc/ssl/certs/portico-{name}.crt")),
-            key: PathBuf::from(format!("/etc/ssl/private/portico-{name}.key")),
+            cert: crate::paths::legacy_cert(name),
+            key: crate::paths::legacy_key(name),
         }
     }
 
@@ -143,26 +143,21 @@ impl CertificateTask {
                 None => return Ok(Some("missing".into())),
             }
         }
-        let parsed = if live {
-            inspect_pem(&pem).ok_or(PairProblem::Unparsable { index: 0 })
-        } else {
-            check_pair(&pem, &key)
-        };
-        let info = match parsed {
+        let info = match read_pair(&pem, &key, live) {
             Ok(info) => info,
-            Err(PairProblem::KeyMismatch) => {
-                return Ok(Some("its key does not belong to it".into()))
-            }
-            Err(PairProblem::BadKey) => return Ok(Some("its key cannot be read".into())),
-            Err(_) => match inspect_pem(&pem) {
-                Some(info) => info,
-                None => {
-                    return Ok(Some(
-                        "the existing file is not a readable certificate".into(),
-                    ))
-                }
-            },
+            Err(why) => return Ok(Some(why.into())),
         };
+        self.reason_in(ctx, &pem, &info)
+    }
+
+    /// Why the certificate `pem` (its facts `info`) must be replaced: its
+    /// names, its issuer, its key type, or its age.
+    fn reason_in(
+        &self,
+        ctx: &Ctx,
+        pem: &[u8],
+        info: &CertInfo,
+    ) -> Result<Option<String>, TaskError> {
         if info.names != self.names {
             return Ok(Some(format!(
                 "names changed ({} -> {})",
@@ -177,27 +172,8 @@ impl CertificateTask {
                 return Ok(Some(format!("not issued by the current ca {name}")));
             }
         }
-        // Switched between sources: what made it is no longer what the
-        // playbook says (a private CA's are checked above).
-        let from_private_ca = info.issuer.starts_with(crate::tls::ca::CN_PREFIX);
-        match &self.source {
-            Source::SelfSigned { .. } if !info.self_issued => {
-                return Ok(Some(format!(
-                    "source changed: issued by {}, the playbook wants it self-signed",
-                    info.issuer
-                )))
-            }
-            Source::Acme { .. } if info.self_issued || from_private_ca => {
-                return Ok(Some(format!(
-                    "source changed: {}, the playbook wants it from the ACME server",
-                    if info.self_issued {
-                        "self-signed".to_string()
-                    } else {
-                        format!("issued by {}", info.issuer)
-                    }
-                )))
-            }
-            _ => {}
+        if let Some(why) = source_changed(&self.source, info) {
+            return Ok(Some(why));
         }
         if info.key != self.key.name() {
             return Ok(Some(format!(
@@ -361,8 +337,8 @@ impl CertificateTask {
             return self.layout_changes(ctx);
         };
         let directory = crate::acme::issue::directory_url(&acme.directory);
-        Ok(vec![Change {
-            summary: format!(
+        Ok(vec![Change::new(
+            format!(
                 "obtain a certificate for {} from {directory}{} [{reason}]",
                 join(&self.names),
                 match &self.dns {
@@ -370,7 +346,7 @@ impl CertificateTask {
                     None => String::new(),
                 }
             ),
-            action: Action::Obtain(Box::new(crate::acme::Job {
+            Action::Obtain(Box::new(crate::acme::Job {
                 acme,
                 names: self.names.iter().cloned().collect(),
                 key: self.key,
@@ -382,9 +358,7 @@ impl CertificateTask {
                 key_path: self.paths.key.clone(),
                 dry_run: self.renewal.dry_run,
             })),
-            diff: None,
-            claims: Vec::new(),
-        }])
+        )])
     }
 
     fn check_files(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
@@ -499,5 +473,42 @@ impl Task for CertificateTask {
             Source::Acme { reuse_key, .. } => self.check_acme(ctx, *reuse_key),
             Source::SelfSigned { days } | Source::Ca { days, .. } => self.check_made(ctx, *days),
         }
+    }
+}
+
+/// The certificate's facts, when `pem` and `key` make a pair (a live one
+/// was checked when written: its certificate is only read); else why not.
+fn read_pair(pem: &[u8], key: &[u8], live: bool) -> Result<CertInfo, &'static str> {
+    let parsed = if live {
+        inspect_pem(pem).ok_or(PairProblem::Unparsable { index: 0 })
+    } else {
+        check_pair(pem, key)
+    };
+    match parsed {
+        Ok(info) => Ok(info),
+        Err(PairProblem::KeyMismatch) => Err("its key does not belong to it"),
+        Err(PairProblem::BadKey) => Err("its key cannot be read"),
+        Err(_) => inspect_pem(pem).ok_or("the existing file is not a readable certificate"),
+    }
+}
+
+/// Switched between sources: what made the certificate is no longer what
+/// the playbook says (a private CA's are checked by their CA).
+fn source_changed(source: &Source, info: &CertInfo) -> Option<String> {
+    let from_private_ca = info.issuer.starts_with(crate::tls::ca::CN_PREFIX);
+    match source {
+        Source::SelfSigned { .. } if !info.self_issued => Some(format!(
+            "source changed: issued by {}, the playbook wants it self-signed",
+            info.issuer
+        )),
+        Source::Acme { .. } if info.self_issued || from_private_ca => Some(format!(
+            "source changed: {}, the playbook wants it from the ACME server",
+            if info.self_issued {
+                "self-signed".to_string()
+            } else {
+                format!("issued by {}", info.issuer)
+            }
+        )),
+        _ => None,
     }
 }

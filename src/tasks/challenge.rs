@@ -16,8 +16,6 @@ pub struct ChallengeServed {
     pub names: Vec<String>,
     /// Where the challenge answers are written.
     pub webroot: String,
-    /// nginx installed.
-    pub after: Vec<TaskId>,
 }
 
 impl Task for ChallengeServed {
@@ -27,10 +25,6 @@ impl Task for ChallengeServed {
 
     fn scope(&self) -> Scope {
         Scope::Host
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn rolls_back_on_failure(&self) -> bool {

@@ -47,7 +47,7 @@ pub fn sandbox_properties(unit: &str) -> Vec<String> {
 pub fn writable(unit: &str) -> Vec<String> {
     let mut out = vec![
         "/tmp".to_string(),
-        "/run/portico".to_string(),
+        crate::paths::RUN_DIR.to_string(),
         "/dev/null".to_string(),
     ];
     for line in sandbox_properties(unit) {

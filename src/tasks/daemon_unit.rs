@@ -4,6 +4,7 @@
 //! replace: owned by root, and neither it nor any directory above it
 //! writable by group or others. Anything else is refused, not installed.
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 
 use crate::task::{Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
@@ -11,28 +12,28 @@ use crate::tasks::file::file_changes;
 
 /// The unit as shipped in systemd/.
 pub const SHIPPED: &str = include_str!("../../systemd/portico.service");
-/// Where it is installed.
-pub const PATH: &str = "/etc/systemd/system/portico.service";
-/// Where the .deb and .rpm put the binary.
-pub const PACKAGED_EXE: &str = "/usr/bin/portico";
-/// Where the packages put the daemon's unit (Debian, EL).
-pub const PACKAGED_PATHS: [&str; 2] = [
-    "/lib/systemd/system/portico.service",
-    "/usr/lib/systemd/system/portico.service",
-];
 
 /// The packaged unit is exactly the one `apply` would write for `exe` and
 /// `webroot`: then apply uses it and writes none of its own (a custom
 /// webroot, or another binary, still gets its own in /etc).
 pub fn packaged_unit_fits(packaged: Option<&str>, exe: &Path, webroot: &str) -> bool {
-    exe == Path::new(PACKAGED_EXE)
-        && packaged.is_some_and(|text| render(PACKAGED_EXE, webroot).is_ok_and(|u| u == text))
+    exe == Path::new(paths::PACKAGED_EXE)
+        && packaged
+            .is_some_and(|text| render(paths::PACKAGED_EXE, webroot).is_ok_and(|u| u == text))
 }
 
 /// The binary path the shipped unit names.
 const SHIPPED_EXE: &str = "\"/usr/local/bin/portico\"";
 /// The writable paths the shipped unit lists; a custom webroot joins them.
 const SHIPPED_RW: &str = "ReadWritePaths=-/etc/ssl/portico -/var/lib/portico";
+
+/// The binary a root daemon would run is not root's alone.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not installing the renewal daemon's unit: {0}. Install the binary where only root can write \
+     (sudo install -o root -m 0755 portico /usr/local/bin/) and run that one"
+)]
+pub struct UnsafeDaemonBinary(pub String);
 
 /// The renewal daemon's unit, for a binary only root can replace.
 pub struct DaemonUnitTask {
@@ -50,7 +51,7 @@ pub fn render(exe: &str, webroot: &str) -> Result<String, String> {
     }
     let quoted = format!("\"{}\"", exe.replace('%', "%%").replace('$', "$$"));
     let mut unit = SHIPPED.replacen(SHIPPED_EXE, &quoted, 1);
-    if !Path::new(webroot).starts_with("/var/lib/portico") {
+    if !Path::new(webroot).starts_with(paths::STATE_DIR) {
         unit = unit.replacen(SHIPPED_RW, &format!("{SHIPPED_RW} -{webroot}"), 1);
     }
     Ok(unit)
@@ -81,7 +82,7 @@ fn binary_problem(ctx: &Ctx, exe: &Path) -> Result<Option<String>, TaskError> {
 
 impl Task for DaemonUnitTask {
     fn id(&self) -> TaskId {
-        TaskId::File(PATH.into())
+        TaskId::File(paths::DAEMON_UNIT.into())
     }
 
     fn scope(&self) -> Scope {
@@ -94,9 +95,13 @@ impl Task for DaemonUnitTask {
 
     fn owns(&self) -> Vec<crate::owned::Owned> {
         match render(&self.exe.display().to_string(), &self.webroot) {
-            Ok(unit) => vec![crate::owned::Owned::file(PATH, "daemon", unit.as_bytes())],
+            Ok(unit) => vec![crate::owned::Owned::file(
+                paths::DAEMON_UNIT,
+                "daemon",
+                unit.as_bytes(),
+            )],
             Err(_) => vec![crate::owned::Owned::thing(
-                crate::owned::Thing::file(PATH),
+                crate::owned::Thing::file(paths::DAEMON_UNIT),
                 "daemon",
             )],
         }
@@ -104,11 +109,17 @@ impl Task for DaemonUnitTask {
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if let Some(why) = binary_problem(ctx, &self.exe)? {
-            return Err(TaskError::UnsafeDaemonBinary(why));
+            return Err(TaskError::Step(Box::new(UnsafeDaemonBinary(why))));
         }
         let unit = render(&self.exe.display().to_string(), &self.webroot)
-            .map_err(TaskError::UnsafeDaemonBinary)?;
-        file_changes(ctx, Path::new(PATH), unit.as_bytes(), 0o644, 0o755)
+            .map_err(|why| TaskError::Step(Box::new(UnsafeDaemonBinary(why))))?;
+        file_changes(
+            ctx,
+            Path::new(paths::DAEMON_UNIT),
+            unit.as_bytes(),
+            0o644,
+            0o755,
+        )
     }
 }
 
@@ -119,8 +130,8 @@ mod tests {
     #[test]
     fn a_packaged_unit_is_used_only_when_it_is_what_apply_would_write() {
         let web = "/var/lib/portico/acme-challenge";
-        let packaged = render(PACKAGED_EXE, web).unwrap();
-        let exe = Path::new(PACKAGED_EXE);
+        let packaged = render(paths::PACKAGED_EXE, web).unwrap();
+        let exe = Path::new(paths::PACKAGED_EXE);
         assert!(packaged_unit_fits(Some(&packaged), exe, web));
         // Another binary, a custom webroot, an edited unit, or none.
         assert!(!packaged_unit_fits(

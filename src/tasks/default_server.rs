@@ -32,7 +32,7 @@ pub fn throwaway_paths() -> CertPaths {
 /// not installed yet (a check before the package), or under `--root`, the
 /// files say the same. Empty without nginx.
 pub fn dump(ctx: &Ctx) -> Result<String, TaskError> {
-    let main = Path::new("/etc/nginx/nginx.conf");
+    let main = Path::new(crate::paths::NGINX_CONF);
     if ctx.live_host {
         match ctx.runner.run(&Command::query(["nginx", "-T", "-q"])) {
             Ok(out) if out.success() => return Ok(out.stdout),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::owned::{Owned, Thing};
+use crate::owned::Owned;
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 
 /// A file with exact content and mode.
@@ -17,8 +17,6 @@ pub struct FileTask {
     pub dir_mode: u32,
     /// Handlers a change notifies.
     pub notify: Vec<Handler>,
-    /// What must be in place first.
-    pub after: Vec<TaskId>,
     /// The playbook object it belongs to (`site api`), for the manifest.
     pub owner: String,
 }
@@ -30,10 +28,6 @@ impl Task for FileTask {
 
     fn scope(&self) -> Scope {
         Scope::Files
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn notifies(&self) -> Vec<Handler> {
@@ -69,40 +63,37 @@ pub fn file_changes(
     let old = ctx.root.read(path)?;
     if old.as_deref() != Some(content) {
         let verb = if old.is_some() { "update" } else { "create" };
-        changes.push(Change {
-            summary: format!("{verb} {} (mode {mode:04o})", path.display()),
-            action: Action::WriteFile {
-                path: path.to_path_buf(),
-                content: content.to_vec(),
-                mode,
-            },
-            diff: Some(unified_diff(path, old.as_deref(), content)),
-            claims: Vec::new(),
-        });
+        changes.push(
+            Change::new(
+                format!("{verb} {} (mode {mode:04o})", path.display()),
+                Action::WriteFile {
+                    path: path.to_path_buf(),
+                    content: content.to_vec(),
+                    mode,
+                },
+            )
+            .with_diff(unified_diff(path, old.as_deref(), content)),
+        );
     } else if let Some(m) = meta.filter(|m| m.mode != mode) {
-        changes.push(Change {
-            summary: format!("chmod {:04o} -> {mode:04o} {}", m.mode, path.display()),
-            action: Action::SetMode {
+        changes.push(Change::new(
+            format!("chmod {:04o} -> {mode:04o} {}", m.mode, path.display()),
+            Action::SetMode {
                 path: path.to_path_buf(),
                 mode,
             },
-            diff: None,
-            claims: Vec::new(),
-        });
+        ));
     }
     // Files portico manages belong to root; only root can give them back.
     if let Some(m) = meta.filter(|m| (m.uid, m.gid) != (0, 0)) {
         if ctx.is_root {
-            changes.push(Change {
-                summary: format!("chown {}:{} -> 0:0 {}", m.uid, m.gid, path.display()),
-                action: Action::SetOwner {
+            changes.push(Change::new(
+                format!("chown {}:{} -> 0:0 {}", m.uid, m.gid, path.display()),
+                Action::SetOwner {
                     path: path.to_path_buf(),
                     uid: 0,
                     gid: 0,
                 },
-                diff: None,
-                claims: Vec::new(),
-            });
+            ));
         }
     }
     Ok(changes)
@@ -116,30 +107,26 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
         return Ok(Vec::new());
     };
     match ctx.root.meta(dir)? {
-        None => Ok(vec![Change {
-            summary: format!("create directory {} (mode {mode:04o})", dir.display()),
-            action: Action::EnsureDir {
+        None => Ok(vec![Change::new(
+            format!("create directory {} (mode {mode:04o})", dir.display()),
+            Action::EnsureDir {
                 path: dir.to_path_buf(),
                 mode,
             },
-            diff: None,
-            claims: Vec::new(),
-        }]),
+        )]),
         Some(m) if mode & 0o077 == 0 && m.is_dir && m.mode & !mode & 0o777 != 0 => {
             let tight = m.mode & mode;
-            Ok(vec![Change {
-                summary: format!(
+            Ok(vec![Change::new(
+                format!(
                     "chmod {:04o} -> {tight:04o} {} (it holds private keys)",
                     m.mode,
                     dir.display()
                 ),
-                action: Action::SetMode {
+                Action::SetMode {
                     path: dir.to_path_buf(),
                     mode: tight,
                 },
-                diff: None,
-                claims: Vec::new(),
-            }])
+            )])
         }
         Some(_) => Ok(Vec::new()),
     }
@@ -162,65 +149,4 @@ pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
         .context_radius(3)
         .header(if old.is_some() { &name } else { "/dev/null" }, &name)
         .to_string()
-}
-
-/// A symlink portico owns (`sites-enabled/x` → `sites-available/x`).
-pub struct SymlinkTask {
-    /// The link.
-    pub path: PathBuf,
-    /// Where it points.
-    pub target: PathBuf,
-    /// Handlers a change notifies.
-    pub notify: Vec<Handler>,
-    /// What must be in place first (the file it points to).
-    pub after: Vec<TaskId>,
-    /// The playbook object it belongs to, for the manifest.
-    pub owner: String,
-}
-
-impl Task for SymlinkTask {
-    fn id(&self) -> TaskId {
-        TaskId::Link(self.path.clone())
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Files
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
-    }
-
-    fn notifies(&self) -> Vec<Handler> {
-        self.notify.clone()
-    }
-
-    fn owns(&self) -> Vec<Owned> {
-        vec![Owned {
-            target: Some(self.target.clone()),
-            ..Owned::thing(
-                Thing::Link {
-                    path: self.path.clone(),
-                },
-                &self.owner,
-            )
-        }]
-    }
-
-    fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        if ctx.root.read_link(&self.path)?.as_deref() == Some(self.target.as_path()) {
-            return Ok(Vec::new());
-        }
-        let mut changes = parent_dir(ctx, &self.path, 0o755)?;
-        changes.push(Change {
-            summary: format!("link {} -> {}", self.path.display(), self.target.display()),
-            action: Action::Symlink {
-                path: self.path.clone(),
-                target: self.target.clone(),
-            },
-            diff: None,
-            claims: Vec::new(),
-        });
-        Ok(changes)
-    }
 }

@@ -3,6 +3,7 @@
 //! generation live, the switch it and the challenge step share, the
 //! candidate `nginx -t`, and the sweep of generations no longer live.
 
+use crate::paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -12,9 +13,9 @@ use crate::nginx::default_server::CatchAll;
 use crate::nginx::generation::{self, Generation};
 use crate::nginx::render::Target;
 use crate::owned::{Owned, Thing};
-use crate::paths::{NGINX_DIR, NGINX_ENTRY, NGINX_LIVE};
 use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::{file_changes, unified_diff};
+use paths::{NGINX_DIR, NGINX_ENTRY, NGINX_LIVE};
 
 /// One file of the playbook's generation, and what must be on disk for it
 /// to be part of it (a site's HTTPS server needs its certificate and key,
@@ -76,7 +77,7 @@ fn dir_for(root: &Root, gen: &Generation) -> Result<String, RootError> {
             }
         }
     }
-    Ok(format!("{base}-{}", std::process::id()))
+    Ok(format!("{base}-{}", crate::host::pid()))
 }
 
 /// The changes that make `gen` live: portico's directory and, on a live
@@ -229,7 +230,7 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
             // untested candidate is linked in is undone by the next run's
             // recovery, before anything else (see `recover`).
             if let Some(b) = &before {
-                ctx.root.symlink(Path::new(PREVIOUS), b)?;
+                ctx.root.symlink(Path::new(paths::NGINX_PREVIOUS), b)?;
             }
             let name = candidate.and_then(Path::file_name).unwrap_or_default();
             ctx.root.symlink(live, Path::new(name))?;
@@ -238,7 +239,7 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
                 Some(b) => ctx.root.symlink(live, &b)?,
                 None => ctx.root.remove(live)?,
             }
-            ctx.root.remove(Path::new(PREVIOUS))?;
+            ctx.root.remove(Path::new(paths::NGINX_PREVIOUS))?;
             out?
         }
         other => other?,
@@ -254,25 +255,21 @@ pub fn test(ctx: &Ctx, candidate: Option<&Path>) -> Result<(), TaskError> {
     Err(TaskError::NginxRejected(errors.join("\n")))
 }
 
-/// Where an in-place test names what was live before it, until it has put
-/// it back (only where a private mount namespace is refused).
-const PREVIOUS: &str = "/etc/nginx/portico/previous";
-
 /// Puts back what an in-place test killed midway left: the generation that
 /// was live before it. Run first by every recovery.
 pub fn restore_after_interrupted_test(root: &Root) -> Result<bool, RootError> {
-    let Some(before) = root.read_link(Path::new(PREVIOUS))? else {
+    let Some(before) = root.read_link(Path::new(paths::NGINX_PREVIOUS))? else {
         return Ok(false);
     };
     root.symlink(Path::new(NGINX_LIVE), &before)?;
-    root.remove(Path::new(PREVIOUS))?;
+    root.remove(Path::new(paths::NGINX_PREVIOUS))?;
     Ok(true)
 }
 
 /// Removes every generation but the live one, and whatever a killed run
 /// left half-made in portico's nginx directory.
 pub fn collect(root: &Root) -> Result<(), RootError> {
-    let keep: Vec<String> = [NGINX_LIVE, PREVIOUS]
+    let keep: Vec<String> = [NGINX_LIVE, paths::NGINX_PREVIOUS]
         .iter()
         .filter_map(|l| root.read_link(Path::new(l)).ok().flatten())
         .map(|t| t.to_string_lossy().into_owned())
@@ -294,8 +291,6 @@ pub struct GenerationTask {
     pub files: Vec<GenFile>,
     /// The catch-all servers (`None`: the playbook has no site).
     pub catch_all: Option<CatchAllSpec>,
-    /// nginx installed.
-    pub after: Vec<TaskId>,
     /// The renewal daemon's unit, when it is installed: its sandbox is
     /// checked against the files nginx opens.
     pub daemon_unit: Option<String>,
@@ -333,10 +328,6 @@ impl Task for GenerationTask {
 
     fn scope(&self) -> Scope {
         Scope::Files
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn notifies(&self) -> Vec<Handler> {
@@ -420,7 +411,7 @@ mod tests {
                 .unwrap();
         }
         // Killed between linking the candidate in and putting the old back.
-        root.symlink(Path::new(PREVIOUS), Path::new("gen-good"))
+        root.symlink(Path::new(paths::NGINX_PREVIOUS), Path::new("gen-good"))
             .unwrap();
         root.symlink(Path::new(NGINX_LIVE), Path::new("gen-untested"))
             .unwrap();
@@ -435,7 +426,7 @@ mod tests {
             root.read_link(Path::new(NGINX_LIVE)).unwrap().unwrap(),
             Path::new("gen-good")
         );
-        assert!(!root.exists(Path::new(PREVIOUS)));
+        assert!(!root.exists(Path::new(paths::NGINX_PREVIOUS)));
         assert!(!restore_after_interrupted_test(&root).unwrap());
     }
 }

@@ -7,8 +7,6 @@ use crate::task::{Change, Ctx, Scope, Task, TaskError, TaskId};
 
 /// `nginx -t`; rolls the run's files back when it fails.
 pub struct NginxTest {
-    /// nginx installed.
-    pub after: Vec<TaskId>,
     /// Every task that writes what nginx reads (files, links, certificates).
     pub reads: Vec<TaskId>,
 }
@@ -20,10 +18,6 @@ impl Task for NginxTest {
 
     fn scope(&self) -> Scope {
         Scope::Host
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn rolls_back_on_failure(&self) -> bool {

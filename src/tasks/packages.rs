@@ -46,12 +46,7 @@ fn apt(args: &[&str]) -> Command {
 }
 
 fn change(summary: String, cmd: Command) -> Change {
-    Change {
-        summary,
-        action: Action::Run(cmd),
-        diff: None,
-        claims: Vec::new(),
-    }
+    Change::new(summary, Action::Run(cmd))
 }
 
 impl PackagesTask {
@@ -76,7 +71,7 @@ impl PackagesTask {
         ctx: &Ctx,
         missing: &[String],
     ) -> Result<Option<String>, TaskError> {
-        let lists = Path::new("/var/lib/apt/lists");
+        let lists = Path::new(crate::paths::APT_LISTS);
         let mut newest = None;
         for name in ctx.root.list_dir(lists)? {
             if name.ends_with("_Packages") {

@@ -11,7 +11,7 @@ use crate::facts::Family;
 use crate::host::systemd::ServiceOp;
 use crate::manifest::Entry;
 use crate::owned::{sha256_hex, Disposal, Thing};
-use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
+use crate::task::{Action, After, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::unified_diff;
 use crate::tasks::firewall::{self, Backend};
 
@@ -27,8 +27,6 @@ pub struct PruneTask {
     pub going: Vec<PathBuf>,
     /// The distro family (where iptables rules are saved).
     pub family: Family,
-    /// What must run first (a unit is stopped before its file goes).
-    pub after: Vec<TaskId>,
     /// Why it goes, for the report.
     pub reason: &'static str,
 }
@@ -249,13 +247,12 @@ impl Task for PruneTask {
         }
     }
 
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
-    }
-
     fn notifies(&self) -> Vec<Handler> {
         match self.entry.thing.path() {
-            Some(p) if p.starts_with("/etc/nginx") || p.starts_with("/etc/ssl/portico") => {
+            Some(p)
+                if p.starts_with(crate::paths::NGINX_CONF_DIR)
+                    || p.starts_with(crate::paths::CERT_DIR) =>
+            {
                 vec![Handler::ReloadNginx]
             }
             _ => Vec::new(),
@@ -288,7 +285,7 @@ pub type Tasks = Vec<Box<dyn Task>>;
 /// live one may still use it: a certificate, a generation directory).
 fn before_gate(thing: &Thing) -> bool {
     matches!(thing, Thing::File { path } | Thing::Link { path }
-        if path.starts_with("/etc/nginx") && !path.starts_with(crate::paths::NGINX_DIR))
+        if path.starts_with(crate::paths::NGINX_CONF_DIR) && !path.starts_with(crate::paths::NGINX_DIR))
 }
 
 /// Among nginx's own files, the order that keeps every step a
@@ -354,9 +351,11 @@ pub fn tasks(
         let mut after = Vec::new();
         match &entry.thing {
             // A unit's file goes only once the unit is stopped and disabled.
-            Thing::File { path } if path.starts_with("/etc/systemd") => after.extend(units.clone()),
+            Thing::File { path } if path.starts_with(crate::paths::SYSTEMD_UNIT_DIR) => {
+                after.extend(units.clone())
+            }
             // A file another one includes goes only once the include has.
-            Thing::File { path } if path.starts_with("/etc/nftables.d") => {
+            Thing::File { path } if path.starts_with(crate::paths::NFTABLES_D) => {
                 after.extend(lines.clone())
             }
             _ => {}
@@ -365,15 +364,17 @@ pub fn tasks(
         if !first {
             after.push(gate.clone());
         }
-        let task = Box::new(PruneTask {
-            entry,
-            archive: archive.to_path_buf(),
-            purge,
-            going: going.clone(),
-            family,
+        let task = After::new(
+            PruneTask {
+                entry,
+                archive: archive.to_path_buf(),
+                purge,
+                going: going.clone(),
+                family,
+                reason,
+            },
             after,
-            reason,
-        }) as Box<dyn Task>;
+        ) as Box<dyn Task>;
         if first {
             before.push(task);
         } else {
@@ -388,8 +389,6 @@ pub fn tasks(
 pub struct PurgeTask {
     /// The directories.
     pub dirs: Vec<PathBuf>,
-    /// The `nginx -t` gate.
-    pub after: Vec<TaskId>,
 }
 
 impl Task for PurgeTask {
@@ -399,7 +398,7 @@ impl Task for PurgeTask {
 
     /// What stays in /etc/portico: files portico did not write.
     fn notes(&self, ctx: &Ctx) -> Vec<String> {
-        let dir = Path::new("/etc/portico");
+        let dir = Path::new(crate::paths::CONFIG_DIR);
         let left = ctx.root.list_dir(dir).unwrap_or_default();
         if left.is_empty() {
             return Vec::new();
@@ -413,10 +412,6 @@ impl Task for PurgeTask {
 
     fn scope(&self) -> Scope {
         Scope::Files
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {

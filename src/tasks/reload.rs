@@ -9,6 +9,7 @@
 //! [`ReloadOutcome`] is how every caller (a run's handler, `portico service
 //! reload`, `portico ca revoke`) says what came of it.
 
+use crate::paths;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,7 +18,16 @@ use crate::host::Command;
 use crate::report::TaskReport;
 use crate::task::{Ctx, Handler, TaskError};
 
-const PID_FILE: &str = "/run/nginx.pid";
+/// A reload nginx's master did not act on.
+#[derive(Debug, thiserror::Error)]
+#[error("nginx (master {master}) started no new workers within {secs} s of the reload; see /var/log/nginx/error.log")]
+pub struct NoNewWorkers {
+    /// The master's pid.
+    pub master: u32,
+    /// How long portico waited.
+    pub secs: u64,
+}
+
 const NEW_WORKERS_TIMEOUT: Duration = Duration::from_secs(10);
 const OLD_WORKERS_GRACE: Duration = Duration::from_secs(2);
 /// /proc is cheap to read: a short poll is a short reload.
@@ -26,7 +36,7 @@ const POLL: Duration = Duration::from_millis(2);
 /// The nginx master's pid, from nginx's own pid file.
 fn master_pid(ctx: &Ctx) -> Option<u32> {
     ctx.root
-        .read_to_string(Path::new(PID_FILE))
+        .read_to_string(Path::new(paths::NGINX_PID))
         .ok()
         .flatten()?
         .trim()
@@ -82,10 +92,10 @@ pub fn reload_nginx(ctx: &Ctx) -> Result<bool, TaskError> {
     let deadline = ctx.clock.monotonic() + NEW_WORKERS_TIMEOUT;
     while !has_worker_since(ctx, master, since) {
         if ctx.clock.monotonic() >= deadline {
-            return Err(TaskError::NoNewWorkers {
+            return Err(TaskError::Step(Box::new(NoNewWorkers {
                 master,
                 secs: NEW_WORKERS_TIMEOUT.as_secs(),
-            });
+            })));
         }
         ctx.clock.sleep(POLL);
     }

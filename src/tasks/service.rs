@@ -10,8 +10,6 @@ pub struct ServiceTask {
     pub unit: String,
     /// False where systemd is not running: there is no boot to enable for.
     pub enable: bool,
-    /// What must be in place before it starts.
-    pub after: Vec<TaskId>,
     /// The playbook object it belongs to when it is portico's own unit
     /// (the renewal daemon); `None` for a unit portico only starts (nginx).
     pub owner: Option<String>,
@@ -24,10 +22,6 @@ impl Task for ServiceTask {
 
     fn scope(&self) -> Scope {
         Scope::Host
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -55,14 +49,14 @@ impl Task for ServiceTask {
         }
         Ok(ops
             .into_iter()
-            .map(|op| Change {
-                summary: format!("{} {}", op.name(), self.unit),
-                action: Action::Service {
-                    op,
-                    unit: self.unit.clone(),
-                },
-                diff: None,
-                claims: Vec::new(),
+            .map(|op| {
+                Change::new(
+                    format!("{} {}", op.name(), self.unit),
+                    Action::Service {
+                        op,
+                        unit: self.unit.clone(),
+                    },
+                )
             })
             .collect())
     }

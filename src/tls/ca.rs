@@ -6,6 +6,7 @@
 //! `ca.key` (0600), `ca.crt`, `crl.pem`, `index.json` (what was issued and
 //! revoked), `issued/SERIAL.crt`.
 
+use crate::paths;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -121,9 +122,6 @@ pub struct IssuedFiles {
     pub p12_password_file: PathBuf,
 }
 
-/// The root of every CA portico manages.
-pub const CA_BASE: &str = "/var/lib/portico/ca";
-
 /// How the issuer of a certificate from one of portico's CAs begins, as
 /// x509 prints it (the CA's common name is `portico CA NAME`).
 pub const CN_PREFIX: &str = "CN=portico CA ";
@@ -131,7 +129,7 @@ pub const CN_PREFIX: &str = "CN=portico CA ";
 /// Where a CA named `name` keeps its certificate (nginx's
 /// `ssl_client_certificate`) and its CRL (`ssl_crl`).
 pub fn ca_files(name: &str) -> (PathBuf, PathBuf) {
-    let dir = Path::new(CA_BASE).join(name);
+    let dir = Path::new(paths::CA_DIR).join(name);
     (dir.join("ca.crt"), dir.join("crl.pem"))
 }
 
@@ -173,6 +171,11 @@ pub fn normalize_serial(s: &str) -> String {
 }
 
 impl<'a> Ca<'a> {
+    /// The CA's name, as the playbook and the command line give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The CA `name` under `root`, now being `now` (Unix seconds).
     pub fn new(root: &'a Root, name: &str, now: i64) -> Self {
         Ca {
@@ -184,7 +187,7 @@ impl<'a> Ca<'a> {
 
     /// The directory its files are in.
     pub fn dir(&self) -> PathBuf {
-        Path::new(CA_BASE).join(&self.name)
+        Path::new(paths::CA_DIR).join(&self.name)
     }
 
     /// Path of the CA certificate (nginx's `ssl_client_certificate`).
@@ -223,7 +226,7 @@ impl<'a> Ca<'a> {
         if self.exists() {
             return Ok(false);
         }
-        self.root.create_dir_all(Path::new(CA_BASE), 0o700)?;
+        self.root.create_dir_all(Path::new(paths::CA_DIR), 0o700)?;
         self.root.create_dir_all(&self.dir(), 0o700)?;
         for (path, bytes, mode) in self.new_files(days)? {
             self.root.write_atomic(&path, &bytes, mode)?;

@@ -17,9 +17,6 @@ pub fn rfc7919_pem(group: DhGroup) -> &'static str {
     }
 }
 
-/// Where portico writes the dhparam file nginx's `ssl_dhparam` reads.
-pub const PATH: &str = "/etc/nginx/portico-dhparam.pem";
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,15 +66,13 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
     }
     if task.enable {
         for op in [ServiceOp::Enable, ServiceOp::Start] {
-            changes.push(Change {
-                summary: format!("{} firewalld.service (SSH allowed first)", op.name()),
-                action: Action::Service {
+            changes.push(Change::new(
+                format!("{} firewalld.service (SSH allowed first)", op.name()),
+                Action::Service {
                     op,
                     unit: "firewalld.service".into(),
                 },
-                diff: None,
-                claims: Vec::new(),
-            });
+            ));
         }
     }
     Ok(changes)

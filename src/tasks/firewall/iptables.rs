@@ -50,10 +50,10 @@ impl Ip {
 /// The file the distro's boot service restores a family's rules from.
 pub fn rules_file(family: Family, ip: Ip) -> &'static str {
     match (family, ip) {
-        (Family::Rhel, Ip::V4) => "/etc/sysconfig/iptables",
-        (Family::Rhel, Ip::V6) => "/etc/sysconfig/ip6tables",
-        (_, Ip::V4) => "/etc/iptables/rules.v4",
-        (_, Ip::V6) => "/etc/iptables/rules.v6",
+        (Family::Rhel, Ip::V4) => crate::paths::IPTABLES_RULES_EL_V4,
+        (Family::Rhel, Ip::V6) => crate::paths::IPTABLES_RULES_EL_V6,
+        (_, Ip::V4) => crate::paths::IPTABLES_RULES_DEBIAN_V4,
+        (_, Ip::V6) => crate::paths::IPTABLES_RULES_DEBIAN_V6,
     }
 }
 
@@ -93,12 +93,13 @@ fn family_changes(task: &FirewallTask, ctx: &Ctx, ip: Ip) -> Result<Vec<Change>,
             missing.insert(*p);
             let mut insert: Vec<String> = vec![tool.into(), "-I".into(), "INPUT".into()];
             insert.extend(rule(*p));
-            changes.push(Change {
-                summary: format!("{tool}: accept tcp port {p}"),
-                action: Action::Run(Command::mutation(insert)),
-                diff: None,
-                claims: vec![port_thing(Backend::Iptables, *p)],
-            });
+            changes.push(
+                Change::new(
+                    format!("{tool}: accept tcp port {p}"),
+                    Action::Run(Command::mutation(insert)),
+                )
+                .claiming(vec![port_thing(Backend::Iptables, *p)]),
+            );
         }
     }
     // Saved when the file has every rule (as the save tool writes it).
@@ -109,16 +110,14 @@ fn family_changes(task: &FirewallTask, ctx: &Ctx, ip: Ip) -> Result<Vec<Change>,
         saved.lines().any(|l| l.trim() == line)
     });
     if !missing.is_empty() || !persisted {
-        changes.push(Change {
-            summary: format!("save the {tool} rules to {}", file.display()),
-            action: Action::Capture {
+        changes.push(Change::new(
+            format!("save the {tool} rules to {}", file.display()),
+            Action::Capture {
                 cmd: Command::query([ip.save()]),
                 path: file,
                 mode: 0o600,
             },
-            diff: None,
-            claims: Vec::new(),
-        });
+        ));
     }
     Ok(changes)
 }
@@ -145,18 +144,13 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
     super::claim_only_where_missing_everywhere(&mut changes, families.len());
     if task.persist && ctx.facts.systemd {
         for unit in units_to_enable(task, ctx)? {
-            changes.push(Change {
-                summary: format!(
+            changes.push(Change::new(format!(
                     "enable {unit}, which restores the saved rules at boot (ports {} stay open after a reboot)",
                     port_list(&task.ports)
-                ),
-                action: Action::Service {
+                ), Action::Service {
                     op: ServiceOp::Enable,
                     unit: unit.to_string(),
-                },
-                diff: None,
-                claims: Vec::new(),
-            });
+                }));
         }
     }
     Ok(changes)

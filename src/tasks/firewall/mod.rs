@@ -70,9 +70,6 @@ pub struct FirewallTask {
     /// Make what is opened survive a reboot (iptables, nftables); ufw and
     /// firewalld keep their own rules.
     pub persist: bool,
-    /// Tasks that must have run first (the persistence package, the
-    /// nftables boot file and its check).
-    pub after: Vec<TaskId>,
 }
 
 /// The manifest's name for the rule opening `port`.
@@ -130,12 +127,10 @@ fn claim_only_where_missing_everywhere(changes: &mut [Change], places: usize) {
 }
 
 fn mutation(argv: &[&str], summary: String) -> Change {
-    Change {
+    Change::new(
         summary,
-        action: Action::Run(Command::mutation(argv.iter().copied())),
-        diff: None,
-        claims: Vec::new(),
-    }
+        Action::Run(Command::mutation(argv.iter().copied())),
+    )
 }
 
 fn query(ctx: &Ctx, argv: &[&str]) -> Result<Output, TaskError> {
@@ -157,7 +152,7 @@ fn ssh_ports(ctx: &Ctx) -> Vec<Port> {
         .map(|o| o.stdout);
     let config = ctx
         .root
-        .read_to_string(Path::new("/etc/ssh/sshd_config"))
+        .read_to_string(Path::new(crate::paths::SSHD_CONFIG))
         .ok()
         .flatten();
     firewall::ssh_ports(sshd_t.as_deref(), config.as_deref())
@@ -199,10 +194,6 @@ impl Task for FirewallTask {
 
     fn scope(&self) -> Scope {
         Scope::Host
-    }
-
-    fn after(&self) -> Vec<TaskId> {
-        self.after.clone()
     }
 
     /// The rules for the playbook's ports; the manifest records only the

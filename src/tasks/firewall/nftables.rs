@@ -12,6 +12,7 @@
 //! a boot configuration nft rejects is rolled back, since it would leave the
 //! host without its firewall after the next reboot.
 
+use crate::paths;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -24,32 +25,66 @@ use crate::host::Command;
 use crate::task::{Action, Change, Ctx, Scope, Task, TaskError, TaskId};
 use crate::tasks::file::file_changes;
 
-/// The file portico owns.
-pub const BOOT_FILE: &str = "/etc/nftables.d/portico.nft";
-/// The distro's boot configuration, loaded by `nftables.service`.
-pub const CONF: &str = "/etc/nftables.conf";
 const UNIT: &str = "nftables.service";
-/// The line portico adds to [`CONF`], and the comment above it.
+/// The line portico adds to [`paths::NFTABLES_CONF`], and the comment above it.
 pub const INCLUDE_LINE: &str = "include \"/etc/nftables.d/portico.nft\"";
 /// The comment portico puts above [`INCLUDE_LINE`].
 pub const INCLUDE_COMMENT: &str = "# Added by portico: the ports it opens (see that file).";
+
+/// What the nftables backend refuses, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nft -c` said no to the boot configuration; its own lines.
+    #[error("nft rejects {conf} as it would be loaded at boot, so nothing was changed:\n{errors}")]
+    Rejected {
+        /// `/etc/nftables.conf`.
+        conf: &'static str,
+        /// What nft said.
+        errors: String,
+    },
+    /// nft's JSON was not understood.
+    #[error("`nft --json list ruleset`: {0}")]
+    Json(String),
+    /// A chain or table name portico cannot write back safely.
+    #[error("nftables chain {chain}: the name {name:?} cannot be written safely; open the ports yourself")]
+    Name {
+        /// `family table chain`.
+        chain: String,
+        /// The offending name.
+        name: String,
+    },
+    /// The live ruleset does not come from nftables.service.
+    #[error(
+        "the running nftables ruleset was not loaded by nftables.service, and portico makes its rules \
+         last through /etc/nftables.conf: load your ruleset from there (systemctl enable --now nftables), \
+         or set [firewall] persist = false"
+    )]
+    NotFromService,
+}
+
+impl NftError {
+    fn into_task(self) -> TaskError {
+        TaskError::Step(Box::new(self))
+    }
+}
 
 /// The guarded input chains, from nft itself.
 fn ruleset(ctx: &Ctx) -> Result<Vec<GuardedChain>, TaskError> {
     let out = ctx
         .runner
         .run_ok(&Command::query(["nft", "--json", "list", "ruleset"]))?;
-    let r = nftables::parse(&out.stdout).map_err(TaskError::NftJson)?;
+    let r = nftables::parse(&out.stdout).map_err(|e| NftError::Json(e).into_task())?;
     for c in &r.guarded {
         for name in [&c.table, &c.name] {
             if !name
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
             {
-                return Err(TaskError::NftName {
+                return Err(NftError::Name {
                     chain: c.spec(),
                     name: name.clone(),
-                });
+                }
+                .into_task());
             }
         }
     }
@@ -218,16 +253,16 @@ pub struct NftBootTask {
 
 impl Task for NftBootTask {
     fn id(&self) -> TaskId {
-        TaskId::File(BOOT_FILE.into())
+        TaskId::File(paths::NFTABLES_BOOT_FILE.into())
     }
 
     fn owns(&self) -> Vec<crate::owned::Owned> {
         use crate::owned::{Owned, Thing};
         vec![
-            Owned::thing(Thing::file(BOOT_FILE), "firewall"),
+            Owned::thing(Thing::file(paths::NFTABLES_BOOT_FILE), "firewall"),
             Owned::thing(
                 Thing::Line {
-                    path: CONF.into(),
+                    path: paths::NFTABLES_CONF.into(),
                     line: INCLUDE_LINE.into(),
                 },
                 "firewall",
@@ -241,28 +276,37 @@ impl Task for NftBootTask {
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         if !ctx.systemd.state(UNIT)?.is_active() {
-            return Err(TaskError::NftNotFromService);
+            return Err(NftError::NotFromService.into_task());
         }
         let chains = ruleset(ctx)?;
         let mut changes = file_changes(
             ctx,
-            Path::new(BOOT_FILE),
+            Path::new(paths::NFTABLES_BOOT_FILE),
             boot_file(&chains, &self.ports).as_bytes(),
             0o644,
             0o755,
         )?;
         let conf = ctx
             .root
-            .read_to_string(Path::new(CONF))?
+            .read_to_string(Path::new(paths::NFTABLES_CONF))?
             .unwrap_or_default();
-        if !includes(&conf, BOOT_FILE) {
-            let mode = ctx.root.meta(Path::new(CONF))?.map_or(0o755, |m| m.mode);
+        if !includes(&conf, paths::NFTABLES_BOOT_FILE) {
+            let mode = ctx
+                .root
+                .meta(Path::new(paths::NFTABLES_CONF))?
+                .map_or(0o755, |m| m.mode);
             let mut new = conf.clone();
             if !new.is_empty() && !new.ends_with('\n') {
                 new.push('\n');
             }
             new.push_str(&format!("{INCLUDE_COMMENT}\n{INCLUDE_LINE}\n"));
-            let mut add = file_changes(ctx, Path::new(CONF), new.as_bytes(), mode, 0o755)?;
+            let mut add = file_changes(
+                ctx,
+                Path::new(paths::NFTABLES_CONF),
+                new.as_bytes(),
+                mode,
+                0o755,
+            )?;
             if let Some(first) = add.first_mut() {
                 first.summary = format!("{} [one include line added]", first.summary);
             }
@@ -270,22 +314,23 @@ impl Task for NftBootTask {
             // operator wrote, or a glob include, stays theirs).
             for c in &mut add {
                 c.claims = vec![crate::owned::Thing::Line {
-                    path: CONF.into(),
+                    path: paths::NFTABLES_CONF.into(),
                     line: INCLUDE_LINE.into(),
                 }];
             }
             changes.extend(add);
         }
         if !ctx.systemd.state(UNIT)?.is_enabled() {
-            changes.push(Change {
-                summary: format!("enable {UNIT}, which loads {CONF} at boot"),
-                action: Action::Service {
+            changes.push(Change::new(
+                format!(
+                    "enable {UNIT}, which loads {} at boot",
+                    paths::NFTABLES_CONF
+                ),
+                Action::Service {
                     op: ServiceOp::Enable,
                     unit: UNIT.into(),
                 },
-                diff: None,
-                claims: Vec::new(),
-            });
+            ));
         }
         Ok(changes)
     }
@@ -320,14 +365,17 @@ impl Task for NftCheckTask {
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let out = ctx.runner.run(&Command::query(["nft", "-c", "-f", CONF]))?;
+        let out = ctx
+            .runner
+            .run(&Command::query(["nft", "-c", "-f", paths::NFTABLES_CONF]))?;
         if out.success() {
             return Ok(Vec::new());
         }
-        Err(TaskError::NftRejected {
-            conf: CONF,
+        Err(NftError::Rejected {
+            conf: paths::NFTABLES_CONF,
             errors: out.stderr.trim_end().to_string(),
-        })
+        }
+        .into_task())
     }
 }
 
@@ -364,16 +412,19 @@ mod tests {
     fn includes_are_found_literally_or_by_glob() {
         assert!(includes(
             "include \"/etc/nftables.d/portico.nft\"\n",
-            BOOT_FILE
+            paths::NFTABLES_BOOT_FILE
         ));
         assert!(includes(
             "  include \"/etc/nftables.d/*.nft\";\n",
-            BOOT_FILE
+            paths::NFTABLES_BOOT_FILE
         ));
         assert!(!includes(
             "# include \"/etc/nftables.d/portico.nft\"\n",
-            BOOT_FILE
+            paths::NFTABLES_BOOT_FILE
         ));
-        assert!(!includes("include \"/etc/other/*.nft\"\n", BOOT_FILE));
+        assert!(!includes(
+            "include \"/etc/other/*.nft\"\n",
+            paths::NFTABLES_BOOT_FILE
+        ));
     }
 }

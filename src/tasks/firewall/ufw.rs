@@ -8,6 +8,22 @@ use crate::facts::ufw::{Ufw, Verdict};
 use crate::facts::FirewallBackend;
 use crate::task::{Change, Ctx, TaskError};
 
+/// ufw turns a wanted port away by a rule that comes before any allow.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "ufw turns TCP port {port} away by an earlier rule of its own (`{rule}` in \
+     /etc/ufw/user.rules or user6.rules), and `ufw allow` would add a rule after it that \
+     never matches: {what}"
+)]
+pub(super) struct UfwDenies {
+    /// The port.
+    pub(super) port: u16,
+    /// The rule, as ufw shows it.
+    pub(super) rule: String,
+    /// What it means here and what to do.
+    pub(super) what: &'static str,
+}
+
 /// The `ufw allow` rules still missing, and enabling ufw when asked to.
 /// A port ufw denies by an earlier rule is the operator's decision: it is
 /// reported, never papered over (and ufw is never enabled with SSH denied).
@@ -32,7 +48,7 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
         match ufw.verdict(p) {
             Verdict::Open => continue,
             Verdict::Denied(rule) => {
-                return Err(TaskError::UfwDenies {
+                return Err(TaskError::Step(Box::new(UfwDenies {
                     port: p,
                     rule,
                     what: if ssh.contains(&p) {
@@ -41,7 +57,7 @@ pub(super) fn check(task: &FirewallTask, ctx: &Ctx) -> Result<Vec<Change>, TaskE
                     } else {
                         "remove that rule (`ufw delete ...`) or take the port out of [firewall] ports"
                     },
-                });
+                })));
             }
             Verdict::NoRule => {}
         }
