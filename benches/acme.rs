@@ -2,14 +2,11 @@
 //! the same run, inside one booted machine: `sudo cargo bench --bench acme`.
 //! Times are measured inside the machine (date +%s%N around the command).
 
-#[path = "../tests/machine/mod.rs"]
-mod machine;
-#[path = "support/mod.rs"]
-mod support;
+use support::machine;
 
 use machine::pebble::pebble_machine;
 
-use support::{breakdown, ms, rss, stats};
+use support::bench::{breakdown, ms, rss, stats};
 
 const RUNS: usize = 10;
 

@@ -3,14 +3,10 @@
 //! in the same run: `nginx -t` (what a careful operator runs anyway) and one
 //! `ufw status` (one start of ufw's Python, what each ufw question used to cost).
 
-#[path = "../tests/machine/mod.rs"]
-mod machine;
-#[path = "support/mod.rs"]
-#[allow(dead_code)] // rss: the ACME bench's
-mod support;
+use support::machine;
 
 use machine::Machine;
-use support::{breakdown, ms, stats};
+use support::bench::{breakdown, ms, stats};
 
 const RUNS: usize = 20;
 

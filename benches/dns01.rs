@@ -4,16 +4,12 @@
 //! `sudo cargo bench --bench dns01`. Each client updates BIND with the
 //! same TSIG key and waits for the records its own way.
 
-#[path = "../tests/machine/mod.rs"]
-mod machine;
-#[path = "support/mod.rs"]
-#[allow(dead_code)] // rss is for the other benches
-mod support;
+use support::machine;
 
 use machine::bind::{start_bind, DNS_RFC2136};
 use machine::pebble::pebble_machine;
 
-use support::{breakdown, ms, stats};
+use support::bench::{breakdown, ms, stats};
 
 const RUNS: usize = 5;
 

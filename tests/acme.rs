@@ -1,11 +1,12 @@
 //! ACME end to end on a booted machine: a real pebble (with
 //! pebble-challtestsrv answering DNS with 127.0.0.1), real nginx, HTTP-01
 //! through the webroot, all inside the machine's own network namespace.
+#![cfg(feature = "system")]
 
-mod machine;
-#[path = "support/report.rs"]
-mod report_json;
 use report_json::task;
+use support::https::Request;
+use support::machine;
+use support::report as report_json;
 
 use machine::pebble::{pebble_machine, reconfigure_pebble, run_pebble, use_pebble_with_ari};
 use machine::Machine;
@@ -78,25 +79,14 @@ fn a_fresh_machine_gets_a_san_certificate_from_pebble_in_one_apply() {
     // The chain nginx serves verifies against pebble's root from its management API.
     m.ok(&["sh", "-c", "curl -s --cacert /etc/pebble/ca.pem https://127.0.0.1:15000/roots/0 > /root/pebble-root.pem"]);
     for name in ["app.test", "www.app.test"] {
-        let out = m.run(&[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-            "/root/pebble-root.pem",
-            &format!("https://{name}/"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{name}: TLS verification against pebble's root failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let answer =
+            m.https(&Request::get(&format!("https://{name}/")).cacert("/root/pebble-root.pem"));
+        assert_eq!(
+            answer.exit, 0,
+            "{name}: TLS verification against pebble's root failed: {answer:?}"
         );
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "502",
+            answer.status, 502,
             "{name}: nginx answers (no backend on :3000 here)"
         );
     }

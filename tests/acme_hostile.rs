@@ -4,10 +4,8 @@
 //! the real binary (`portico renew --force --root TREE`) against a stub
 //! server that answers with crafted tokens (tests/support/acme_stub.rs).
 
-#[path = "support/acme_stub.rs"]
-mod acme_stub;
-#[path = "support/report.rs"]
-mod report_json;
+use support::acme_stub;
+use support::report as report_json;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +18,7 @@ const CHALLENGES: &str = "var/lib/portico/acme-challenge/.well-known/acme-challe
 /// A copy of the Debian tree, the stub's CA and a playbook pointing at it.
 fn tree(stub: &Stub) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/debian12");
+    let src = support::fixtures::repo("tests/fixtures/trees/debian12");
     let ok = Command::new("cp")
         .arg("-a")
         .arg(format!("{}/.", src.display()))
@@ -77,7 +75,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn renew(dir: &Path, playbook: &Path) -> (Option<i32>, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+    let out = Command::new(support::bin::exe())
         .args(["renew", "--force", "--json", "--root"])
         .arg(dir)
         .arg(playbook)

@@ -11,8 +11,10 @@
 //! (tests/ansible/connection_plugins/nspawn_machine.py, test-only). Python,
 //! which Ansible needs on a managed host, comes from the machine's offline
 //! apt repository.
+#![cfg(feature = "system")]
 
-mod machine;
+use support::https::Request;
+use support::machine;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,9 +31,7 @@ const SITE: &str = "\
     - role: portico.edge.portico
 ";
 
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
+use support::fixtures::repo;
 
 /// The pinned ansible-playbook; never skipped for want of it.
 fn ansible_playbook() -> PathBuf {
@@ -100,7 +100,7 @@ impl Run {
 /// the binary this test build made) and the extra arguments.
 fn play(dir: &Path, playbook: &str, args: &[&str]) -> Run {
     let vars = serde_json::json!({
-        "portico_binary": env!("CARGO_BIN_EXE_portico"),
+        "portico_binary": support::bin::exe(),
         "portico_playbook": playbook,
     });
     std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
@@ -208,18 +208,13 @@ fn ansible_checks_applies_converges_and_reports_portico_errors() {
     assert_eq!(installed.trim_end(), playbook.trim_end());
     // Served: 502 is nginx answering over TLS with no backend on :8080.
     assert_eq!(
-        m.ok(&[
-            "curl",
-            "-ksS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--resolve",
-            "app.internal:443:127.0.0.1",
-            "https://app.internal/",
-        ]),
-        "502"
+        m.https(&Request::get("https://app.internal/").insecure().resolve(
+            "app.internal",
+            443,
+            "127.0.0.1"
+        ))
+        .status,
+        502
     );
 
     // The second run has nothing left to do.

@@ -1,10 +1,11 @@
 //! End to end on a freshly booted Debian machine (systemd PID 1, D-Bus, real
 //! apt, ufw, firewalld, iptables) — see tests/machine/mod.rs.
+#![cfg(feature = "system")]
 
-mod machine;
-#[path = "support/report.rs"]
-mod report_json;
 use report_json::task;
+use support::https::Request;
+use support::machine;
+use support::report as report_json;
 
 use machine::Machine;
 use serde_json::Value;
@@ -69,27 +70,14 @@ fn assert_nginx_serving(m: &Machine) {
         m.ok(&["systemctl", "is-enabled", "nginx"]).trim(),
         "enabled"
     );
-    let redirect = m.ok(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{redirect_url}",
-        "http://localhost/x",
-    ]);
-    assert_eq!(redirect, "301 https://localhost/x");
+    let redirect = m.https(&Request::get("http://localhost/x"));
+    assert_eq!(
+        (redirect.status, redirect.redirect.as_str()),
+        (301, "https://localhost/x")
+    );
     // No backend on :3000 here: nginx answers 502 over TLS with portico's certificate.
-    let https = m.ok(&[
-        "curl",
-        "-sk",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "https://localhost/",
-    ]);
-    assert_eq!(https, "502");
+    let https = m.https(&Request::get("https://localhost/").insecure());
+    assert_eq!(https.status, 502, "{https:?}");
 }
 
 fn assert_idempotent(m: &Machine, file: &str) {
@@ -245,16 +233,8 @@ fn service_commands_drive_systemd_over_dbus() {
         "{err}"
     );
     assert_eq!(main_pid(&m), master);
-    let code = m.ok(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "http://localhost/",
-    ]);
-    assert_eq!(code, "301", "nginx stopped serving after a refused reload");
+    let code = m.https(&Request::get("http://localhost/")).status;
+    assert_eq!(code, 301, "nginx stopped serving after a refused reload");
 }
 
 /// Small backends and an oauth2-proxy stand-in, served by the machine's own
@@ -342,19 +322,17 @@ require_client_cert = true
 
 /// curl inside the machine: (status, body or redirect).
 fn curl(m: &Machine, args: &[&str]) -> (String, String) {
-    let mut argv = vec!["curl", "-s", "-k", "-w", "\n%{http_code} %{redirect_url}"];
-    argv.extend_from_slice(args);
-    let out = m.ok(&argv);
-    let (body, tail) = out.rsplit_once('\n').unwrap();
-    let (code, redirect) = tail.split_once(' ').unwrap();
-    (
-        code.to_string(),
-        if redirect.is_empty() {
-            body.to_string()
-        } else {
-            redirect.to_string()
-        },
-    )
+    let (url, extra) = args.split_last().expect("a URL");
+    let request = extra
+        .iter()
+        .fold(Request::get(url).insecure(), |r, a| r.arg(a));
+    let a = m.https(&request);
+    let shown = if a.redirect.is_empty() {
+        a.body
+    } else {
+        a.redirect
+    };
+    (a.status.to_string(), shown)
 }
 
 /// Names of the sites resolve to the machine itself.

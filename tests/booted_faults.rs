@@ -4,9 +4,10 @@
 //! the switch to it, the manifest saved), the machine is rebooted, and
 //! nginx must come up serving every site. Needs `--features failpoints`.
 
-#![cfg(feature = "failpoints")]
+#![cfg(all(feature = "failpoints", feature = "system"))]
 
-mod machine;
+use support::https::Request;
+use support::machine;
 
 use machine::Machine;
 
@@ -25,20 +26,10 @@ fn playbook(sites: &[(&str, u16)]) -> String {
 /// The status a site answers with over HTTPS (502: nginx serves it, its
 /// backend is not running; 000: nothing).
 fn https_status(m: &Machine, name: &str) -> String {
-    let out = m.run(&[
-        "curl",
-        "-sk",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "5",
-        "--resolve",
-        &format!("{name}:443:127.0.0.1"),
-        &format!("https://{name}/"),
-    ]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let request = Request::get(&format!("https://{name}/"))
+        .insecure()
+        .resolve(name, 443, "127.0.0.1");
+    format!("{:03}", m.https(&request).status)
 }
 
 #[test]

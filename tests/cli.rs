@@ -1,42 +1,25 @@
 //! Drives the built `portico` binary the way users and image builders do.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[path = "support/report.rs"]
-mod report_json;
-#[path = "support/served.rs"]
-mod served;
 use report_json::task;
+use support::report as report_json;
+use support::served;
 
-fn portico(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(args)
-        .output()
-        .expect("run portico")
-}
+use support::bin::portico;
 
 /// `portico ARGS` with `input` on its standard input.
 fn portico_fed(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run portico");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    support::bin::Portico::new(args)
+        .stdin(input.as_bytes())
+        .run()
 }
 
 fn tree(name: &str) -> String {
-    manifest(&format!("tests/fixtures/trees/{name}"))
+    support::fixtures::repo(&format!("tests/fixtures/trees/{name}"))
         .display()
         .to_string()
 }
@@ -141,7 +124,8 @@ fn verbose_says_how_long_each_task_took_and_quiet_says_nothing() {
 fn a_playbook_on_standard_input_is_read_as_a_file_would_be() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    let text = std::fs::read_to_string(manifest("src/playbook/default.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(support::fixtures::repo("src/playbook/default.toml")).unwrap();
     let out = portico_fed(&["apply", "--check", "--json", "--root", root, "-"], &text);
     assert_eq!(
         out.status.code(),
@@ -175,7 +159,7 @@ fn check_on_a_rhel_tree_uses_conf_d() {
 
 #[test]
 fn check_of_every_seed_playbook() {
-    for entry in std::fs::read_dir(manifest("playbooks")).unwrap() {
+    for entry in std::fs::read_dir(support::fixtures::repo("playbooks")).unwrap() {
         let path = entry.unwrap().path();
         let out = portico(&[
             "apply",
@@ -339,13 +323,14 @@ fn facts_json_on_this_machine() {
 }
 
 #[test]
+#[cfg(feature = "system")]
 fn the_rendered_configs_pass_real_nginx_t() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test bind-mounts the rendered tree over /etc in a private mount namespace: run it as root (tests/run does)"
     );
     // The embedded default (intermediate profile) and seed 001 (compat: DHE + dhparam).
-    let playbook = manifest("playbooks/self-signed-proxy.toml")
+    let playbook = support::fixtures::repo("playbooks/self-signed-proxy.toml")
         .display()
         .to_string();
     for args in [vec![], vec![playbook.as_str()]] {
@@ -370,7 +355,9 @@ fn the_rendered_configs_pass_real_nginx_t() {
 #[test]
 fn protected_sites_are_planned_with_their_protection() {
     // mtls-api: the CA comes first and the site needs it.
-    let pb = manifest("playbooks/mtls-api.toml").display().to_string();
+    let pb = support::fixtures::repo("playbooks/mtls-api.toml")
+        .display()
+        .to_string();
     let out = portico(&[
         "apply",
         "--check",
@@ -479,7 +466,9 @@ fn a_playbook_ca_is_created_once_with_private_modes() {
     use std::os::unix::fs::PermissionsExt;
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    let pb = manifest("playbooks/mtls-api.toml").display().to_string();
+    let pb = support::fixtures::repo("playbooks/mtls-api.toml")
+        .display()
+        .to_string();
     let first = report(&portico(&["apply", "--json", "--root", root, &pb]));
     assert_eq!(task(&first, "ca clients")["status"], "changed", "{first}");
     let ca = dir.path().join("var/lib/portico/ca/clients");
@@ -585,7 +574,7 @@ fn generate_dhparam_runs_openssl_once_and_keeps_the_result() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
     let pb = dir.path().join("dh.toml");
-    let text = std::fs::read_to_string(manifest("playbooks/self-signed-proxy.toml"))
+    let text = std::fs::read_to_string(support::fixtures::repo("playbooks/self-signed-proxy.toml"))
         .unwrap()
         .replace(
             "dhparam = \"ffdhe2048\"",
@@ -683,6 +672,7 @@ fn a_file_edited_in_the_live_generation_is_put_back() {
 }
 
 #[test]
+#[cfg(feature = "system")]
 fn a_managed_file_given_away_is_owned_by_root_again() {
     use std::os::unix::fs::MetadataExt;
     assert!(
@@ -910,6 +900,7 @@ fn a_state_file_that_cannot_be_saved_is_reported_and_a_corrupt_one_moved_aside()
 }
 
 #[test]
+#[cfg(feature = "system")]
 fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
     served::assert_root();
     let listing = || {
@@ -920,7 +911,9 @@ fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let before = listing();
-    let seed = manifest("playbooks/mtls-api.toml").display().to_string();
+    let seed = support::fixtures::repo("playbooks/mtls-api.toml")
+        .display()
+        .to_string();
     let out = portico(&["validate", &seed]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
@@ -939,7 +932,7 @@ fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        std::fs::read_to_string(manifest("playbooks/mtls-api.toml"))
+        std::fs::read_to_string(support::fixtures::repo("playbooks/mtls-api.toml"))
             .unwrap()
             .replace("http://127.0.0.1:4000", "http://backend.invalid:4000"),
     )
@@ -968,7 +961,9 @@ fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
 fn status_json_reads_the_certificates_as_openssl_does() {
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    let seed = manifest("playbooks/mtls-api.toml").display().to_string();
+    let seed = support::fixtures::repo("playbooks/mtls-api.toml")
+        .display()
+        .to_string();
     let out = portico(&["apply", "--root", root, &seed]);
     assert_eq!(out.status.code(), Some(0));
     // No playbook named: the one apply installed.
@@ -1061,7 +1056,7 @@ fn a_closed_output_pipe_ends_the_output_not_the_apply() {
     let root = dir.path().to_str().unwrap();
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
     drop(read_end);
-    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+    let out = Command::new(support::bin::exe())
         .args(["apply", "--root", root])
         .stdout(std::process::Stdio::from(write_end))
         .stderr(std::process::Stdio::piped())
@@ -1086,7 +1081,7 @@ fn a_closed_output_pipe_ends_the_output_not_the_apply() {
 fn apply_into_an_empty_root_twice() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let playbook = manifest("playbooks/self-signed-proxy.toml");
+    let playbook = support::fixtures::repo("playbooks/self-signed-proxy.toml");
     let playbook = playbook.to_str().unwrap();
     let first = portico(&["apply", "--json", "--root", root, playbook]);
     assert_eq!(

@@ -5,14 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn portico(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(args)
-        .output()
-        .expect("run portico")
-}
+use support::bin::portico;
 
 fn ok(args: &[&str]) -> String {
     let out = portico(args);
@@ -27,8 +22,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn seed(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("playbooks")
+    support::fixtures::repo("playbooks")
         .join(name)
         .display()
         .to_string()
@@ -37,7 +31,7 @@ fn seed(name: &str) -> String {
 /// A writable copy of the Debian fixture tree.
 fn debian_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/debian12/.");
+    let src = support::fixtures::repo("tests/fixtures/trees/debian12/.");
     let status = Command::new("cp")
         .args(["-a", src.to_str().unwrap(), dir.path().to_str().unwrap()])
         .status()

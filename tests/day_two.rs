@@ -3,8 +3,10 @@
 //! `remove` gives the machine back, `validate` touches nothing, and with a
 //! real ACME CA: `status` against what nginx serves, deploy hooks, and the
 //! daemon's warnings in the journal.
+#![cfg(feature = "system")]
 
-mod machine;
+use support::https::Request;
+use support::machine;
 
 use machine::pebble::pebble_machine;
 use machine::Machine;
@@ -26,18 +28,10 @@ fn file_list(m: &Machine) -> Vec<String> {
 }
 
 fn https_code(m: &Machine, host: &str, port: u16) -> String {
-    let out = m.run(&[
-        "curl",
-        "-sk",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--resolve",
-        &format!("{host}:{port}:127.0.0.1"),
-        &format!("https://{host}:{port}/"),
-    ]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let request = Request::get(&format!("https://{host}:{port}/"))
+        .insecure()
+        .resolve(host, port, "127.0.0.1");
+    format!("{:03}", m.https(&request).status)
 }
 
 fn ufw_rules(m: &Machine) -> String {

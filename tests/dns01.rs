@@ -3,11 +3,11 @@
 //! real nginx serving what was issued. One apply issues a wildcard (apex
 //! plus `*.`) through RFC 2136, a certificate whose challenge name is a
 //! CNAME into another zone, and one through a hook that drives `nsupdate`.
+#![cfg(feature = "system")]
 
-mod machine;
-#[path = "support/report.rs"]
-mod report_json;
 use report_json::task;
+use support::machine;
+use support::report as report_json;
 
 use machine::bind::{dig, start_bind, DNS_RFC2136, KEY_FILE};
 use machine::pebble::pebble_machine;

@@ -6,8 +6,9 @@
 //! firewalld on, iptables rules), so `backend = "auto"` has something to find.
 //! The ACME playbooks point at a real pebble inside the machine instead of
 //! Let's Encrypt; pebble's DNS answers 127.0.0.1 for every name.
+#![cfg(feature = "system")]
 
-mod machine;
+use support::machine;
 
 use std::time::Instant;
 

@@ -5,9 +5,9 @@
 //! forged identity headers: nothing protected may reach a backend, and no
 //! forged identity may reach one either. With credentials, every location
 //! answers (so the test also fails when the edge blocks too much).
+#![cfg(feature = "system")]
 
-#[path = "support/served.rs"]
-mod served;
+use support::served;
 
 use std::path::Path;
 

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use portico::engine;
 use portico::facts::{self, Facts};
-use portico::host::clock::FakeClock;
-use portico::host::cmd::{Command, FakeRunner};
-use portico::host::probe::FakeProbe;
-use portico::host::procs::FakeProcesses;
+use portico::host::cmd::Command;
+use portico::host::fake::FakeClock;
+use portico::host::fake::FakeProbe;
+use portico::host::fake::FakeProcesses;
+use portico::host::fake::FakeRunner;
 use portico::host::systemd::{ServiceOp, Systemd, SystemdError, UnitState};
 use portico::host::{Output, Root};
 use portico::playbook;
@@ -146,7 +147,7 @@ impl Host {
 fn debian_facts(root: &Root) -> Facts {
     std::fs::create_dir_all(root.base().join("etc")).unwrap();
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/os-release/debian-12"),
+        support::fixtures::repo("tests/fixtures/os-release/debian-12"),
         root.base().join("etc/os-release"),
     )
     .unwrap();
@@ -161,12 +162,7 @@ fn runner(nginx_installed: bool) -> FakeRunner {
         "unknown ok not-installed"
     };
     let fixture = |name: &str| {
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/nginx")
-                .join(name),
-        )
-        .unwrap()
+        std::fs::read_to_string(support::fixtures::repo("tests/fixtures/nginx").join(name)).unwrap()
     };
     // nginx -V prints on stderr.
     let v = Output {

@@ -1,19 +1,12 @@
 //! Every fact parser on fixtures of real output (tests/fixtures/).
 
-use std::path::Path;
-
 use portico::facts::firewall::{self, Backend, Probes};
 use portico::facts::nginx::{self, Layout, Version};
 use portico::facts::os_release::{self, Family, PackageManager};
 use portico::facts::ufw;
 
 fn fixture(rel: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(rel),
-    )
-    .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    support::fixtures::text(&format!("tests/fixtures/{rel}"))
 }
 
 #[test]

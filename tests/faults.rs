@@ -12,9 +12,7 @@
 //! - the next run converges, the one after it changes nothing, and no
 //!   temporary file is left.
 
-#![cfg(feature = "failpoints")]
-
-mod support;
+#![cfg(all(feature = "failpoints", feature = "system"))]
 
 use std::collections::BTreeSet;
 

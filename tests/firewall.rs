@@ -3,10 +3,10 @@
 //! nftables from nftables.service. After one `portico apply` the site's
 //! ports are open in every family, and still open after the machine is
 //! powered off and booted again (tests/machine: same root, new boot).
+#![cfg(feature = "system")]
 
-mod machine;
-#[path = "support/report.rs"]
-mod report_json;
+use support::machine;
+use support::report as report_json;
 
 use machine::Machine;
 use report_json::task;

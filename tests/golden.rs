@@ -13,9 +13,8 @@ use portico::facts::{self, Facts};
 use portico::host::Root;
 use portico::playbook::{self, Playbook};
 
-#[path = "support/served.rs"]
-mod served;
-use served::{facts, manifest};
+use served::facts;
+use support::served;
 
 /// (golden directory name, playbook)
 fn playbooks() -> Vec<(String, Playbook)> {
@@ -23,7 +22,7 @@ fn playbooks() -> Vec<(String, Playbook)> {
         "default".to_string(),
         playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap(),
     )];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(manifest("playbooks"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(support::fixtures::repo("playbooks"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -41,7 +40,9 @@ fn playbooks() -> Vec<(String, Playbook)> {
 /// What the Debian fixture tree's own configuration claims as default
 /// server (its default site: port 80, both families).
 fn taken_in_fixture() -> BTreeSet<Socket> {
-    served::taken(&Root::new(manifest("tests/fixtures/trees/debian12")))
+    served::taken(&Root::new(support::fixtures::repo(
+        "tests/fixtures/trees/debian12",
+    )))
 }
 
 /// Every file portico renders for the playbook on the fixture tree: the
@@ -56,7 +57,7 @@ fn all_rendered(pb: &Playbook, f: &Facts) -> Vec<(String, String)> {
 }
 
 fn check_golden(dir: &str, pb: &Playbook, f: &Facts) {
-    let golden = manifest("tests/golden").join(dir);
+    let golden = support::fixtures::repo("tests/golden").join(dir);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let produced: Vec<String> = all_rendered(pb, f)
         .iter()
@@ -116,6 +117,7 @@ fn every_seed_playbook_matches_its_golden_files() {
 }
 
 #[test]
+#[cfg(feature = "system")]
 fn every_rendered_configuration_passes_real_nginx_t() {
     served::assert_root();
     let f = facts(&served::host_nginx_version(), "3.0.0");
@@ -182,7 +184,8 @@ proxy = "http://127.0.0.1:4000"
 
 #[test]
 fn the_compat_profile_with_an_ecdsa_key_is_warned_about() {
-    let text = std::fs::read_to_string(manifest("playbooks/self-signed-proxy.toml")).unwrap();
+    let text = std::fs::read_to_string(support::fixtures::repo("playbooks/self-signed-proxy.toml"))
+        .unwrap();
     // The seed uses compat with an RSA key, as it should.
     let rsa = playbook::parse("self-signed-proxy.toml", &text).unwrap();
     assert!(portico::plan::warnings(&rsa, &facts("1.26.3", "3.0.19")).is_empty());

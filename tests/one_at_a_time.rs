@@ -4,8 +4,7 @@
 //! second says; two forced renewals each renew every certificate once,
 //! one after the other; `--no-wait` fails at once, `--wait` gives up,
 //! and `--check` never waits.
-
-mod support;
+#![cfg(feature = "system")]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ fn start(sb: &Sandbox, args: &[&str]) -> std::process::Child {
             "-n",
             "-p",
             "--",
-            env!("CARGO_BIN_EXE_portico"),
+            support::bin::exe().to_str().unwrap(),
         ])
         .args(args)
         .stdin(Stdio::null())
@@ -111,7 +110,7 @@ fn two_forced_renewals_renew_every_certificate_once_each_one_after_the_other() {
     let p = playbook(ca, &[("a", "acme", 3000), ("b", "acme", 3000)]);
     sb.write("/etc/portico/p.toml", &p);
     sb.ok(&[
-        env!("CARGO_BIN_EXE_portico"),
+        support::bin::exe().to_str().unwrap(),
         "apply",
         "/etc/portico/p.toml",
     ]);

@@ -2,15 +2,17 @@
 //! pulls in, the man pages, the embedded default serving HTTPS, the
 //! packaged unit used as it is, bash completion, and a purge that leaves
 //! nothing behind. tests/run builds the .deb (target/debian/) first.
+#![cfg(feature = "system")]
 
-mod machine;
+use support::https::Request;
+use support::machine;
 
 use machine::pebble::start_pebble;
 use machine::Machine;
 
 /// A package tests/run built (`how` says how to build it by hand).
 fn built(rel: &str, how: &str) -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let path = support::fixtures::repo(rel);
     assert!(
         path.exists(),
         "{} is missing: tests/run builds it ({how})",
@@ -142,19 +144,10 @@ fn the_deb_installs_serves_completes_and_purges_clean() {
 
     // The embedded default serves HTTPS.
     m.ok(&["portico", "apply"]);
-    let code = m.ok(&[
-        "curl",
-        "-sk",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "https://localhost/",
-    ]);
-    assert_eq!(
-        code, "502",
-        "nginx answers over HTTPS (no backend on :3000)"
-    );
+    let code = m
+        .https(&Request::get("https://localhost/").insecure())
+        .status;
+    assert_eq!(code, 502, "nginx answers over HTTPS (no backend on :3000)");
 
     // An ACME playbook: the daemon runs from the packaged unit, and apply
     // writes no unit of its own.

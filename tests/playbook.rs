@@ -64,7 +64,7 @@ fn the_firewall_opens_every_site_port_unless_ports_are_listed() {
 
 #[test]
 fn every_seed_playbook_is_valid() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let dir = support::fixtures::repo("playbooks");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -3,8 +3,7 @@
 //! the configuration at the reload, every file of the run is put back, the
 //! old certificate keeps serving, and the renewal counts as a failure: the
 //! report says so, the exit code is 1, and state.json backs it off.
-
-mod support;
+#![cfg(feature = "system")]
 
 use support::sandbox::Sandbox;
 
@@ -174,7 +173,7 @@ fn a_stopped_renewal_starts_no_new_order_and_keeps_what_it_obtained() {
             "-n",
             "-p",
             "--",
-            env!("CARGO_BIN_EXE_portico"),
+            support::bin::exe().to_str().unwrap(),
         ])
         .args(["renew", "--force", "--json", "/etc/portico/p.toml"])
         .stdout(std::process::Stdio::piped())

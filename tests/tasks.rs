@@ -46,10 +46,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use portico::facts::{self, Facts};
-use portico::host::clock::FakeClock;
-use portico::host::cmd::{FakeRunner, Output};
-use portico::host::probe::FakeProbe;
-use portico::host::procs::FakeProcesses;
+use portico::host::cmd::Output;
+use portico::host::fake::FakeClock;
+use portico::host::fake::FakeProbe;
+use portico::host::fake::FakeProcesses;
+use portico::host::fake::FakeRunner;
 use portico::host::systemd::{ServiceOp, Systemd, SystemdError, UnitState};
 use portico::host::Root;
 use portico::playbook;
@@ -188,10 +189,6 @@ impl Systemd for CaseSystemd {
     }
 }
 
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
 /// A change as the case writes it: its command, or what it does.
 fn describe(action: &Action) -> String {
     match action {
@@ -238,7 +235,9 @@ fn lay_out(case: &Case, root: &Path) {
     for f in &case.files {
         if let Some(path) = &f.path {
             let content = match &f.content_file {
-                Some(rel) => std::fs::read(manifest("tests/fixtures").join(rel)).unwrap(),
+                Some(rel) => {
+                    std::fs::read(support::fixtures::repo("tests/fixtures").join(rel)).unwrap()
+                }
                 None => f.content.clone().unwrap_or_default().into_bytes(),
             };
             put(path, &content, f.age_days);
@@ -336,7 +335,7 @@ fn facts_of(case: &Case, root: &Root) -> Facts {
     let etc = root.base().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::copy(
-        manifest("tests/fixtures/os-release").join(os),
+        support::fixtures::repo("tests/fixtures/os-release").join(os),
         etc.join("os-release"),
     )
     .unwrap();
@@ -409,7 +408,9 @@ fn run_case(file: &Path) -> Result<(), String> {
     for a in &case.answers {
         let stdout = match (&a.stdout, &a.stdout_file) {
             (Some(s), _) => s.clone(),
-            (None, Some(f)) => std::fs::read_to_string(manifest("tests/fixtures").join(f)).unwrap(),
+            (None, Some(f)) => {
+                std::fs::read_to_string(support::fixtures::repo("tests/fixtures").join(f)).unwrap()
+            }
             (None, None) => String::new(),
         };
         runner = runner.answer(
@@ -517,7 +518,7 @@ fn run_case(file: &Path) -> Result<(), String> {
 
 #[test]
 fn every_task_case_proposes_exactly_its_changes() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(manifest("tests/tasks"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(support::fixtures::repo("tests/tasks"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -544,7 +545,7 @@ fn every_task_case_proposes_exactly_its_changes() {
 
 #[test]
 fn every_case_says_what_it_proves() {
-    for e in std::fs::read_dir(manifest("tests/tasks")).unwrap() {
+    for e in std::fs::read_dir(support::fixtures::repo("tests/tasks")).unwrap() {
         let p = e.unwrap().path();
         let case: Case = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert!(

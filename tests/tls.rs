@@ -5,15 +5,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::https::Request;
 
 use serde_json::Value;
 
-fn portico(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(args)
-        .output()
-        .expect("run portico")
-}
+use support::bin::portico;
 
 fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
@@ -253,23 +249,14 @@ impl Nginx {
 
     /// (status, body) of GET / with optional client cert and key.
     fn get(&self, server_ca: &str, client: Option<(&str, &str)>) -> (String, String) {
-        let mut args = vec![
-            "-s".to_string(),
-            "--cacert".into(),
-            server_ca.into(),
-            "--resolve".into(),
-            format!("localhost:{}:127.0.0.1", self.port),
-            "-w".into(),
-            "\n%{http_code}".into(),
-        ];
+        let mut request = Request::get(&format!("https://localhost:{}/", self.port))
+            .cacert(server_ca)
+            .resolve("localhost", self.port, "127.0.0.1");
         if let Some((cert, key)) = client {
-            args.extend(["--cert".into(), cert.into(), "--key".into(), key.into()]);
+            request = request.client_cert(cert, key);
         }
-        args.push(format!("https://localhost:{}/", self.port));
-        let out = Command::new("curl").args(&args).output().expect("curl");
-        let body = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = body.rsplit_once('\n').unwrap_or(("", &body));
-        (code.to_string(), body.to_string())
+        let a = request.send();
+        (format!("{:03}", a.status), a.body)
     }
 }
 

@@ -13,8 +13,7 @@
 //!
 //! The seed is printed; `PORTICO_SEED=N` replays a chain exactly,
 //! `PORTICO_MOVES=N` sets how many moves a run makes (300 in tests/run).
-
-mod support;
+#![cfg(feature = "system")]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -438,7 +437,7 @@ fn chain(seed: u64, moves: usize) -> usize {
         );
         if client.is_none() && q.sites.values().any(|s| s.client_auth == ClientAuth::On) {
             sb.ok(&[
-                env!("CARGO_BIN_EXE_portico"),
+                support::bin::exe().to_str().unwrap(),
                 "ca",
                 "issue",
                 "clients",

@@ -3,8 +3,9 @@
 //! including the published ones no test here can download), and the
 //! provisioning script on a freshly booted Debian 12 machine.
 //! `vagrant up` itself runs in tests/vagrant_up.rs.
+#![cfg(feature = "system")]
 
-mod machine;
+use support::machine;
 
 use std::process::Command;
 
@@ -161,7 +162,7 @@ fn provisioning_works_on_a_fresh_debian_machine() {
     }
     let bin = m.root().join("portico/target/release/portico");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_portico"), &bin).unwrap();
+    std::fs::copy(support::bin::exe(), &bin).unwrap();
     let t = std::time::Instant::now();
     let out = m.run(&["bash", "/portico/vagrant/provision.sh", "mtls"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -3,6 +3,7 @@
 //! QEMU emulation, provisioned with the self-signed and mTLS seeds, whose
 //! assertions (tests/e2e/assert.sh) must pass inside the VM; then destroyed.
 //! Its own test binary, so no booted-machine test runs beside the VM.
+#![cfg(feature = "system")]
 
 use std::process::Command;
 

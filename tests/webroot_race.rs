@@ -5,6 +5,7 @@
 //! directory handles opened with `O_NOFOLLOW`, so no file may appear
 //! outside the root and nothing outside may change mode, however the
 //! swaps fall.
+#![cfg(feature = "system")]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 use super::Machine;
 
 /// A CA and a certificate for pebble's HTTPS listener (the package ships none).
-pub(crate) fn pebble_listener_cert() -> (String, String, String) {
+pub fn pebble_listener_cert() -> (String, String, String) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
     };
@@ -22,42 +22,56 @@ pub(crate) fn pebble_listener_cert() -> (String, String, String) {
 }
 
 /// Starts pebble and its DNS inside the machine as transient units.
-pub(crate) fn start_pebble(m: &Machine) {
+pub fn start_pebble(m: &Machine) {
     m.ok(&["apt-get", "install", "-y", "-q", "pebble"]);
-    let (ca, cert, key) = pebble_listener_cert();
-    m.write("/etc/pebble/ca.pem", &ca);
-    m.write("/etc/pebble/cert.pem", &cert);
-    m.write("/etc/pebble/key.pem", &key);
-    m.write(
-        "/etc/pebble/config.json",
-        r#"{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
-            "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
-            "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#,
-    );
-    m.ok(&[
-        "systemd-run",
-        "--unit=challtestsrv",
-        "pebble-challtestsrv",
-        "-defaultIPv4",
-        "127.0.0.1",
-        "-defaultIPv6",
-        "",
-        "-dns01",
-        "127.0.0.1:8053",
-        "-http01",
-        "",
-        "-https01",
-        "",
-        "-tlsalpn01",
-        "",
-        "-management",
-        "127.0.0.1:8055",
-    ]);
+    for (path, text) in pebble_files() {
+        m.write(path, &text);
+    }
+    let mut argv = vec!["systemd-run", "--unit=challtestsrv"];
+    argv.extend(CHALLTESTSRV);
+    m.ok(&argv);
     run_pebble(m);
 }
 
+/// pebble's configuration, its listener's CA, certificate and key: each
+/// file with what it holds.
+pub fn pebble_files() -> [(&'static str, String); 4] {
+    let (ca, cert, key) = pebble_listener_cert();
+    [
+        ("/etc/pebble/ca.pem", ca),
+        ("/etc/pebble/cert.pem", cert),
+        ("/etc/pebble/key.pem", key),
+        ("/etc/pebble/config.json", CONFIG.to_string()),
+    ]
+}
+
+/// pebble on 127.0.0.1:14000 (management :15000), validating on port 80.
+const CONFIG: &str = r#"{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+    "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
+    "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#;
+
+/// pebble-challtestsrv answering every name with 127.0.0.1 on :8053 (DNS
+/// only; its own HTTP servers off).
+pub const CHALLTESTSRV: [&str; 15] = [
+    "pebble-challtestsrv",
+    "-defaultIPv4",
+    "127.0.0.1",
+    "-defaultIPv6",
+    "",
+    "-dns01",
+    "127.0.0.1:8053",
+    "-http01",
+    "",
+    "-https01",
+    "",
+    "-tlsalpn01",
+    "",
+    "-management",
+    "127.0.0.1:8055",
+];
+
 /// (Re)starts pebble as a transient unit and waits for its directory.
-pub(crate) fn run_pebble(m: &Machine) {
+pub fn run_pebble(m: &Machine) {
     // A unit file rather than a transient unit: a stopped transient unit
     // stays loaded until systemd collects it, and starting it again before
     // that fails ("already loaded"), which a loaded CI machine hit.
@@ -96,7 +110,7 @@ pub(crate) fn run_pebble(m: &Machine) {
 }
 
 /// A booted machine whose `names` resolve to itself, with pebble running.
-pub(crate) fn pebble_machine(names: &[&str]) -> Machine {
+pub fn pebble_machine(names: &[&str]) -> Machine {
     let m = Machine::boot();
     let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap_or_default();
     hosts.push_str(&format!("127.0.0.1 {}\n", names.join(" ")));
@@ -107,7 +121,7 @@ pub(crate) fn pebble_machine(names: &[&str]) -> Machine {
 
 /// Swaps the machine's pebble for 2.6 (trixie's), which offers ACME Renewal
 /// Information, and restarts it. Call before anything has an account.
-pub(crate) fn use_pebble_with_ari(m: &Machine) {
+pub fn use_pebble_with_ari(m: &Machine) {
     m.ok(&["dpkg", "-i", "/srv/extra/pebble-ari.deb"]);
     m.ok(&["systemctl", "stop", "pebble"]);
     run_pebble(m);
@@ -123,7 +137,7 @@ pub(crate) fn use_pebble_with_ari(m: &Machine) {
 
 /// Restarts pebble asking `server` (`IP:PORT`) for DNS instead of
 /// pebble-challtestsrv, never reusing an authorization.
-pub(crate) fn set_pebble_dns(m: &Machine, server: &str) {
+pub fn set_pebble_dns(m: &Machine, server: &str) {
     let path = m.root().join("etc/systemd/system/pebble.service");
     let unit = std::fs::read_to_string(&path).unwrap();
     let start = unit
@@ -145,7 +159,7 @@ pub(crate) fn set_pebble_dns(m: &Machine, server: &str) {
 }
 
 /// Restarts pebble with an extra setting in its config (e.g. EAB).
-pub(crate) fn reconfigure_pebble(m: &Machine, extra: &str) {
+pub fn reconfigure_pebble(m: &Machine, extra: &str) {
     let path = m.root().join("etc/pebble/config.json");
     let config = std::fs::read_to_string(&path).unwrap();
     let config = config.replace("\"externalAccountBindingRequired\": false", extra);

@@ -6,14 +6,12 @@
 //! HTTPS over loopback with its own CA (rcgen), HTTP/1.1, one thread per
 //! connection. Stopped when dropped.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub(crate) struct Stub {
+pub struct Stub {
     /// The directory URL.
     pub url: String,
     /// PEM of the CA that signed the stub's certificate (the client's `ca_root`).
@@ -39,13 +37,13 @@ struct Shared {
 
 impl Stub {
     /// Starts a stub whose authorization carries `token`.
-    pub(crate) fn start(token: &str) -> Stub {
+    pub fn start(token: &str) -> Stub {
         Self::start_with(token, None)
     }
 
     /// A stub whose first answer to a poll of the order is `pending` with
     /// `Retry-After: {retry_after}`.
-    pub(crate) fn start_with(token: &str, retry_after: Option<&str>) -> Stub {
+    pub fn start_with(token: &str, retry_after: Option<&str>) -> Stub {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -109,12 +107,12 @@ impl Stub {
     }
 
     /// `METHOD /path` of every request so far.
-    pub(crate) fn requests(&self) -> Vec<String> {
+    pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 
     /// When each request of [`Stub::requests`] arrived.
-    pub(crate) fn times(&self) -> Vec<std::time::Instant> {
+    pub fn times(&self) -> Vec<std::time::Instant> {
         self.times.lock().unwrap().clone()
     }
 }

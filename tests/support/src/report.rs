@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// The task called `name` in a `--json` report; panics naming what is there.
-pub(crate) fn task<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub fn task<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["tasks"]
         .as_array()
         .unwrap_or_else(|| panic!("no tasks in {report}"))

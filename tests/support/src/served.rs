@@ -6,26 +6,20 @@
 //!
 //! Shared by the golden `nginx -t` test and the edge matrix.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portico::facts::nginx_conf::{self, Socket};
 use portico::facts::{self, Facts};
-use portico::host::cmd::FakeRunner;
+use portico::host::fake::FakeRunner;
 use portico::host::Root;
 use portico::playbook::{Playbook, Source};
 
-pub(crate) fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
 /// The Debian 12 fixture tree's facts with a known nginx build.
-pub(crate) fn facts(nginx: &str, openssl: &str) -> Facts {
-    let root = Root::new(manifest("tests/fixtures/trees/debian12"));
+pub fn facts(nginx: &str, openssl: &str) -> Facts {
+    let root = Root::new(crate::fixtures::repo("tests/fixtures/trees/debian12"));
     let mut f = facts::gather(&root, &FakeRunner::new());
     f.nginx.installed = true;
     f.nginx.version = Some(nginx.into());
@@ -35,7 +29,7 @@ pub(crate) fn facts(nginx: &str, openssl: &str) -> Facts {
 }
 
 /// Now, Unix seconds (certificates made for real clients start now).
-pub(crate) fn now() -> i64 {
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -43,7 +37,7 @@ pub(crate) fn now() -> i64 {
 }
 
 /// The version of the host's nginx (tests/run installs it).
-pub(crate) fn host_nginx_version() -> String {
+pub fn host_nginx_version() -> String {
     let out = Command::new("nginx")
         .arg("-v")
         .output()
@@ -53,12 +47,12 @@ pub(crate) fn host_nginx_version() -> String {
 }
 
 /// What a tree's own nginx configuration claims as default server.
-pub(crate) fn taken(root: &Root) -> BTreeSet<Socket> {
+pub fn taken(root: &Root) -> BTreeSet<Socket> {
     let dump = nginx_conf::dump_from_tree(root, Path::new("/etc/nginx/nginx.conf")).unwrap();
     nginx_conf::default_sockets(&dump)
 }
 
-pub(crate) fn assert_root() {
+pub fn assert_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test mounts rendered trees over /etc/nginx in private namespaces: run as root (tests/run does)"
@@ -68,13 +62,13 @@ pub(crate) fn assert_root() {
 /// A copy of the Debian tree with the playbook's rendered files and the
 /// certificates, CAs and dhparam they reference. `keep_default_site`:
 /// leave Debian's own default site (a `default_server` on port 80) enabled.
-pub(crate) fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
+pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-a")
         .arg(format!(
             "{}/.",
-            manifest("tests/fixtures/trees/debian12").display()
+            crate::fixtures::repo("tests/fixtures/trees/debian12").display()
         ))
         .arg(dir.path())
         .status()
@@ -121,7 +115,7 @@ pub(crate) fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> 
     }
     root.create_dir_all(Path::new("/var/lib/portico/acme-challenge"), 0o755)
         .unwrap();
-    let dh = Path::new(portico::tls::dhparam::PATH);
+    let dh = Path::new(portico::paths::DHPARAM);
     root.create_dir_all(dh.parent().unwrap(), 0o755).unwrap();
     root.write_atomic(
         dh,
@@ -153,7 +147,7 @@ fn mounts(root: &Path) -> String {
 }
 
 /// `nginx -t` on a materialized tree: (success, what nginx said).
-pub(crate) fn nginx_t(root: &Path) -> (bool, String) {
+pub fn nginx_t(root: &Path) -> (bool, String) {
     let script = format!("{} && nginx -t", mounts(root));
     let t = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
@@ -167,14 +161,14 @@ pub(crate) fn nginx_t(root: &Path) -> (bool, String) {
 }
 
 /// nginx serving a materialized tree in its own mount and network namespace.
-pub(crate) struct Served {
+pub struct Served {
     nginx: Child,
     pub dir: tempfile::TempDir,
 }
 
 /// What curl saw.
 #[derive(Debug, Clone)]
-pub(crate) struct Answer {
+pub struct Answer {
     /// curl's exit code: 0 for any HTTP answer, 52 empty reply, 35 TLS failure.
     pub exit: i32,
     /// The HTTP status (0 without one).
@@ -187,7 +181,7 @@ pub(crate) struct Answer {
 impl Served {
     /// Starts nginx on `dir` (from [`materialize`]) with `extra` files
     /// (absolute path, content) written into the tree first.
-    pub(crate) fn start(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Served {
+    pub fn start(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Served {
         for (path, content) in extra {
             let p = dir.path().join(path.trim_start_matches('/'));
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -236,13 +230,13 @@ impl Served {
     }
 
     /// nginx's error log, read through its own view of the filesystem.
-    pub(crate) fn error_log(&self) -> String {
+    pub fn error_log(&self) -> String {
         std::fs::read_to_string(format!("/proc/{}/root/var/log/nginx/error.log", self.pid()))
             .unwrap_or_default()
     }
 
     /// curl, inside nginx's network namespace, with `args` (the URL last).
-    pub(crate) fn curl(&self, args: &[&str]) -> Answer {
+    pub fn curl(&self, args: &[&str]) -> Answer {
         let pid = self.pid();
         let out = Command::new("nsenter")
             .args(["-t", &pid, "-n", "curl", "-sS", "-k", "--max-time", "5"])
@@ -279,7 +273,7 @@ impl Drop for Served {
 }
 
 /// A CA certificate that signed nothing a test serves.
-pub(crate) fn other_ca_pem() -> String {
+pub fn other_ca_pem() -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

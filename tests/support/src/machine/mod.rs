@@ -6,19 +6,15 @@
 
 // Not every test binary that includes the harness uses pebble or BIND.
 #[allow(dead_code)]
-pub(crate) mod bind;
+pub mod bind;
 #[allow(dead_code)]
-pub(crate) mod pebble;
+pub mod pebble;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const CACHE: &str = "/var/cache/portico-tests";
-
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// Builds the pristine rootfs once (a lock keeps parallel tests from racing).
 fn ensure_base() -> PathBuf {
@@ -43,7 +39,7 @@ fn ensure_base() -> PathBuf {
     std::fs::create_dir_all(CACHE).unwrap();
     let out = Command::new("flock")
         .arg(format!("{CACHE}/lock"))
-        .arg(manifest("tests/machine/build-base.sh"))
+        .arg(crate::fixtures::repo("tests/machine/build-base.sh"))
         .arg(CACHE)
         .output()
         .unwrap();
@@ -56,7 +52,7 @@ fn ensure_base() -> PathBuf {
     PathBuf::from(CACHE).join("base")
 }
 
-pub(crate) struct Machine {
+pub struct Machine {
     nspawn: Child,
     leader: i32,
     dir: tempfile::TempDir,
@@ -67,7 +63,7 @@ impl Machine {
     /// /usr/local/bin. A boot that hangs (seen once in CI, with systemd stuck
     /// before initializing the machine ID while other machines booted) is
     /// torn down and tried once more on a new copy; its console is printed.
-    pub(crate) fn boot() -> Machine {
+    pub fn boot() -> Machine {
         match Self::try_boot() {
             Ok(m) => m,
             Err(console) => {
@@ -91,11 +87,7 @@ impl Machine {
             .status()
             .unwrap();
         assert!(cp.success(), "copying the base rootfs");
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_portico"),
-            root.join("usr/local/bin/portico"),
-        )
-        .unwrap();
+        std::fs::copy(crate::bin::exe(), root.join("usr/local/bin/portico")).unwrap();
         // Every copy its own identity: systemd makes a random machine ID when
         // neither /etc/machine-id nor D-Bus's copy has one.
         let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
@@ -140,7 +132,7 @@ impl Machine {
     /// is enabled comes back.
     // Not every test binary that includes the harness reboots.
     #[allow(dead_code)]
-    pub(crate) fn reboot(&mut self) {
+    pub fn reboot(&mut self) {
         self.shut_down();
         self.nspawn = Self::spawn(self.dir.path());
         self.leader = self.wait_for_leader();
@@ -208,21 +200,22 @@ impl Machine {
     /// inside (tests/ansible.rs gives it to Ansible's connection).
     // Not every test binary that includes the harness needs it.
     #[allow(dead_code)]
-    pub(crate) fn leader(&self) -> i32 {
+    pub fn leader(&self) -> i32 {
         self.leader
     }
 
     /// The machine's root directory, seen from the host.
-    pub(crate) fn root(&self) -> PathBuf {
+    pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
     /// Runs argv inside the machine, with a clean environment.
-    pub(crate) fn run(&self, argv: &[&str]) -> Output {
+    pub fn run(&self, argv: &[&str]) -> Output {
         self.run_env(&[], argv)
     }
 
-    pub(crate) fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
+    /// [`Machine::run`] with `env` on top.
+    pub fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &self.leader.to_string(), "-a", "env", "-i"]);
         cmd.args([
@@ -238,20 +231,20 @@ impl Machine {
     }
 
     /// Runs argv inside and returns its stdout; panics with its output when it fails.
-    pub(crate) fn ok(&self, argv: &[&str]) -> String {
-        let out = self.run(argv);
-        assert!(
-            out.status.success(),
-            "{argv:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    pub fn ok(&self, argv: &[&str]) -> String {
+        crate::stdout_of_success(argv, self.run(argv))
+    }
+
+    /// `request` made inside the machine.
+    pub fn https(&self, request: &crate::https::Request) -> crate::https::Answer {
+        let argv = request.argv();
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = self.run(&argv);
+        crate::https::Answer::parse(out.status.code().unwrap_or(-1), &out.stdout)
     }
 
     /// Writes a file inside the machine.
-    pub(crate) fn write(&self, path: &str, content: &str) {
+    pub fn write(&self, path: &str, content: &str) {
         let p = self.root().join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();

@@ -9,14 +9,14 @@ use crate::machine::Machine;
 /// 100 ms after a reload nginx's master sleeps with signals blocked
 /// (ngx_master_process_cycle), so a reload right behind another waits out
 /// nginx's sleep, which no real host sees between two renewals.
-pub(crate) fn ms(m: &Machine, cmd: &str) -> f64 {
+pub fn ms(m: &Machine, cmd: &str) -> f64 {
     let script = format!("sleep 0.2; s=$(date +%s%N); {cmd} >/tmp/bench.out 2>&1 || {{ cat /tmp/bench.out >&2; exit 1; }}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))");
     let out = m.ok(&["sh", "-c", &script]);
     out.trim().parse::<f64>().unwrap() / 1000.0
 }
 
 /// Peak RSS of `cmd` in MiB (GNU time).
-pub(crate) fn rss(m: &Machine, cmd: &str) -> f64 {
+pub fn rss(m: &Machine, cmd: &str) -> f64 {
     let out = m.ok(&[
         "sh",
         "-c",
@@ -26,24 +26,24 @@ pub(crate) fn rss(m: &Machine, cmd: &str) -> f64 {
 }
 
 /// Median and worst of `v`.
-pub(crate) fn stats(mut v: Vec<f64>) -> (f64, f64) {
+pub fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (v[v.len() / 2], v[v.len() - 1])
 }
 
 /// One timed step from a `-v` log line:
 /// `INFO step{name="acme new order" of="b1.test"}: portico::timing: 12.3 ms`.
-pub(crate) struct Step {
+pub struct Step {
     /// What (`task`, `cmd`, `acme poll`, ...).
-    pub(crate) name: String,
+    pub name: String,
     /// Of what.
-    pub(crate) of: String,
+    pub of: String,
     /// How long, in ms.
-    pub(crate) ms: f64,
+    pub ms: f64,
 }
 
 /// The steps in a `-v` log, in the order they ended.
-pub(crate) fn steps(log: &str) -> Vec<Step> {
+pub fn steps(log: &str) -> Vec<Step> {
     log.lines()
         .filter(|l| l.contains("portico::timing"))
         .filter_map(|l| {
@@ -65,7 +65,7 @@ fn field(line: &str, key: &str) -> Option<String> {
 /// Runs `cmd` (a portico command line with `-v`) once and prints where its
 /// time went: every step at or above `min_ms`, in the order they ended, and
 /// the total per kind of step. Steps nest (a task holds its commands).
-pub(crate) fn breakdown(m: &Machine, title: &str, cmd: &str, min_ms: f64) {
+pub fn breakdown(m: &Machine, title: &str, cmd: &str, min_ms: f64) {
     let total = ms(m, &format!("{{ {cmd} 2>/tmp/bench.steps; }}"));
     let log = m.ok(&["cat", "/tmp/bench.steps"]);
     let steps = steps(&log);

@@ -6,8 +6,6 @@
 //! there; curl is entered into it. Everything in it dies with its PID 1,
 //! which the test started and stops by PID.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,23 +23,21 @@ const PRIVATE: &[&str] = &[
 ];
 
 /// One sandbox.
-pub(crate) struct Sandbox {
+pub struct Sandbox {
     /// The scratch tree (`dir/etc/nginx` is the sandbox's /etc/nginx).
-    pub(crate) dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     holder: Child,
     pid: u32,
     /// What was started inside in the background (waited for on drop).
     children: std::cell::RefCell<Vec<Child>>,
 }
 
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
 impl Sandbox {
     /// A fresh host: Debian 12's nginx configuration (the fixture tree, its
     /// default site disabled), nothing of portico's, nginx not running.
-    pub(crate) fn new() -> Sandbox {
+    // Not a Default: it mounts and starts processes.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Sandbox {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the sandbox mounts and makes namespaces: run as root (tests/run does)"
@@ -55,7 +51,7 @@ impl Sandbox {
             .arg("-a")
             .arg(format!(
                 "{}/etc/nginx/.",
-                manifest("tests/fixtures/trees/debian12").display()
+                crate::fixtures::repo("tests/fixtures/trees/debian12").display()
             ))
             .arg(dir.path().join("etc/nginx"))
             .status()
@@ -122,53 +118,44 @@ impl Sandbox {
     }
 
     /// The namespaces' PID 1, as the host sees it (for `nsenter -t`).
-    pub(crate) fn ns_pid(&self) -> u32 {
+    pub fn ns_pid(&self) -> u32 {
         self.pid
     }
 
-    /// Runs `argv` inside, with `env`.
-    pub(crate) fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
-        let pid = self.pid.to_string();
+    /// `argv` entered into the sandbox's namespaces, with `env`.
+    fn enter(&self, env: &[(&str, &str)], argv: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
-        c.args(["-t", &pid, "-m", "-n", "-p", "--"]);
+        c.args(["-t", &self.pid.to_string(), "-m", "-n", "-p", "--"]);
         c.args(argv);
         for (k, v) in env {
             c.env(k, v);
         }
-        c.stdin(Stdio::null())
+        c
+    }
+
+    /// Runs `argv` inside, with `env`.
+    pub fn run_env(&self, env: &[(&str, &str)], argv: &[&str]) -> Output {
+        self.enter(env, argv)
+            .stdin(Stdio::null())
             .output()
             .expect("nsenter (util-linux)")
     }
 
     /// Runs `argv` inside.
-    pub(crate) fn run(&self, argv: &[&str]) -> Output {
+    pub fn run(&self, argv: &[&str]) -> Output {
         self.run_env(&[], argv)
     }
 
     /// Runs `argv` inside; panics unless it exits 0; its stdout.
-    pub(crate) fn ok(&self, argv: &[&str]) -> String {
-        let out = self.run(argv);
-        assert!(
-            out.status.success(),
-            "{argv:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    pub fn ok(&self, argv: &[&str]) -> String {
+        crate::stdout_of_success(argv, self.run(argv))
     }
 
     /// Starts `argv` inside in the background (it dies with the sandbox);
     /// returns the PID of the `nsenter` that runs it.
-    pub(crate) fn spawn(&self, env: &[(&str, &str)], argv: &[&str]) -> u32 {
-        let pid = self.pid.to_string();
-        let mut c = Command::new("nsenter");
-        c.args(["-t", &pid, "-m", "-n", "-p", "--"]);
-        c.args(argv);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let child = c
+    pub fn spawn(&self, env: &[(&str, &str)], argv: &[&str]) -> u32 {
+        let child = self
+            .enter(env, argv)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -180,7 +167,7 @@ impl Sandbox {
     }
 
     /// A path inside, as the host sees it.
-    pub(crate) fn host_path(&self, path: &str) -> PathBuf {
+    pub fn host_path(&self, path: &str) -> PathBuf {
         for d in PRIVATE {
             if let Ok(rest) = Path::new(path).strip_prefix(d) {
                 return self.dir.path().join(d.trim_start_matches('/')).join(rest);
@@ -190,24 +177,22 @@ impl Sandbox {
     }
 
     /// Writes a file inside (one of the private directories).
-    pub(crate) fn write(&self, path: &str, content: &str) {
+    pub fn write(&self, path: &str, content: &str) {
         let p = self.host_path(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
 
-    /// `portico ARGS` inside, with `env`. `PORTICO_BIN` names another
-    /// binary (an older build, to show what a test finds there).
-    pub(crate) fn portico(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let bin = std::env::var("PORTICO_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_portico").to_string());
+    /// `portico ARGS` inside, with `env` (the binary: [`crate::bin::exe`]).
+    pub fn portico(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let bin = crate::bin::exe().to_string_lossy().into_owned();
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
         self.run_env(env, &argv)
     }
 
     /// nginx's master, when one runs.
-    pub(crate) fn nginx_master(&self) -> Option<u32> {
+    pub fn nginx_master(&self) -> Option<u32> {
         let pid = self.run(&["cat", "/run/nginx.pid"]);
         let pid: u32 = String::from_utf8_lossy(&pid.stdout).trim().parse().ok()?;
         self.run(&["kill", "-0", &pid.to_string()])
@@ -217,7 +202,7 @@ impl Sandbox {
     }
 
     /// `nginx -t` on the disk as it is: (accepted, what nginx said).
-    pub(crate) fn nginx_t(&self) -> (bool, String) {
+    pub fn nginx_t(&self) -> (bool, String) {
         let out = self.run(&["nginx", "-t"]);
         (
             out.status.success(),
@@ -228,7 +213,7 @@ impl Sandbox {
     /// What a reboot does to nginx: the running one is gone (killed, as
     /// power would), and a new one starts from the disk as it is. `Err`
     /// with what nginx said when it does not start.
-    pub(crate) fn restart_nginx(&self) -> Result<(), String> {
+    pub fn restart_nginx(&self) -> Result<(), String> {
         // Master and workers at once, as a power cut takes them.
         self.run(&["pkill", "-KILL", "-x", "nginx"]);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -245,60 +230,36 @@ impl Sandbox {
         }
     }
 
-    /// curl inside: (exit code, HTTP status, body). `args` before the URL.
-    pub(crate) fn curl(&self, args: &[&str], url: &str) -> (i32, u16, String) {
-        let mut argv = vec!["curl", "-sS", "--max-time", "5", "-w", "\n%{http_code}"];
-        argv.extend_from_slice(args);
-        argv.push(url);
+    /// `request` made inside.
+    pub fn https(&self, request: &crate::https::Request) -> crate::https::Answer {
+        let argv = request.argv();
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = self.run(&argv);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
-        (
-            out.status.code().unwrap_or(-1),
-            status.trim().parse().unwrap_or(0),
-            body.to_string(),
-        )
+        crate::https::Answer::parse(out.status.code().unwrap_or(-1), &out.stdout)
+    }
+
+    /// curl inside: (exit code, HTTP status, body). `args` before the URL.
+    pub fn curl(&self, args: &[&str], url: &str) -> (i32, u16, String) {
+        let request = args
+            .iter()
+            .fold(crate::https::Request::get(url), |r, a| r.arg(a));
+        let a = self.https(&request);
+        (a.exit, a.status, a.body)
     }
 
     /// Starts pebble (and its DNS, answering 127.0.0.1 for every name)
     /// inside; returns the path of its listener's CA, for `ca_root`.
-    pub(crate) fn start_pebble(&self) -> &'static str {
+    pub fn start_pebble(&self) -> &'static str {
         self.start_pebble_env(&[("PEBBLE_VA_NOSLEEP", "1")])
     }
 
     /// [`Sandbox::start_pebble`] with pebble's own environment (its
     /// validation's sleep, `PEBBLE_VA_SLEEPTIME`, say).
-    pub(crate) fn start_pebble_env(&self, env: &[(&str, &str)]) -> &'static str {
-        let (ca, cert, key) = pebble_listener_cert();
-        self.write("/etc/pebble/ca.pem", &ca);
-        self.write("/etc/pebble/cert.pem", &cert);
-        self.write("/etc/pebble/key.pem", &key);
-        self.write(
-            "/etc/pebble/config.json",
-            r#"{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
-                "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
-                "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}"#,
-        );
-        self.spawn(
-            &[],
-            &[
-                "pebble-challtestsrv",
-                "-defaultIPv4",
-                "127.0.0.1",
-                "-defaultIPv6",
-                "",
-                "-dns01",
-                "127.0.0.1:8053",
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-                "-management",
-                "127.0.0.1:8055",
-            ],
-        );
+    pub fn start_pebble_env(&self, env: &[(&str, &str)]) -> &'static str {
+        for (path, text) in crate::machine::pebble::pebble_files() {
+            self.write(path, &text);
+        }
+        self.spawn(&[], &crate::machine::pebble::CHALLTESTSRV);
         let mut pebble_env = vec![("PEBBLE_WFE_NONCEREJECT", "0")];
         pebble_env.extend_from_slice(env);
         self.spawn(
@@ -330,7 +291,7 @@ impl Sandbox {
 
     /// Backends on 127.0.0.1 at `ports`, each answering every request with
     /// 200 and `backend PORT` (a Python HTTP server, Debian's python3).
-    pub(crate) fn start_backends(&self, ports: &[u16]) {
+    pub fn start_backends(&self, ports: &[u16]) {
         for port in ports {
             self.start_http(*port, 200);
         }
@@ -338,7 +299,7 @@ impl Sandbox {
 
     /// A server on 127.0.0.1:`port` answering every request with `status`
     /// (an oauth2-proxy that knows nobody: 401).
-    pub(crate) fn start_status_server(&self, port: u16, status: u16) {
+    pub fn start_status_server(&self, port: u16, status: u16) {
         self.start_http(port, status);
     }
 
@@ -387,22 +348,4 @@ impl Drop for Sandbox {
             let _ = c.wait();
         }
     }
-}
-
-/// A CA and a certificate for pebble's HTTPS listener (the package ships none).
-pub(crate) fn pebble_listener_cert() -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
-    };
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "pebble listener test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    let leaf = leaf.signed_by(&key, &ca).unwrap();
-    (ca.pem(), leaf.pem(), key.serialize_pem())
 }

@@ -11,10 +11,10 @@
 use super::Machine;
 
 /// The TSIG key file portico reads (as `tsig-keygen` writes it).
-pub(crate) const KEY_FILE: &str = "/etc/portico/tsig.key";
+pub const KEY_FILE: &str = "/etc/portico/tsig.key";
 
 /// The `[[dns]]` section for this BIND.
-pub(crate) const DNS_RFC2136: &str = r#"[[dns]]
+pub const DNS_RFC2136: &str = r#"[[dns]]
 name = "bind"
 provider = "rfc2136"
 server = "127.0.0.1:53"
@@ -45,7 +45,7 @@ ns IN A 127.0.0.1
 
 /// Installs and starts BIND with the two zones and the key, points the
 /// machine's resolver and pebble at it. Returns the key file's text.
-pub(crate) fn start_bind(m: &Machine) -> String {
+pub fn start_bind(m: &Machine) -> String {
     m.ok(&["apt-get", "install", "-y", "-q", "bind9", "bind9-dnsutils"]);
     let key = m.ok(&["tsig-keygen", "-a", "hmac-sha256", "portico"]);
     m.ok(&["mkdir", "-p", "-m", "0700", "/etc/portico"]);
@@ -97,7 +97,7 @@ pub(crate) fn start_bind(m: &Machine) -> String {
 }
 
 /// What BIND answers for `name`/`rtype` (`dig +short`).
-pub(crate) fn dig(m: &Machine, name: &str, rtype: &str) -> String {
+pub fn dig(m: &Machine, name: &str, rtype: &str) -> String {
     let out = m.run(&["dig", "+short", "+norecurse", "@127.0.0.1", name, rtype]);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
