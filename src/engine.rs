@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::acme::issue::{AcmeError, Issued};
 use crate::host::systemd::ServiceOp;
 use crate::journal::Journal;
-use crate::report::{Progress, Report, Status, TaskReport};
+use crate::report::{ChangeLine, Progress, Report, Status, TaskReport};
 use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
 use crate::tasks::reload::{reload_nginx, reload_portico, ReloadOutcome};
 
@@ -70,6 +70,9 @@ struct Run<'a, 't> {
     started: BTreeSet<String>,
     /// Why a handler's failure rolled back the run's files, if it did.
     rolled_back_by_handler: Option<String>,
+    /// Check mode: directories an earlier task would create (a later one
+    /// would find them made, and says nothing of them).
+    planned_dirs: BTreeSet<std::path::PathBuf>,
 }
 
 /// What a task's check gave, with the certificates obtained for it.
@@ -85,7 +88,13 @@ impl<'a, 't> Run<'a, 't> {
             ctx,
             opts,
             out: Out {
-                report: Report::default(),
+                report: Report {
+                    mode: match ctx.mode {
+                        Mode::Check => "check",
+                        Mode::Apply => "apply",
+                    },
+                    ..Report::default()
+                },
                 progress: opts.progress,
             },
             prefetched: HashMap::new(),
@@ -97,6 +106,7 @@ impl<'a, 't> Run<'a, 't> {
             changed_files: BTreeSet::new(),
             started: BTreeSet::new(),
             rolled_back_by_handler: None,
+            planned_dirs: BTreeSet::new(),
         }
     }
 
@@ -114,7 +124,7 @@ impl<'a, 't> Run<'a, 't> {
         let _t = crate::timing::step("task", &id.to_string());
         let (checked, obtained) = self.check(i);
         let changes = match checked {
-            Ok(c) => c,
+            Ok(c) => self.not_planned_yet(c),
             Err(e) => return self.failed(task.as_ref(), Vec::new(), e),
         };
         self.out.report.warnings.extend(task.notes(self.ctx));
@@ -169,6 +179,21 @@ impl<'a, 't> Run<'a, 't> {
         None
     }
 
+    /// In check mode, `changes` without the directories an earlier task
+    /// would already have created.
+    fn not_planned_yet(&mut self, changes: Vec<Change>) -> Vec<Change> {
+        if self.ctx.mode != Mode::Check {
+            return changes;
+        }
+        changes
+            .into_iter()
+            .filter(|c| match &c.action {
+                Action::EnsureDir { path, .. } => self.planned_dirs.insert(path.clone()),
+                _ => true,
+            })
+            .collect()
+    }
+
     /// Task `i`'s changes: checked before (in an earlier task's batch), or
     /// checked now, starting a batch when all it does is obtain
     /// certificates.
@@ -214,7 +239,7 @@ impl<'a, 't> Run<'a, 't> {
 
     /// `task` failed: a gate (`nginx -t` of a new generation) that says no
     /// puts back every file the run changed.
-    fn failed(&mut self, task: &dyn Task, summaries: Vec<String>, e: TaskError) {
+    fn failed(&mut self, task: &dyn Task, summaries: Vec<ChangeLine>, e: TaskError) {
         let mut reason = e.to_string();
         if task.rolls_back_on_failure() {
             reason.push_str(&roll_back(&mut self.journal, self.ctx));
@@ -467,8 +492,8 @@ fn roll_back(journal: &mut Journal, ctx: &Ctx) -> String {
     }
 }
 
-fn summaries(changes: &[Change]) -> Vec<String> {
-    changes.iter().map(|c| c.summary.clone()).collect()
+fn summaries(changes: &[Change]) -> Vec<ChangeLine> {
+    changes.iter().map(ChangeLine::from).collect()
 }
 
 /// Carries out one action through the seams. An [`Action::Obtain`] is

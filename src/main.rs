@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     let code = match portico::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
             e.exit_code()
         }
     };

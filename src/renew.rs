@@ -29,6 +29,8 @@ pub struct Options {
     pub force: bool,
     /// Talk to the CA, write and reload nothing.
     pub dry_run: bool,
+    /// Say what is due, and contact no CA (no order, no renewal info).
+    pub check: bool,
     /// The playbook is the one `apply` installed (what the daemon renews
     /// from): a site that waited for a certificate this run obtained is
     /// made live. Another playbook never changes nginx's configuration.
@@ -58,9 +60,10 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     // The run's time limit counts from here (crate::limits).
     let _ = crate::acme::run_started();
     let now = ctx.clock.unix_now();
-    let (mut state, recovered) = State::load_or_recover(ctx.root, now, !opts.dry_run)?;
+    let (mut state, recovered) =
+        State::load_or_recover(ctx.root, now, !opts.dry_run && !opts.check)?;
     state.clamp_to(now);
-    if !opts.force {
+    if !opts.force && !opts.check {
         refresh_ari(pb, ctx, &mut state, now);
     }
     let (tasks, backing_off) = certificate_tasks(pb, &state, now, opts);
@@ -68,7 +71,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     let mut report = engine::run_with(
         &tasks,
         ctx,
-        Mode::Apply,
+        if opts.check { Mode::Check } else { Mode::Apply },
         RunOptions {
             obtain_in_parallel: crate::acme::PARALLEL,
             progress: None,
@@ -78,7 +81,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         tracing::warn!("{w}");
         report.warnings.insert(0, w);
     }
-    if opts.dry_run {
+    if opts.dry_run || opts.check {
         return Ok(Renewed {
             report,
             backing_off,

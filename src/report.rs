@@ -18,6 +18,40 @@ pub enum Status {
     Skipped,
 }
 
+/// One change in a report: what kind, to which path, and the sentence
+/// the text report shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeLine {
+    /// `write`, `mkdir`, `remove`, `service`, `run`, ... (see
+    /// [`crate::task::Action::kind`]); `note` for a handler's line.
+    pub action: &'static str,
+    /// The path it changes; null when it changes none.
+    pub path: Option<String>,
+    /// What it does, as the text report says it.
+    pub reason: String,
+}
+
+impl ChangeLine {
+    /// A line that names no path (a handler's, a hook's).
+    pub fn note(reason: String) -> Self {
+        ChangeLine {
+            action: "note",
+            path: None,
+            reason,
+        }
+    }
+}
+
+impl From<&Change> for ChangeLine {
+    fn from(c: &Change) -> Self {
+        ChangeLine {
+            action: c.action.kind(),
+            path: c.action.path(),
+            reason: c.summary.clone(),
+        }
+    }
+}
+
 /// One line of a report: a task or handler and what it did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
@@ -28,13 +62,14 @@ pub struct TaskReport {
     pub id: Option<TaskId>,
     /// How it ended.
     pub status: Status,
-    /// The changes it made (or would make), one line each.
-    pub changes: Vec<String>,
+    /// The changes it made (or would make).
+    pub changes: Vec<ChangeLine>,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Unified diffs of the files it wrote, shown with `--diff`.
-    #[serde(skip)]
+    /// Unified diffs of the files it wrote (with `--diff`; in JSON only
+    /// then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
     /// What its applied changes made portico the owner of.
     #[serde(skip)]
@@ -48,7 +83,7 @@ impl TaskReport {
             name: id.to_string(),
             id: Some(id),
             status,
-            changes: changes.iter().map(|c| c.summary.clone()).collect(),
+            changes: changes.iter().map(ChangeLine::from).collect(),
             reason: None,
             diffs: changes.iter().filter_map(|c| c.diff.clone()).collect(),
             claims: Vec::new(),
@@ -61,7 +96,7 @@ impl TaskReport {
             name,
             id: None,
             status: Status::Changed,
-            changes,
+            changes: changes.into_iter().map(ChangeLine::note).collect(),
             reason: None,
             diffs: Vec::new(),
             claims: Vec::new(),
@@ -90,7 +125,7 @@ impl TaskReport {
     }
 
     /// A task that failed: what it had done, and why.
-    pub fn failed(id: TaskId, changes: Vec<String>, reason: String) -> Self {
+    pub fn failed(id: TaskId, changes: Vec<ChangeLine>, reason: String) -> Self {
         TaskReport {
             id: Some(id.clone()),
             ..Self::failed_named(id.to_string(), changes, reason)
@@ -98,7 +133,7 @@ impl TaskReport {
     }
 
     /// A handler or step that failed.
-    pub fn failed_named(name: String, changes: Vec<String>, reason: String) -> Self {
+    pub fn failed_named(name: String, changes: Vec<ChangeLine>, reason: String) -> Self {
         TaskReport {
             name,
             id: None,
@@ -119,9 +154,17 @@ pub trait Progress {
     fn finished(&self, _task: &TaskReport) {}
 }
 
+/// The version of the JSON reports' shape (`"schema": 1`): a field is
+/// added without changing it; one renamed or removed changes it.
+pub const SCHEMA: u32 = 1;
+
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The JSON's shape ([`SCHEMA`]).
+    pub schema: u32,
+    /// `check` (nothing was touched) or `apply`.
+    pub mode: &'static str,
     /// The playbook the run used (a path, or the embedded default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub playbook: Option<String>,
@@ -147,8 +190,26 @@ pub struct Report {
     pub created_dirs: Vec<std::path::PathBuf>,
     /// A gate failed and the run's file changes were put back: what its
     /// file tasks report as changed is not on disk.
-    #[serde(skip)]
     pub rolled_back: bool,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            schema: SCHEMA,
+            mode: "apply",
+            playbook: None,
+            changed: 0,
+            unchanged: 0,
+            failed: 0,
+            skipped: 0,
+            tasks: Vec::new(),
+            warnings: Vec::new(),
+            backing_off: Vec::new(),
+            created_dirs: Vec::new(),
+            rolled_back: false,
+        }
+    }
 }
 
 impl Report {
@@ -226,13 +287,13 @@ impl TaskReport {
         let tag = match (self.status, check) {
             (Status::Changed, true) => "would change",
             (Status::Changed, false) => "changed",
-            (Status::Unchanged, _) => "ok",
+            (Status::Unchanged, _) => "unchanged",
             (Status::Failed, _) => "FAILED",
             (Status::Skipped, _) => "skipped",
         };
         out.push_str(&format!("{tag:>12}  {}\n", self.name));
         for c in &self.changes {
-            out.push_str(&format!("{:>12}    - {c}\n", ""));
+            out.push_str(&format!("{:>12}    - {}\n", "", c.reason));
         }
         if let Some(r) = &self.reason {
             for line in r.lines() {

@@ -254,6 +254,51 @@ pub enum Action {
     Obtain(Box<crate::acme::Job>),
 }
 
+impl Action {
+    /// Its kind, as the JSON report names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::EnsureDir { .. } => "mkdir",
+            Action::WriteFile { .. } => "write",
+            Action::SetMode { .. } => "chmod",
+            Action::SetOwner { .. } => "chown",
+            Action::Remove { .. } => "remove",
+            Action::Move { .. } => "move",
+            Action::RemoveDir { .. } => "rmdir",
+            Action::RemoveTree { .. } => "remove-tree",
+            Action::Symlink { .. } => "symlink",
+            Action::Run(_) => "run",
+            Action::Capture { .. } => "capture",
+            Action::Service { .. } => "service",
+            Action::ReloadNginx => "reload",
+            Action::WriteTree { .. } => "write-tree",
+            Action::TestNginx { .. } => "test-nginx",
+            Action::WritePair { .. } => "write-pair",
+            Action::Obtain(_) => "obtain",
+        }
+    }
+
+    /// The path it changes, when it changes one.
+    pub fn path(&self) -> Option<String> {
+        let p = match self {
+            Action::EnsureDir { path, .. }
+            | Action::WriteFile { path, .. }
+            | Action::SetMode { path, .. }
+            | Action::SetOwner { path, .. }
+            | Action::Remove { path }
+            | Action::RemoveDir { path }
+            | Action::RemoveTree { path }
+            | Action::Symlink { path, .. }
+            | Action::Capture { path, .. }
+            | Action::WriteTree { path, .. } => path.clone(),
+            Action::Move { from, .. } => from.clone(),
+            Action::WritePair { name, .. } => crate::paths::live_link(name),
+            _ => return None,
+        };
+        Some(p.display().to_string())
+    }
+}
+
 /// One change a task would make, with a line for the report and, for file
 /// writes, a unified diff (key material redacted).
 #[derive(Debug, Clone)]

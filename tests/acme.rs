@@ -39,7 +39,7 @@ proxy = "http://127.0.0.1:3000"
 fn apply(m: &Machine) -> (Option<i32>, Value, String) {
     let out = m.run_env(
         &[("PORTICO_LOG", "portico=debug")],
-        &["portico", "apply", "--json", "/root/site.toml"],
+        &["portico", "apply", "--replace", "--json", "/root/site.toml"],
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -39,7 +39,7 @@ proxy = "http://127.0.0.1:3000"
 fn apply(m: &Machine, file: &str) -> (Value, Vec<String>) {
     let out = m.run_env(
         &[("PORTICO_LOG", "portico=debug")],
-        &["portico", "apply", "--json", file],
+        &["portico", "apply", "--replace", "--json", file],
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -496,7 +496,7 @@ fn a_config_nginx_rejects_is_rolled_back_and_nginx_keeps_serving() {
         "/root/bad.toml",
         &SCENARIOS.replace("http://127.0.0.1:3001/", "http://backend.invalid:3001/"),
     );
-    let out = m.run(&["portico", "apply", "--json", "/root/bad.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "--json", "/root/bad.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let gate = task(&report, "nginx configuration");

@@ -40,10 +40,10 @@ fn a_killed_apply_then_a_reboot_leaves_nginx_starting_and_serving() {
         "/root/q.toml",
         &playbook(&[("a", 3001), ("b", 3001), ("c", 3002)]),
     );
-    m.ok(&["portico", "apply", "/root/p.toml"]);
+    m.ok(&["portico", "apply", "--replace", "/root/p.toml"]);
     let traced = m.run_env(
         &[("PORTICO_FAILPOINT_TRACE", "/root/trace")],
-        &["portico", "apply", "/root/q.toml"],
+        &["portico", "apply", "--replace", "/root/q.toml"],
     );
     assert!(
         traced.status.success(),
@@ -76,11 +76,11 @@ fn a_killed_apply_then_a_reboot_leaves_nginx_starting_and_serving() {
         ),
     ];
     for (what, n) in points {
-        m.ok(&["portico", "apply", "/root/p.toml"]);
+        m.ok(&["portico", "apply", "--replace", "/root/p.toml"]);
         let at = format!("#{n}");
         let killed = m.run_env(
             &[("PORTICO_FAILPOINT", &at)],
-            &["portico", "apply", "/root/q.toml"],
+            &["portico", "apply", "--replace", "/root/q.toml"],
         );
         assert_eq!(
             killed.status.code(),
@@ -103,7 +103,7 @@ fn a_killed_apply_then_a_reboot_leaves_nginx_starting_and_serving() {
             );
         }
         eprintln!("booted faults: killed at {what} (step {n}), rebooted: nginx serves");
-        m.ok(&["portico", "apply", "/root/q.toml"]);
+        m.ok(&["portico", "apply", "--replace", "/root/q.toml"]);
         assert_eq!(
             https_status(&m, "c.boot.test"),
             "502",

@@ -85,7 +85,7 @@ fn check_of_the_embedded_default_on_a_debian_tree() {
     );
     let cert = task(&v, "certificate default");
     assert!(
-        cert["changes"][0]
+        cert["changes"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("self-signed certificate: missing"),
@@ -587,7 +587,7 @@ fn generate_dhparam_runs_openssl_once_and_keeps_the_result() {
     ]));
     let t = task(&plan, "file /etc/nginx/portico-dhparam.pem");
     assert!(
-        t["changes"][0]
+        t["changes"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("generate 2048-bit"),
@@ -630,17 +630,26 @@ fn tightened_permissions_are_never_loosened() {
     use std::os::unix::fs::PermissionsExt;
     let dir = copy_of_tree("debian12");
     let root = dir.path().to_str().unwrap();
-    assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
+    let seed = support::fixtures::repo("playbooks/self-signed-proxy.toml");
+    let seed = seed.to_str().unwrap();
+    assert_eq!(
+        portico(&["apply", "--root", root, seed]).status.code(),
+        Some(0)
+    );
     let installed = dir.path().join("etc/portico/playbook.toml");
     std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o400)).unwrap();
-    let v = report(&portico(&["apply", "--json", "--root", root]));
+    let v = report(&portico(&["apply", "--json", "--root", root, seed]));
     assert_eq!(
         task(&v, "file /etc/portico/playbook.toml")["status"],
         "unchanged"
     );
     // Even a rewrite keeps the operator's tighter mode.
-    std::fs::write(&installed, "# edited by hand\n").unwrap();
-    let v = report(&portico(&["apply", "--json", "--root", root]));
+    let edited = format!(
+        "# edited by hand\n{}",
+        std::fs::read_to_string(seed).unwrap()
+    );
+    std::fs::write(&installed, edited).unwrap();
+    let v = report(&portico(&["apply", "--json", "--root", root, seed]));
     assert_eq!(
         task(&v, "file /etc/portico/playbook.toml")["status"],
         "changed"
@@ -923,7 +932,7 @@ fn validate_runs_real_nginx_t_and_changes_nothing_on_the_host() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        said.contains("nginx -t: the configuration is accepted"),
+        said.contains("nginx -t: the rendered configuration is accepted"),
         "{said}"
     );
 
@@ -1104,5 +1113,426 @@ fn apply_into_an_empty_root_twice() {
         std::fs::read_to_string(dir.path().join("var/lib/portico/managed.json")).unwrap();
     for top in ["\"/etc\"", "\"/var\""] {
         assert!(!manifest.contains(top), "{top} in {manifest}");
+    }
+}
+
+// The command line as a new user meets it (#29).
+
+/// Standard error and output together, for messages.
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A playbook with one self-signed site named `site`.
+fn one_site(site: &str) -> String {
+    format!(
+        "version = 1\n\n[[certificate]]\nname = \"{site}\"\nsource = \"self-signed\"\n\n\
+         [[site]]\nserver_names = [\"{site}.test\"]\ncertificate = \"{site}\"\n\n\
+         [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+    )
+}
+
+#[test]
+fn a_bare_apply_keeps_the_installed_playbook_and_a_replacement_needs_replace() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let seed = support::fixtures::repo("playbooks/self-signed-proxy.toml");
+    let first = portico(&["apply", "--root", root, seed.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", said(&first));
+    // `portico apply` with no file: the installed playbook, nothing to do.
+    let bare = portico(&["apply", "--check", "--json", "--root", root]);
+    let v = report(&bare);
+    assert_eq!(v["playbook"], "/etc/portico/playbook.toml", "{v}");
+    assert_eq!(v["changed"], 0, "{v}");
+    // Another playbook that keeps none of its sites: refused without
+    // --replace (no terminal to ask on), said in --check, done with it.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, one_site("other")).unwrap();
+    let other = other.to_str().unwrap();
+    let refused = portico(&["apply", "--root", root, other]);
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("keeps none of the sites"),
+        "{}",
+        said(&refused)
+    );
+    assert!(said(&refused).contains("--replace"), "{}", said(&refused));
+    assert!(
+        dir.path()
+            .join("etc/ssl/portico/certs/internal.crt")
+            .exists(),
+        "nothing was pruned"
+    );
+    let check = portico(&["apply", "--check", "--json", "--root", root, other]);
+    assert!(report(&check)["warnings"].to_string().contains("--replace"));
+    let replaced = portico(&["apply", "--replace", "--root", root, other]);
+    assert_eq!(replaced.status.code(), Some(0), "{}", said(&replaced));
+}
+
+#[test]
+fn every_playbook_error_comes_in_one_run_in_line_order_with_suggestions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("five.toml");
+    std::fs::write(
+        &file,
+        "version = 1\n\n[tls]\nprofile = \"modern\"\ndhparam_bits = 2048\n\n\
+         [[certificate]]\nname = \"web\"\nsource = \"self-signed\"\ndays = \"365\"\n\n\
+         [[site]]\nserver_names = [\"a.test\"]\ncertificate = \"web\"\n\n\
+         [[site.location]]\npath = \"/\"\nprxy = \"http://127.0.0.1:3000\"\n\n\
+         [[sites]]\nserver_names = [\"b.test\"]\n\n\
+         [[site]]\nserver_names = [\"a.test\"]\ncertificate = \"nope\"\n\
+         [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3001\"\n",
+    )
+    .unwrap();
+    let out = portico(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 6, "every mistake at once:\n{err}");
+    assert!(lines.iter().all(|l| l.starts_with("error: ")), "{err}");
+    let line_no = |l: &str| -> usize { l.split(':').nth(2).unwrap().parse().unwrap() };
+    assert!(
+        lines.windows(2).all(|w| line_no(w[0]) <= line_no(w[1])),
+        "line order:\n{err}"
+    );
+    for want in [
+        "five.toml:5:1: tls.dhparam_bits: unknown key `dhparam_bits`",
+        "certificate[0].days: expected a whole number",
+        "(write it without quotes: 365)",
+        "unknown key `prxy`; did you mean `proxy`?",
+        "unknown key `sites`; did you mean `site`?",
+        "duplicate server name \"a.test\"",
+        "unknown certificate \"nope\"",
+    ] {
+        assert!(err.contains(want), "{want:?} missing:\n{err}");
+    }
+    assert!(
+        !err.contains("u32") && !err.contains("invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_is_apply_check_and_runs_as_any_user() {
+    let dir = tempfile::tempdir().unwrap();
+    // Readable by a user other than root.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let pb = dir.path().join("compat.toml");
+    std::fs::write(
+        &pb,
+        "version = 1\n[tls]\nprofile = \"compat\"\n\n[[certificate]]\nname = \"web\"\nsource = \"self-signed\"\n\
+         key = \"ecdsa-p256\"\n\n[[site]]\nserver_names = [\"a.test\"]\ncertificate = \"web\"\n\n\
+         [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&pb, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let pb = pb.to_str().unwrap();
+    let tree = copy_of_tree("debian12");
+    let root = tree.path().to_str().unwrap();
+    // The warnings apply prints, in the same words.
+    let check = report(&portico(&[
+        "apply", "--check", "--json", "--root", root, pb,
+    ]));
+    let v: Value =
+        serde_json::from_slice(&portico(&["validate", "--json", "--root", root, pb]).stdout)
+            .unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["mode"], "validate");
+    assert_eq!(v["warnings"], check["warnings"], "{v}");
+    assert!(v["warnings"].to_string().contains("ecdsa"), "{v}");
+    // As a user other than root: valid, and it says what it did not check.
+    let exe = support::bin::exe();
+    let as_nobody = if nix::unistd::geteuid().is_root() {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&exe)
+            .args(["validate", pb])
+            .output()
+            .unwrap()
+    } else {
+        Command::new(&exe).args(["validate", pb]).output().unwrap()
+    };
+    let text = said(&as_nobody);
+    assert_eq!(as_nobody.status.code(), Some(0), "{text}");
+    assert!(text.contains("not checked: nginx -t"), "{text}");
+    assert!(text.lines().last() == Some("valid"), "{text}");
+    // A certificate file that is not there is the playbook's fault: 2.
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        "version = 1\n[[certificate]]\nname = \"web\"\nsource = \"files\"\ncert_file = \"/nonexistent/web.crt\"\n\
+         key_file = \"/nonexistent/web.key\"\n\n[[site]]\nserver_names = [\"a.test\"]\ncertificate = \"web\"\n\n\
+         [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
+    )
+    .unwrap();
+    let out = portico(&["validate", "--root", root, missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(said(&out).contains("does not exist"), "{}", said(&out));
+}
+
+#[test]
+fn facts_text_uses_the_words_of_the_json() {
+    let tree = copy_of_tree("debian12");
+    let out = portico(&["facts", "--root", tree.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for debug in [
+        "Apt",
+        "None",
+        "SitesEnabled",
+        "Debian family",
+        "\"",
+        "(from the default",
+    ] {
+        assert!(!text.contains(debug), "{debug:?} in:\n{text}");
+    }
+    assert!(text.contains("package manager: apt"), "{text}");
+    assert!(text.contains("layout sites-enabled"), "{text}");
+    let v: Value = serde_json::from_slice(
+        &portico(&["facts", "--json", "--root", tree.path().to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    // Not asked under --root: unknown, not false.
+    assert!(v["nginx"]["http2"].is_null(), "{v}");
+    assert_eq!(v["schema"], 1);
+}
+
+#[test]
+fn reports_say_unchanged_and_show_what_is_new_as_new() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let out = portico(&["apply", "--check", "--diff", "--root", root]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // A new key's diff starts from nothing; a new certificate is shown by
+    // what it says.
+    assert!(
+        text.contains("--- /dev/null\n+++ /etc/ssl/portico/live/default/privkey.pem"),
+        "{text}"
+    );
+    assert!(text.contains("+subject CN="), "{text}");
+    assert!(!text.contains("+MII"), "no base64: {text}");
+    // Each directory is said once.
+    let creates: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("create directory /etc/ssl/portico "))
+        .collect();
+    assert!(creates.len() <= 1, "{creates:?}");
+    let applied = portico(&["apply", "--root", root]);
+    assert_eq!(applied.status.code(), Some(0), "{}", said(&applied));
+    let again = String::from_utf8_lossy(&portico(&["apply", "--root", root]).stdout).into_owned();
+    assert!(again.contains("   unchanged  "), "{again}");
+    assert!(!again.contains("          ok  "), "{again}");
+}
+
+#[test]
+fn json_reports_have_one_versioned_shape() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let v = report(&portico(&[
+        "apply", "--check", "--json", "--diff", "--root", root,
+    ]));
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["mode"], "check");
+    assert_eq!(v["rolled_back"], false);
+    let tasks = v["tasks"].as_array().unwrap();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["diffs"].as_array().is_some_and(|d| !d.is_empty())),
+        "diffs in the JSON with --diff: {v}"
+    );
+    let change = &tasks.iter().find(|t| t["status"] == "changed").unwrap()["changes"][0];
+    for key in ["action", "path", "reason"] {
+        assert!(change.get(key).is_some(), "{key} in {change}");
+    }
+    let plain = report(&portico(&["apply", "--check", "--json", "--root", root]));
+    assert!(
+        plain["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("diffs").is_none()),
+        "no diffs unless asked"
+    );
+    let applied = report(&portico(&["apply", "--json", "--root", root]));
+    assert_eq!(applied["mode"], "apply");
+    // The schema file documents the shape.
+    let schema: Value =
+        serde_json::from_str(&support::fixtures::text("docs/report.schema.json")).unwrap();
+    for key in ["schema", "mode", "rolled_back", "tasks", "changed"] {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "{key} in the schema"
+        );
+    }
+}
+
+#[test]
+fn flags_and_exit_codes() {
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    // A drift check: 3 while changes are pending, 0 once applied.
+    let drift = portico(&["apply", "--check", "--exit-code", "--root", root]);
+    assert_eq!(drift.status.code(), Some(3), "{}", said(&drift));
+    assert_eq!(portico(&["apply", "--root", root]).status.code(), Some(0));
+    let clean = portico(&["apply", "--check", "--exit-code", "--root", root]);
+    assert_eq!(clean.status.code(), Some(0), "{}", said(&clean));
+    // --exit-code without --check is a usage error.
+    assert_eq!(
+        portico(&["apply", "--exit-code", "--root", root])
+            .status
+            .code(),
+        Some(2)
+    );
+    // apply has no --dry-run, and says which flag is meant.
+    let dry = portico(&["apply", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(2));
+    assert!(said(&dry).contains("--check"), "{}", said(&dry));
+    // renew --check: what is due, no CA asked, no root needed.
+    let acme = dir.path().join("acme.toml");
+    std::fs::write(
+        &acme,
+        "version = 1\n[acme]\ndirectory = \"https://127.0.0.1:1/dir\"\nemail = \"ops@example.test\"\n\
+         agree_terms = true\n\n[[certificate]]\nname = \"web\"\nsource = \"acme\"\nnames = [\"a.test\"]\n",
+    )
+    .unwrap();
+    let due = portico(&[
+        "renew",
+        "--check",
+        "--json",
+        "--root",
+        root,
+        acme.to_str().unwrap(),
+    ]);
+    let v = report(&due);
+    assert_eq!(v["mode"], "check", "{v}");
+    assert_eq!(v["failed"], 0, "no CA was asked: {v}");
+    assert!(task(&v, "certificate web")["status"] == "changed", "{v}");
+    // An I/O failure is 1, bad input 2.
+    let io = portico(&["apply", "--check", "--root", root, "/etc"]);
+    assert_eq!(io.status.code(), Some(1), "{}", said(&io));
+    let bad = portico(&["apply", "--check", "--root", root, "/nonexistent.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    // Every command that reads a host takes --root, worded once.
+    let root_line = |cmd: &str| -> String {
+        let help = String::from_utf8_lossy(&portico(&[cmd, "--help"]).stdout).into_owned();
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("--root <DIR>"))
+            .unwrap_or_else(|| panic!("{cmd} has no --root:\n{help}"));
+        // The option and its wrapped lines, however wide the column.
+        let mut text = lines[at].trim().to_string();
+        for l in &lines[at + 1..] {
+            let t = l.trim_start();
+            if t.is_empty() || t.starts_with('-') || !l.starts_with("      ") {
+                break;
+            }
+            text.push(' ');
+            text.push_str(t);
+        }
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let apply_root = root_line("apply");
+    for cmd in [
+        "validate", "status", "facts", "renew", "remove", "ca", "daemon",
+    ] {
+        assert_eq!(root_line(cmd), apply_root, "{cmd}");
+    }
+    let help = String::from_utf8_lossy(&portico(&["--help"]).stdout).into_owned();
+    assert!(help.contains("PORTICO_LOG"), "{help}");
+    let order: Vec<usize> = ["apply", "validate", "status", "facts", "renew", "remove"]
+        .iter()
+        .map(|c| help.find(&format!("\n  {c} ")).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "the order a user meets them:\n{help}"
+    );
+}
+
+#[test]
+fn fmt_lays_out_a_playbook_and_keeps_its_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("messy.toml");
+    let messy = "# my site\nversion=1\n[[certificate]]\n  name   = \"web\"   # the one\nsource=\"self-signed\"\n\
+                 [[site]]\nserver_names=[ \"a.test\" ]\ncertificate = \"web\"\n[[site.location]]\npath=\"/\"\n\
+                 proxy = \"http://127.0.0.1:3000\"\n";
+    std::fs::write(&file, messy).unwrap();
+    let f = file.to_str().unwrap();
+    let check = portico(&["fmt", "--check", f]);
+    assert_eq!(check.status.code(), Some(1), "{}", said(&check));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        messy,
+        "--check writes nothing"
+    );
+    assert_eq!(portico(&["fmt", f]).status.code(), Some(0));
+    let tidy = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        tidy.contains("# my site\nversion = 1\n\n[[certificate]]\nname = \"web\"  # the one\n"),
+        "{tidy}"
+    );
+    assert!(tidy.contains("server_names = [\"a.test\"]"), "{tidy}");
+    assert_eq!(portico(&["fmt", "--check", f]).status.code(), Some(0));
+    // A playbook with errors is not laid out: its errors, exit 2.
+    std::fs::write(&file, "version = 1\nbogus = 2\n").unwrap();
+    assert_eq!(portico(&["fmt", f]).status.code(), Some(2));
+}
+
+/// The README's tables say what `--help` says: every command with its
+/// summary, every exit code with its meaning.
+#[test]
+fn the_readme_tables_match_the_help() {
+    let readme = support::fixtures::text("README.md");
+    let help = String::from_utf8_lossy(&portico(&["--help"]).stdout).into_owned();
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // `--help`'s Commands section: name, then its summary (wrapped).
+    let commands = help
+        .split("Commands:\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for line in commands.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            let (name, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            listed.push((name.to_string(), rest.to_string()));
+        } else if let Some(last) = listed.last_mut() {
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+        }
+    }
+    listed.retain(|(n, _)| n != "help");
+    for (name, summary) in &listed {
+        let first = squash(summary)
+            .split(". ")
+            .next()
+            .unwrap()
+            .trim_end_matches('.')
+            .to_string();
+        let row = format!("| `portico {name}` | {first} |");
+        assert!(readme.contains(&row), "README lacks the row:\n{row}");
+    }
+    let exit = help
+        .split("Exit codes:\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    for line in exit.lines() {
+        let (code, meaning) = line.trim().split_once("  ").unwrap();
+        let row = format!("| {code} | {} |", squash(meaning));
+        assert!(readme.contains(&row), "README lacks the row:\n{row}");
     }
 }

@@ -75,7 +75,7 @@ const OLD_LINK: &str = "/etc/nginx/sites-enabled/portico-default.https.conf";
 fn switching_playbooks_leaves_only_the_new_one_s_sites() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
+    ok(&["apply", "--replace", "--root", root]);
     assert!(at(dir.path(), DEFAULT_SITE).exists());
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(at(dir.path(), "/var/lib/portico/managed.json")).unwrap(),
@@ -118,7 +118,13 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
     );
     assert_eq!(files(dir.path(), &[]), before);
 
-    let out = ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    let out = ok(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     assert!(
         out.starts_with(&format!("playbook: {}\n", seed("self-signed-proxy.toml"))),
         "{out}"
@@ -143,7 +149,13 @@ fn switching_playbooks_leaves_only_the_new_one_s_sites() {
         .collect();
     assert_eq!(archived.len(), 1, "{archived:?}");
     // And then nothing changes.
-    let again = ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    let again = ok(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     assert!(again.contains("\n0 changed,"), "{again}");
 }
 
@@ -155,7 +167,13 @@ fn a_file_portico_did_not_write_is_refused_then_adopted_with_a_copy_kept() {
     let mine = at(dir.path(), ENTRY);
     std::fs::write(&mine, "server { listen 443; } # mine\n").unwrap();
     let before = files(dir.path(), &[]);
-    let out = portico(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    let out = portico(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -201,12 +219,18 @@ fn an_edited_file_is_archived_not_deleted_when_pruned() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
     // The compat profile's dhparam file, which the default playbook drops.
-    ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    ok(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     let dh = "/etc/nginx/portico-dhparam.pem";
     let mut text = std::fs::read_to_string(at(dir.path(), dh)).unwrap();
     text.push_str("# a note someone added\n");
     std::fs::write(at(dir.path(), dh), &text).unwrap();
-    let out = ok(&["apply", "--root", root]);
+    let out = ok(&["apply", "--replace", "--root", root]);
     assert!(out.contains("edited since portico wrote it"), "{out}");
     let kept: Vec<String> = files(dir.path(), &[])
         .into_iter()
@@ -227,7 +251,7 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
     // What the host has anyway once portico keeps state there.
     std::fs::create_dir_all(at(dir.path(), "/var/lib")).unwrap();
     let pristine = files(dir.path(), &[]);
-    ok(&["apply", "--root", root, &seed("mtls-api.toml")]);
+    ok(&["apply", "--replace", "--root", root, &seed("mtls-api.toml")]);
     let key = "/etc/ssl/portico/private/api.key";
     assert!(at(dir.path(), key).exists());
 
@@ -253,7 +277,7 @@ fn remove_gives_the_tree_back_and_purge_takes_the_keys_too() {
     let again = ok(&["remove", "--root", root]);
     assert!(again.contains("\n0 changed,"), "{again}");
 
-    ok(&["apply", "--root", root, &seed("mtls-api.toml")]);
+    ok(&["apply", "--replace", "--root", root, &seed("mtls-api.toml")]);
     // An operator's own file beside the playbook portico installed.
     std::fs::write(at(dir.path(), "/etc/portico/tsig.key"), "secret\n").unwrap();
     let out = ok(&["remove", "--purge", "--root", root]);
@@ -285,7 +309,13 @@ fn a_tree_from_before_the_manifest_is_taken_over_and_pruned() {
     );
     std::fs::write(at(dir.path(), OLD_SITE), old).unwrap();
     std::os::unix::fs::symlink(OLD_SITE, at(dir.path(), OLD_LINK)).unwrap();
-    ok(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    ok(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     assert!(!at(dir.path(), OLD_LINK).exists());
     assert!(at(dir.path(), SEED_SITE).exists());
     // Archived, not deleted: nobody can tell what edited it.
@@ -301,10 +331,16 @@ fn a_tree_from_before_the_manifest_is_taken_over_and_pruned() {
 fn an_unreadable_manifest_stops_apply_naming_it() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
+    ok(&["apply", "--replace", "--root", root]);
     std::fs::write(at(dir.path(), "/var/lib/portico/managed.json"), "{not json").unwrap();
     let before = files(dir.path(), &[]);
-    let out = portico(&["apply", "--root", root, &seed("self-signed-proxy.toml")]);
+    let out = portico(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        &seed("self-signed-proxy.toml"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -318,7 +354,7 @@ fn an_unreadable_manifest_stops_apply_naming_it() {
 fn a_manifest_naming_what_portico_never_writes_is_refused() {
     let dir = debian_tree();
     let root = dir.path().to_str().unwrap();
-    ok(&["apply", "--root", root]);
+    ok(&["apply", "--replace", "--root", root]);
     let path = at(dir.path(), "/var/lib/portico/managed.json");
     let text = std::fs::read_to_string(&path).unwrap();
     for (forged, why) in [

@@ -68,7 +68,7 @@ fn switching_playbooks_converges_and_remove_gives_the_machine_back() {
         &seed.replace("http://127.0.0.1:4000", "http://backend.invalid:4000"),
     );
     let before = file_list(&m);
-    let out = m.run(&["portico", "apply", "/root/bad.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "/root/bad.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("rolled back"), "{text}");
@@ -101,7 +101,7 @@ fn switching_playbooks_converges_and_remove_gives_the_machine_back() {
 
     // The switch: only the seed's site is served, on its port, and the
     // default's certificate goes to the archive.
-    let out = m.run(&["portico", "apply", "/root/mtls.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "/root/mtls.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
@@ -267,7 +267,7 @@ fn status_hooks_and_the_journal_with_a_real_ca() {
     );
     m.ok(&["chmod", "755", "/usr/local/bin/hook"]);
     m.write("/root/site.toml", ACME);
-    let out = m.run(&["portico", "apply", "/root/site.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "/root/site.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
 
@@ -292,7 +292,7 @@ fn status_hooks_and_the_journal_with_a_real_ca() {
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("playbook: /etc/portico/playbook.toml\n")
     );
-    let out = m.run(&["portico", "apply", "/root/site.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "/root/site.toml"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(hook_runs(&m).len(), 2, "a hook ran without a change");
 
@@ -417,7 +417,7 @@ fn status_hooks_and_the_journal_with_a_real_ca() {
         "version = 1\n[firewall]\nbackend = \"none\"\n[[certificate]]\nname = \"local\"\nsource = \"self-signed\"\n\
          [[site]]\nserver_names = [\"app.test\"]\ncertificate = \"local\"\n[[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n",
     );
-    let out = m.run(&["portico", "apply", "/root/plain.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "/root/plain.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("stop portico.service"), "{text}");

@@ -131,7 +131,14 @@ fn wildcard_cname_and_hook_certificates_through_bind_then_a_wrong_key_keeps_the_
     m.write("/root/site.toml", &playbook());
 
     // The plan names the challenge and provider, and no secret.
-    let plan = m.run(&["portico", "apply", "--check", "--diff", "/root/site.toml"]);
+    let plan = m.run(&[
+        "portico",
+        "apply",
+        "--replace",
+        "--check",
+        "--diff",
+        "/root/site.toml",
+    ]);
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(
         plan_text.contains("over DNS-01 (rfc2136 bind)")
@@ -225,7 +232,10 @@ fn wildcard_cname_and_hook_certificates_through_bind_then_a_wrong_key_keeps_the_
     );
 
     // A second apply has nothing to do.
-    let (code, report, _) = run_json(&m, &["portico", "apply", "--json", "/root/site.toml"]);
+    let (code, report, _) = run_json(
+        &m,
+        &["portico", "apply", "--replace", "--json", "/root/site.toml"],
+    );
     assert_eq!(code, Some(0));
     assert_eq!(report["changed"], 0, "{report:#}");
 

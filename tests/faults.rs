@@ -51,7 +51,7 @@ impl Before {
         if let Some(q) = q {
             sb.write("/etc/portico/q.toml", q);
         }
-        let out = sb.portico(&[], &["apply", "/etc/portico/p.toml"]);
+        let out = sb.portico(&[], &["apply", "--replace", "/etc/portico/p.toml"]);
         assert!(
             out.status.success(),
             "applying P: {}",
@@ -362,7 +362,7 @@ fn a_kill_at_any_step_of_a_forced_renewal() {
         &before,
         &run,
         &["a.fault.test", "b.fault.test"],
-        &["apply", "/etc/portico/p.toml"],
+        &["apply", "--replace", "/etc/portico/p.toml"],
     );
 }
 

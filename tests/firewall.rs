@@ -22,7 +22,7 @@ fn playbook(firewall: &str) -> String {
 }
 
 fn apply(m: &Machine) -> Value {
-    let out = m.run(&["portico", "apply", "--json", "/root/site.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "--json", "/root/site.toml"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON report ({e}):\n{}\n{}",
@@ -275,7 +275,7 @@ fn a_boot_configuration_nft_rejects_is_rolled_back_and_nothing_is_loaded() {
     m.ok(&["nft", "-f", "/root/extra.nft"]);
     let conf_before = std::fs::read(m.root().join("etc/nftables.conf")).unwrap();
     m.write("/root/site.toml", &playbook("backend = \"nftables\""));
-    let out = m.run(&["portico", "apply", "--json", "/root/site.toml"]);
+    let out = m.run(&["portico", "apply", "--replace", "--json", "/root/site.toml"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     let gate = task(&v, "nft -c -f /etc/nftables.conf");

@@ -66,9 +66,9 @@ fn two_applies_at_once_both_succeed_and_the_second_wins() {
         "/etc/portico/two.toml",
         &playbook(ca, &[("a", "acme", 3001), ("p2", "self-signed", 3001)]),
     );
-    let first = start(&sb, &["apply", "/etc/portico/one.toml"]);
+    let first = start(&sb, &["apply", "--replace", "/etc/portico/one.toml"]);
     std::thread::sleep(Duration::from_millis(50));
-    let second = start(&sb, &["apply", "/etc/portico/two.toml"]);
+    let second = start(&sb, &["apply", "--replace", "/etc/portico/two.toml"]);
     let first = first.wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
     let said = |o: &std::process::Output| {
@@ -97,7 +97,10 @@ fn two_applies_at_once_both_succeed_and_the_second_wins() {
         "the first run's site is still served"
     );
     // And the host is exactly the second playbook's.
-    let again = sb.portico(&[], &["apply", "--json", "/etc/portico/two.toml"]);
+    let again = sb.portico(
+        &[],
+        &["apply", "--replace", "--json", "/etc/portico/two.toml"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["changed"], 0, "{v}");
 }
@@ -168,17 +171,26 @@ fn no_wait_fails_at_once_a_wait_gives_up_and_check_never_waits() {
     sb.spawn(&[], &["flock", "/run/portico/lock", "sleep", "30"]);
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
-    let out = sb.portico(&[], &["apply", "--no-wait", "/etc/portico/p.toml"]);
+    let out = sb.portico(
+        &[],
+        &["apply", "--replace", "--no-wait", "/etc/portico/p.toml"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not waiting (--no-wait)"));
     let t = Instant::now();
-    let out = sb.portico(&[], &["apply", "--wait", "1", "/etc/portico/p.toml"]);
+    let out = sb.portico(
+        &[],
+        &["apply", "--replace", "--wait", "1", "/etc/portico/p.toml"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(t.elapsed() >= Duration::from_secs(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("giving up (--wait 1)"));
     let t = Instant::now();
-    let out = sb.portico(&[], &["apply", "--check", "/etc/portico/p.toml"]);
+    let out = sb.portico(
+        &[],
+        &["apply", "--replace", "--check", "/etc/portico/p.toml"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -151,7 +151,7 @@ fn the_deb_installs_serves_completes_and_purges_clean() {
 
     // An ACME playbook: the daemon runs from the packaged unit, and apply
     // writes no unit of its own.
-    m.ok(&["portico", "apply", "/root/site.toml"]);
+    m.ok(&["portico", "apply", "--replace", "/root/site.toml"]);
     let unit = m.ok(&["systemctl", "cat", "portico"]);
     assert!(
         unit.starts_with("# /lib/systemd/system/portico.service")

@@ -29,7 +29,7 @@ fn a_renewal_whose_reload_fails_is_a_failure_backed_off_and_the_old_certificate_
     sb.start_backends(&[3000]);
     sb.write("/etc/portico/p.toml", PLAYBOOK);
     assert!(sb
-        .portico(&[], &["apply", "/etc/portico/p.toml"])
+        .portico(&[], &["apply", "--replace", "/etc/portico/p.toml"])
         .status
         .success());
     let before = served_serial(&sb);
@@ -103,7 +103,10 @@ fn a_site_waiting_for_its_certificate_is_completed_by_the_renewal_that_gets_it()
         "add-a",
         r#"{"host":"first.renew.test","addresses":["10.255.255.1"]}"#,
     );
-    let first = sb.portico(&[], &["apply", "--json", "/etc/portico/p.toml"]);
+    let first = sb.portico(
+        &[],
+        &["apply", "--replace", "--json", "/etc/portico/p.toml"],
+    );
     assert_eq!(
         first.status.code(),
         Some(1),
@@ -161,7 +164,7 @@ fn a_stopped_renewal_starts_no_new_order_and_keeps_what_it_obtained() {
     }
     sb.write("/etc/portico/p.toml", &pb);
     assert!(sb
-        .portico(&[], &["apply", "/etc/portico/p.toml"])
+        .portico(&[], &["apply", "--replace", "/etc/portico/p.toml"])
         .status
         .success());
     let pid = sb.ns_pid().to_string();
@@ -257,7 +260,7 @@ fn a_deploy_hooks_arguments_are_never_printed() {
             ),
         );
         sb.write("/etc/portico/p.toml", &pb);
-        let applied = sb.portico(&[], &["apply", "/etc/portico/p.toml"]);
+        let applied = sb.portico(&[], &["apply", "--replace", "/etc/portico/p.toml"]);
         assert!(!String::from_utf8_lossy(&applied.stdout).contains("S3CRET"));
         let out = sb.portico(
             &[("PORTICO_LOG", "portico=debug")],

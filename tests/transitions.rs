@@ -365,7 +365,10 @@ fn verify(sb: &Sandbox, m: &Model, gone: &[usize], client_cert: Option<&str>) ->
 /// `portico apply` of `text`; the JSON report.
 fn apply(sb: &Sandbox, text: &str) -> (bool, serde_json::Value, String) {
     sb.write("/etc/portico/move.toml", text);
-    let out = sb.portico(&[], &["apply", "--json", "/etc/portico/move.toml"]);
+    let out = sb.portico(
+        &[],
+        &["apply", "--replace", "--json", "/etc/portico/move.toml"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
     (

@@ -93,5 +93,6 @@ else
     cp "$src/playbooks/$file" "$playbook"
 fi
 
-portico apply "$playbook"
+# The scenario named is what this machine is for: it replaces another one.
+portico apply --replace "$playbook"
 bash "$src/tests/e2e/assert.sh" "$scenario" "$playbook"

@@ -1,51 +1,68 @@
 //! `portico apply`: bring the host to what a playbook describes, and take
 //! away what portico made that it no longer describes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{load_playbook, run_plan, CliError, Fallback, Output, Session};
+use super::{load_playbook, run_plan, CliError, Loaded, Output, Session};
 use crate::manifest::{self, Manifest};
 use crate::owned::Owned;
 use crate::plan::{Converge, Install};
-use crate::task::{Mode, Task};
+use crate::task::Task;
 use crate::tasks::prune::AdoptTask;
 
 /// `portico apply`'s arguments.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Playbook file (TOML); `-` reads it from standard input. Default: the
-    /// embedded default playbook.
+    /// one apply installed, /etc/portico/playbook.toml; on a host that has
+    /// none, the embedded default.
     pub playbook: Option<PathBuf>,
-    /// Only report what would change; touch nothing.
-    #[arg(long)]
-    pub check: bool,
-    /// Print unified diffs of file changes (private keys are redacted).
-    #[arg(long)]
-    pub diff: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Plan only.
+    #[command(flatten)]
+    pub plan: super::CheckArgs,
+    /// Diffs.
+    #[command(flatten)]
+    pub diff: super::DiffArg,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
     /// Take over files at paths portico writes that it did not write
     /// itself (a copy of each is kept in /var/lib/portico/archive).
     #[arg(long)]
     pub adopt: bool,
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// Replace the installed playbook even though this one keeps none of
+    /// its sites (asked on a terminal; refused otherwise).
+    #[arg(long)]
+    pub replace: bool,
+    /// Which host.
+    #[command(flatten)]
+    pub host: super::HostArg,
     /// Waiting for another run.
     #[command(flatten)]
     pub lock: super::LockArgs,
+    /// Not a flag of apply: said so with the one that is.
+    #[arg(long, hide = true)]
+    pub dry_run: bool,
 }
 
 /// Plans and runs (or, with `--check`, only checks) the playbook.
 pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
+    if a.dry_run {
+        return Err(CliError::NoSuchFlag(
+            "apply has no --dry-run: `portico apply --check` plans and touches nothing \
+             (`renew --dry-run` is another thing: real orders whose certificates are thrown away)",
+        ));
+    }
+    let root = &a.host.root;
     // The playbook is checked before anything else: bad input touches nothing.
-    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Embedded, &a.root)?;
-    let session = Session::open_locked(a.root.clone(), (!a.check).then_some(&a.lock))?;
+    let loaded = load_playbook(a.playbook.as_deref(), root)?;
+    let check = a.plan.check;
+    let mut warnings = replacing(&loaded, root, check, a.replace)?;
+    let session = Session::open_locked(root.clone(), (!check).then_some(&a.lock))?;
     let pb = session.resolve(loaded.pb)?;
-    let mode = if a.check { Mode::Check } else { Mode::Apply };
+    let mode = a.plan.mode();
     let ctx = session.ctx_for(mode);
     let facts = &session.facts;
     if ctx.live_host {
@@ -99,10 +116,56 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
         plan.tasks.splice(0..0, adopt);
     }
     let out = Output {
-        json: a.json,
-        diff: a.diff,
+        json: a.json.json,
+        diff: a.diff.diff,
         playbook: loaded.name,
+        exit_code: a.plan.exit_code,
     };
-    let warnings = crate::plan::warnings(&pb, facts);
+    warnings.extend(crate::plan::warnings(&pb, facts));
     Ok(run_plan(&ctx, &plan, mode, &old, &out, warnings, Some(&pb)))
+}
+
+/// A playbook that keeps none of the installed one's sites: refused
+/// without `--replace` (or a yes on a terminal); in check mode, said.
+fn replacing(
+    loaded: &Loaded,
+    root: &Path,
+    check: bool,
+    replace: bool,
+) -> Result<Vec<String>, CliError> {
+    let Some(dropped) = drops_every_site(loaded, root)? else {
+        return Ok(Vec::new());
+    };
+    let why = format!(
+        "{} keeps none of the sites of the installed playbook {} ({})",
+        loaded.name,
+        crate::paths::INSTALLED_PLAYBOOK,
+        dropped.join(", ")
+    );
+    if check {
+        return Ok(vec![format!("{why}: apply would need --replace")]);
+    }
+    if !replace && !super::confirm(&format!("{why}; replace it?")) {
+        return Err(CliError::WouldReplace(why));
+    }
+    Ok(Vec::new())
+}
+
+/// When a playbook is installed and `loaded` is another that keeps none of
+/// its sites: the installed sites it would drop.
+fn drops_every_site(loaded: &Loaded, root: &Path) -> Result<Option<Vec<String>>, CliError> {
+    if loaded.name == crate::paths::INSTALLED_PLAYBOOK {
+        return Ok(None);
+    }
+    let Ok(installed) = load_playbook(None, root) else {
+        // An installed playbook that does not read is replaced knowingly
+        // or not at all: its own error says so at the next renewal.
+        return Ok(None);
+    };
+    if installed.name != crate::paths::INSTALLED_PLAYBOOK || installed.pb.sites.is_empty() {
+        return Ok(None);
+    }
+    let kept: Vec<String> = loaded.pb.sites.iter().map(|s| s.id()).collect();
+    let old: Vec<String> = installed.pb.sites.iter().map(|s| s.id()).collect();
+    Ok((!old.iter().any(|s| kept.contains(s))).then_some(old))
 }

@@ -15,9 +15,12 @@ pub struct CaArgs {
     /// What to do with the CA.
     #[command(subcommand)]
     pub command: CaCmd,
-    /// Keep the CA under DIR/var/lib/portico/ca instead of /var/lib/portico/ca.
-    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
-    pub root: PathBuf,
+    /// Which host (the CA lives in DIR/var/lib/portico/ca).
+    #[command(flatten)]
+    pub host: super::HostArg,
+    /// JSON (`issue`: the files; `list`: the certificates).
+    #[command(flatten)]
+    pub json: super::JsonArg,
     /// Waiting for another run.
     #[command(flatten)]
     pub lock: super::LockArgs,
@@ -49,9 +52,6 @@ pub enum CaCmd {
         /// Where CN.crt, CN.key (0600), CN.p12 and CN.p12.pass (0600) go.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// Print the files as JSON.
-        #[arg(long)]
-        json: bool,
         /// Issue even though CN already has a valid certificate (that one
         /// stays valid until revoked).
         #[arg(long)]
@@ -70,9 +70,6 @@ pub enum CaCmd {
         /// The CA.
         #[arg(value_parser = ca_name)]
         name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 /// A CA name, which names its directory: the playbook's rule for names.
@@ -90,8 +87,8 @@ fn ca_name(s: &str) -> Result<String, String> {
 pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
     // Writes take the host's lock (one run at a time); a listing does not.
     let writes = !matches!(a.command, CaCmd::List { .. });
-    let _lock = super::lock_host(&a.root, writes.then_some(&a.lock))?;
-    let root = open_root(a.root)?;
+    let _lock = super::lock_host(&a.host.root, writes.then_some(&a.lock))?;
+    let root = open_root(a.host.root)?;
     let now = crate::host::clock::Clock::unix_now(&crate::host::clock::SystemClock::default());
     match a.command {
         CaCmd::Init { name, days } => init(&Ca::new(&root, &name, now), &root, days),
@@ -100,11 +97,17 @@ pub(super) fn run(a: CaArgs) -> Result<i32, CliError> {
             cn,
             days,
             out,
-            json,
             reissue,
-        } => issue(&Ca::new(&root, &name, now), &cn, days, out, json, reissue),
+        } => issue(
+            &Ca::new(&root, &name, now),
+            &cn,
+            days,
+            out,
+            a.json.json,
+            reissue,
+        ),
         CaCmd::Revoke { name, serial } => revoke(&Ca::new(&root, &name, now), &root, &serial),
-        CaCmd::List { name, json } => list(&Ca::new(&root, &name, now), json),
+        CaCmd::List { name } => list(&Ca::new(&root, &name, now), a.json.json),
     }
 }
 
@@ -203,9 +206,24 @@ fn revoke(ca: &Ca, root: &Root, serial: &str) -> Result<i32, CliError> {
 fn list(ca: &Ca, json: bool) -> Result<i32, CliError> {
     let entries = ca.list()?;
     if json {
+        // Dates as everywhere in portico's JSON: RFC 3339.
+        let shown: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "serial": e.serial,
+                    "cn": e.cn,
+                    "not_after": crate::when::rfc3339(e.not_after),
+                    "revoked_at": e.revoked_at.map(crate::when::rfc3339),
+                })
+            })
+            .collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(&entries).expect("serializes")
+            serde_json::to_string_pretty(
+                &serde_json::json!({"schema": crate::report::SCHEMA, "certificates": shown})
+            )
+            .expect("serializes")
         );
         return Ok(0);
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{load_playbook, open_root, CliError, Fallback};
+use super::{load_playbook, open_root, CliError};
 
 /// `portico daemon`'s arguments.
 #[derive(Debug, Args)]
@@ -13,15 +13,15 @@ pub struct DaemonArgs {
     /// Playbook file (TOML). Default: the one `apply` installed,
     /// /etc/portico/playbook.toml (else the embedded default).
     pub playbook: Option<PathBuf>,
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// Which host.
+    #[command(flatten)]
+    pub host: super::HostArg,
 }
 
 /// Runs the renewal daemon until SIGTERM.
 pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
-    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
-    let root = open_root(a.root.clone())?;
+    let loaded = load_playbook(a.playbook.as_deref(), &a.host.root)?;
+    let root = open_root(a.host.root.clone())?;
     tracing::info!(playbook = %loaded.name, "starting");
     // SIGHUP re-reads the file the playbook came from.
     let file = match a.playbook {
@@ -36,7 +36,7 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         pb: loaded.pb,
     };
     let seed = super::machine_seed(&root);
-    let root_dir = a.root;
+    let root_dir = a.host.root;
     crate::daemon::run(file, first, &seed, move |source| {
         renew_in_a_child(&source.text, &root_dir)
     })?;

@@ -1,7 +1,5 @@
 //! `portico facts`: what portico detects on this host.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
 use super::{open_root, CliError};
@@ -10,84 +8,106 @@ use crate::host::cmd::SystemRunner;
 /// `portico facts`'s arguments.
 #[derive(Debug, Args)]
 pub struct FactsArgs {
-    /// Print JSON instead of text.
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Read the facts of the tree under DIR (files only; no commands are run).
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
+    /// Which host (under another root only files are read: no tool is run).
+    #[command(flatten)]
+    pub host: super::HostArg,
 }
 
-/// Prints the facts, as text or JSON.
+/// Prints the facts, as text or JSON: the text says what the JSON says,
+/// in the same words.
 pub(super) fn run(f: FactsArgs) -> Result<i32, CliError> {
-    let root = open_root(f.root)?;
+    let root = open_root(f.host.root)?;
     let facts = crate::facts::gather(&root, &SystemRunner);
-    if f.json {
+    let mut v = serde_json::to_value(&facts).expect("facts serialize");
+    // What was not asked is unknown (null), not false.
+    if facts.nginx.version.is_none() {
+        v["nginx"]["http2"] = serde_json::Value::Null;
+        v["nginx"]["http3"] = serde_json::Value::Null;
+    }
+    v["schema"] = crate::report::SCHEMA.into();
+    if f.json.json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&facts).expect("facts serialize")
+            serde_json::to_string_pretty(&v).expect("facts serialize")
         );
         return Ok(0);
     }
-    let d = &facts.distro;
-    outln!(
-        "distro:          {} {} ({:?} family){}",
-        d.id,
-        d.version,
-        d.family,
-        if d.supported {
+    out!("{}", text(&v));
+    Ok(0)
+}
+
+/// A JSON value as a word: a string as it is, null as "unknown".
+fn word(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "unknown".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The facts as text, from their JSON.
+fn text(v: &serde_json::Value) -> String {
+    let d = &v["distro"];
+    let n = &v["nginx"];
+    let mut out = format!(
+        "distro:          {} {} (family {}){}\n",
+        word(&d["id"]),
+        word(&d["version"]),
+        word(&d["family"]),
+        if d["supported"] == true {
             ""
         } else {
             " [not a supported release]"
         }
     );
-    outln!("package manager: {:?}", facts.package_manager);
-    outln!(
-        "systemd:         {}",
-        if facts.systemd {
+    out += &format!("package manager: {}\n", word(&v["package_manager"]));
+    out += &format!(
+        "systemd:         {}\n",
+        if v["systemd"] == true {
             "running"
         } else {
             "not running"
         }
     );
-    let n = &facts.nginx;
-    match (&n.version, n.installed) {
-        (Some(v), _) => outln!(
-            "nginx:           {v} (OpenSSL {}, http2 {}, http3 {}, layout {:?})",
-            n.openssl.as_deref().unwrap_or("?"),
-            n.http2,
-            n.http3,
-            n.layout
+    let nginx = match (&n["version"], n["installed"] == true) {
+        (serde_json::Value::String(ver), _) => format!(
+            "{ver} (openssl {}, http2 {}, http3 {}, layout {})",
+            word(&n["openssl"]),
+            word(&n["http2"]),
+            word(&n["http3"]),
+            word(&n["layout"])
         ),
-        (None, true) => outln!(
-            "nginx:           installed (version unknown), layout {:?}",
-            n.layout
-        ),
-        (None, false) => outln!(
-            "nginx:           not installed (layout will be {:?})",
-            n.layout
-        ),
-    }
-    let persists = match facts.firewall_persists {
-        Some(true) => "; its rules are restored at boot",
-        Some(false) => "; nothing restores its rules at boot",
-        None => "",
+        (_, true) => format!("installed, version unknown (layout {})", word(&n["layout"])),
+        (_, false) => format!("not installed (layout {} once it is)", word(&n["layout"])),
     };
-    outln!(
-        "firewall:        {:?}{}{persists}",
-        facts.firewall,
-        if facts.firewall_families.is_empty() {
+    out += &format!("nginx:           {nginx}\n");
+    let families: Vec<String> = v["firewall_families"]
+        .as_array()
+        .map(|a| a.iter().map(word).collect())
+        .unwrap_or_default();
+    out += &format!(
+        "firewall:        {}{}{}\n",
+        word(&v["firewall"]),
+        if families.is_empty() {
             String::new()
         } else {
-            format!(" ({})", facts.firewall_families.join(", "))
+            format!(" ({})", families.join(", "))
+        },
+        match &v["firewall_persists"] {
+            serde_json::Value::Bool(true) => "; its rules are restored at boot",
+            serde_json::Value::Bool(false) => "; nothing restores its rules at boot",
+            _ => "",
         }
     );
-    outln!(
-        "hostname:        {:?} (from {})",
-        facts.hostname,
-        facts.hostname_source
-    );
-    Ok(0)
+    let source = word(&v["hostname_source"]);
+    let from = if source.starts_with('/') || source.ends_with("()") {
+        format!("from {source}")
+    } else {
+        source
+    };
+    out += &format!("hostname:        {} ({from})\n", word(&v["hostname"]));
+    out
 }

@@ -22,6 +22,7 @@ mod apply;
 mod ca;
 mod daemon;
 mod facts;
+mod fmt;
 mod remove;
 mod renew;
 mod service;
@@ -48,6 +49,23 @@ use crate::report::Report;
 use crate::task::Ctx;
 use crate::tls::ca::CaError;
 
+/// The end of `portico --help`: examples, exit codes, environment. The
+/// README's exit-code table says the same (a test compares them).
+const AFTER_HELP: &str = "Examples:
+  sudo portico apply                      # the installed playbook, else the embedded default
+  portico apply --check --diff site.toml  # show what would change, with diffs
+  portico validate site.toml              # check a playbook, as a user, in CI
+  portico facts --json                    # what portico detects on this host
+
+Exit codes:
+  0  success: nothing failed (with --check, nothing would)
+  1  a task failed or the host said no (I/O, a service, a lock); validate: nginx rejects it
+  2  bad input (a playbook, a flag, a name): nothing was changed
+  3  --check --exit-code: something would change
+
+Environment:
+  PORTICO_LOG  the log filter, e.g. PORTICO_LOG=debug (logs go to stderr)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portico",
@@ -56,7 +74,7 @@ use crate::tls::ca::CaError;
     long_about = "portico installs nginx, opens the firewall, writes certificates and \
 nginx configuration, and reloads nginx only when something changed. Every step \
 first checks what it would change; run with --check to see that plan and touch nothing.",
-    after_help = "Examples:\n  sudo portico apply                   # the embedded default: self-signed HTTPS proxy to :3000\n  portico apply --check --diff site.toml  # show what would change, with diffs\n  portico facts --json                 # what portico detects on this host\n\nExit codes: 0 success, 1 a task failed, 2 bad input (playbook, flags)."
+    after_help = AFTER_HELP
 )]
 /// The command line.
 pub struct Cli {
@@ -73,44 +91,17 @@ pub struct Cli {
 pub enum Cmd {
     /// Bring the host to what a playbook describes.
     #[command(
-        after_help = "Examples:\n  sudo portico apply                        # embedded default playbook\n  sudo portico apply playbooks/self-signed-proxy.toml\n  portico apply --check --diff site.toml    # plan only, unified diffs, keys redacted\n  portico apply --root /tmp/image site.toml # write files under /tmp/image; host steps skipped\n\nWithout a PLAYBOOK the embedded default is used: a self-signed HTTPS reverse\nproxy for this host's name and localhost to http://127.0.0.1:3000, HTTP\nredirected to HTTPS, the active firewall opened for 80 and 443."
+        after_help = "Examples:\n  sudo portico apply                        # the installed playbook again (else the embedded default)\n  sudo portico apply playbooks/self-signed-proxy.toml\n  portico apply --check --diff site.toml    # plan only, unified diffs, keys redacted\n  portico apply --check --exit-code         # CI drift check: exit 3 when changes are pending\n  portico apply --root /tmp/image site.toml # write files under /tmp/image; host steps skipped\n\nWithout a PLAYBOOK the one apply installed (/etc/portico/playbook.toml) is\nused; on a host that has none, the embedded default: a self-signed HTTPS\nreverse proxy for this host's name and localhost to http://127.0.0.1:3000,\nHTTP redirected to HTTPS, the active firewall opened for 80 and 443. A\nplaybook that keeps none of the installed one's sites needs --replace."
     )]
     Apply(apply::ApplyArgs),
-    /// Show what portico detects on this host: distro, package manager,
-    /// systemd, nginx build and layout, active firewall.
-    #[command(after_help = "Examples:\n  portico facts\n  portico facts --json | jq .nginx")]
-    Facts(facts::FactsArgs),
-    /// Start, stop, reload, restart, enable, disable a service or show its
-    /// state, through systemd's D-Bus API (nginx directly where systemd is
-    /// not running). Reloading or restarting nginx runs `nginx -t` first.
+    /// Check a playbook as apply --check would, without touching this
+    /// host: every error of the playbook, apply's warnings, its
+    /// configuration rendered into a scratch copy of the host and (as root)
+    /// tested by the installed nginx.
     #[command(
-        after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
+        after_help = "Examples:\n  portico validate site.toml          # in CI: exit 0 valid, 1 nginx rejects it, 2 the playbook is wrong\n  sudo portico validate --json site.toml\n\nACME certificates are stood in for by throwaway self-signed ones; nothing is\nasked of any CA. nginx -t runs on the rendered tree in a private mount\nnamespace, which needs root: as another user, and without nginx, the output\nsays what was not checked."
     )]
-    Service(service::ServiceArgs),
-    /// Renew the playbook's ACME certificates that are due; reload nginx once
-    /// if any changed. A failure keeps the old certificate and backs off.
-    #[command(
-        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed,\nincluding one whose reload nginx refused (it is rolled back).\n\nSIGTERM stops a run between orders: nothing new starts, what was obtained\nis written. Deploy hooks run by the daemon run in its sandbox, where the\nfile system is read-only but for /etc/ssl/portico, /var/lib/portico,\n/var/log/nginx, /var/lib/nginx, /etc/nginx/portico and the webroot, /home\nis hidden, and writable executable memory (Node.js, Java), setuid programs\nand namespaces are refused: a hook that works at apply can fail there. The\nsandbox guards against mistakes; it is no boundary against a hook that\nmeans harm (it runs as root). Pass secrets in a file, never in arguments."
-    )]
-    Renew(renew::RenewArgs),
-    /// Run as a service: renew at start and then daily (or on the playbook's
-    /// schedule); SIGHUP re-reads the playbook, SIGTERM stops cleanly.
-    #[command(
-        after_help = "Examples:\n  portico daemon /etc/portico/playbook.toml   # what portico.service runs\n  systemctl reload portico                    # re-read the playbook (SIGHUP)\n\nWith schedule = \"daily\" the time of day is drawn once per host from its\nmachine ID. Logs go to stderr without timestamps: journald adds them."
-    )]
-    Daemon(daemon::DaemonArgs),
-    /// A private certificate authority for client certificates (mTLS).
-    #[command(
-        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs crl.pem and reloads nginx\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
-    )]
-    Ca(ca::CaArgs),
-    /// Undo everything portico made on this host (its manifest): sites,
-    /// links, certificates (archived), firewall rules it added, the renewal
-    /// daemon. nginx stays installed.
-    #[command(
-        after_help = "Examples:\n  sudo portico remove --check     # what would go\n  sudo portico remove             # keys and certificates are archived under /var/lib/portico/archive\n  sudo portico remove --purge     # also delete keys, CAs, the ACME account and state\n\nWhat portico made is listed in /var/lib/portico/managed.json. Files someone\nedited since portico wrote them are archived, never deleted (except with --purge)."
-    )]
-    Remove(remove::RemoveArgs),
+    Validate(validate::ValidateArgs),
     /// Show certificates (issuer, validity, when they renew, failures),
     /// sites, nginx and the renewal daemon. Exit code 1 when a certificate
     /// expired, is missing or keeps failing, or nginx is not running.
@@ -118,13 +109,47 @@ pub enum Cmd {
         after_help = "Examples:\n  portico status                 # the installed playbook, /etc/portico/playbook.toml\n  portico status --json | jq '.certificates[] | {name, days: .current.days_left}'\n  portico status || alert        # a monitoring check"
     )]
     Status(status::StatusArgs),
-    /// Check a playbook without touching this host: validate it, render its
-    /// configuration into a scratch copy of /etc/nginx and /etc/ssl, and run
-    /// the installed nginx's `nginx -t` on it in a private mount namespace.
+    /// Show what portico detects on this host: distro, package manager,
+    /// systemd, nginx build and layout, active firewall.
+    #[command(after_help = "Examples:\n  portico facts\n  portico facts --json | jq .nginx")]
+    Facts(facts::FactsArgs),
+    /// Renew the playbook's ACME certificates that are due; reload nginx once
+    /// if any changed. A failure keeps the old certificate and backs off.
     #[command(
-        after_help = "Examples:\n  portico validate site.toml     # in CI: exit 0 valid, 1 nginx rejects it, 2 the playbook is wrong\n\nACME certificates are stood in for by throwaway self-signed ones; nothing is\nasked of any CA. Without nginx installed only the playbook and its rendering\nare checked (and the output says so)."
+        after_help = "Examples:\n  sudo portico renew site.toml            # what is due; nothing due: no order, no reload\n  sudo portico renew --force site.toml    # every ACME certificate, now\n  sudo portico renew --dry-run site.toml  # order and validate, write and reload nothing\n  portico renew --check                   # what is due, and why; no CA is asked\n\nState (failures, back-off: 1 minute doubling up to 6 hours) is kept in\n/var/lib/portico/state.json. Exit code 1 when any certificate failed,\nincluding one whose reload nginx refused (it is rolled back).\n\nSIGTERM stops a run between orders: nothing new starts, what was obtained\nis written. Deploy hooks run by the daemon run in its sandbox, where the\nfile system is read-only but for /etc/ssl/portico, /var/lib/portico,\n/var/log/nginx, /var/lib/nginx, /etc/nginx/portico and the webroot, /home\nis hidden, and writable executable memory (Node.js, Java), setuid programs\nand namespaces are refused: a hook that works at apply can fail there. The\nsandbox guards against mistakes; it is no boundary against a hook that\nmeans harm (it runs as root). Pass secrets in a file, never in arguments."
     )]
-    Validate(validate::ValidateArgs),
+    Renew(renew::RenewArgs),
+    /// Undo everything portico made on this host (its manifest): sites,
+    /// links, certificates (archived), firewall rules it added, the renewal
+    /// daemon. nginx stays installed.
+    #[command(
+        after_help = "Examples:\n  sudo portico remove --check     # what would go\n  sudo portico remove             # keys and certificates are archived under /var/lib/portico/archive\n  sudo portico remove --purge     # also delete keys, CAs, the ACME account and state\n\nWhat portico made is listed in /var/lib/portico/managed.json. Files someone\nedited since portico wrote them are archived, never deleted (except with --purge)."
+    )]
+    Remove(remove::RemoveArgs),
+    /// Start, stop, reload, restart, enable, disable a service or show its
+    /// state, through systemd's D-Bus API (nginx directly where systemd is
+    /// not running). Reloading or restarting nginx runs `nginx -t` first.
+    #[command(
+        after_help = "Examples:\n  sudo portico service reload            # nginx -t, then reload nginx.service\n  portico service status --json\n  sudo portico service restart php8.2-fpm.service"
+    )]
+    Service(service::ServiceArgs),
+    /// A private certificate authority for client certificates (mTLS).
+    #[command(
+        after_help = "Examples:\n  sudo portico ca init clients\n  sudo portico ca issue clients --cn alice --out ./alice   # alice.crt, .key, .p12, .p12.pass\n  sudo portico ca list clients\n  sudo portico ca revoke clients 4f1c...e2              # re-signs crl.pem and reloads nginx\n\nThe CA lives in /var/lib/portico/ca/NAME (0700, key 0600). Point nginx at ca.crt\n(ssl_client_certificate) and crl.pem (ssl_crl), or name the CA in a playbook\nsite's client_auth."
+    )]
+    Ca(ca::CaArgs),
+    /// Lay out playbooks in one style (spacing, blank lines), keeping
+    /// their comments; with --check, list those that are not laid out.
+    #[command(
+        after_help = "Examples:\n  portico fmt site.toml            # rewritten in place\n  portico fmt --check playbooks/*.toml   # in CI: exit 1 when one is not laid out\n  portico fmt - < site.toml        # from standard input to standard output\n\nOnly a valid playbook is laid out (its errors are printed otherwise, exit 2)."
+    )]
+    Fmt(fmt::FmtArgs),
+    /// Run as a service: renew at start and then daily (or on the playbook's
+    /// schedule); SIGHUP re-reads the playbook, SIGTERM stops cleanly.
+    #[command(
+        after_help = "Examples:\n  portico daemon /etc/portico/playbook.toml   # what portico.service runs\n  systemctl reload portico                    # re-read the playbook (SIGHUP)\n\nWith schedule = \"daily\" the time of day is drawn once per host from its\nmachine ID. Logs go to stderr without timestamps: journald adds them."
+    )]
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Errors that stop a command before any task runs.
@@ -142,12 +167,15 @@ pub enum CliError {
     /// The service manager said no.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    /// `portico validate` reads the TLS keys and mounts a namespace.
+    /// A flag the command does not have, said with the one meant.
+    #[error("{0}")]
+    NoSuchFlag(&'static str),
+    /// The playbook would replace the installed one and drop all its sites.
     #[error(
-        "`portico validate` runs nginx -t on a copy of /etc/nginx and /etc/ssl (keys included) in a \
-         private mount namespace, which needs root: run it with sudo"
+        "{0}. Run again with --replace to replace it, or name the installed playbook (or none: a \
+         bare `portico apply` applies it)"
     )]
-    ValidateNeedsRoot,
+    WouldReplace(String),
     /// `portico service OP` needs root.
     #[error("`portico service {0}` needs root; run it with sudo")]
     ServiceNeedsRoot(&'static str),
@@ -189,6 +217,14 @@ pub enum CliError {
         /// Its valid certificates.
         serials: Vec<String>,
     },
+    /// A playbook `portico fmt` could not lay out.
+    #[error("{file}: {why}")]
+    Layout {
+        /// The file.
+        file: String,
+        /// Why.
+        why: String,
+    },
     /// An output directory the operator named.
     #[error("{}: {source}", path.display())]
     OutputDir {
@@ -200,12 +236,31 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 2 for bad input (nothing was changed), 1 when the host said no.
-    pub fn exit_code(&self) -> i32 {
+    /// What to print, a line per problem: every problem of a playbook
+    /// stands on its own line (each `error: FILE:LINE:COL: ...`).
+    pub fn lines(&self) -> Vec<String> {
         match self {
+            CliError::Playbook(PlaybookError::Invalid(p)) => {
+                p.to_string().lines().map(String::from).collect()
+            }
+            e => vec![e.to_string()],
+        }
+    }
+
+    /// 2 for bad input (a playbook, a flag, a name: nothing was changed),
+    /// 1 when the host or its files said no (I/O, services, a lock).
+    pub fn exit_code(&self) -> i32 {
+        let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        match self {
+            CliError::Playbook(PlaybookError::Read { source, .. }) if !missing(source) => 1,
+            CliError::OutputDir { source, .. } if !missing(source) => 1,
             CliError::Ca(CaError::Fs(_) | CaError::Generate(_) | CaError::Pkcs12(_))
             | CliError::Systemd(_)
-            | CliError::Lock(_) => 1,
+            | CliError::Lock(_)
+            | CliError::Renew(_)
+            | CliError::Daemon(_)
+            | CliError::Manifest(_)
+            | CliError::NotPortico(_) => 1,
             _ => 2,
         }
     }
@@ -223,6 +278,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Remove(r) => remove::run(r),
         Cmd::Status(s) => status::run(s),
         Cmd::Validate(v) => validate::run(v),
+        Cmd::Fmt(f) => fmt::run(f),
     }
 }
 
@@ -254,22 +310,10 @@ struct Loaded {
     pb: playbook::Playbook,
 }
 
-/// Which playbook a command uses when none is named.
-#[derive(Clone, Copy)]
-enum Fallback {
-    /// The embedded default (`apply`).
-    Embedded,
-    /// The one `apply` installed under this root, else the embedded
-    /// default (`renew`, `status`, `daemon`).
-    Installed,
-}
-
-/// Reads and validates the named playbook, or the fallback.
-fn load_playbook(
-    file: Option<&Path>,
-    fallback: Fallback,
-    root_dir: &Path,
-) -> Result<Loaded, CliError> {
+/// Reads and validates the named playbook; with none, the one `apply`
+/// installed under this root, and on a host that has none the embedded
+/// default (every command alike).
+fn load_playbook(file: Option<&Path>, root_dir: &Path) -> Result<Loaded, CliError> {
     // `-`: standard input, as for most Unix tools.
     let read = |path: &Path, name: String| -> Result<Loaded, CliError> {
         let text = if path == Path::new("-") {
@@ -293,14 +337,12 @@ fn load_playbook(
         };
         return read(p, name);
     }
-    if let Fallback::Installed = fallback {
-        let installed = open_root(root_dir.to_path_buf())?
-            .host_path(Path::new(paths::INSTALLED_PLAYBOOK))
-            .ok()
-            .filter(|p| p.is_file());
-        if let Some(host_path) = installed {
-            return read(&host_path, paths::INSTALLED_PLAYBOOK.to_string());
-        }
+    let installed = open_root(root_dir.to_path_buf())?
+        .host_path(Path::new(paths::INSTALLED_PLAYBOOK))
+        .ok()
+        .filter(|p| p.is_file());
+    if let Some(host_path) = installed {
+        return read(&host_path, paths::INSTALLED_PLAYBOOK.to_string());
     }
     Ok(Loaded {
         name: playbook::DEFAULT_NAME.to_string(),
@@ -312,14 +354,25 @@ fn load_playbook(
 /// Prints a report as text or JSON; returns the exit code (1: a task failed).
 fn print_report(report: &Report, json: bool, diff: bool, check: bool) -> i32 {
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serializes")
-        );
+        print_json(report, diff);
     } else {
         out!("{}", report.render_text(diff, check));
     }
     exit_code(report)
+}
+
+/// A report as JSON: its diffs only when they were asked for.
+fn print_json(report: &Report, diff: bool) {
+    let mut report = report.clone();
+    if !diff {
+        for t in &mut report.tasks {
+            t.diffs.clear();
+        }
+    }
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("report serializes")
+    );
 }
 
 /// 1 when a task failed.
@@ -339,6 +392,21 @@ struct Output {
     diff: bool,
     /// The playbook used, as the report names it.
     playbook: String,
+    /// `--check --exit-code`: 3 when something would change.
+    exit_code: bool,
+}
+
+/// Asks `question` on a terminal (stdin and stderr both one); false
+/// without a terminal to ask on, or unless the answer is yes.
+fn confirm(question: &str) -> bool {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// Runs a plan (streaming its text report), records what portico now owns
@@ -399,14 +467,14 @@ fn run_plan(
         }
     }
     if out.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        print_json(&report, out.diff);
     } else {
         out!("{}", report.render_summary(check));
     }
-    exit_code(&report)
+    match exit_code(&report) {
+        0 if check && out.exit_code && report.changed > 0 => 3,
+        code => code,
+    }
 }
 
 /// The text report, streamed: each task's lines on stdout as it finishes
@@ -443,6 +511,55 @@ impl crate::report::Progress for Streamer {
         out!("{}", task.render_text(self.diff, self.check));
         let _ = std::io::stdout().flush();
     }
+}
+
+/// `--root DIR`: which host a command reads (and writes).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostArg {
+    /// Operate on the tree under DIR instead of `/` (files only: services,
+    /// packages and the firewall are left alone).
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub root: PathBuf,
+}
+
+/// `--json`: the report for tools.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct JsonArg {
+    /// Print JSON instead of text ("schema": 1; see the README).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `--check` and `--exit-code`: plan only.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct CheckArgs {
+    /// Only report what would change; touch nothing (needs no root).
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: exit 3 when something would change, 0 when nothing
+    /// would (a drift check for CI).
+    #[arg(long, requires = "check")]
+    pub exit_code: bool,
+}
+
+impl CheckArgs {
+    /// The run's mode.
+    fn mode(&self) -> crate::task::Mode {
+        if self.check {
+            crate::task::Mode::Check
+        } else {
+            crate::task::Mode::Apply
+        }
+    }
+}
+
+/// `--diff`: unified diffs of file changes.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DiffArg {
+    /// Print unified diffs of file changes (private keys are redacted; a
+    /// certificate is shown by its subject, names, issuer and validity).
+    #[arg(long)]
+    pub diff: bool,
 }
 
 /// How a command that changes the host waits for another run to finish.
@@ -550,13 +667,16 @@ impl Session {
 
     /// [`Session::open`] for a renewal, which needs only the facts files
     /// give (no tool is asked: a run with nothing due stays cheap).
+    /// `writes`: it may write (not `--dry-run`, not `--check`); `orders`:
+    /// it talks to a CA (not `--check`), which needs root.
     fn open_for_renewal(
         root_dir: PathBuf,
         lock: Option<&LockArgs>,
         writes: bool,
+        orders: bool,
     ) -> Result<Session, CliError> {
         let held = lock_host_sweeping(&root_dir, lock, writes)?;
-        let mut s = Self::open_with(root_dir, true, |root, _| {
+        let mut s = Self::open_with(root_dir, orders, |root, _| {
             crate::facts::gather_from_files(root)
         })?;
         s._lock = held;

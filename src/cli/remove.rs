@@ -1,14 +1,12 @@
 //! `portico remove`: undo what portico made on this host.
 
 use crate::paths;
-use std::path::PathBuf;
 
 use clap::Args;
 
 use super::{run_plan, CliError, Output, Session};
 use crate::manifest::{self, Manifest};
 use crate::plan::Converge;
-use crate::task::Mode;
 
 /// `portico remove`'s arguments.
 #[derive(Debug, Args)]
@@ -17,18 +15,18 @@ pub struct RemoveArgs {
     /// (everything under /var/lib/portico and /etc/ssl/portico).
     #[arg(long)]
     pub purge: bool,
-    /// Only report what would be removed; touch nothing.
-    #[arg(long)]
-    pub check: bool,
-    /// Print unified diffs of file changes (private keys are redacted).
-    #[arg(long)]
-    pub diff: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// Plan only.
+    #[command(flatten)]
+    pub plan: super::CheckArgs,
+    /// Diffs.
+    #[command(flatten)]
+    pub diff: super::DiffArg,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
+    /// Which host.
+    #[command(flatten)]
+    pub host: super::HostArg,
     /// Waiting for another run.
     #[command(flatten)]
     pub lock: super::LockArgs,
@@ -36,8 +34,8 @@ pub struct RemoveArgs {
 
 /// Prunes everything in the manifest.
 pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
-    let session = Session::open_locked(a.root.clone(), (!a.check).then_some(&a.lock))?;
-    let mode = if a.check { Mode::Check } else { Mode::Apply };
+    let session = Session::open_locked(a.host.root.clone(), (!a.plan.check).then_some(&a.lock))?;
+    let mode = a.plan.mode();
     let ctx = session.ctx_for(mode);
     let old = match Manifest::load(ctx.root)? {
         Some(m) => m,
@@ -54,9 +52,10 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
         },
     );
     let out = Output {
-        json: a.json,
-        diff: a.diff,
+        json: a.json.json,
+        diff: a.diff.diff,
         playbook: format!("none (removing what {} lists)", paths::MANIFEST),
+        exit_code: a.plan.exit_code,
     };
     Ok(run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None))
 }

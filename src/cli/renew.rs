@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load_playbook, open_root, print_report, CliError, Fallback, Session};
+use super::{load_playbook, open_root, print_report, CliError, Session};
 use crate::playbook::Playbook;
 use crate::renew::Renewed;
 
@@ -19,15 +19,19 @@ pub struct RenewArgs {
     /// Renew every ACME certificate now, due or not, backing off or not.
     #[arg(long)]
     pub force: bool,
-    /// Talk to the ACME server (orders, validation) but write and reload nothing.
-    #[arg(long)]
+    /// Real orders against the ACME server (validation included), whose
+    /// certificates are thrown away: nothing is written or reloaded.
+    #[arg(long, conflicts_with = "check")]
     pub dry_run: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// What is due (and why), without contacting the CA.
+    #[command(flatten)]
+    pub plan: super::CheckArgs,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
+    /// Which host.
+    #[command(flatten)]
+    pub host: super::HostArg,
     /// Waiting for another run.
     #[command(flatten)]
     pub lock: super::LockArgs,
@@ -35,10 +39,11 @@ pub struct RenewArgs {
 
 /// Renews what is due and prints the report.
 pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
-    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
+    let root = a.host.root;
+    let loaded = load_playbook(a.playbook.as_deref(), &root)?;
     // The playbook apply installed (the daemon's, given on stdin or by
     // name): the same bytes as the file.
-    let installed = open_root(a.root.clone())?
+    let installed = open_root(root.clone())?
         .read_to_string(std::path::Path::new(paths::INSTALLED_PLAYBOOK))
         .ok()
         .flatten()
@@ -46,17 +51,22 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
     let opts = crate::renew::Options {
         force: a.force,
         dry_run: a.dry_run,
+        check: a.plan.check,
         installed_playbook: installed,
     };
-    let mut renewed = renew_once(loaded.pb, a.root, opts, Some(&a.lock))?;
+    let lock = (!a.plan.check).then_some(&a.lock);
+    let mut renewed = renew_once(loaded.pb, root, opts, lock)?;
     renewed.report.playbook = Some(loaded.name);
     renewed
         .report
         .warnings
         .extend(renewed.backing_off.iter().cloned());
     renewed.report.backing_off = renewed.backing_off.clone();
-    print_report(&renewed.report, a.json, false, false);
-    Ok(renewed.exit_code())
+    let code = print_report(&renewed.report, a.json.json, false, a.plan.check);
+    Ok(match renewed.exit_code().max(code) {
+        0 if a.plan.exit_code && renewed.report.changed > 0 => 3,
+        code => code,
+    })
 }
 
 /// One renewal run against the host under `root_dir` (the daemon's too).
@@ -69,12 +79,13 @@ pub(super) fn renew_once(
     // A stop (the daemon passes its SIGTERM on) ends the run between
     // orders, with what it obtained written.
     crate::host::stop::stop_between_steps_on_sigterm();
-    let session = Session::open_for_renewal(root_dir, lock, !opts.dry_run)?;
+    let session =
+        Session::open_for_renewal(root_dir, lock, !opts.dry_run && !opts.check, !opts.check)?;
     let pb = session.resolve(pb)?;
     let ctx = session.ctx();
     let renewed = crate::renew::renew(&pb, &ctx, opts)?;
     // Only a run that changed something leaves pairs or generations behind.
-    if !opts.dry_run && renewed.report.changed + renewed.report.failed > 0 {
+    if !opts.dry_run && !opts.check && renewed.report.changed + renewed.report.failed > 0 {
         if let Err(e) = crate::recover::sweep(ctx.root) {
             tracing::warn!("removing key pairs no longer live: {e}");
         }

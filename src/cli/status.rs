@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load_playbook, machine_seed, CliError, Fallback, Session};
+use super::{load_playbook, machine_seed, CliError, Session};
 
 /// `portico status`'s arguments.
 #[derive(Debug, Args)]
@@ -13,26 +13,39 @@ pub struct StatusArgs {
     /// one `apply` installed,
     /// /etc/portico/playbook.toml (else the embedded default).
     pub playbook: Option<PathBuf>,
-    /// Print JSON (dates in RFC 3339).
-    #[arg(long)]
-    pub json: bool,
-    /// Operate on the tree under DIR instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
+    /// Which host.
+    #[command(flatten)]
+    pub host: super::HostArg,
 }
 
 /// Prints the status; exit code 1 when a certificate is expired, missing
 /// or failing, or nginx is not running.
 pub(super) fn run(a: StatusArgs) -> Result<i32, CliError> {
-    let loaded = load_playbook(a.playbook.as_deref(), Fallback::Installed, &a.root)?;
-    let session = Session::open(a.root, false)?;
+    let loaded = load_playbook(a.playbook.as_deref(), &a.host.root)?;
+    let session = Session::open(a.host.root, false)?;
     let pb = session.resolve(loaded.pb)?;
     let ctx = session.ctx();
     let status = crate::status::gather(&pb, &ctx, &loaded.name, &machine_seed(ctx.root));
-    if a.json {
+    if a.json.json {
+        let mut v = serde_json::to_value(&status).expect("status serializes");
+        v["schema"] = crate::report::SCHEMA.into();
+        // A service not asked about (under --root) is unknown: null.
+        for path in ["/nginx", "/daemon/service"] {
+            if let Some(service) = v.pointer_mut(path) {
+                if service["state"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("not checked"))
+                {
+                    service["active"] = serde_json::Value::Null;
+                }
+            }
+        }
         outln!(
             "{}",
-            serde_json::to_string_pretty(&status).expect("status serializes")
+            serde_json::to_string_pretty(&v).expect("status serializes")
         );
     } else {
         out!("{}", status.render_text());

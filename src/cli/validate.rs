@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{load_playbook, CliError, Fallback, Session};
+use super::{load_playbook, CliError, Session};
 use crate::host::{Command, Root, Runner};
 use crate::manifest::{self, Manifest};
 use crate::plan::Converge;
@@ -23,53 +23,119 @@ use crate::task::Mode;
 /// `portico validate`'s arguments.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The playbook file (TOML).
-    pub playbook: PathBuf,
-    /// Validate against the host installed under this directory (its
-    /// nginx, certificates and manifest) instead of this one.
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
+    /// Playbook file (TOML); `-` reads it from standard input. Default: the
+    /// one apply installed, /etc/portico/playbook.toml (else the embedded
+    /// default).
+    pub playbook: Option<PathBuf>,
+    /// JSON.
+    #[command(flatten)]
+    pub json: super::JsonArg,
+    /// Which host (its nginx, certificates and manifest).
+    #[command(flatten)]
+    pub host: super::HostArg,
 }
 
 /// The host directories copied into the scratch tree (and mounted over
 /// the real ones for `nginx -t`).
 const COPIED: &[&str] = &[paths::NGINX_CONF_DIR, "/etc/ssl"];
 
-/// Validates, renders and (where nginx is installed) tests the playbook.
+/// What validate found, as its JSON says it.
+#[derive(Debug, Default, serde::Serialize)]
+struct Verdict {
+    schema: u32,
+    mode: &'static str,
+    playbook: String,
+    /// What apply would warn about too.
+    warnings: Vec<String>,
+    /// What is wrong with what the playbook names (files, certificates).
+    problems: Vec<String>,
+    /// What could not be checked here, and why.
+    skipped: Vec<String>,
+    /// `nginx -t` on the rendered tree: null when it did not run.
+    nginx_accepts: Option<bool>,
+    /// What nginx said.
+    nginx_said: String,
+}
+
+impl Verdict {
+    /// 0 valid, 1 nginx rejects it, 2 the playbook is wrong.
+    fn exit_code(&self) -> i32 {
+        if !self.problems.is_empty() {
+            2
+        } else if self.nginx_accepts == Some(false) {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(self).expect("verdict serializes")
+            );
+            return;
+        }
+        outln!("playbook: {}", self.playbook);
+        for w in &self.warnings {
+            outln!("warning: {w}");
+        }
+        for p in &self.problems {
+            outln!("error: {p}");
+        }
+        for s in &self.skipped {
+            outln!("not checked: {s}");
+        }
+        match self.nginx_accepts {
+            Some(true) => outln!("nginx -t: the rendered configuration is accepted"),
+            Some(false) => {
+                outln!("nginx -t: REJECTED");
+                for line in self.nginx_said.lines().filter(|l| !l.trim().is_empty()) {
+                    outln!("  {line}");
+                }
+            }
+            None => {}
+        }
+        outln!(
+            "{}",
+            match self.exit_code() {
+                0 => "valid",
+                1 => "invalid: nginx rejects the configuration",
+                _ => "invalid",
+            }
+        );
+    }
+}
+
+/// Checks the playbook as `apply --check` would, renders it into a scratch
+/// copy of the host, and has nginx test that (as root).
 pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
-    let loaded = load_playbook(Some(&a.playbook), Fallback::Embedded, &a.root)?;
-    outln!("playbook: {}: valid", loaded.name);
-    let session = Session::open(a.root, false)?;
+    let root = &a.host.root;
+    let loaded = load_playbook(a.playbook.as_deref(), root)?;
+    let session = Session::open(root.clone(), false)?;
     let (host, runner, facts) = (&session.root, &session.runner, &session.facts);
     let mut pb = session.resolve(loaded.pb)?;
-    if facts.nginx.installed && !crate::host::is_root() {
-        return Err(CliError::ValidateNeedsRoot);
-    }
-    if !facts.nginx.installed {
-        outln!(
-            "nginx -t: not run: nginx is not installed on this machine (install it to have the \
-             rendered configuration tested too)"
-        );
-        return Ok(0);
-    }
+    let mut v = Verdict {
+        schema: crate::report::SCHEMA,
+        mode: "validate",
+        playbook: loaded.name,
+        warnings: crate::plan::warnings(&pb, facts),
+        ..Verdict::default()
+    };
+    let as_root = crate::host::is_root();
     let scratch = crate::host::scratch_dir("portico-validate-")
         .map_err(|(path, source)| CliError::OutputDir { path, source })?;
     let dir = scratch.path();
-    let fail = |what: String| {
-        outln!("FAILED: {what}");
-        Ok(1)
-    };
-    if let Err(e) = copy_host(runner, host, dir, &pb) {
-        return fail(format!(
+    if let Err(e) = copy_host(runner, host, dir, &pb, as_root) {
+        v.problems.push(format!(
             "copying this host's configuration to {}: {e}",
             dir.display()
         ));
+        v.print(a.json.json);
+        return Ok(1);
     }
-    // ACME certificates cannot be had without the CA: throwaway
-    // self-signed ones for the same names, at the same paths, stand in.
-    for c in pb.certificates.iter_mut().filter(|c| c.source.is_acme()) {
-        c.source = Source::SelfSigned { days: 1 };
-    }
+    stand_ins(&mut pb, host, as_root, &mut v.skipped);
     let tree = Root::new(dir);
     let ctx = session.ctx_in(&tree, Mode::Apply);
     // What this host's portico made and the playbook drops is pruned in
@@ -78,11 +144,10 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         Some(m) => m,
         None => manifest::legacy(host)?,
     };
-    let now = ctx.clock.unix_now();
     let plan = crate::plan::full(
         &pb,
         facts,
-        now,
+        ctx.clock.unix_now(),
         None,
         Some(Converge {
             manifest: &old,
@@ -92,28 +157,85 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         }),
     );
     let report = crate::engine::run(&plan.tasks, &ctx, Mode::Apply);
-    if let Some(t) = report.tasks.iter().find(|t| t.status == Status::Failed) {
-        return fail(format!(
-            "{}: {}",
-            t.name,
-            t.reason.as_deref().unwrap_or("failed")
-        ));
+    v.problems.extend(
+        report
+            .tasks
+            .iter()
+            .filter(|t| t.status == Status::Failed)
+            .map(|t| format!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"))),
+    );
+    if v.problems.is_empty() {
+        test_rendered(&mut v, runner, dir, host, facts.nginx.installed, as_root);
     }
-    outln!("rendered: what apply would write, into a scratch copy of /etc/nginx and /etc/ssl");
-    let out = runner.run(&nginx_t_command(dir, host));
-    match out {
-        Ok(o) if o.success() => {
-            outln!("nginx -t: the configuration is accepted");
-            Ok(0)
+    v.print(a.json.json);
+    Ok(v.exit_code())
+}
+
+/// Certificates that cannot be had here stand in as throwaway self-signed
+/// ones at the same paths: an ACME certificate (no CA is asked), and, as a
+/// user other than root, files only root may read.
+fn stand_ins(
+    pb: &mut crate::playbook::Playbook,
+    host: &Root,
+    as_root: bool,
+    skipped: &mut Vec<String>,
+) {
+    for c in &mut pb.certificates {
+        let readable = match &c.source {
+            Source::Files {
+                cert_file,
+                key_file,
+            } => [cert_file, key_file]
+                .iter()
+                .all(|f| host.read(Path::new(f)).is_ok_and(|b| b.is_some())),
+            _ => true,
+        };
+        if c.source.is_acme() {
+            c.source = Source::SelfSigned { days: 1 };
+        } else if !as_root && !readable {
+            skipped.push(format!(
+                "certificate {}: its files are root's to read (run validate with sudo to check them)",
+                c.name
+            ));
+            c.source = Source::SelfSigned { days: 1 };
         }
+    }
+}
+
+/// `nginx -t` on the rendered tree, at the paths nginx reads, where it can
+/// run here; else what was not checked, and why.
+fn test_rendered(
+    v: &mut Verdict,
+    runner: &dyn Runner,
+    dir: &Path,
+    host: &Root,
+    installed: bool,
+    as_root: bool,
+) {
+    if !installed {
+        v.skipped.push(
+            "nginx -t: nginx is not installed on this machine (install it to have the rendered \
+             configuration tested too)"
+                .into(),
+        );
+        return;
+    }
+    if !as_root {
+        v.skipped.push(
+            "nginx -t: testing the rendered configuration at nginx's own paths takes a private \
+             mount namespace, which needs root (run validate with sudo)"
+                .into(),
+        );
+        return;
+    }
+    match runner.run(&nginx_t_command(dir, host)) {
         Ok(o) => {
-            outln!("nginx -t: REJECTED");
-            for line in o.stderr.lines().filter(|l| !l.trim().is_empty()) {
-                outln!("  {line}");
-            }
-            Ok(1)
+            v.nginx_accepts = Some(o.success());
+            v.nginx_said = o.stderr;
         }
-        Err(e) => fail(format!("nginx -t in a private mount namespace: {e}")),
+        Err(e) => v
+            .problems
+            .push(format!("nginx -t in a private mount namespace: {e}")),
     }
 }
 
@@ -124,10 +246,13 @@ fn copy_host(
     host: &Root,
     dir: &Path,
     pb: &crate::playbook::Playbook,
+    as_root: bool,
 ) -> Result<(), String> {
     let into = |path: &str| dir.join(path.trim_start_matches('/'));
     for d in COPIED {
-        if !host.exists(Path::new(d)) {
+        // Another user cannot read the keys under /etc/ssl; nginx -t does
+        // not run then either, so its TLS directory is not needed.
+        if !host.exists(Path::new(d)) || (!as_root && *d != paths::NGINX_CONF_DIR) {
             continue;
         }
         let parent = into(d).parent().map(Path::to_path_buf).unwrap_or_default();

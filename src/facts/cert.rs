@@ -19,6 +19,8 @@ pub struct CertInfo {
     pub serial: String,
     /// The issuer's distinguished name.
     pub issuer: String,
+    /// The subject's distinguished name.
+    pub subject: String,
     /// Issued by itself (issuer and subject the same name): self-signed.
     pub self_issued: bool,
     /// SHA-256 of the DER, as `AB:CD:...` (what `openssl x509 -fingerprint -sha256` prints).
@@ -90,6 +92,7 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
         not_after: cert.validity().not_after.timestamp(),
         serial: cert.raw_serial_as_string(),
         issuer: cert.issuer().to_string(),
+        subject: cert.subject().to_string(),
         self_issued: cert.issuer().as_raw() == cert.subject().as_raw(),
         key: key_name(&cert),
     })
@@ -100,7 +103,8 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
 pub fn describe(pem: &[u8]) -> String {
     match inspect_pem(pem) {
         Some(i) => format!(
-            "names {}; issuer {}; valid {} to {}; serial {}",
+            "subject {}; names {}; issuer {}; valid {} to {}; serial {}",
+            i.subject,
             i.names.iter().cloned().collect::<Vec<_>>().join(", "),
             i.issuer,
             crate::when::rfc3339(i.not_before),

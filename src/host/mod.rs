@@ -48,6 +48,21 @@ pub fn kernel_hostname() -> Option<String> {
     nix::unistd::gethostname().ok()?.into_string().ok()
 }
 
+/// Replaces a file the operator named (a playbook `portico fmt` lays
+/// out): written beside it and renamed over it, with its mode kept, so a
+/// reader sees the old text or the new one, never half of it.
+pub fn rewrite_text(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+    tmp.as_file()
+        .set_permissions(std::fs::metadata(path)?.permissions())?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Reads a file the operator named on the command line (a playbook, a
 /// relative path is fine): not under any managed root.
 pub fn read_text(path: &Path) -> std::io::Result<String> {

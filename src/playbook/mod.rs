@@ -1,7 +1,9 @@
 //! Playbooks: TOML in, a validated [`Playbook`] out, or errors that name the
 //! file, line, column and field.
 
+mod collect;
 pub mod dns;
+pub mod layout;
 pub mod model;
 pub mod names;
 mod port;
@@ -43,7 +45,7 @@ pub struct Located {
 pub struct Problems {
     /// The file, as named in messages.
     pub file: String,
-    /// The problems, in the order found.
+    /// The problems, in line order.
     pub items: Vec<Located>,
 }
 
@@ -125,31 +127,43 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
             items,
         })
     };
-    let pb: Playbook = match toml::from_str(text) {
-        Ok(pb) => pb,
-        Err(e) => {
-            let offset = e.span().map_or(0, |s| s.start);
-            let path = index.path_at(offset);
-            return Err(invalid(vec![locate(
-                offset,
-                &path,
-                e.message().trim().to_string(),
-            )]));
-        }
-    };
-    let problems = validate::validate(&pb);
-    if problems.is_empty() {
-        return Ok(pb);
+    let read = collect::read_all(text);
+    let mut items: Vec<Located> = read
+        .errors
+        .iter()
+        .map(|(offset, message)| locate(*offset, &index.path_at(*offset), message.clone()))
+        .collect();
+    // The rules run on what could be read, but for the arrays a table was
+    // blanked from: the positions there moved, and what is left is no
+    // longer what the text says.
+    let moved: Vec<FieldPath> = read
+        .tables_blanked
+        .iter()
+        .map(|o| {
+            let mut p = index.path_at(*o);
+            p.0.truncate(p.0.len().saturating_sub(1));
+            p
+        })
+        .collect();
+    if let Some(pb) = &read.playbook {
+        items.extend(
+            validate::validate(pb)
+                .into_iter()
+                .filter(|p| !moved.iter().any(|m| p.path.0.starts_with(&m.0)))
+                .map(|p| {
+                    let offset = index.offset_of(&p.path).unwrap_or(0);
+                    locate(offset, &p.path, p.message)
+                }),
+        );
     }
-    Err(invalid(
-        problems
-            .into_iter()
-            .map(|p| {
-                let offset = index.offset_of(&p.path).unwrap_or(0);
-                locate(offset, &p.path, p.message)
-            })
-            .collect(),
-    ))
+    match read.playbook {
+        Some(pb) if items.is_empty() => Ok(pb),
+        _ => {
+            items.sort_by_key(|p| (p.line, p.col));
+            items.dedup();
+            Err(invalid(items))
+        }
+    }
 }
 
 impl Playbook {

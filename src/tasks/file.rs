@@ -135,12 +135,26 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
 /// A unified diff of a file change; private keys are never printed.
 pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
     let name = path.display().to_string();
-    let is_secret = |b: &[u8]| String::from_utf8_lossy(b).contains("PRIVATE KEY-----");
-    if is_secret(new) || old.is_some_and(is_secret) {
+    let was = if old.is_some() {
+        name.as_str()
+    } else {
+        "/dev/null"
+    };
+    let has = |b: &[u8], what: &str| String::from_utf8_lossy(b).contains(what);
+    if has(new, "PRIVATE KEY-----") || old.is_some_and(|o| has(o, "PRIVATE KEY-----")) {
         return format!(
-            "--- {name}\n+++ {name}\n@@ key material redacted ({} bytes) @@\n",
+            "--- {was}\n+++ {name}\n@@ key material redacted ({} bytes) @@\n",
             new.len()
         );
+    }
+    // A certificate is shown by what it says, not its base64.
+    if has(new, "-----BEGIN CERTIFICATE-----") {
+        let mut out = format!("--- {was}\n+++ {name}\n");
+        if let Some(o) = old {
+            out.push_str(&format!("-{}\n", crate::facts::cert::describe(o)));
+        }
+        out.push_str(&format!("+{}\n", crate::facts::cert::describe(new)));
+        return out;
     }
     let old_text = old.map(String::from_utf8_lossy).unwrap_or_default();
     let new_text = String::from_utf8_lossy(new);

@@ -24,8 +24,8 @@ description:
     C(portico.service), the renewal daemon.
   - In check mode runs C(portico apply --check), which reads and never writes; the report says
     which files, C(/etc/portico/playbook.toml) among them, would change.
-  - In diff mode first runs C(portico apply --check --diff) and returns its report, with unified
-    diffs of every file that would change (private keys redacted), as the diff.
+  - In diff mode adds C(--diff): the one JSON report carries the unified diff of every file that
+    changes (private keys redacted; certificates shown by subject, names, issuer and validity).
 options:
   content:
     description:
@@ -125,10 +125,10 @@ changes:
   returned: when portico ran the playbook
   type: dict
   sample:
-    "file /etc/nginx/sites-available/portico-app.internal.https.conf":
-      - "update /etc/nginx/sites-available/portico-app.internal.https.conf"
+    "nginx configuration":
+      - {"action": "write-tree", "path": "/etc/nginx/portico/gen-1a2b3c4d5e6f7a8b", "reason": "write generation gen-1a2b3c4d5e6f7a8b"}
     "handler: reload nginx":
-      - "reload nginx.service"
+      - {"action": "note", "path": null, "reason": "reload nginx.service"}
 failures:
   description: The tasks that failed, each with portico's reason.
   returned: when portico ran the playbook
@@ -149,15 +149,20 @@ tasks:
       type: str
       sample: changed
     changes:
-      description: What it changed (or would), one line each.
+      description: What it changed (or would), each as its kind (write, mkdir, service, ...), its path (or null) and the sentence portico prints.
       type: list
-      elements: str
-      sample: ["create /etc/ssl/portico/certs/internal.crt (mode 0644)"]
+      elements: dict
+      sample: [{"action": "write", "path": "/etc/portico/playbook.toml", "reason": "create /etc/portico/playbook.toml (mode 0600)"}]
     reason:
       description: Why it failed or was skipped.
       type: str
       returned: when it failed or was skipped
       sample: needs "certificate x", which did not succeed
+rolled_back:
+  description: portico's gate (nginx -t of the new configuration) refused, and every file change of the run was put back.
+  returned: when portico ran the playbook
+  type: bool
+  sample: false
 playbook:
   description: The playbook as portico names it (a path, or C((standard input)) for O(content)).
   returned: when portico ran the playbook
@@ -168,7 +173,7 @@ cmd:
   returned: always
   type: list
   elements: str
-  sample: ["/usr/local/bin/portico", "apply", "--json", "--", "-"]
+  sample: ["/usr/local/bin/portico", "apply", "--replace", "--json", "--", "-"]
 rc:
   description: portico's exit code (0 success, 1 a task failed, 2 bad input).
   returned: always
@@ -192,7 +197,9 @@ def portico_command(module):
     executable = p["executable"] or module.get_bin_path(
         "portico", required=True, opt_dirs=["/usr/local/bin", "/usr/bin"]
     )
-    cmd = [executable, "apply"]
+    # The task's playbook is the host's desired state: it replaces the
+    # installed one, sites and all.
+    cmd = [executable, "apply", "--replace"]
     if p["root"]:
         cmd += ["--root", p["root"]]
     if p["adopt"]:
@@ -242,14 +249,10 @@ def main():
     playbook_args = ["--", "-"] if content is not None else ["--", module.params["src"]]
     cmd = portico_command(module)
 
-    diff = None
-    if module._diff:
-        preview, rc, out, err = run(module, cmd + ["--check", "--diff"], playbook_args, content)
-        if rc not in (0, 1):
-            refused(module, preview, rc, out, err)
-        diff = {"prepared": out}
-
+    # One run: with --diff the JSON report carries each file's diff.
     mode = ["--check", "--json"] if module.check_mode else ["--json"]
+    if module._diff:
+        mode.append("--diff")
     full, rc, out, err = run(module, cmd + mode, playbook_args, content)
     if rc not in (0, 1):
         refused(module, full, rc, out, err)
@@ -274,12 +277,13 @@ def main():
         failures=failures,
         tasks=tasks,
         playbook=report.get("playbook", ""),
+        rolled_back=report.get("rolled_back", False),
         cmd=full,
         rc=rc,
         stderr=err,
     )
-    if diff is not None and result["changed"]:
-        result["diff"] = diff
+    if module._diff and result["changed"]:
+        result["diff"] = {"prepared": "".join("".join(t.get("diffs", [])) for t in tasks)}
 
     counts = "%(changed)d changed, %(unchanged)d unchanged, %(failed)d failed, %(skipped)d skipped" % summary
     if module.check_mode:
