@@ -20,11 +20,13 @@ description:
     file is what C(portico renew), C(portico status) and the renewal daemon read, so a playbook
     that portico refuses or nginx rejects never replaces the one in use. Its path is fixed;
     O(root) moves it with everything else.
+  - The module always passes C(--replace). The task's playbook is the host's desired state, so it
+    replaces the installed one; a bare C(portico apply) on the host keeps the installed one instead.
   - With a playbook that has ACME certificates, C(portico apply) also installs, enables and starts
     C(portico.service), the renewal daemon.
   - In check mode runs C(portico apply --check), which reads and never writes; the report says
     which files, C(/etc/portico/playbook.toml) among them, would change.
-  - In diff mode adds C(--diff): the one JSON report carries the unified diff of every file that
+  - In diff mode adds C(--diff), and the one JSON report carries the unified diff of every file that
     changes (private keys redacted; certificates shown by subject, names, issuer and validity).
 options:
   content:
