@@ -183,6 +183,8 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
         Thing::Port { backend, .. } => crate::tasks::firewall::Backend::from_name(backend)
             .is_none()
             .then_some("not a firewall portico uses"),
+        Thing::Selinux { setting, value } => (!crate::tasks::selinux::may_own(setting, value))
+            .then_some("not an SELinux setting portico makes"),
     }
 }
 
@@ -399,7 +401,9 @@ pub fn after_run(
             {
                 as_found(root, w)?.or(old_entry)
             }
-            Thing::Port { .. } | Thing::Line { .. } if claimed.contains(&w.thing) => {
+            Thing::Port { .. } | Thing::Line { .. } | Thing::Selinux { .. }
+                if claimed.contains(&w.thing) =>
+            {
                 Some(fresh(w, None, None))
             }
             Thing::Unit { .. } if succeeded(id) => Some(fresh(w, None, None)),

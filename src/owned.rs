@@ -46,6 +46,15 @@ pub enum Thing {
         /// The unit.
         unit: String,
     },
+    /// An SELinux setting portico made: `boolean` (a boolean it turned on,
+    /// persistently), `port` (a TCP port it labelled `http_port_t`) or
+    /// `fcontext` (a local file-context rule).
+    Selinux {
+        /// `boolean`, `port` or `fcontext`.
+        setting: String,
+        /// The boolean's name, the port, or the rule's path expression.
+        value: String,
+    },
     /// One line portico added to a file it does not own (the include line
     /// in `/etc/nftables.conf`).
     Line {
@@ -82,6 +91,7 @@ impl fmt::Display for Thing {
             Thing::Dir { path } => write!(f, "directory {}", path.display()),
             Thing::Tree { path } => write!(f, "tree {}", path.display()),
             Thing::Port { backend, port } => write!(f, "{backend} rule for tcp port {port}"),
+            Thing::Selinux { setting, value } => write!(f, "selinux {setting} {value}"),
             Thing::Unit { unit } => write!(f, "unit {unit}"),
             Thing::Line { path, line } => write!(f, "line {line:?} in {}", path.display()),
         }

@@ -196,6 +196,13 @@ pub const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 /// Where the administrator's units live (portico's own goes here).
 pub const SYSTEMD_UNIT_DIR: &str = "/etc/systemd/system";
 
+/// SELinux's mode: `1` enforcing, `0` permissive (absent: no SELinux).
+pub const SELINUX_ENFORCE: &str = "/sys/fs/selinux/enforce";
+
+/// SELinux's management tool (policycoreutils-python-utils on EL 8 and
+/// later, policycoreutils-python on EL 7).
+pub const SEMANAGE: [&str; 2] = ["/usr/sbin/semanage", "/sbin/semanage"];
+
 /// The SSH server's configuration: its port stays open in the firewall.
 pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 

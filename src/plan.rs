@@ -253,6 +253,7 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
         needs_epel: el7,
     }));
     tasks.extend(firewall(pb, facts));
+    tasks.extend(selinux(pb, facts));
 
     for ca in &pb.cas {
         tasks.push(Box::new(crate::tasks::ca::CaTask {
@@ -377,12 +378,17 @@ fn installed_tasks(
     let mut after = vec![TaskId::File(paths::INSTALLED_PLAYBOOK.into())];
     // A package's unit that names this binary is used as it is (a unit of
     // portico's own in /etc from before the package is pruned).
-    let packaged =
-        crate::tasks::daemon_unit::packaged_unit_fits(facts.packaged_unit.as_deref(), exe, webroot);
+    let packaged = crate::tasks::daemon_unit::packaged_unit_fits(
+        facts.packaged_unit.as_deref(),
+        exe,
+        webroot,
+        facts.systemd_version,
+    );
     if !packaged {
         tasks.push(Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
             exe: exe.to_path_buf(),
             webroot: webroot.to_string(),
+            systemd: facts.systemd_version,
         }));
         after.push(TaskId::File(paths::DAEMON_UNIT.into()));
     }
@@ -404,10 +410,20 @@ fn daemon_unit_text(pb: &Playbook, facts: &Facts, exe: &std::path::Path) -> Opti
         return None;
     }
     let webroot = webroot(pb);
-    if crate::tasks::daemon_unit::packaged_unit_fits(facts.packaged_unit.as_deref(), exe, webroot) {
+    if crate::tasks::daemon_unit::packaged_unit_fits(
+        facts.packaged_unit.as_deref(),
+        exe,
+        webroot,
+        facts.systemd_version,
+    ) {
         return facts.packaged_unit.clone();
     }
-    crate::tasks::daemon_unit::render(&exe.display().to_string(), webroot).ok()
+    crate::tasks::daemon_unit::render_for(
+        &exe.display().to_string(),
+        webroot,
+        facts.systemd_version,
+    )
+    .ok()
 }
 
 /// The names a certificate must cover: its own list, or every server name
@@ -452,6 +468,47 @@ pub fn certificate_task(
 }
 
 /// The firewall tasks for the playbook's choice (`auto`: the active one):
+/// What SELinux must allow for this playbook (nothing where it is off):
+/// before any certificate is ordered, the webroot's label; before nginx
+/// starts, its ports.
+fn selinux(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
+    if facts.selinux == crate::facts::selinux::Mode::Disabled {
+        return None;
+    }
+    let mut ports: Vec<u16> = std::iter::once(80)
+        .chain(pb.sites.iter().map(|s| s.listen))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let http01 = pb
+        .certificates
+        .iter()
+        .any(|c| c.source.challenge() == Some(&crate::playbook::Challenge::Http01));
+    let mut relabel: Vec<String> = vec![paths::NGINX_DIR.into(), paths::CERT_DIR.into()];
+    for c in &pb.certificates {
+        if let crate::playbook::Source::Files {
+            cert_file,
+            key_file,
+        } = &c.source
+        {
+            // The files themselves, never their directory: a key in `/`
+            // or `/etc` must not relabel a whole tree.
+            relabel.extend([cert_file.clone(), key_file.clone()]);
+        }
+    }
+    relabel.sort();
+    relabel.dedup();
+    Some(After::new(
+        crate::tasks::selinux::SelinuxTask {
+            ports,
+            webroot: http01.then(|| webroot(pb).to_string()),
+            proxies: !pb.sites.is_empty(),
+            relabel,
+        },
+        vec![nginx_package()],
+    ))
+}
+
 /// what makes the rules last (the iptables restore package; the nftables
 /// boot file and its check), then the rules.
 fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
@@ -760,6 +817,17 @@ fn session_resumption_bug(version: Option<crate::facts::Version>) -> bool {
 /// Warnings about the plan that do not stop it.
 pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
     let mut w = Vec::new();
+    let daemon = facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme());
+    if let (true, Some(v)) = (daemon, facts.systemd_version) {
+        let lacks = crate::tasks::daemon_unit::weaker_under(v);
+        if !lacks.is_empty() {
+            w.push(format!(
+                "systemd {v} does not know some of the renewal daemon's sandbox ({}): its unit \
+                 leaves them out, and the daemon runs with less protection here",
+                lacks.join(", ")
+            ));
+        }
+    }
     let old = session_resumption_bug(facts.nginx.version());
     for site in pb.sites.iter().filter(|s| s.client_auth.is_some()) {
         let shared = pb

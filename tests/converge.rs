@@ -230,7 +230,15 @@ fn an_edited_file_is_archived_not_deleted_when_pruned() {
     let mut text = std::fs::read_to_string(at(dir.path(), dh)).unwrap();
     text.push_str("# a note someone added\n");
     std::fs::write(at(dir.path(), dh), &text).unwrap();
-    let out = ok(&["apply", "--replace", "--root", root]);
+    // The embedded default, by its file: a bare apply keeps the installed one.
+    let default = support::fixtures::repo("src/playbook/default.toml");
+    let out = ok(&[
+        "apply",
+        "--replace",
+        "--root",
+        root,
+        default.to_str().unwrap(),
+    ]);
     assert!(out.contains("edited since portico wrote it"), "{out}");
     let kept: Vec<String> = files(dir.path(), &[])
         .into_iter()

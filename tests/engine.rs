@@ -609,6 +609,7 @@ fn the_daemon_unit_names_only_a_binary_no_one_but_root_can_replace() {
     let task = |exe: &str| DaemonUnitTask {
         exe: exe.into(),
         webroot: "/srv/acme".into(),
+        systemd: None,
     };
     let changes = task("/usr/local/bin/portico").check(&ctx).unwrap();
     let Action::WriteFile { content, .. } = &changes.last().unwrap().action else {

@@ -220,3 +220,30 @@ fn no_active_firewall_is_said_not_left_to_be_inferred() {
     f.firewall = facts::FirewallBackend::None;
     assert_eq!(portico::plan::firewall_notice(&named, &f), None);
 }
+
+/// nginx before 1.19.4 (Ubuntu 20.04 and 22.04 ship 1.18) has no
+/// `ssl_reject_handshake`: its TLS catch-all completes the handshake with
+/// a throwaway certificate and closes the connection unanswered.
+#[test]
+fn on_nginx_1_18_the_tls_catch_all_uses_a_throwaway_certificate() {
+    let v = support::fixtures::text("tests/fixtures/nginx/ubuntu2204-nginx-1.18.0.txt");
+    let build = facts::nginx::parse_v(&v).expect("a 1.18 nginx -V parses");
+    assert_eq!(build.version, "1.18.0");
+    let mut f = facts("1.18.0", "3.0.2");
+    f.nginx.http2 = build.http2;
+    let pb = playbook::parse("default", playbook::DEFAULT_PLAYBOOK).unwrap();
+    let (_, catch_all) = portico::plan::catch_all_file(&pb, &f, &taken_in_fixture())
+        .expect("a catch-all for the default playbook");
+    assert!(!catch_all.contains("ssl_reject_handshake"), "{catch_all}");
+    let tls = catch_all
+        .split("\nserver {")
+        .find(|s| s.contains(" ssl"))
+        .expect("a TLS catch-all");
+    assert!(tls.contains("ssl_certificate "), "{tls}");
+    assert!(tls.contains("return 444;"), "{tls}");
+    // 1.19.4 and later: the handshake itself is refused.
+    let (_, modern) =
+        portico::plan::catch_all_file(&pb, &facts("1.22.1", "3.0.19"), &taken_in_fixture())
+            .unwrap();
+    assert!(modern.contains("ssl_reject_handshake on;"), "{modern}");
+}

@@ -21,6 +21,149 @@ fn built(rel: &str, how: &str) -> std::path::PathBuf {
     path
 }
 
+/// The shipped binary: built against glibc 2.17 by tests/run.
+fn shipped() -> std::path::PathBuf {
+    built(
+        "target/x86_64-unknown-linux-gnu/release/portico",
+        "cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.17",
+    )
+}
+
+/// `objdump ARGS BINARY`.
+fn objdump(binary: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("objdump")
+        .args(args)
+        .arg(binary)
+        .output()
+        .expect("objdump (binutils; tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// glibc's own libraries: the only ones the shipped binary may link.
+const GLIBC_LIBS: [&str; 7] = [
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libgcc_s.so.1",
+    "ld-linux-x86-64.so.2",
+];
+
+/// `[2, 17]` from the `2.17` at the start of `text`.
+fn version_at(text: &str) -> Option<Vec<u32>> {
+    let v: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let parts: Vec<u32> = v.split('.').filter_map(|n| n.parse().ok()).collect();
+    (!parts.is_empty()).then_some(parts)
+}
+
+/// The newest `GLIBC_` symbol version a binary asks for.
+fn newest_glibc(binary: &std::path::Path) -> Vec<u32> {
+    let symbols = objdump(binary, &["-T"]);
+    let newest = symbols.split("GLIBC_").skip(1).filter_map(version_at).max();
+    newest.expect("versioned glibc symbols in objdump -T")
+}
+
+/// The .deb's Depends is what the binary asks of glibc, and the .deb
+/// carries that binary.
+#[test]
+fn the_deb_depends_on_the_glibc_the_binary_asks_for() {
+    let newest = newest_glibc(&shipped());
+    let v: Vec<String> = newest.iter().map(u32::to_string).collect();
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(deb())
+        .arg("Depends")
+        .output()
+        .expect("dpkg-deb");
+    let depends = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(depends.trim(), format!("libc6 (>= {})", v.join(".")));
+    let dir = tempfile::tempdir().unwrap();
+    let unpacked = std::process::Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb())
+        .arg(dir.path())
+        .status()
+        .expect("dpkg-deb -x");
+    assert!(unpacked.success());
+    let carried = newest_glibc(&dir.path().join("usr/bin/portico"));
+    assert_eq!(carried, newest, "the .deb carries another binary");
+}
+
+/// One binary for every host the seeds name: it asks nothing newer than
+/// glibc 2.17 (CentOS 7) and links only glibc's own libraries.
+#[test]
+fn the_shipped_binary_runs_on_glibc_2_17() {
+    let newest = newest_glibc(&shipped());
+    assert!(newest <= vec![2, 17], "needs GLIBC_{newest:?}");
+    let needed: Vec<String> = objdump(&shipped(), &["-p"])
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("NEEDED"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert!(needed.iter().any(|l| l == "libc.so.6"), "{needed:?}");
+    for lib in &needed {
+        assert!(
+            GLIBC_LIBS.contains(&lib.as_str()),
+            "{lib} is not glibc's: {needed:?}"
+        );
+    }
+}
+
+/// What EL 7's rpm 4.11 provides of its own (`rpm --showrc`, "Features
+/// supported by rpmlib"): a package needing any other cannot install there
+/// (PayloadIsZstd, RichDependencies, Caret, ...).
+const RPM_4_11: [&str; 17] = [
+    "BuiltinLuaScripts",
+    "CompressedFileNames",
+    "ConcurrentAccess",
+    "ExplicitPackageProvide",
+    "FileCaps",
+    "FileDigests",
+    "HeaderLoadSortsTags",
+    "LargeFiles",
+    "PartialHardlinkSets",
+    "PayloadFilesHavePrefix",
+    "PayloadIsBzip2",
+    "PayloadIsLzma",
+    "PayloadIsXz",
+    "ScriptletExpansion",
+    "ScriptletInterpreterArgs",
+    "TildeInVersions",
+    "VersionedDependencies",
+];
+
+/// Whether an rpm requirement is one EL 7 meets: rpm 4.11's own features,
+/// the declared glibc, or a glibc library at a symbol version up to 2.17.
+fn el7_has(requirement: &str) -> bool {
+    let r = requirement.trim().trim_end_matches("(64bit)");
+    if let Some(feature) = r.strip_prefix("rpmlib(") {
+        let feature = feature.split(')').next().unwrap_or_default();
+        return RPM_4_11.contains(&feature);
+    }
+    // config(portico): the package's own config files, provided by itself.
+    if r.starts_with("rtld(")
+        || r.starts_with("config(portico) ")
+        || r == "/bin/sh"
+        || r == "glibc >= 2.17"
+    {
+        return true;
+    }
+    let (lib, version) = match r.split_once("(GLIBC_") {
+        Some((lib, rest)) => (lib, version_at(rest)),
+        None => (r.trim_end_matches("()"), None),
+    };
+    GLIBC_LIBS.contains(&lib) && version.is_none_or(|v| v <= vec![2, 17])
+}
+
 fn deb() -> std::path::PathBuf {
     built(
         &format!(
@@ -228,6 +371,15 @@ fn the_rpm_holds_the_same_files_at_el_paths() {
     );
     assert!(info.contains("License     : Apache-2.0"), "{info}");
     assert_eq!(query(&["-qp", "--recommends"]).trim(), "nginx");
+    // Nothing EL 7 lacks: glibc 2.17, its libraries, rpm's own features.
+    let requires = query(&["-qpR"]);
+    assert!(
+        requires.lines().any(|l| l.trim() == "glibc >= 2.17"),
+        "{requires}"
+    );
+    for r in requires.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(el7_has(r), "{r}: not on EL 7\n{requires}");
+    }
     assert!(!query(&["-qp", "--requires"]).contains("nginx"));
     assert_eq!(
         query(&["-qp", "--configfiles"]).trim(),

@@ -16,6 +16,7 @@
 //! [facts]                           # overrides of what the fixture tree gives
 //! os_release = "debian-12"          # tests/fixtures/os-release/NAME
 //! firewall = "ufw"                  # systemd = true, nginx = "1.22.1"
+//! selinux = "enforcing"             # or "permissive" (default: none)
 //! [renewal]                         # certificate tasks: as `portico renew` runs them
 //! ari = { start = -3600, end = 3600, jitter = 0.25 }   # seconds from now
 //! [units."netfilter-persistent.service"]                # the service manager
@@ -31,6 +32,10 @@
 //! names = ["app.test"]
 //! days = 90
 //! age_days = 70
+//! [prune]                           # a prune of this manifest entry instead
+//! kind = "selinux"                  # (task = "prune selinux port 9443")
+//! setting = "port"
+//! value = "9443"
 //! [[answer]]                        # a command and what it says
 //! run = "iptables -S"
 //! stdout_file = "firewall/iptables-rules.txt" # or stdout = "..."; exit = 0
@@ -75,6 +80,8 @@ struct Case {
     files: Vec<FileCase>,
     #[serde(default, rename = "answer")]
     answers: Vec<AnswerCase>,
+    /// A prune of this manifest entry instead of a planned task.
+    prune: Option<portico::owned::Thing>,
     expect: Expect,
 }
 
@@ -87,6 +94,7 @@ fn default_now() -> i64 {
 struct FactsCase {
     os_release: Option<String>,
     firewall: Option<String>,
+    selinux: Option<String>,
     systemd: Option<bool>,
     nginx: Option<String>,
 }
@@ -354,6 +362,13 @@ fn facts_of(case: &Case, root: &Root) -> Facts {
     if let Some(s) = case.facts.systemd {
         f.systemd = s;
     }
+    if let Some(mode) = &case.facts.selinux {
+        f.selinux = match mode.as_str() {
+            "enforcing" => portico::facts::selinux::Mode::Enforcing,
+            "permissive" => portico::facts::selinux::Mode::Permissive,
+            other => panic!("unknown SELinux mode {other}"),
+        };
+    }
     if let Some(v) = &case.facts.nginx {
         f.nginx.installed = true;
         f.nginx.version = Some(v.clone());
@@ -390,6 +405,28 @@ fn task_of(case: &Case, facts: &Facts) -> Box<dyn Task> {
             ..Renewal::default()
         };
         return Box::new(portico::plan::certificate_task(&pb, c, case.now, renewal));
+    }
+    if let Some(thing) = &case.prune {
+        let entry = portico::manifest::Entry {
+            thing: thing.clone(),
+            owner: "case".into(),
+            disposal: portico::owned::Disposal::Remove,
+            sha256: None,
+            target: None,
+        };
+        let (before, after) = portico::tasks::prune::tasks(
+            vec![entry],
+            Path::new("/var/lib/portico/archive/case"),
+            false,
+            facts.distro.family,
+            "portico remove",
+            &portico::task::TaskId::NginxTest,
+        );
+        return before
+            .into_iter()
+            .chain(after)
+            .find(|t| t.id().to_string() == case.task)
+            .unwrap_or_else(|| panic!("no prune task {:?}", case.task));
     }
     portico::plan::plan(&pb, facts, case.now)
         .into_iter()
@@ -552,6 +589,75 @@ fn every_case_says_what_it_proves() {
             case.description.len() > 20,
             "{}: say what it proves",
             p.display()
+        );
+    }
+}
+
+/// The renewal daemon's unit for each systemd the seeds' hosts run: what
+/// that version does not know is left out (or named as it knew it), and
+/// this machine's `systemd-analyze verify` accepts every rendering without
+/// an unknown setting.
+#[test]
+fn the_daemon_unit_fits_each_systemd_and_verifies() {
+    use portico::tasks::daemon_unit::{render_for, weaker_under};
+    let dir = tempfile::tempdir().unwrap();
+    let here = std::process::Command::new("systemctl")
+        .arg("--version")
+        .output()
+        .expect("systemctl (systemd, which tests/run installs)");
+    let here = portico::facts::systemd_version(&String::from_utf8_lossy(&here.stdout)).unwrap();
+    for version in [219, 239, 252, 257] {
+        let unit = render_for(
+            "/usr/bin/true",
+            "/var/lib/portico/acme-challenge",
+            Some(version),
+        )
+        .unwrap();
+        let has = |d: &str| unit.lines().any(|l| l.starts_with(d));
+        match version {
+            219 => {
+                assert!(
+                    !has("ProtectProc=") && !has("ProtectClock=") && !has("RestrictNamespaces=")
+                );
+                assert!(
+                    has("ProtectSystem=full") && has("ReadWriteDirectories=-/etc/ssl/portico"),
+                    "{unit}"
+                );
+                assert!(
+                    has("NoNewPrivileges=yes") && has("PrivateDevices=yes"),
+                    "{unit}"
+                );
+            }
+            239 => {
+                assert!(!has("ProtectProc=") && !has("ProtectHostname="), "{unit}");
+                assert!(
+                    has("ProtectSystem=strict")
+                        && has("ReadWritePaths=")
+                        && has("LockPersonality="),
+                    "{unit}"
+                );
+            }
+            _ => assert!(
+                has("ProtectProc=invisible") && has("SystemCallFilter=@system-service"),
+                "{unit}"
+            ),
+        }
+        let lacks = weaker_under(version);
+        assert_eq!(lacks.is_empty(), version >= 247, "{version}: {lacks:?}");
+        // This machine's systemd judges every line (it knows all a 257
+        // rendering has: nothing in the unit is newer than 247).
+        let file = dir.path().join(format!("portico-{version}.service"));
+        std::fs::write(&file, &unit).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&file)
+            .output()
+            .expect("systemd-analyze");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{version}: {said}");
+        assert!(
+            !said.contains("Unknown"),
+            "systemd {here} does not know a setting of the unit for {version}: {said}"
         );
     }
 }

@@ -145,7 +145,7 @@ fn only_the_local_box_gets_qemu_emulation_and_an_isolated_network() {
 }
 
 /// The provisioning a debian12 box gets, on a fresh booted Debian 12: the
-/// binary from /portico/target/release, iptables as the firewall, the mTLS
+/// shipped binary under /portico/target, iptables as the firewall, the mTLS
 /// playbook, and the assertion script's verdict.
 #[test]
 fn provisioning_works_on_a_fresh_debian_machine() {
@@ -160,7 +160,9 @@ fn provisioning_works_on_a_fresh_debian_machine() {
             m.write(&format!("/portico/{}", p.display()), &text);
         }
     }
-    let bin = m.root().join("portico/target/release/portico");
+    let bin = m
+        .root()
+        .join("portico/target/x86_64-unknown-linux-gnu/release/portico");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     std::fs::copy(support::bin::exe(), &bin).unwrap();
     let t = std::time::Instant::now();

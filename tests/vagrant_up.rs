@@ -9,10 +9,13 @@ use std::process::Command;
 
 #[test]
 fn vagrant_up_on_the_local_box_passes_the_seed_assertions_inside_the_vm() {
-    let release = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/portico");
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/x86_64-unknown-linux-gnu/release/portico"
+    );
     assert!(
-        std::path::Path::new(release).exists(),
-        "{release} is missing: the VM installs the release binary (tests/run builds it: cargo build --release)"
+        std::path::Path::new(shipped).exists(),
+        "{shipped} is missing: the VM installs the shipped binary (tests/run builds it with cargo zigbuild)"
     );
     let out = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

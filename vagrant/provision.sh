@@ -23,13 +23,17 @@ letsencrypt) file=letsencrypt-reverse-proxy.toml ;;
 oauth2) file=oauth2-internal-services.toml ;;
 *) die "unknown scenario '$scenario' (self-signed, mtls, letsencrypt, oauth2)" ;;
 esac
-[ -x "$src/target/release/portico" ] ||
-    die "$src/target/release/portico not found: run 'cargo build --release' on the host first"
+# The shipped binary (glibc 2.17, what tests/run builds and the packages
+# carry) when there is one, else a plain `cargo build --release`.
+bin=$src/target/x86_64-unknown-linux-gnu/release/portico
+[ -x "$bin" ] || bin=$src/target/release/portico
+[ -x "$bin" ] ||
+    die "no portico binary under $src/target: run 'cargo build --release' on the host first"
 [ -r /etc/os-release ] || die "no /etc/os-release: not a distribution portico knows"
 # shellcheck disable=SC1091
 . /etc/os-release
 
-install -m 0755 "$src/target/release/portico" /usr/local/bin/portico
+install -m 0755 "$bin" /usr/local/bin/portico
 
 # The tools the assertions use, and the firewall the distribution ships with.
 case "$ID" in

@@ -28,7 +28,8 @@ for tool in vagrant libvirtd virtlogd virsh qemu-system-x86_64 dnsmasq ip; do
   command -v "$tool" >/dev/null ||
     die "$tool is missing: apt-get install vagrant vagrant-libvirt libvirt-daemon-system qemu-system-x86 dnsmasq-base iproute2 (tests/run does)"
 done
-[ -x "$here/../target/release/portico" ] || die "no target/release/portico: cargo build --release first"
+[ -x "$here/../target/x86_64-unknown-linux-gnu/release/portico" ] || [ -x "$here/../target/release/portico" ] ||
+  die "no portico binary: cargo build --release first (tests/run builds the shipped one)"
 if virsh -c qemu:///system version >/dev/null 2>&1; then
   die "a libvirtd already answers on qemu:///system; this script starts its own in a private network namespace: stop the other first"
 fi

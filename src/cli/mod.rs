@@ -60,7 +60,7 @@ const AFTER_HELP: &str = "Examples:
 Exit codes:
   0  success: nothing failed (with --check, nothing would)
   1  a task failed or the host said no (I/O, a service, a lock); validate: nginx rejects it
-  2  bad input (a playbook, a flag, a name): nothing was changed
+  2  bad input (a playbook, a flag, a file portico did not write): nothing was changed
   3  --check --exit-code: something would change
 
 Environment:
@@ -247,7 +247,8 @@ impl CliError {
         }
     }
 
-    /// 2 for bad input (a playbook, a flag, a name: nothing was changed),
+    /// 2 for bad input or a refusal (a playbook, a flag, a name, a file
+    /// portico did not write, a broken manifest: nothing was changed),
     /// 1 when the host or its files said no (I/O, services, a lock).
     pub fn exit_code(&self) -> i32 {
         let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
@@ -258,9 +259,7 @@ impl CliError {
             | CliError::Systemd(_)
             | CliError::Lock(_)
             | CliError::Renew(_)
-            | CliError::Daemon(_)
-            | CliError::Manifest(_)
-            | CliError::NotPortico(_) => 1,
+            | CliError::Daemon(_) => 1,
             _ => 2,
         }
     }

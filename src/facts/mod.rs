@@ -7,6 +7,7 @@ pub mod nftables;
 pub mod nginx;
 pub mod nginx_conf;
 pub mod os_release;
+pub mod selinux;
 pub mod ufw;
 
 use crate::paths;
@@ -52,6 +53,10 @@ pub struct Facts {
     pub package_manager: PackageManager,
     /// systemd is PID 1.
     pub systemd: bool,
+    /// Its version (`systemctl --version`), when it was asked.
+    pub systemd_version: Option<u32>,
+    /// SELinux's mode (`/sys/fs/selinux/enforce`).
+    pub selinux: selinux::Mode,
     /// nginx as found.
     pub nginx: NginxFacts,
     /// The firewall in charge.
@@ -106,6 +111,10 @@ fn gather_with(root: &Root, runner: &dyn Runner, ask_tools: bool) -> Facts {
         package_manager,
         // sd_booted(3): systemd is PID 1 exactly when this directory exists.
         systemd: root.exists(Path::new(paths::SYSTEMD_RUNNING)),
+        selinux: selinux::mode(read(root, paths::SELINUX_ENFORCE).as_deref()),
+        systemd_version: tools
+            .query_ok(&["systemctl", "--version"])
+            .and_then(|o| systemd_version(&o)),
         nginx,
         firewall,
         firewall_families,
@@ -275,6 +284,18 @@ fn hostname(root: &Root) -> (String, &'static str) {
             None => ("localhost".to_string(), "the default (no /etc/hostname)"),
         },
     }
+}
+
+/// `systemd 252 (252.39-1~deb12u2)` -> 252: the first line of
+/// `systemctl --version`.
+pub fn systemd_version(out: &str) -> Option<u32> {
+    out.lines()
+        .next()?
+        .strip_prefix("systemd ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn read(root: &Root, path: &str) -> Option<String> {

@@ -16,10 +16,16 @@ pub const SHIPPED: &str = include_str!("../../systemd/portico.service");
 /// The packaged unit is exactly the one `apply` would write for `exe` and
 /// `webroot`: then apply uses it and writes none of its own (a custom
 /// webroot, or another binary, still gets its own in /etc).
-pub fn packaged_unit_fits(packaged: Option<&str>, exe: &Path, webroot: &str) -> bool {
+pub fn packaged_unit_fits(
+    packaged: Option<&str>,
+    exe: &Path,
+    webroot: &str,
+    systemd: Option<u32>,
+) -> bool {
     exe == Path::new(paths::PACKAGED_EXE)
-        && packaged
-            .is_some_and(|text| render(paths::PACKAGED_EXE, webroot).is_ok_and(|u| u == text))
+        && packaged.is_some_and(|text| {
+            render_for(paths::PACKAGED_EXE, webroot, systemd).is_ok_and(|u| u == text)
+        })
 }
 
 /// The binary path the shipped unit names.
@@ -41,10 +47,84 @@ pub struct DaemonUnitTask {
     pub exe: PathBuf,
     /// The playbook's `[acme] webroot` (validated: a safe absolute path).
     pub webroot: String,
+    /// The host's systemd version, when known: the unit has what it knows.
+    pub systemd: Option<u32>,
 }
 
-/// The unit text for `exe` and `webroot`. `exe` is quoted for systemd,
-/// whose specifiers (`%`) and variables (`$`) are escaped.
+/// The systemd version each of the shipped unit's settings needs (from
+/// systemd's NEWS; where NEWS is silent, the first version that names it),
+/// newest first. An older systemd logs "Unknown lvalue" for such a line
+/// and ignores it: the unit for it leaves the line out instead, and apply
+/// says what the sandbox lacks there.
+pub const NEEDS: &[(&str, u32)] = &[
+    ("ProtectProc=", 247),
+    ("ProtectClock=", 245),
+    ("ProtectKernelLogs=", 244),
+    ("ProtectHostname=", 242),
+    ("RestrictSUIDSGID=", 242),
+    // The @system-service and @resources groups.
+    ("SystemCallFilter=", 241),
+    ("LockPersonality=", 235),
+    ("RuntimeDirectoryPreserve=", 235),
+    ("RestrictNamespaces=", 233),
+    ("ProtectKernelTunables=", 232),
+    ("ProtectKernelModules=", 232),
+    ("ProtectControlGroups=", 232),
+    ("MemoryDenyWriteExecute=", 231),
+    ("RestrictRealtime=", 231),
+];
+
+/// Settings an older systemd knows under another name or value.
+const OLDER: &[(&str, u32, &str)] = &[
+    // `strict` (all but /dev, /proc, /sys read-only) came in 232; `full`
+    // leaves /var writable.
+    ("ProtectSystem=strict", 232, "ProtectSystem=full"),
+    ("ReadWritePaths=", 231, "ReadWriteDirectories="),
+];
+
+/// What the daemon's sandbox lacks under systemd `version`, by setting.
+pub fn weaker_under(version: u32) -> Vec<String> {
+    NEEDS
+        .iter()
+        .filter(|(_, since)| version < *since)
+        .map(|(d, _)| d.trim_end_matches('=').to_string())
+        .chain(
+            OLDER
+                .iter()
+                .filter(|(d, since, _)| version < *since && d.contains("strict"))
+                .map(|(d, _, _)| format!("{d} (full there)")),
+        )
+        .collect()
+}
+
+/// The unit text for `exe` and `webroot`, for the systemd the host runs
+/// (every setting when its version is not known).
+pub fn render_for(exe: &str, webroot: &str, systemd: Option<u32>) -> Result<String, String> {
+    let unit = render(exe, webroot)?;
+    let Some(version) = systemd else {
+        return Ok(unit);
+    };
+    let mut out = String::new();
+    for line in unit.lines() {
+        if NEEDS
+            .iter()
+            .any(|(d, since)| line.starts_with(d) && version < *since)
+        {
+            continue;
+        }
+        let line = OLDER
+            .iter()
+            .find(|(d, since, _)| line.starts_with(d) && version < *since)
+            .map_or(line.to_string(), |(d, _, older)| line.replacen(d, older, 1));
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The unit text for `exe` and `webroot` with every setting (the newest
+/// systemd's). `exe` is quoted for systemd, whose specifiers (`%`) and
+/// variables (`$`) are escaped.
 pub fn render(exe: &str, webroot: &str) -> Result<String, String> {
     if exe.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
         return Err(format!("{exe:?} cannot be named safely in a unit file"));
@@ -94,7 +174,7 @@ impl Task for DaemonUnitTask {
     }
 
     fn owns(&self) -> Vec<crate::owned::Owned> {
-        match render(&self.exe.display().to_string(), &self.webroot) {
+        match render_for(&self.exe.display().to_string(), &self.webroot, self.systemd) {
             Ok(unit) => vec![crate::owned::Owned::file(
                 paths::DAEMON_UNIT,
                 "daemon",
@@ -111,7 +191,7 @@ impl Task for DaemonUnitTask {
         if let Some(why) = binary_problem(ctx, &self.exe)? {
             return Err(TaskError::Step(Box::new(UnsafeDaemonBinary(why))));
         }
-        let unit = render(&self.exe.display().to_string(), &self.webroot)
+        let unit = render_for(&self.exe.display().to_string(), &self.webroot, self.systemd)
             .map_err(|why| TaskError::Step(Box::new(UnsafeDaemonBinary(why))))?;
         file_changes(
             ctx,
@@ -132,17 +212,26 @@ mod tests {
         let web = "/var/lib/portico/acme-challenge";
         let packaged = render(paths::PACKAGED_EXE, web).unwrap();
         let exe = Path::new(paths::PACKAGED_EXE);
-        assert!(packaged_unit_fits(Some(&packaged), exe, web));
+        assert!(packaged_unit_fits(Some(&packaged), exe, web, None));
         // Another binary, a custom webroot, an edited unit, or none.
         assert!(!packaged_unit_fits(
             Some(&packaged),
             Path::new("/usr/local/bin/portico"),
-            web
+            web,
+            None
         ));
-        assert!(!packaged_unit_fits(Some(&packaged), exe, "/srv/www/acme"));
+        assert!(!packaged_unit_fits(
+            Some(&packaged),
+            exe,
+            "/srv/www/acme",
+            None
+        ));
         let edited = packaged.replace("Restart=on-failure", "Restart=no");
-        assert!(!packaged_unit_fits(Some(&edited), exe, web));
-        assert!(!packaged_unit_fits(None, exe, web));
+        assert!(!packaged_unit_fits(Some(&edited), exe, web, None));
+        assert!(!packaged_unit_fits(None, exe, web, None));
+        // The package's unit is the newest systemd's: an older one gets its own.
+        assert!(!packaged_unit_fits(Some(&packaged), exe, web, Some(219)));
+        assert!(packaged_unit_fits(Some(&packaged), exe, web, Some(257)));
     }
 
     #[test]

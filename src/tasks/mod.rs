@@ -17,4 +17,5 @@ pub mod pair;
 pub mod prune;
 pub mod refused;
 pub mod reload;
+pub mod selinux;
 pub mod service;

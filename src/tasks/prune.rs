@@ -242,7 +242,7 @@ impl Task for PruneTask {
 
     fn scope(&self) -> Scope {
         match self.entry.thing {
-            Thing::Port { .. } | Thing::Unit { .. } => Scope::Host,
+            Thing::Port { .. } | Thing::Unit { .. } | Thing::Selinux { .. } => Scope::Host,
             _ => Scope::Files,
         }
     }
@@ -271,6 +271,9 @@ impl Task for PruneTask {
                 Some(b) => firewall::close_changes(b, *port, self.family, ctx),
                 None => Ok(Vec::new()),
             },
+            Thing::Selinux { setting, value } => {
+                crate::tasks::selinux::undo(ctx, setting, value, &self.why())
+            }
         }
     }
 }
@@ -323,6 +326,7 @@ pub fn tasks(
     let rank = |t: &Thing| match t {
         Thing::Unit { .. } => (0, 0),
         Thing::Port { .. } => (1, 0),
+        Thing::Selinux { .. } => (1, 1),
         Thing::Line { .. } => (2, 0),
         Thing::Link { .. } => (3, 0),
         Thing::File { path } => (4, nginx_rank(path)),
