@@ -484,7 +484,8 @@ fn selinux(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
         .certificates
         .iter()
         .any(|c| c.source.challenge() == Some(&crate::playbook::Challenge::Http01));
-    let mut relabel: Vec<String> = vec![paths::NGINX_DIR.into(), paths::CERT_DIR.into()];
+    let relabel: Vec<String> = vec![paths::NGINX_DIR.into(), paths::CERT_DIR.into()];
+    let mut relabel_files = Vec::new();
     for c in &pb.certificates {
         if let crate::playbook::Source::Files {
             cert_file,
@@ -493,17 +494,18 @@ fn selinux(pb: &Playbook, facts: &Facts) -> Option<Box<dyn Task>> {
         {
             // The files themselves, never their directory: a key in `/`
             // or `/etc` must not relabel a whole tree.
-            relabel.extend([cert_file.clone(), key_file.clone()]);
+            relabel_files.extend([cert_file.clone(), key_file.clone()]);
         }
     }
-    relabel.sort();
-    relabel.dedup();
+    relabel_files.sort();
+    relabel_files.dedup();
     Some(After::new(
         crate::tasks::selinux::SelinuxTask {
             ports,
             webroot: http01.then(|| webroot(pb).to_string()),
             proxies: !pb.sites.is_empty(),
             relabel,
+            relabel_files,
         },
         vec![nginx_package()],
     ))

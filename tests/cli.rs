@@ -701,7 +701,7 @@ fn a_managed_file_given_away_is_owned_by_root_again() {
     let v = report(&portico(&["apply", "--json", "--root", root]));
     let t = task(&v, "certificate default");
     assert_eq!(
-        t["changes"][0],
+        t["changes"][0]["reason"],
         format!("chown 65534:65534 -> 0:0 /etc/ssl/portico/pairs/default/{id}/privkey.pem"),
         "{t}"
     );

@@ -87,7 +87,7 @@ fn two_applies_at_once_both_succeed_and_the_second_wins() {
         "the second run says once whom it waits for: {waited}"
     );
     assert!(
-        waited.contains("portico apply /etc/portico/one.toml"),
+        waited.contains("portico apply --replace /etc/portico/one.toml"),
         "{waited}"
     );
     assert_eq!(served(&sb, "a.lock.test"), "backend 3001");

@@ -525,6 +525,19 @@ fn run_case(file: &Path) -> Result<(), String> {
                     return Err(format!("no {want:?} in what the commands read: {stdins}"));
                 }
             }
+            // A claim the task does not own never reaches the manifest
+            // (only wanted things are recorded), so remove could not undo it.
+            let owned: Vec<portico::owned::Thing> =
+                task.owns().into_iter().map(|o| o.thing).collect();
+            if let Some(stray) = changes
+                .iter()
+                .flat_map(|c| &c.claims)
+                .find(|t| !owned.contains(t))
+            {
+                return Err(format!(
+                    "a change claims {stray}, which the task does not own: the manifest would never record it"
+                ));
+            }
             if let Some(want) = &case.expect.claims {
                 let got: Vec<String> = changes
                     .iter()

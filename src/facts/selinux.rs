@@ -89,11 +89,13 @@ pub fn has_fcontext(listing: &str, spec: &str, kind: &str) -> bool {
     })
 }
 
-/// `restorecon -R -n -v PATH`: the files it would relabel.
+/// `restorecon -R -n -v PATH`: the files it would relabel. EL 8 and later
+/// say "Would relabel X from a to b"; EL 7's policycoreutils 2.5 says
+/// "restorecon reset X context a->b" for the same.
 pub fn would_relabel(output: &str) -> Vec<&str> {
     output
         .lines()
-        .filter(|l| l.contains("Would relabel"))
+        .filter(|l| l.contains("Would relabel") || l.starts_with("restorecon reset "))
         .collect()
 }
 
@@ -136,5 +138,15 @@ mod tests {
         assert!(labelled(ports.get(&443), "http_port_t"));
         assert!(!labelled(ports.get(&9443), "http_port_t"));
         assert!(!ports.contains_key(&23));
+        // EL 8+ and EL 7 wordings of the same dry run.
+        assert_eq!(
+            would_relabel(
+                "Would relabel /srv/a from unconfined_u:object_r:var_t:s0 to \
+                 unconfined_u:object_r:httpd_sys_content_t:s0\n\
+                 restorecon reset /srv/b context a->b\nother\n"
+            )
+            .len(),
+            2
+        );
     }
 }

@@ -51,7 +51,11 @@ pub fn writable(unit: &str) -> Vec<String> {
         "/dev/null".to_string(),
     ];
     for line in sandbox_properties(unit) {
-        if let Some(paths) = line.strip_prefix("ReadWritePaths=") {
+        // ReadWriteDirectories= is what systemd before 231 calls it.
+        let paths = line
+            .strip_prefix("ReadWritePaths=")
+            .or_else(|| line.strip_prefix("ReadWriteDirectories="));
+        if let Some(paths) = paths {
             out.extend(
                 paths
                     .split_whitespace()
@@ -105,12 +109,23 @@ pub fn opened_for_writing(dump: &str) -> Vec<String> {
     out
 }
 
+/// What `ProtectSystem=full` (the unit for systemd before 232) makes
+/// read-only; everything else stays writable there.
+const FULL_READ_ONLY: [&str; 4] = ["/usr", "/boot", "/efi", "/etc"];
+
 /// What `nginx -t` would open that the sandbox forbids.
 pub fn forbidden(dump: &str, unit: &str) -> Vec<String> {
     let ok = writable(unit);
+    let strict = sandbox_properties(unit)
+        .iter()
+        .any(|l| l == "ProtectSystem=strict");
     opened_for_writing(dump)
         .into_iter()
-        .filter(|p| !ok.iter().any(|w| std::path::Path::new(p).starts_with(w)))
+        .filter(|p| {
+            let p = std::path::Path::new(p);
+            let read_only = strict || FULL_READ_ONLY.iter().any(|r| p.starts_with(r));
+            read_only && !ok.iter().any(|w| p.starts_with(w))
+        })
         .collect()
 }
 
@@ -142,6 +157,20 @@ mod tests {
             forbidden(dump, unit),
             ["/srv/logs/x.log", "/var/cache/nginx/proxy"]
         );
+    }
+
+    #[test]
+    fn under_systemd_219_only_what_protect_system_full_guards_is_forbidden() {
+        let unit = crate::tasks::daemon_unit::render_for(
+            "/usr/local/bin/portico",
+            crate::paths::DEFAULT_WEBROOT,
+            Some(219),
+        )
+        .unwrap();
+        assert!(unit.contains("ReadWriteDirectories="), "{unit}");
+        let dump = "access_log /var/log/nginx/access.log;\naccess_log /srv/logs/x.log;\n\
+                    error_log /etc/nginx/error.log;\n";
+        assert_eq!(forbidden(dump, &unit), ["/etc/nginx/error.log"]);
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub const NEEDS: &[(&str, u32)] = &[
     ("SystemCallFilter=", 241),
     ("LockPersonality=", 235),
     ("RuntimeDirectoryPreserve=", 235),
+    // Without RuntimeDirectoryPreserve=, systemd deletes /run/portico at
+    // every stop, and with it the lock file another run may hold: a run
+    // started then would lock a new file beside it. The lock makes the
+    // directory itself, so the unit leaves it alone there.
+    ("RuntimeDirectory=", 235),
+    ("RuntimeDirectoryMode=", 235),
     ("RestrictNamespaces=", 233),
     ("ProtectKernelTunables=", 232),
     ("ProtectKernelModules=", 232),

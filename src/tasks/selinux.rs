@@ -25,9 +25,12 @@ pub struct SelinuxTask {
     pub webroot: Option<String>,
     /// Sites pass requests to backends.
     pub proxies: bool,
-    /// Where portico writes what nginx reads (labelled by the policy's own
-    /// rules, put right by `restorecon`).
+    /// Directories portico writes what nginx reads into (labelled by the
+    /// policy's own rules, put right by `restorecon -R`).
     pub relabel: Vec<String>,
+    /// Files nginx reads that the playbook names (a `files` certificate
+    /// and key): put right one by one, never the tree around them.
+    pub relabel_files: Vec<String>,
 }
 
 /// What SELinux refuses to let portico do.
@@ -43,6 +46,29 @@ pub enum SelinuxError {
         mode: &'static str,
         /// The package that has it.
         package: &'static str,
+    },
+    /// A listen port an administrator labelled with another type.
+    #[error(
+        "port {port} carries {kind} from a local rule (semanage port -l -C), and portico does not \
+         change an administrator's label: label it http_port_t yourself (semanage port -m -t \
+         http_port_t -p tcp {port}) or listen on another port"
+    )]
+    LocalPortLabel {
+        /// The port.
+        port: u16,
+        /// Its type.
+        kind: String,
+    },
+    /// A webroot that already holds files, which a file-context rule
+    /// would relabel as web content.
+    #[error(
+        "the ACME webroot {webroot} already holds files, and labelling it httpd_sys_content_t \
+         (semanage fcontext, restorecon -R) would relabel them all: use an empty or new \
+         directory, or label it yourself"
+    )]
+    WebrootInUse {
+        /// The webroot.
+        webroot: String,
     },
     /// A tool's answer portico cannot read.
     #[error("`{command}` said what portico cannot read: {said:?}")]
@@ -161,6 +187,8 @@ impl SelinuxTask {
 
     fn ports(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
         let labels = selinux::tcp_ports(&ask(ctx, &["semanage", "port", "-l"])?);
+        // The administrator's own rules, asked only when a port is named.
+        let mut local = None;
         let mut changes = Vec::new();
         for port in &self.ports {
             if selinux::labelled(labels.get(port), "http_port_t") {
@@ -169,6 +197,21 @@ impl SelinuxTask {
             // Another type names this very port: modified, as semanage -a
             // refuses. A port that only falls in a range takes -a.
             let named = labels.get(port).is_some_and(|l| l.iter().any(|l| l.exact));
+            if named {
+                local.get_or_insert(selinux::tcp_ports(&ask(
+                    ctx,
+                    &["semanage", "port", "-l", "-C"],
+                )?));
+            }
+            if let Some(mine) = local.as_ref().and_then(|l| l.get(port)) {
+                if let Some(label) = mine.iter().find(|l| l.exact) {
+                    return Err(SelinuxError::LocalPortLabel {
+                        port: *port,
+                        kind: label.kind.clone(),
+                    }
+                    .into());
+                }
+            }
             let op = if named { "-m" } else { "-a" };
             let p = port.to_string();
             changes.push(run(
@@ -188,6 +231,16 @@ impl SelinuxTask {
         let local = ask(ctx, &["semanage", "fcontext", "-l", "-C"])?;
         if selinux::has_fcontext(&local, &spec, "httpd_sys_content_t") {
             return Ok(Vec::new());
+        }
+        // A rule relabels everything below it: only for a directory that
+        // is portico's own, or that holds nothing yet.
+        let path = Path::new(webroot);
+        let own = path.starts_with(paths::STATE_DIR);
+        if !own && !ctx.root.list_dir(path).map_or(true, |l| l.is_empty()) {
+            return Err(SelinuxError::WebrootInUse {
+                webroot: webroot.clone(),
+            }
+            .into());
         }
         Ok(vec![run(
             &["semanage", "fcontext", "-a", "-t", "httpd_sys_content_t", &spec],
@@ -210,6 +263,17 @@ impl SelinuxTask {
                         path: w.into(),
                         mode: 0o755,
                     },
+                ));
+            }
+        }
+        for file in &self.relabel_files {
+            if ctx.root.exists(Path::new(file))
+                && !selinux::would_relabel(&ask(ctx, &["restorecon", "-n", "-v", file])?).is_empty()
+            {
+                changes.push(run(
+                    &["restorecon", file],
+                    format!("restorecon {file} (the policy's label)"),
+                    None,
                 ));
             }
         }
@@ -242,9 +306,27 @@ impl Task for SelinuxTask {
         Scope::Host
     }
 
+    /// Everything it may add. The manifest records only what a change of
+    /// a run claimed (portico added it, not found it) and keeps that while
+    /// it is wanted; `remove` undoes exactly that.
     fn owns(&self) -> Vec<crate::owned::Owned> {
-        // What it adds is claimed by the change that adds it.
-        Vec::new()
+        let boolean = self
+            .proxies
+            .then(|| selinux_thing("boolean", NETWORK_CONNECT));
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| selinux_thing("port", &p.to_string()));
+        let rule = self
+            .webroot
+            .as_deref()
+            .map(|w| selinux_thing("fcontext", &webroot_spec(w)));
+        boolean
+            .into_iter()
+            .chain(ports)
+            .chain(rule)
+            .map(|t| crate::owned::Owned::thing(t, "selinux"))
+            .collect()
     }
 
     fn check(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
