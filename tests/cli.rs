@@ -648,7 +648,10 @@ fn tightened_permissions_are_never_loosened() {
         "# edited by hand\n{}",
         std::fs::read_to_string(seed).unwrap()
     );
+    // (Made writable for the edit, as an editor would, then 0400 again.)
+    std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::write(&installed, edited).unwrap();
+    std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o400)).unwrap();
     let v = report(&portico(&["apply", "--json", "--root", root, seed]));
     assert_eq!(
         task(&v, "file /etc/portico/playbook.toml")["status"],

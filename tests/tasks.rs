@@ -471,7 +471,13 @@ fn run_case(file: &Path) -> Result<(), String> {
         probe: &probe,
         facts: &facts,
         live_host: true,
-        is_root: true,
+        // Root's view when the tests run as root; as another user the laid
+        // out files are that user's, and portico as that user does not ask
+        // for root's ownership either.
+        is_root: {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(dir.path()).is_ok_and(|m| m.uid() == 0)
+        },
         mode: portico::task::Mode::Apply,
     };
     let task = task_of(&case, &facts);

@@ -225,7 +225,7 @@ impl Nginx {
         );
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(support::served::nginx_bin())
             .args([
                 "-p",
                 &d.to_string(),

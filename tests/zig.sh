@@ -16,7 +16,9 @@ if [ "${1:-}" = "--bin" ]; then
   exit 0
 fi
 
-have() { "$VENV/bin/pip" show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+# grep reads all of pip's output (no -q): stopping early would leave pip
+# writing into a closed pipe, and pipefail would count that as "missing".
+have() { "$VENV/bin/pip" show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; }
 if have ziglang "$ZIG" && have cargo-zigbuild "$CARGO_ZIGBUILD"; then
   exit 0
 fi

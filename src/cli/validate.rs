@@ -181,18 +181,20 @@ fn stand_ins(
     skipped: &mut Vec<String>,
 ) {
     for c in &mut pb.certificates {
-        let readable = match &c.source {
+        // A file that is not there is the playbook's fault, for any user:
+        // only one this user may not read stands in.
+        let unreadable = match &c.source {
             Source::Files {
                 cert_file,
                 key_file,
             } => [cert_file, key_file]
                 .iter()
-                .all(|f| host.read(Path::new(f)).is_ok_and(|b| b.is_some())),
-            _ => true,
+                .any(|f| host.read(Path::new(f)).is_err()),
+            _ => false,
         };
         if c.source.is_acme() {
             c.source = Source::SelfSigned { days: 1 };
-        } else if !as_root && !readable {
+        } else if !as_root && unreadable {
             skipped.push(format!(
                 "certificate {}: its files are root's to read (run validate with sudo to check them)",
                 c.name

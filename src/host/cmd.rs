@@ -153,7 +153,9 @@ impl Command {
     /// What every runner does as a command starts: its program and
     /// arguments, logged, a failpoint before one that changes the host, and
     /// its timing (kept until it ends).
-    pub(super) fn starting(&self) -> Result<(&str, &[String], crate::timing::Step), CmdError> {
+    pub(super) fn starting(
+        &self,
+    ) -> Result<(std::borrow::Cow<'_, str>, &[String], crate::timing::Step), CmdError> {
         let (program, args) = self.argv.split_first().ok_or_else(|| {
             self.spawn_error(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -164,8 +166,35 @@ impl Command {
         if self.mutating {
             super::failpoint::hit("cmd", &self.shown());
         }
-        Ok((program, args, crate::timing::step("cmd", &self.shown())))
+        Ok((
+            resolve(program),
+            args,
+            crate::timing::step("cmd", &self.shown()),
+        ))
     }
+}
+
+/// Where a bare program name is looked for after `PATH`: the system
+/// directories a normal user's PATH leaves out on Debian (nginx, iptables
+/// and sshd live there), so that `facts` and `validate` find them as any
+/// user, as they do as root.
+const SBIN: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// `program` as it will be started: as given when it names a path or is
+/// on `PATH`, else its path in one of [`SBIN`] when it is there.
+fn resolve(program: &str) -> std::borrow::Cow<'_, str> {
+    if program.contains('/') {
+        return program.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    if on_path {
+        return program.into();
+    }
+    SBIN.iter()
+        .map(|d| format!("{d}/{program}"))
+        .find(|p| std::path::Path::new(p).is_file())
+        .map_or(program.into(), Into::into)
 }
 
 /// What a finished command said.
@@ -278,7 +307,7 @@ impl Runner for SystemRunner {
     fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
         let spawn_err = |source| cmd.spawn_error(source);
         let (program, args, _t) = cmd.starting()?;
-        let mut command = StdCommand::new(program);
+        let mut command = StdCommand::new(program.as_ref());
         if !cmd.binds.is_empty() {
             private_mounts(&mut command, &cmd.binds).map_err(spawn_err)?;
         }

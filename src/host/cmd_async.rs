@@ -17,7 +17,7 @@ pub async fn run(cmd: &Command) -> Result<Output, CmdError> {
     use tokio::io::AsyncReadExt;
     let spawn_err = |source| cmd.spawn_error(source);
     let (program, args, _t) = cmd.starting()?;
-    let mut child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program.as_ref())
         .args(args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

@@ -36,9 +36,19 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The host's nginx: in /usr/sbin, which a normal user's PATH leaves out
+/// on Debian, else whatever PATH finds.
+pub fn nginx_bin() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nginx").is_file() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    }
+}
+
 /// The version of the host's nginx (tests/run installs it).
 pub fn host_nginx_version() -> String {
-    let out = Command::new("nginx")
+    let out = Command::new(nginx_bin())
         .arg("-v")
         .output()
         .expect("nginx (tests/run installs it)");
