@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::playbook::{self, PlaybookError};
+use crate::playbook;
 
 /// `portico fmt`'s arguments.
 #[derive(Debug, Args)]
@@ -30,16 +30,7 @@ pub(super) fn run(a: FmtArgs) -> Result<i32, CliError> {
         } else {
             path.display().to_string()
         };
-        let text = if stdin {
-            let mut t = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
-        } else {
-            crate::host::read_text(path)
-        }
-        .map_err(|source| PlaybookError::Read {
-            file: name.clone(),
-            source,
-        })?;
+        let text = super::read_playbook_text(path, &name)?;
         // Only a playbook portico would run is laid out: its errors first.
         playbook::parse(&name, &text)?;
         let tidy = playbook::layout::format(&text).map_err(|e| CliError::Layout {

@@ -312,19 +312,24 @@ struct Loaded {
 /// Reads and validates the named playbook; with none, the one `apply`
 /// installed under this root, and on a host that has none the embedded
 /// default (every command alike).
+/// A playbook's text from `path`, or from standard input for `-` (as for
+/// most Unix tools); `name` is how errors name it.
+fn read_playbook_text(path: &Path, name: &str) -> Result<String, PlaybookError> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        crate::host::read_text(path)
+    }
+    .map_err(|source| PlaybookError::Read {
+        file: name.to_string(),
+        source,
+    })
+}
+
 fn load_playbook(file: Option<&Path>, root_dir: &Path) -> Result<Loaded, CliError> {
-    // `-`: standard input, as for most Unix tools.
     let read = |path: &Path, name: String| -> Result<Loaded, CliError> {
-        let text = if path == Path::new("-") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
-        } else {
-            crate::host::read_text(path)
-        }
-        .map_err(|source| PlaybookError::Read {
-            file: name.clone(),
-            source,
-        })?;
+        let text = read_playbook_text(path, &name)?;
         let pb = playbook::parse(&name, &text)?;
         Ok(Loaded { name, text, pb })
     };
