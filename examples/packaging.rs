@@ -15,8 +15,6 @@ const README: &str = include_str!("../README.md");
 
 /// Where the packages put the binary.
 const PACKAGED_EXE: &str = portico::paths::PACKAGED_EXE;
-/// The ACME webroot of a playbook that names none.
-const DEFAULT_WEBROOT: &str = portico::paths::DEFAULT_WEBROOT;
 
 fn main() -> std::io::Result<()> {
     let out = std::env::args()
@@ -33,7 +31,7 @@ fn main() -> std::io::Result<()> {
     // The units, naming the packaged binary: the daemon's exactly as
     // `apply` would render it for /usr/bin/portico (so apply finds it and
     // writes none of its own), and the timer pair's service.
-    let daemon = portico::tasks::daemon_unit::render(PACKAGED_EXE, DEFAULT_WEBROOT)
+    let daemon = portico::tasks::daemon_unit::render(PACKAGED_EXE, &[])
         .expect("the packaged path is safe in a unit");
     std::fs::write(units.join("portico.service"), daemon)?;
     let renew = include_str!("../systemd/portico-renew.service")

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod limits;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod nginx;
 pub mod owned;
 pub mod paths;

@@ -163,7 +163,13 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
     match thing {
         Thing::File { path } | Thing::Link { path } | Thing::Tree { path } => {
             let ok = clean(path) && WRITES_UNDER.iter().any(|w| path.starts_with(w));
-            (!ok).then_some("not a path portico writes")
+            // The metrics file goes where node_exporter reads: anywhere a
+            // playbook's `[metrics] textfile` may name, and nothing else.
+            let metrics = matches!(thing, Thing::File { .. })
+                && path
+                    .to_str()
+                    .is_some_and(|p| crate::playbook::names::metrics_file_problem(p).is_none());
+            (!ok && !metrics).then_some("not a path portico writes")
         }
         // Directories portico creates on the way to its files.
         Thing::Dir { path } => {
@@ -198,6 +204,25 @@ fn is_file_thing(thing: &Thing) -> bool {
             | Thing::Tree { .. }
             | Thing::Line { .. }
     )
+}
+
+/// Records a file portico wrote outside a plan (the metrics file) as it is
+/// on disk now, owned by `owner`.
+pub fn record_written(root: &Root, path: &Path, owner: &str) -> Result<(), ManifestError> {
+    let Some(mut m) = Manifest::load(root)? else {
+        return Ok(());
+    };
+    let thing = Thing::file(path);
+    let sha256 = root.read(path)?.map(|b| sha256_hex(&b));
+    m.entries.retain(|e| e.thing != thing);
+    m.entries.push(Entry {
+        thing,
+        owner: owner.to_string(),
+        disposal: Disposal::Remove,
+        sha256,
+        target: None,
+    });
+    Manifest::from_entries(m.entries).save(root)
 }
 
 /// portico's own directories: whatever is in them was put there by portico.

@@ -98,6 +98,10 @@ impl fmt::Display for Thing {
     }
 }
 
+/// The owner of the metrics file (`[metrics] textfile`), written after
+/// each run rather than by a task.
+pub const METRICS_OWNER: &str = "metrics";
+
 /// What happens to a thing when the playbook no longer asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -100,6 +100,16 @@ pub const MANIFEST: &str = "/var/lib/portico/managed.json";
 /// Renewal's state: attempts, failures, back-off, per certificate.
 pub const STATE_FILE: &str = "/var/lib/portico/state.json";
 
+/// Each command's last run, for the metrics (`metrics::runs`).
+pub const RUNS_FILE: &str = "/var/lib/portico/runs.json";
+
+/// Debian's node_exporter textfile directory: where the metrics go by
+/// default, when it exists.
+pub const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+
+/// The metrics file portico writes there by default.
+pub const DEFAULT_METRICS_FILE: &str = "/var/lib/prometheus/node-exporter/portico.prom";
+
 /// ACME accounts, one directory per directory URL.
 pub const ACME_ACCOUNTS: &str = "/var/lib/portico/acme";
 

@@ -9,7 +9,7 @@ use crate::facts::FirewallBackend as Active;
 use crate::manifest::{Entry, Manifest};
 use crate::nginx::default_server::CatchAll;
 use crate::nginx::{profile, render};
-use crate::owned::Owned;
+use crate::owned::{Owned, Thing};
 use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
 use crate::task::{After, Handler, Task, TaskId};
 use crate::tasks::certificate::{CertPaths, CertificateTask, Renewal};
@@ -181,6 +181,12 @@ pub fn full(
     let mut wanted = owned_by(&tasks);
     wanted.extend(owned_by(&gate));
     wanted.extend(owned_by(&installed));
+    // The metrics file is written after the run (it tells how the run
+    // went), but it is wanted like any file: a path portico did not make
+    // is refused, and an old path is pruned.
+    if let (true, Some(file)) = (!installed.is_empty(), pb.metrics.file()) {
+        wanted.push((TaskId::File(file.to_path_buf()), metrics_file(file)));
+    }
     let p = match &converge {
         Some(c) => prunes(c, &wanted, facts, &TaskId::NginxConfig),
         None => Prunes {
@@ -201,10 +207,29 @@ pub fn full(
     }
 }
 
+/// The metrics file, as the manifest owns it.
+fn metrics_file(file: &std::path::Path) -> Owned {
+    Owned::thing(Thing::file(file), crate::owned::METRICS_OWNER)
+}
+
 /// `portico remove`: everything in the manifest pruned, the gate (when
 /// nginx is there to ask), and with `purge` portico's own directories.
+/// Without `purge` the metrics file stays (rewritten after the run, it
+/// says how the removal went); with it, it goes too.
 pub fn removal(facts: &Facts, converge: Converge) -> Plan {
-    let p = prunes(&converge, &[], facts, &TaskId::NginxTest);
+    let keep: Vec<(TaskId, Owned)> = if converge.purge {
+        Vec::new()
+    } else {
+        converge
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| e.owner == crate::owned::METRICS_OWNER)
+            .filter_map(|e| e.thing.path())
+            .map(|p| (TaskId::File(p.to_path_buf()), metrics_file(p)))
+            .collect()
+    };
+    let p = prunes(&converge, &keep, facts, &TaskId::NginxTest);
     let pruned = p.pruned;
     let mut tasks = p.before_gate;
     if facts.nginx.installed {
@@ -347,6 +372,23 @@ pub fn webroot(pb: &Playbook) -> &str {
         .map_or(paths::DEFAULT_WEBROOT, |a| a.webroot.as_str())
 }
 
+/// What the playbook has the renewal daemon write beyond the shipped unit's
+/// paths: a webroot outside portico's state directory, a metrics file
+/// outside node_exporter's usual directory.
+fn daemon_writes(pb: &Playbook) -> Vec<String> {
+    let web = webroot(pb);
+    let metrics = pb.metrics.file().and_then(|f| f.parent());
+    (!std::path::Path::new(web).starts_with(paths::STATE_DIR))
+        .then(|| web.to_string())
+        .into_iter()
+        .chain(
+            metrics
+                .filter(|d| *d != std::path::Path::new(paths::NODE_EXPORTER_TEXTFILE_DIR))
+                .map(|d| d.display().to_string()),
+        )
+        .collect()
+}
+
 /// The playbook, installed; with ACME certificates the renewal daemon: its
 /// unit (naming this binary), enabled and running. A changed playbook
 /// reaches a running daemon through SIGHUP.
@@ -374,20 +416,20 @@ fn installed_tasks(
     if !daemon {
         return tasks;
     }
-    let webroot = webroot(pb);
+    let writable = daemon_writes(pb);
     let mut after = vec![TaskId::File(paths::INSTALLED_PLAYBOOK.into())];
     // A package's unit that names this binary is used as it is (a unit of
     // portico's own in /etc from before the package is pruned).
     let packaged = crate::tasks::daemon_unit::packaged_unit_fits(
         facts.packaged_unit.as_deref(),
         exe,
-        webroot,
+        &writable,
         facts.systemd_version,
     );
     if !packaged {
         tasks.push(Box::new(crate::tasks::daemon_unit::DaemonUnitTask {
             exe: exe.to_path_buf(),
-            webroot: webroot.to_string(),
+            writable,
             systemd: facts.systemd_version,
         }));
         after.push(TaskId::File(paths::DAEMON_UNIT.into()));
@@ -409,18 +451,18 @@ fn daemon_unit_text(pb: &Playbook, facts: &Facts, exe: &std::path::Path) -> Opti
     if !(facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme())) {
         return None;
     }
-    let webroot = webroot(pb);
+    let writable = daemon_writes(pb);
     if crate::tasks::daemon_unit::packaged_unit_fits(
         facts.packaged_unit.as_deref(),
         exe,
-        webroot,
+        &writable,
         facts.systemd_version,
     ) {
         return facts.packaged_unit.clone();
     }
     crate::tasks::daemon_unit::render_for(
         &exe.display().to_string(),
-        webroot,
+        &writable,
         facts.systemd_version,
     )
     .ok()

@@ -85,12 +85,20 @@ pub struct Certificate {
     /// No attempt before this (RFC 3339), while backing off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_off_until: Option<String>,
+    /// `backing_off_until` in Unix seconds (for the metrics).
+    #[serde(skip)]
+    pub backing_off_until_unix: Option<i64>,
     /// What the last failed attempt said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When it was last obtained (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success: Option<String>,
+    /// Whether nginx serves the certificate on disk, asked over TLS on
+    /// loopback (the first site using it, its first name); `None` when not
+    /// asked: under --root, nginx not running, or no site served with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_matches_file: Option<bool>,
 }
 
 /// The certificate on disk.
@@ -114,6 +122,12 @@ pub struct Current {
     pub days_left: i64,
     /// Past `not_after`.
     pub expired: bool,
+    /// `not_before` in Unix seconds (for the metrics).
+    #[serde(skip)]
+    pub not_before_unix: i64,
+    /// `not_after` in Unix seconds (for the metrics).
+    #[serde(skip)]
+    pub not_after_unix: i64,
 }
 
 /// When and why a certificate renews.
@@ -132,6 +146,9 @@ pub struct Renewal {
     pub remaining_fraction: f64,
     /// Due now.
     pub due: bool,
+    /// `at` in Unix seconds (for the metrics).
+    #[serde(skip)]
+    pub at_unix: i64,
 }
 
 /// One site.
@@ -168,12 +185,32 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         problems.push(format!("nginx.service is not running ({})", nginx.state));
     }
     let daemon = daemon(pb, ctx, seed, now, &mut problems);
+    let live = crate::tasks::generation::current(ctx.root)
+        .ok()
+        .flatten()
+        .map(|(_, g)| g);
+    let served = |site: &crate::playbook::Site| {
+        live.as_ref()
+            .is_some_and(|g| g.files.contains_key(&https_file(site)))
+    };
     let certificates = pb
         .certificates
         .iter()
-        .map(|c| certificate(pb, c, ctx, &state, now, &mut problems))
+        .map(|c| {
+            let mut cert = certificate(pb, c, ctx, &state, now, &mut problems);
+            if ctx.live_host && nginx.active {
+                let site = pb
+                    .sites
+                    .iter()
+                    .find(|s| s.certificate == c.name && served(s));
+                cert.served_matches_file = site.and_then(|s| {
+                    served_matches(ctx, s, cert.current.as_ref(), &c.name, &mut problems)
+                });
+            }
+            cert
+        })
         .collect();
-    let sites = sites(pb, ctx, &mut problems);
+    let sites = sites(pb, &served, &mut problems);
     Status {
         playbook: playbook.to_string(),
         now: rfc3339(now),
@@ -232,23 +269,66 @@ fn daemon(
     })
 }
 
+/// A site's HTTPS server file in a generation.
+fn https_file(site: &crate::playbook::Site) -> String {
+    format!(
+        "{}.https.conf",
+        crate::playbook::names::site_file_stem(&site.id())
+    )
+}
+
+/// Whether `site`'s port presents the certificate on disk, asked with the
+/// site's first name (a wildcard's with a label of its own); a mismatch or
+/// no answer is a problem.
+fn served_matches(
+    ctx: &Ctx,
+    site: &crate::playbook::Site,
+    current: Option<&Current>,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<bool> {
+    let current = current?;
+    let first = site.server_names.first()?;
+    let sni = match first.strip_prefix("*.") {
+        Some(parent) => format!("portico-probe.{parent}"),
+        None => first.clone(),
+    };
+    let matches = match ctx.probe.served_certificate(site.listen, &sni) {
+        Some(der) => {
+            let fingerprint = crate::facts::cert::fingerprint_der(&der);
+            if fingerprint != current.fingerprint {
+                problems.push(format!(
+                    "certificate {name}: nginx serves another certificate on port {} for {sni} \
+                     (SHA-256 {fingerprint}) than the file holds; `nginx -t` then a reload \
+                     (or `portico apply`) puts the file in service",
+                    site.listen
+                ));
+            }
+            fingerprint == current.fingerprint
+        }
+        None => {
+            problems.push(format!(
+                "certificate {name}: nothing answered TLS on 127.0.0.1:{} for {sni}",
+                site.listen
+            ));
+            false
+        }
+    };
+    Some(matches)
+}
+
 /// The playbook's sites. What the live generation serves: a site whose
 /// HTTPS server is not in it waits for its certificate (a first boot
 /// before DNS pointed here).
-fn sites(pb: &Playbook, ctx: &Ctx, problems: &mut Vec<String>) -> Vec<Site> {
-    let live = crate::tasks::generation::current(ctx.root)
-        .ok()
-        .flatten()
-        .map(|(_, g)| g);
+fn sites(
+    pb: &Playbook,
+    served: &dyn Fn(&crate::playbook::Site) -> bool,
+    problems: &mut Vec<String>,
+) -> Vec<Site> {
     pb.sites
         .iter()
         .inspect(|s| {
-            let file = format!(
-                "{}.https.conf",
-                crate::playbook::names::site_file_stem(&s.id())
-            );
-            let served = live.as_ref().is_some_and(|g| g.files.contains_key(&file));
-            if !served {
+            if !served(s) {
                 problems.push(format!(
                     "site {}: not served over HTTPS (its certificate {} is not there yet, or apply has \
                      not run since the playbook changed)",
@@ -303,6 +383,8 @@ fn certificate(
         not_after: rfc3339(i.not_after),
         days_left: (i.not_after - now).div_euclid(86_400),
         expired: i.not_after <= now,
+        not_before_unix: i.not_before,
+        not_after_unix: i.not_after,
     });
     match &current {
         None => problems.push(format!(
@@ -328,6 +410,7 @@ fn certificate(
     let renewal = info
         .as_ref()
         .and_then(|i| renewal(pb, &c.source, i, remembered, now));
+    let backing_off_until = state.next_attempt(&c.name, now).filter(|t| *t > now);
     Certificate {
         name: c.name.clone(),
         source: c.source.name().into(),
@@ -336,12 +419,11 @@ fn certificate(
         current,
         renewal,
         failures,
-        backing_off_until: state
-            .next_attempt(&c.name, now)
-            .filter(|t| *t > now)
-            .map(rfc3339),
+        backing_off_until: backing_off_until.map(rfc3339),
+        backing_off_until_unix: backing_off_until,
         last_error: remembered.and_then(|s| s.last_error.clone()),
         last_success: remembered.and_then(|s| s.last_success).map(rfc3339),
+        served_matches_file: None,
     }
 }
 
@@ -379,6 +461,7 @@ fn renewal(
         by: if source.is_acme() { "daemon" } else { "apply" }.into(),
         remaining_fraction: pb.renewal.remaining_fraction,
         due: now >= at,
+        at_unix: at,
     })
 }
 
@@ -488,6 +571,11 @@ impl Certificate {
         }
         if let Some(e) = &self.last_error {
             out.push_str(&format!("  error:    {e}\n"));
+        }
+        match self.served_matches_file {
+            Some(true) => out.push_str("  served:   by nginx, the same as the file\n"),
+            Some(false) => out.push_str("  served:   NOT the file's certificate\n"),
+            None => {}
         }
     }
 }

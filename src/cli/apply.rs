@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{load_playbook, run_plan, CliError, Loaded, Output, Session};
+use super::{
+    load_playbook, machine_seed, record_metrics, run_plan, CliError, Loaded, Output, Session,
+};
 use crate::manifest::{self, Manifest};
 use crate::owned::Owned;
 use crate::plan::{Converge, Install};
@@ -55,6 +57,7 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
              (`renew --dry-run` is another thing: real orders whose certificates are thrown away)",
         ));
     }
+    let started = std::time::Instant::now();
     let root = &a.host.root;
     // The playbook is checked before anything else: bad input touches nothing.
     let loaded = load_playbook(a.playbook.as_deref(), root)?;
@@ -98,23 +101,7 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             reason: "no longer in the playbook",
         }),
     );
-    let wanted: Vec<Owned> = plan.wanted.iter().map(|(_, o)| o.clone()).collect();
-    let conflicts = manifest::conflicts(ctx.root, recorded.as_ref(), &wanted)?;
-    if !conflicts.is_empty() {
-        if !a.adopt {
-            return Err(CliError::NotPortico(conflicts));
-        }
-        let adopt: Vec<Box<dyn Task>> = conflicts
-            .into_iter()
-            .map(|c| {
-                Box::new(AdoptTask {
-                    path: c.path,
-                    archive: archive.clone(),
-                }) as Box<dyn Task>
-            })
-            .collect();
-        plan.tasks.splice(0..0, adopt);
-    }
+    adopt_or_refuse(ctx.root, recorded.as_ref(), &mut plan, a.adopt, &archive)?;
     let out = Output {
         json: a.json.json,
         diff: a.diff.diff,
@@ -122,7 +109,53 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
         exit_code: a.plan.exit_code,
     };
     warnings.extend(crate::plan::warnings(&pb, facts));
-    Ok(run_plan(&ctx, &plan, mode, &old, &out, warnings, Some(&pb)))
+    let ran = run_plan(&ctx, &plan, mode, &old, &out, warnings, Some(&pb));
+    if !check {
+        record_metrics(
+            &ctx,
+            crate::metrics::Finished {
+                command: "apply",
+                outcome: ran.outcome(&ctx, started),
+                pb: Some(&pb),
+                playbook: &out.playbook,
+                seed: &machine_seed(ctx.root),
+                file: pb.metrics.file(),
+                // Refused above unless portico's or adopted.
+                take_over: true,
+            },
+        );
+    }
+    Ok(ran.code)
+}
+
+/// Files at paths the plan writes that portico did not make: refused, or
+/// with `--adopt` archived first by tasks put before all others.
+fn adopt_or_refuse(
+    root: &crate::host::Root,
+    recorded: Option<&Manifest>,
+    plan: &mut crate::plan::Plan,
+    adopt: bool,
+    archive: &Path,
+) -> Result<(), CliError> {
+    let wanted: Vec<Owned> = plan.wanted.iter().map(|(_, o)| o.clone()).collect();
+    let conflicts = manifest::conflicts(root, recorded, &wanted)?;
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    if !adopt {
+        return Err(CliError::NotPortico(conflicts));
+    }
+    let adopt: Vec<Box<dyn Task>> = conflicts
+        .into_iter()
+        .map(|c| {
+            Box::new(AdoptTask {
+                path: c.path,
+                archive: archive.to_path_buf(),
+            }) as Box<dyn Task>
+        })
+        .collect();
+    plan.tasks.splice(0..0, adopt);
+    Ok(())
 }
 
 /// A playbook that keeps none of the installed one's sites: refused

@@ -48,7 +48,7 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
 /// the run starts nothing it could not finish in time (crate::limits).
 const RENEWAL_TIMEOUT: std::time::Duration = crate::limits::RUN_MAX;
 
-/// One renewal, run as `portico renew --json --root DIR -` with the
+/// One renewal, run as `portico renew --from-daemon --json --root DIR -` with the
 /// playbook on its standard input: what it needed (TLS, HTTP/2, parsed
 /// certificates, their code) leaves with it, so the daemon stays small
 /// between runs. Its warnings and errors reach the journal through the
@@ -62,6 +62,7 @@ fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> String {
     let renew = Command::mutation([
         "/proc/self/exe",
         "renew",
+        "--from-daemon",
         "--json",
         "--root",
         &root_dir.display().to_string(),

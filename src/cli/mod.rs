@@ -424,7 +424,7 @@ fn run_plan(
     out: &Output,
     warnings: Vec<String>,
     hooks: Option<&playbook::Playbook>,
-) -> i32 {
+) -> Ran {
     let check = mode == crate::task::Mode::Check;
     let streamer = Streamer::new(out.diff, check);
     if !out.json {
@@ -475,9 +475,44 @@ fn run_plan(
     } else {
         out!("{}", report.render_summary(check));
     }
-    match exit_code(&report) {
+    let code = match exit_code(&report) {
         0 if check && out.exit_code && report.changed > 0 => 3,
         code => code,
+    };
+    Ran {
+        code,
+        changed: report.changed as u64,
+        failed: report.failed as u64,
+    }
+}
+
+/// How a plan's run ended.
+struct Ran {
+    /// The exit code.
+    code: i32,
+    /// Tasks changed.
+    changed: u64,
+    /// Tasks failed.
+    failed: u64,
+}
+
+impl Ran {
+    /// The run as the metrics record it, ending now.
+    fn outcome(&self, ctx: &Ctx, started: std::time::Instant) -> crate::metrics::Outcome {
+        crate::metrics::Outcome {
+            at: ctx.clock.unix_now(),
+            duration_seconds: started.elapsed().as_secs_f64(),
+            changed: self.changed,
+            failed: self.failed,
+        }
+    }
+}
+
+/// Records a finished run of `command` in the metrics (and rewrites their
+/// file); a file that cannot be written is said on stderr, never fatal.
+fn record_metrics(ctx: &Ctx, f: crate::metrics::Finished<'_>) {
+    if let Some(warning) = crate::metrics::after_run(ctx, &f) {
+        tracing::warn!("{warning}");
     }
 }
 
@@ -749,6 +784,13 @@ impl Session {
     /// The playbook with `{hostname}` resolved for this host.
     fn resolve(&self, mut pb: playbook::Playbook) -> Result<playbook::Playbook, CliError> {
         pb.resolve_hostname(&self.facts.hostname, &self.facts.hostname_source)?;
+        pb.metrics.resolve_default(|dir| {
+            self.root
+                .meta(Path::new(dir))
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.is_dir && !m.is_symlink)
+        });
         Ok(pb)
     }
 }

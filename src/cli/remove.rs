@@ -4,7 +4,7 @@ use crate::paths;
 
 use clap::Args;
 
-use super::{run_plan, CliError, Output, Session};
+use super::{record_metrics, run_plan, CliError, Output, Session};
 use crate::manifest::{self, Manifest};
 use crate::plan::Converge;
 
@@ -34,6 +34,7 @@ pub struct RemoveArgs {
 
 /// Prunes everything in the manifest.
 pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
+    let started = std::time::Instant::now();
     let session = Session::open_locked(a.host.root.clone(), (!a.plan.check).then_some(&a.lock))?;
     let mode = a.plan.mode();
     let ctx = session.ctx_for(mode);
@@ -57,5 +58,27 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
         playbook: format!("none (removing what {} lists)", paths::MANIFEST),
         exit_code: a.plan.exit_code,
     };
-    Ok(run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None))
+    let ran = run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None);
+    // The metrics file stays without --purge, saying how the removal went
+    // (and that no certificate is left to watch).
+    let metrics = old
+        .entries
+        .iter()
+        .find(|e| e.owner == crate::owned::METRICS_OWNER)
+        .and_then(|e| e.thing.path());
+    if !a.plan.check && !a.purge {
+        record_metrics(
+            &ctx,
+            crate::metrics::Finished {
+                command: "remove",
+                outcome: ran.outcome(&ctx, started),
+                pb: None,
+                playbook: &out.playbook,
+                seed: "",
+                file: metrics,
+                take_over: false,
+            },
+        );
+    }
+    Ok(ran.code)
 }

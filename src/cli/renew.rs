@@ -35,10 +35,14 @@ pub struct RenewArgs {
     /// Waiting for another run.
     #[command(flatten)]
     pub lock: super::LockArgs,
+    /// The daemon's own renewal (recorded as `daemon` in the metrics).
+    #[arg(long, hide = true)]
+    pub from_daemon: bool,
 }
 
 /// Renews what is due and prints the report.
 pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
+    let started = std::time::Instant::now();
     let root = a.host.root;
     let loaded = load_playbook(a.playbook.as_deref(), &root)?;
     // The playbook apply installed (the daemon's, given on stdin or by
@@ -55,7 +59,12 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
         installed_playbook: installed,
     };
     let lock = (!a.plan.check).then_some(&a.lock);
-    let mut renewed = renew_once(loaded.pb, root, opts, lock)?;
+    let metrics = Metrics {
+        command: if a.from_daemon { "daemon" } else { "renew" },
+        playbook: &loaded.name,
+        started,
+    };
+    let mut renewed = renew_once(loaded.pb, root, opts, lock, metrics)?;
     renewed.report.playbook = Some(loaded.name);
     renewed
         .report
@@ -69,12 +78,24 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
     })
 }
 
-/// One renewal run against the host under `root_dir` (the daemon's too).
+/// What the metrics say about a renewal run.
+pub(super) struct Metrics<'a> {
+    /// `renew`, or `daemon` for the daemon's.
+    command: &'a str,
+    /// The playbook's name in messages.
+    playbook: &'a str,
+    /// When the command started.
+    started: std::time::Instant,
+}
+
+/// One renewal run against the host under `root_dir` (the daemon's too);
+/// a run that may write records itself in the metrics, under the lock.
 pub(super) fn renew_once(
     pb: Playbook,
     root_dir: PathBuf,
     opts: crate::renew::Options,
     lock: Option<&super::LockArgs>,
+    metrics: Metrics<'_>,
 ) -> Result<Renewed, CliError> {
     // A stop (the daemon passes its SIGTERM on) ends the run between
     // orders, with what it obtained written.
@@ -89,6 +110,26 @@ pub(super) fn renew_once(
         if let Err(e) = crate::recover::sweep(ctx.root) {
             tracing::warn!("removing key pairs no longer live: {e}");
         }
+    }
+    if !opts.dry_run && !opts.check {
+        let failed = renewed.report.failed + renewed.backing_off.len();
+        super::record_metrics(
+            &ctx,
+            crate::metrics::Finished {
+                command: metrics.command,
+                outcome: crate::metrics::Outcome {
+                    at: ctx.clock.unix_now(),
+                    duration_seconds: metrics.started.elapsed().as_secs_f64(),
+                    changed: renewed.report.changed as u64,
+                    failed: failed as u64,
+                },
+                pb: Some(&pb),
+                playbook: metrics.playbook,
+                seed: &super::machine_seed(ctx.root),
+                file: pb.metrics.file(),
+                take_over: false,
+            },
+        );
     }
     Ok(renewed)
 }

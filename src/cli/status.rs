@@ -16,20 +16,32 @@ pub struct StatusArgs {
     /// JSON.
     #[command(flatten)]
     pub json: super::JsonArg,
+    /// Prometheus' text format: the metrics portico writes for
+    /// node_exporter ([metrics] textfile), on stdout (for a cron job or an
+    /// exporter of your own).
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
     /// Which host.
     #[command(flatten)]
     pub host: super::HostArg,
 }
 
-/// Prints the status; exit code 1 when a certificate is expired, missing
-/// or failing, or nginx is not running.
+/// Prints the status (or the metrics); exit code 1 when a certificate is
+/// expired, missing or failing, nginx serves another certificate than its
+/// file, or nginx is not running.
 pub(super) fn run(a: StatusArgs) -> Result<i32, CliError> {
     let loaded = load_playbook(a.playbook.as_deref(), &a.host.root)?;
     let session = Session::open(a.host.root, false)?;
     let pb = session.resolve(loaded.pb)?;
     let ctx = session.ctx();
     let status = crate::status::gather(&pb, &ctx, &loaded.name, &machine_seed(ctx.root));
-    if a.json.json {
+    if a.prometheus {
+        let runs = crate::metrics::Runs::load(ctx.root);
+        out!(
+            "{}",
+            crate::metrics::text(Some(&pb), Some(&status), &ctx, &runs)
+        );
+    } else if a.json.json {
         let mut v = serde_json::to_value(&status).expect("status serializes");
         v["schema"] = crate::report::SCHEMA.into();
         // A service not asked about (under --root) is unknown: null.

@@ -53,6 +53,17 @@ fn key_name(cert: &x509_parser::certificate::X509Certificate) -> String {
     }
 }
 
+/// SHA-256 of a certificate's DER, as `AB:CD:...` (what `openssl x509
+/// -fingerprint -sha256` prints).
+pub fn fingerprint_der(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Parses the first certificate of a PEM file; `None` when it is not one.
 pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
@@ -78,15 +89,8 @@ pub fn inspect_pem(pem: &[u8]) -> Option<CertInfo> {
             }
         }
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, &pem.contents);
-    let fingerprint = digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
     Some(CertInfo {
-        fingerprint,
+        fingerprint: fingerprint_der(&pem.contents),
         names,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),

@@ -111,11 +111,17 @@ impl Clock for FakeClock {
 pub struct FakeProbe {
     /// Host → the response head nginx would give.
     pub heads: BTreeMap<String, String>,
+    /// (port, server name) → the certificate (DER) nginx would present.
+    pub served: BTreeMap<(u16, String), Vec<u8>>,
 }
 
 impl Probe for FakeProbe {
     fn head(&self, host: &str, _path: &str) -> Option<String> {
         self.heads.get(host).cloned()
+    }
+
+    fn served_certificate(&self, port: u16, server_name: &str) -> Option<Vec<u8>> {
+        self.served.get(&(port, server_name.to_string())).cloned()
     }
 }
 

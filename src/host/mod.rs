@@ -19,6 +19,7 @@ pub mod procs;
 pub mod root;
 pub mod stop;
 pub mod systemd;
+pub mod tls_probe;
 
 use std::path::{Path, PathBuf};
 

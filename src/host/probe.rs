@@ -1,6 +1,7 @@
 //! The network probe seam: one plain HTTP request to nginx's port 80 on
-//! loopback, asked with a given Host. What the answer means is decided
-//! elsewhere (`acme::probe`).
+//! loopback, asked with a given Host, or the certificate nginx serves on a
+//! port for a name. What the answers mean is decided elsewhere
+//! (`acme::probe`, `status`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +12,10 @@ pub trait Probe: Send + Sync {
     /// `GET path` on 127.0.0.1:80 with `Host: host`; the response head
     /// (status line and headers), or `None` when nothing answered.
     fn head(&self, host: &str, path: &str) -> Option<String>;
+
+    /// The leaf certificate (DER) 127.0.0.1:`port` presents for
+    /// `server_name` (SNI); `None` when nothing answered with one.
+    fn served_certificate(&self, port: u16, server_name: &str) -> Option<Vec<u8>>;
 }
 
 /// The real network, loopback only.
@@ -36,5 +41,9 @@ impl Probe for LoopbackProbe {
             }
         }
         Some(String::from_utf8_lossy(&head).into_owned())
+    }
+
+    fn served_certificate(&self, port: u16, server_name: &str) -> Option<Vec<u8>> {
+        super::tls_probe::served_leaf(port, server_name)
     }
 }

@@ -39,6 +39,42 @@ pub struct Playbook {
     /// Where clients come from when the host sits behind a load balancer.
     #[serde(default)]
     pub proxy: ProxySettings,
+    /// `[metrics]`: the file Prometheus' node_exporter reads.
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`: where portico leaves its metrics for Prometheus.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// A `.prom` file in node_exporter's textfile directory, rewritten
+    /// after every run. Default: `/var/lib/prometheus/node-exporter/portico.prom`
+    /// when that directory exists; `""` writes none.
+    pub textfile: Option<String>,
+}
+
+impl Metrics {
+    /// The metrics file, once resolved ([`Metrics::resolve_default`]);
+    /// `None` when off (or not resolved).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.textfile
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(std::path::Path::new)
+    }
+
+    /// Makes the default concrete: node_exporter's textfile file when
+    /// `dir_exists` says its directory is there, else off.
+    pub fn resolve_default(&mut self, dir_exists: impl FnOnce(&str) -> bool) {
+        if self.textfile.is_none() {
+            self.textfile = Some(if dir_exists(crate::paths::NODE_EXPORTER_TEXTFILE_DIR) {
+                crate::paths::DEFAULT_METRICS_FILE.to_string()
+            } else {
+                String::new()
+            });
+        }
+    }
 }
 
 /// `[proxy]`: the edge's view of the network in front of it.

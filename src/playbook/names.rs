@@ -215,6 +215,34 @@ pub fn webroot_problem(dir: &str) -> Option<&'static str> {
     None
 }
 
+/// Why `file` cannot be the metrics file, if it cannot: a safe absolute
+/// path named `*.prom` (all node_exporter's textfile collector reads), in
+/// a directory at least two levels deep that is neither a system tree nor
+/// portico's own (the daemon may write there).
+pub fn metrics_file_problem(file: &str) -> Option<&'static str> {
+    if let Some(why) = safe_path_problem(file) {
+        return Some(why);
+    }
+    let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+    if !name.ends_with(".prom") || name.starts_with('.') || name.len() <= ".prom".len() {
+        return Some("node_exporter's textfile collector reads only files named NAME.prom");
+    }
+    if webroot_problem(dir).is_some() {
+        return Some("the daemon writes it: give a directory of its own, at least two levels deep and not under a system directory (/var/lib/prometheus/node-exporter)");
+    }
+    if [
+        crate::paths::STATE_DIR,
+        crate::paths::CERT_DIR,
+        crate::paths::CONFIG_DIR,
+    ]
+    .iter()
+    .any(|own| dir == *own || dir.starts_with(&format!("{own}/")))
+    {
+        return Some("not in portico's own directories: node_exporter could not read it there, and remove --purge would take it");
+    }
+    None
+}
+
 /// A name for nginx identifiers (variables, zones) derived from a site:
 /// lower case, every other character `_`. Like [`upstream_name`] it folds,
 /// so validation refuses two sites that fold to one.

@@ -48,6 +48,7 @@ pub fn validate(pb: &Playbook) -> Vec<Problem> {
         );
     }
     check_renewal(&mut p, &pb.renewal);
+    check_metrics(&mut p, &pb.metrics);
     check_proxy(&mut p, &pb.proxy);
     let cas = unique_names(&mut p, "ca", pb.cas.iter().map(|c| c.name.as_str()));
     for (i, ca) in pb.cas.iter().enumerate() {
@@ -93,6 +94,16 @@ fn check_days(p: &mut Problems, path: FieldPath, days: u32, max: u32) {
 fn check_path(p: &mut Problems, path: FieldPath, value: &str) {
     if let Some(why) = names::safe_path_problem(value) {
         p.add(path, format!("{value:?} is not a usable path: {why}"));
+    }
+}
+
+fn check_metrics(p: &mut Problems, m: &Metrics) {
+    let Some(file) = m.textfile.as_deref().filter(|f| !f.is_empty()) else {
+        return;
+    };
+    let path = FieldPath::root().key("metrics").key("textfile");
+    if let Some(why) = names::metrics_file_problem(file) {
+        p.add(path, format!("{file:?}: {why}"));
     }
 }
 

@@ -161,12 +161,8 @@ mod tests {
 
     #[test]
     fn under_systemd_219_only_what_protect_system_full_guards_is_forbidden() {
-        let unit = crate::tasks::daemon_unit::render_for(
-            "/usr/local/bin/portico",
-            crate::paths::DEFAULT_WEBROOT,
-            Some(219),
-        )
-        .unwrap();
+        let unit = crate::tasks::daemon_unit::render_for("/usr/local/bin/portico", &[], Some(219))
+            .unwrap();
         assert!(unit.contains("ReadWriteDirectories="), "{unit}");
         let dump = "access_log /var/log/nginx/access.log;\naccess_log /srv/logs/x.log;\n\
                     error_log /etc/nginx/error.log;\n";

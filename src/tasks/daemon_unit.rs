@@ -1,5 +1,6 @@
 //! The renewal daemon's unit file: the shipped unit (`systemd/portico.service`)
-//! with the path of this binary and the playbook's webroot. The daemon runs
+//! with the path of this binary and the playbook's own writable paths (a
+//! custom webroot, a metrics directory). The daemon runs
 //! as root for ever, so the binary it names must be one only root can
 //! replace: owned by root, and neither it nor any directory above it
 //! writable by group or others. Anything else is refused, not installed.
@@ -14,23 +15,25 @@ use crate::tasks::file::file_changes;
 pub const SHIPPED: &str = include_str!("../../systemd/portico.service");
 
 /// The packaged unit is exactly the one `apply` would write for `exe` and
-/// `webroot`: then apply uses it and writes none of its own (a custom
-/// webroot, or another binary, still gets its own in /etc).
+/// `writable`: then apply uses it and writes none of its own (a custom
+/// webroot or metrics directory, or another binary, still gets its own in
+/// /etc).
 pub fn packaged_unit_fits(
     packaged: Option<&str>,
     exe: &Path,
-    webroot: &str,
+    writable: &[String],
     systemd: Option<u32>,
 ) -> bool {
     exe == Path::new(paths::PACKAGED_EXE)
         && packaged.is_some_and(|text| {
-            render_for(paths::PACKAGED_EXE, webroot, systemd).is_ok_and(|u| u == text)
+            render_for(paths::PACKAGED_EXE, writable, systemd).is_ok_and(|u| u == text)
         })
 }
 
 /// The binary path the shipped unit names.
 const SHIPPED_EXE: &str = "\"/usr/local/bin/portico\"";
-/// The writable paths the shipped unit lists; a custom webroot joins them.
+/// The writable paths the shipped unit lists; a custom webroot or metrics
+/// directory joins them.
 const SHIPPED_RW: &str = "ReadWritePaths=-/etc/ssl/portico -/var/lib/portico";
 
 /// The binary a root daemon would run is not root's alone.
@@ -45,8 +48,10 @@ pub struct UnsafeDaemonBinary(pub String);
 pub struct DaemonUnitTask {
     /// This binary, as the kernel names it (symlinks resolved).
     pub exe: PathBuf,
-    /// The playbook's `[acme] webroot` (validated: a safe absolute path).
-    pub webroot: String,
+    /// What the playbook has the daemon write beyond the shipped unit's
+    /// paths (a custom `[acme] webroot`, `[metrics]` directory; validated
+    /// safe absolute paths).
+    pub writable: Vec<String>,
     /// The host's systemd version, when known: the unit has what it knows.
     pub systemd: Option<u32>,
 }
@@ -103,10 +108,10 @@ pub fn weaker_under(version: u32) -> Vec<String> {
         .collect()
 }
 
-/// The unit text for `exe` and `webroot`, for the systemd the host runs
-/// (every setting when its version is not known).
-pub fn render_for(exe: &str, webroot: &str, systemd: Option<u32>) -> Result<String, String> {
-    let unit = render(exe, webroot)?;
+/// The unit text for `exe` and the `writable` paths, for the systemd the
+/// host runs (every setting when its version is not known).
+pub fn render_for(exe: &str, writable: &[String], systemd: Option<u32>) -> Result<String, String> {
+    let unit = render(exe, writable)?;
     let Some(version) = systemd else {
         return Ok(unit);
     };
@@ -128,17 +133,18 @@ pub fn render_for(exe: &str, webroot: &str, systemd: Option<u32>) -> Result<Stri
     Ok(out)
 }
 
-/// The unit text for `exe` and `webroot` with every setting (the newest
-/// systemd's). `exe` is quoted for systemd, whose specifiers (`%`) and
-/// variables (`$`) are escaped.
-pub fn render(exe: &str, webroot: &str) -> Result<String, String> {
+/// The unit text for `exe` and the `writable` paths beyond the shipped
+/// ones, with every setting (the newest systemd's). `exe` is quoted for
+/// systemd, whose specifiers (`%`) and variables (`$`) are escaped.
+pub fn render(exe: &str, writable: &[String]) -> Result<String, String> {
     if exe.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
         return Err(format!("{exe:?} cannot be named safely in a unit file"));
     }
     let quoted = format!("\"{}\"", exe.replace('%', "%%").replace('$', "$$"));
     let mut unit = SHIPPED.replacen(SHIPPED_EXE, &quoted, 1);
-    if !Path::new(webroot).starts_with(paths::STATE_DIR) {
-        unit = unit.replacen(SHIPPED_RW, &format!("{SHIPPED_RW} -{webroot}"), 1);
+    if !writable.is_empty() {
+        let extra: String = writable.iter().map(|p| format!(" -{p}")).collect();
+        unit = unit.replacen(SHIPPED_RW, &format!("{SHIPPED_RW}{extra}"), 1);
     }
     Ok(unit)
 }
@@ -180,7 +186,11 @@ impl Task for DaemonUnitTask {
     }
 
     fn owns(&self) -> Vec<crate::owned::Owned> {
-        match render_for(&self.exe.display().to_string(), &self.webroot, self.systemd) {
+        match render_for(
+            &self.exe.display().to_string(),
+            &self.writable,
+            self.systemd,
+        ) {
             Ok(unit) => vec![crate::owned::Owned::file(
                 paths::DAEMON_UNIT,
                 "daemon",
@@ -197,8 +207,12 @@ impl Task for DaemonUnitTask {
         if let Some(why) = binary_problem(ctx, &self.exe)? {
             return Err(TaskError::Step(Box::new(UnsafeDaemonBinary(why))));
         }
-        let unit = render_for(&self.exe.display().to_string(), &self.webroot, self.systemd)
-            .map_err(|why| TaskError::Step(Box::new(UnsafeDaemonBinary(why))))?;
+        let unit = render_for(
+            &self.exe.display().to_string(),
+            &self.writable,
+            self.systemd,
+        )
+        .map_err(|why| TaskError::Step(Box::new(UnsafeDaemonBinary(why))))?;
         file_changes(
             ctx,
             Path::new(paths::DAEMON_UNIT),
@@ -215,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_packaged_unit_is_used_only_when_it_is_what_apply_would_write() {
-        let web = "/var/lib/portico/acme-challenge";
+        let web: &[String] = &[];
         let packaged = render(paths::PACKAGED_EXE, web).unwrap();
         let exe = Path::new(paths::PACKAGED_EXE);
         assert!(packaged_unit_fits(Some(&packaged), exe, web, None));
@@ -229,7 +243,7 @@ mod tests {
         assert!(!packaged_unit_fits(
             Some(&packaged),
             exe,
-            "/srv/www/acme",
+            &["/srv/www/acme".to_string()],
             None
         ));
         let edited = packaged.replace("Restart=on-failure", "Restart=no");
@@ -252,29 +266,28 @@ mod tests {
 
     #[test]
     fn exec_start_is_quoted_and_escaped() {
-        let unit = render(
-            "/opt/my tools/portico%1$x",
-            "/var/lib/portico/acme-challenge",
-        )
-        .unwrap();
+        let unit = render("/opt/my tools/portico%1$x", &[]).unwrap();
         assert!(
             unit.contains(
                 "ExecStart=\"/opt/my tools/portico%%1$$x\" daemon /etc/portico/playbook.toml"
             ),
             "{unit}"
         );
-        assert!(render("/opt/a\"b", "/w").is_err());
-        assert!(render("/opt/a\nExecStartPre=/bin/sh", "/w").is_err());
+        assert!(render("/opt/a\"b", &[]).is_err());
+        assert!(render("/opt/a\nExecStartPre=/bin/sh", &[]).is_err());
     }
 
     #[test]
-    fn a_custom_webroot_is_writable_to_the_daemon() {
-        let unit = render("/usr/local/bin/portico", "/srv/www/acme").unwrap();
+    fn a_custom_webroot_and_metrics_directory_are_writable_to_the_daemon() {
+        let extra = ["/srv/www/acme".to_string(), "/srv/metrics".to_string()];
+        let unit = render("/usr/local/bin/portico", &extra).unwrap();
         assert!(
-            unit.contains("ReadWritePaths=-/etc/ssl/portico -/var/lib/portico -/srv/www/acme "),
+            unit.contains(
+                "ReadWritePaths=-/etc/ssl/portico -/var/lib/portico -/srv/www/acme -/srv/metrics "
+            ),
             "{unit}"
         );
-        let default = render("/usr/local/bin/portico", "/var/lib/portico/acme-challenge").unwrap();
+        let default = render("/usr/local/bin/portico", &[]).unwrap();
         assert_eq!(default, SHIPPED);
     }
 }
