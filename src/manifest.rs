@@ -206,22 +206,31 @@ fn is_file_thing(thing: &Thing) -> bool {
     )
 }
 
-/// Records a file portico wrote outside a plan (the metrics file) as it is
-/// on disk now, owned by `owner`.
-pub fn record_written(root: &Root, path: &Path, owner: &str) -> Result<(), ManifestError> {
+/// Records a file portico writes outside a plan (the metrics file) with
+/// the bytes it is about to hold, owned by `owner`: recorded before it is
+/// written, so a run killed in between leaves a file the next run knows is
+/// portico's to replace.
+pub fn record_file(
+    root: &Root,
+    path: &Path,
+    owner: &str,
+    bytes: &[u8],
+) -> Result<(), ManifestError> {
     let Some(mut m) = Manifest::load(root)? else {
         return Ok(());
     };
-    let thing = Thing::file(path);
-    let sha256 = root.read(path)?.map(|b| sha256_hex(&b));
-    m.entries.retain(|e| e.thing != thing);
-    m.entries.push(Entry {
-        thing,
+    let entry = Entry {
+        thing: Thing::file(path),
         owner: owner.to_string(),
         disposal: Disposal::Remove,
-        sha256,
+        sha256: Some(sha256_hex(bytes)),
         target: None,
-    });
+    };
+    if m.get(&entry.thing) == Some(&entry) {
+        return Ok(());
+    }
+    m.entries.retain(|e| e.thing != entry.thing);
+    m.entries.push(entry);
     Manifest::from_entries(m.entries).save(root)
 }
 

@@ -7,7 +7,9 @@
 //!
 //! - `nginx -t` passes, and nginx killed and started again (what a reboot
 //!   does to it) starts and serves the old configuration or the new one;
-//! - `state.json` and `managed.json`, where there are any, parse;
+//! - `state.json`, `managed.json` and `runs.json`, where there are any,
+//!   parse, and the metrics file is absent or whole (`promtool check
+//!   metrics`);
 //! - every certificate portico keeps matches its key;
 //! - the next run converges, the one after it changes nothing, and no
 //!   temporary file is left.
@@ -18,7 +20,17 @@ use std::collections::BTreeSet;
 
 use support::sandbox::Sandbox;
 
-const PRIVATE: &[&str] = &["etc/nginx", "etc/ssl", "etc/portico", "var/lib/portico"];
+const PRIVATE: &[&str] = &[
+    "etc/nginx",
+    "etc/ssl",
+    "etc/portico",
+    "var/lib/portico",
+    "var/lib/prometheus",
+];
+
+/// The metrics file every run rewrites (node_exporter's directory exists
+/// in these hosts).
+const METRICS: &str = "/var/lib/prometheus/node-exporter/portico.prom";
 
 fn acme(ca_root: &str) -> String {
     format!(
@@ -137,9 +149,13 @@ fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str]) -> Vec<String> {
             }
         }
     }
+    if let Some(problem) = metrics_problem(sb) {
+        wrong.push(problem);
+    }
     for f in [
         "/var/lib/portico/state.json",
         "/var/lib/portico/managed.json",
+        "/var/lib/portico/runs.json",
     ] {
         let out = sb.run(&["cat", f]);
         if out.status.success() && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err()
@@ -195,13 +211,42 @@ fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str]) -> Vec<String> {
     let temps = sb.run(&[
         "sh",
         "-c",
-        "find /etc/nginx /etc/ssl /etc/portico /var/lib/portico -name '*.portico-*'",
+        "find /etc/nginx /etc/ssl /etc/portico /var/lib/portico /var/lib/prometheus -name '*.portico-*'",
     ]);
     let temps = String::from_utf8_lossy(&temps.stdout).trim().to_string();
     if !temps.is_empty() {
         wrong.push(format!("temporary files left: {temps}"));
     }
     wrong
+}
+
+/// What is wrong with the metrics file as a kill left it, if anything: it
+/// is absent or whole, and whole means `promtool check metrics` finds no
+/// problem and it ends with a line (a partial write would not).
+fn metrics_problem(sb: &Sandbox) -> Option<String> {
+    let text = std::fs::read_to_string(sb.host_path(METRICS)).ok()?;
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("promtool (Debian's prometheus package, which tests/run installs)");
+    let whole = text.ends_with('\n') && text.contains("portico_build_info");
+    (!(whole && out.status.success() && out.stdout.is_empty() && out.stderr.is_empty())).then(
+        || {
+            format!(
+                "{METRICS} is not a whole metrics file: {}{}\n{text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        },
+    )
 }
 
 /// The certificates under `dir` (`glob`, with `cert`/`key` appended to
@@ -272,6 +317,7 @@ fn every_step(
 
 fn host() -> (Sandbox, &'static str) {
     let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.host_path("/var/lib/prometheus/node-exporter")).unwrap();
     let ca_root = sb.start_pebble();
     sb.start_backends(&[3000, 3001, 3002]);
     (sb, ca_root)

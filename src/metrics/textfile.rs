@@ -1,7 +1,9 @@
 //! The metrics file: replaced whole (a temporary file in the same
 //! directory, then a rename), so node_exporter reads the old file or the
 //! new one, never a part; mode 0644; recorded in the manifest like every
-//! file portico writes, and never written over a file portico did not make.
+//! file portico writes (before it is written: a kill in between leaves a
+//! path the next run knows is portico's), and never written over a file
+//! portico did not make.
 
 use std::path::{Path, PathBuf};
 
@@ -81,9 +83,9 @@ pub fn write(root: &Root, file: &Path, text: &str, take_over: bool) -> Result<()
     if !recorded && !take_over && root.meta(file)?.is_some() {
         return Err(TextfileError::NotOurs(file.into()));
     }
+    crate::manifest::record_file(root, file, crate::owned::METRICS_OWNER, text.as_bytes())?;
     sweep_temporaries(root, dir, file)?;
     root.write_atomic(file, text.as_bytes(), 0o644)?;
-    crate::manifest::record_written(root, file, crate::owned::METRICS_OWNER)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 cache=${1:?usage: build-base.sh CACHE_DIR}
 base="$cache/base"
-stamp="$base/.portico-base-v9"
+stamp="$base/.portico-base-v10"
 [ -e "$stamp" ] && exit 0
 
 # The mirror the host itself uses (never hard-coded).
@@ -28,7 +28,8 @@ debootstrap --variant=minbase \
 # DNS-01: BIND serves the test zones (and answers pebble and portico), dig
 # and nsupdate check and drive it; lego and certbot's rfc2136 plugin are
 # the bench's anchors. man-db renders the packaged man pages.
-PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble certbot uacme time bind9 bind9-dnsutils lego python3-certbot-dns-rfc2136 man-db"
+# prometheus-node-exporter scrapes portico's metrics file (tests/metrics.rs).
+PKGS="nginx ufw firewalld iptables nftables curl openssl procps testssl.sh pebble certbot uacme time bind9 bind9-dnsutils lego python3-certbot-dns-rfc2136 man-db prometheus-node-exporter"
 # ufw Breaks iptables-persistent, so it cannot be resolved in the same set:
 # a machine gets one or the other.
 PERSISTENT="iptables-persistent netfilter-persistent"
@@ -70,5 +71,5 @@ echo "$sum  $base.tmp/srv/extra/pebble-ari.deb" | sha256sum -c --quiet
 chroot "$base.tmp" systemctl mask console-getty.service getty@tty1.service >/dev/null 2>&1 || true
 echo portico-test > "$base.tmp/etc/hostname"
 : > "$base.tmp/etc/machine-id"
-touch "$base.tmp/.portico-base-v9"
+touch "$base.tmp/.portico-base-v10"
 mv "$base.tmp" "$base"

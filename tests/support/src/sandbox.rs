@@ -20,6 +20,9 @@ const PRIVATE: &[&str] = &[
     "/var/lib/nginx",
     "/var/log/nginx",
     "/etc/pebble",
+    // node_exporter's textfile directory, where tests/run's promtool
+    // package puts it on the host: a sandbox's metrics never land there.
+    "/var/lib/prometheus",
 ];
 
 /// One sandbox.
