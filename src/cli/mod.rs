@@ -504,6 +504,7 @@ impl Ran {
             duration_seconds: started.elapsed().as_secs_f64(),
             changed: self.changed,
             failed: self.failed,
+            succeeded: self.failed == 0,
         }
     }
 }

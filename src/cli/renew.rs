@@ -112,7 +112,6 @@ pub(super) fn renew_once(
         }
     }
     if !opts.dry_run && !opts.check {
-        let failed = renewed.report.failed + renewed.backing_off.len();
         super::record_metrics(
             &ctx,
             crate::metrics::Finished {
@@ -121,7 +120,8 @@ pub(super) fn renew_once(
                     at: ctx.clock.unix_now(),
                     duration_seconds: metrics.started.elapsed().as_secs_f64(),
                     changed: renewed.report.changed as u64,
-                    failed: failed as u64,
+                    failed: renewed.report.failed as u64,
+                    succeeded: renewed.exit_code() == 0,
                 },
                 pb: Some(&pb),
                 playbook: metrics.playbook,

@@ -249,6 +249,7 @@ mod tests {
                 duration_seconds: 0.25,
                 changed: 3,
                 failed: 0,
+                succeeded: true,
             },
         );
         let cas = [CaFigures {

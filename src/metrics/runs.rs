@@ -16,7 +16,7 @@ use crate::paths;
 pub struct Run {
     /// When it last ended well (Unix seconds).
     pub last_success: Option<i64>,
-    /// When it last ended with a failed task (Unix seconds).
+    /// When it last ended otherwise (Unix seconds).
     pub last_failure: Option<i64>,
     /// How long the last run took.
     pub duration_seconds: f64,
@@ -44,8 +44,11 @@ pub struct Outcome {
     pub duration_seconds: f64,
     /// Tasks changed.
     pub changed: u64,
-    /// Tasks failed (none: a success).
+    /// Tasks failed.
     pub failed: u64,
+    /// It did what it was for (its exit code was 0): no task failed, and
+    /// for a renewal no certificate is held back by back-off.
+    pub succeeded: bool,
 }
 
 impl Runs {
@@ -74,7 +77,7 @@ impl Runs {
     /// Records how `command`'s run ended.
     pub fn record(&mut self, command: &str, o: Outcome) {
         let run = self.commands.entry(command.to_string()).or_default();
-        if o.failed == 0 {
+        if o.succeeded {
             run.last_success = Some(o.at);
         } else {
             run.last_failure = Some(o.at);
@@ -105,6 +108,7 @@ mod tests {
             duration_seconds: 1.5,
             changed: 2,
             failed: 0,
+            succeeded: true,
         };
         runs.record("renew", ok);
         runs.record(
@@ -113,6 +117,7 @@ mod tests {
                 at: 200,
                 failed: 1,
                 changed: 0,
+                succeeded: false,
                 ..ok
             },
         );
