@@ -374,6 +374,20 @@ fn a_manifest_naming_what_portico_never_writes_is_refused() {
             r#"{"kind":"file","path":"/etc/nginx/../passwd","owner":"x"}"#,
             "not a path portico writes",
         ),
+        // A metrics file may be anywhere a playbook's [metrics] may name,
+        // and nothing else: not a .prom under a system tree, not another name.
+        (
+            r#"{"kind":"file","path":"/etc/cron.d/x.prom","owner":"metrics"}"#,
+            "not a path portico writes",
+        ),
+        (
+            r#"{"kind":"file","path":"/srv/metrics/x.sh","owner":"metrics"}"#,
+            "not a path portico writes",
+        ),
+        (
+            r#"{"kind":"link","path":"/srv/metrics/x.prom","owner":"metrics"}"#,
+            "not a path portico writes",
+        ),
         (
             r#"{"kind":"unit","unit":"ssh.service","owner":"x"}"#,
             "portico only manages portico.service",

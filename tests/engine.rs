@@ -619,7 +619,7 @@ fn the_daemon_unit_names_only_a_binary_no_one_but_root_can_replace() {
     put("opt/theirs/portico", 0o755, 1000);
     let task = |exe: &str| DaemonUnitTask {
         exe: exe.into(),
-        webroot: "/srv/acme".into(),
+        writable: vec!["/srv/acme".into()],
         systemd: None,
     };
     let changes = task("/usr/local/bin/portico").check(&ctx).unwrap();

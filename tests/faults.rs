@@ -69,6 +69,11 @@ impl Before {
             "applying P: {}",
             String::from_utf8_lossy(&out.stdout)
         );
+        // Every run below rewrites it: a kill can land in that write too.
+        assert!(
+            sb.host_path(METRICS).exists(),
+            "apply wrote no metrics file"
+        );
         let saved = tempfile::tempdir().unwrap();
         for d in PRIVATE {
             copy(&sb.dir.path().join(d), &saved.path().join(d));

@@ -343,4 +343,41 @@ fn node_exporter_serves_portico_metrics_through_apply_renewals_and_failures() {
         0o644,
         "written by the daemon under UMask=0077"
     );
+
+    // A certificate put in place behind nginx's back (no reload): nginx
+    // serves another one than the file holds, and status says so.
+    m.ok(&[
+        "sh",
+        "-c",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+         -subj /CN=self.metrics.test -keyout /root/k.pem -out /root/c.pem 2>/dev/null && \
+         cp /root/c.pem /etc/ssl/portico/live/self/fullchain.pem",
+    ]);
+    let out = m.run(&["portico", "status", "--prometheus"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "portico_certificate_served_matches_file",
+            &["certificate=\"self\""]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "portico_certificate_served_matches_file",
+            &["certificate=\"acme\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let out = m.run(&["portico", "status"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("nginx serves another certificate on port 8443 for self.metrics.test"),
+        "{said}"
+    );
 }

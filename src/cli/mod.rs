@@ -102,11 +102,13 @@ pub enum Cmd {
         after_help = "Examples:\n  portico validate site.toml          # in CI: exit 0 valid, 1 nginx rejects it, 2 the playbook is wrong\n  sudo portico validate --json site.toml\n\nACME certificates are stood in for by throwaway self-signed ones; nothing is\nasked of any CA. nginx -t runs on the rendered tree in a private mount\nnamespace, which needs root: as another user, and without nginx, the output\nsays what was not checked."
     )]
     Validate(validate::ValidateArgs),
-    /// Show certificates (issuer, validity, when they renew, failures),
-    /// sites, nginx and the renewal daemon. Exit code 1 when a certificate
-    /// expired, is missing or keeps failing, or nginx is not running.
+    /// Show certificates (issuer, validity, when they renew, failures,
+    /// whether nginx serves the file's), sites, nginx and the renewal daemon,
+    /// or with --prometheus the metrics. Exit code 1 when a certificate
+    /// expired, is missing, keeps failing or is not the one nginx serves, or
+    /// nginx is not running.
     #[command(
-        after_help = "Examples:\n  portico status                 # the installed playbook, /etc/portico/playbook.toml\n  portico status --json | jq '.certificates[] | {name, days: .current.days_left}'\n  portico status || alert        # a monitoring check"
+        after_help = "Examples:\n  portico status                 # the installed playbook, /etc/portico/playbook.toml\n  portico status --json | jq '.certificates[] | {name, days: .current.days_left}'\n  portico status || alert        # a monitoring check\n  portico status --prometheus    # the metrics node_exporter reads from [metrics] textfile"
     )]
     Status(status::StatusArgs),
     /// Show what portico detects on this host: distro, package manager,

@@ -386,6 +386,33 @@ mod tests {
     }
 
     #[test]
+    fn metrics_files() {
+        for ok in [
+            "/var/lib/prometheus/node-exporter/portico.prom",
+            "/var/lib/node_exporter/textfile_collector/edge.prom",
+            "/srv/metrics/p.prom",
+        ] {
+            assert_eq!(metrics_file_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "portico.prom",                      // relative
+            "/srv/metrics/portico.txt",          // node_exporter skips it
+            "/srv/metrics/.prom",                // hidden, no name
+            "/srv/portico.prom",                 // a top-level directory
+            "/etc/nginx/portico.prom",           // a system tree
+            "/usr/lib/x/portico.prom",           // a system tree
+            "/var/lib/portico/portico.prom",     // portico's own
+            "/etc/ssl/portico/x/portico.prom",   // portico's own
+            "/srv/metrics/../etc/portico.prom",  // a way out
+            "/srv/metrics/a b.prom",             // a space
+            "/srv/metrics/p.prom\nExecStart=/x", // a new line
+            "/srv/metrics//p.prom",              // an empty segment
+        ] {
+            assert!(metrics_file_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn upstream_names_fold_to_one_charset() {
         assert_eq!(
             upstream_name("api.example.com", "127.0.0.1:3001"),
