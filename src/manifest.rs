@@ -97,7 +97,7 @@ impl Manifest {
             )));
         }
         for (i, e) in m.entries.iter().enumerate() {
-            if let Some(why) = entry_problem(&e.thing) {
+            if let Some(why) = entry_problem(&e.thing).or_else(|| owner_problem(e)) {
                 return Err(ManifestError::Unreadable(format!(
                     "entries[{i}] ({}): {why}",
                     e.thing
@@ -192,6 +192,15 @@ fn entry_problem(thing: &Thing) -> Option<&'static str> {
         Thing::Selinux { setting, value } => (!crate::tasks::selinux::may_own(setting, value))
             .then_some("not an SELinux setting portico makes"),
     }
+}
+
+/// A path that only the metrics file may have, listed for another owner.
+fn owner_problem(e: &Entry) -> Option<&'static str> {
+    let Thing::File { path } = &e.thing else {
+        return None;
+    };
+    let ours = WRITES_UNDER.iter().any(|w| path.starts_with(w));
+    (!ours && e.owner != crate::owned::METRICS_OWNER).then_some("not a path portico writes")
 }
 
 /// Things that live in files (and are put back by a rollback).
@@ -313,6 +322,18 @@ pub struct Conflict {
     pub path: PathBuf,
     /// The playbook object that wants it.
     pub owner: String,
+}
+
+impl Conflict {
+    /// One line of the refusal: the path, and who wants it.
+    pub fn describe(&self) -> String {
+        let who = if self.owner == crate::owned::METRICS_OWNER {
+            "the metrics file ([metrics] textfile; `textfile = \"\"` writes none)".to_string()
+        } else {
+            self.owner.clone()
+        };
+        format!("{}: exists, and {who} wants this path", self.path.display())
+    }
 }
 
 /// The wanted files and links that exist, are not in the manifest, and

@@ -175,7 +175,10 @@ pub fn full(
         .as_ref()
         .and_then(|i| daemon_unit_text(pb, facts, i.exe));
     let installed = install
-        .map(|i| installed_tasks(pb, i.text, i.exe, facts))
+        .map(|i| {
+            let restart = daemon_restart_reason(pb, converge.as_ref());
+            installed_tasks(pb, i.text, i.exe, facts, restart)
+        })
         .unwrap_or_default();
     let gate = gate(nginx, facts);
     let mut wanted = owned_by(&tasks);
@@ -389,6 +392,23 @@ fn daemon_writes(pb: &Playbook) -> Vec<String> {
         .collect()
 }
 
+/// Why a running daemon must restart for this playbook, if it must: the
+/// metrics file is new to it (not in the manifest), so its directory may
+/// have appeared since the daemon's sandbox was made.
+fn daemon_restart_reason(pb: &Playbook, converge: Option<&Converge>) -> Option<(PathBuf, String)> {
+    let file = pb.metrics.file()?;
+    let recorded = converge?.manifest.get(&Thing::file(file)).is_some();
+    (!recorded).then(|| {
+        (
+            file.parent().unwrap_or(std::path::Path::new("/")).into(),
+            format!(
+                "its sandbox may predate the metrics file {}, which it could not write then",
+                file.display()
+            ),
+        )
+    })
+}
+
 /// The playbook, installed; with ACME certificates the renewal daemon: its
 /// unit (naming this binary), enabled and running. A changed playbook
 /// reaches a running daemon through SIGHUP.
@@ -397,6 +417,7 @@ fn installed_tasks(
     playbook_text: &str,
     exe: &std::path::Path,
     facts: &Facts,
+    restart: Option<(PathBuf, String)>,
 ) -> Vec<Box<dyn Task>> {
     let daemon = facts.systemd && pb.certificates.iter().any(|c| c.source.is_acme());
     let playbook = FileTask {
@@ -433,6 +454,14 @@ fn installed_tasks(
             systemd: facts.systemd_version,
         }));
         after.push(TaskId::File(paths::DAEMON_UNIT.into()));
+    }
+    // Before the service task: only a daemon that ran before this apply
+    // is restarted (one started below gets its sandbox whole).
+    if let Some((dir, why)) = restart {
+        tasks.push(After::new(
+            crate::tasks::daemon_restart::DaemonRestartTask { dir, why },
+            after.clone(),
+        ));
     }
     tasks.push(After::new(
         ServiceTask {

@@ -3,6 +3,7 @@
 //! when it renews and by which rule, back-off, the last error), each site,
 //! and whether nginx and the renewal daemon run. Reads only.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -193,19 +194,31 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         live.as_ref()
             .is_some_and(|g| g.files.contains_key(&https_file(site)))
     };
+    // Where nginx is asked what it serves: each certificate's first site
+    // that is live.
+    let mut first_site: BTreeMap<&str, &crate::playbook::Site> = BTreeMap::new();
+    if ctx.live_host && nginx.active {
+        for site in pb.sites.iter().filter(|s| served(s)) {
+            first_site.entry(site.certificate.as_str()).or_insert(site);
+        }
+    }
+    let presented = presented(ctx, &first_site);
     let certificates = pb
         .certificates
         .iter()
         .map(|c| {
             let mut cert = certificate(pb, c, ctx, &state, now, &mut problems);
-            if ctx.live_host && nginx.active {
-                let site = pb
-                    .sites
-                    .iter()
-                    .find(|s| s.certificate == c.name && served(s));
-                cert.served_matches_file = site.and_then(|s| {
-                    served_matches(ctx, s, cert.current.as_ref(), &c.name, &mut problems)
-                });
+            if let (Some(site), Some(current)) =
+                (first_site.get(c.name.as_str()), cert.current.as_ref())
+            {
+                let answer = presented.get(&c.name).and_then(Option::as_deref);
+                cert.served_matches_file = Some(served_matches(
+                    site,
+                    answer,
+                    current,
+                    &c.name,
+                    &mut problems,
+                ));
             }
             cert
         })
@@ -277,25 +290,69 @@ fn https_file(site: &crate::playbook::Site) -> String {
     )
 }
 
-/// Whether `site`'s port presents the certificate on disk, asked with the
-/// site's first name (a wildcard's with a label of its own); a mismatch or
-/// no answer is a problem.
-fn served_matches(
-    ctx: &Ctx,
-    site: &crate::playbook::Site,
-    current: Option<&Current>,
-    name: &str,
-    problems: &mut Vec<String>,
-) -> Option<bool> {
-    let current = current?;
+/// The name a site is asked for: its first, a wildcard's with a label of
+/// its own.
+fn probe_name(site: &crate::playbook::Site) -> Option<String> {
     let first = site.server_names.first()?;
-    let sni = match first.strip_prefix("*.") {
+    Some(match first.strip_prefix("*.") {
         Some(parent) => format!("portico-probe.{parent}"),
         None => first.clone(),
-    };
-    let matches = match ctx.probe.served_certificate(site.listen, &sni) {
+    })
+}
+
+/// The certificate (DER) nginx presents for each certificate's site, by
+/// certificate name; `None` where nothing answered. Asked on a few threads
+/// at once: each is a TLS handshake on loopback, and a host with thousands
+/// of certificates should not wait for them one by one.
+fn presented(
+    ctx: &Ctx,
+    sites: &BTreeMap<&str, &crate::playbook::Site>,
+) -> BTreeMap<String, Option<Vec<u8>>> {
+    let jobs: Vec<(&str, u16, String)> = sites
+        .iter()
+        .filter_map(|(name, site)| Some((*name, site.listen, probe_name(site)?)))
+        .collect();
+    if jobs.is_empty() {
+        return BTreeMap::new();
+    }
+    let probe = ctx.probe;
+    let per_thread = jobs.len().div_ceil(PROBE_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(name, port, sni)| {
+                            (name.to_string(), probe.served_certificate(*port, sni))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// How many TLS handshakes `status` makes at once.
+const PROBE_THREADS: usize = 8;
+
+/// Whether `site`'s port presented (`answer`) the certificate on disk; a
+/// mismatch or no answer is a problem.
+fn served_matches(
+    site: &crate::playbook::Site,
+    answer: Option<&[u8]>,
+    current: &Current,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> bool {
+    let sni = probe_name(site).unwrap_or_default();
+    match answer {
         Some(der) => {
-            let fingerprint = crate::facts::cert::fingerprint_der(&der);
+            let fingerprint = crate::facts::cert::fingerprint_der(der);
             if fingerprint != current.fingerprint {
                 problems.push(format!(
                     "certificate {name}: nginx serves another certificate on port {} for {sni} \
@@ -313,8 +370,7 @@ fn served_matches(
             ));
             false
         }
-    };
-    Some(matches)
+    }
 }
 
 /// The playbook's sites. What the live generation serves: a site whose

@@ -131,7 +131,9 @@ fn trace(sb: &Sandbox, run: &[&str]) -> Vec<String> {
 }
 
 /// What must hold after a kill; returns what did not.
-fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str]) -> Vec<String> {
+/// `metrics`: the metrics file must be there (every run but a purge keeps
+/// it, whole).
+fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str], metrics: bool) -> Vec<String> {
     let mut wrong = Vec::new();
     let (ok, said) = sb.nginx_t();
     if !ok {
@@ -154,7 +156,7 @@ fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str]) -> Vec<String> {
             }
         }
     }
-    if let Some(problem) = metrics_problem(sb) {
+    if let Some(problem) = metrics_problem(sb, metrics) {
         wrong.push(problem);
     }
     for f in [
@@ -226,10 +228,13 @@ fn after_kill(sb: &Sandbox, names: &[&str], next: &[&str]) -> Vec<String> {
 }
 
 /// What is wrong with the metrics file as a kill left it, if anything: it
-/// is absent or whole, and whole means `promtool check metrics` finds no
-/// problem and it ends with a line (a partial write would not).
-fn metrics_problem(sb: &Sandbox) -> Option<String> {
-    let text = std::fs::read_to_string(sb.host_path(METRICS)).ok()?;
+/// is whole (absent only where not `must_exist`), and whole means `promtool
+/// check metrics` finds no problem and it ends with a line (a partial
+/// write would not).
+fn metrics_problem(sb: &Sandbox, must_exist: bool) -> Option<String> {
+    let Ok(text) = std::fs::read_to_string(sb.host_path(METRICS)) else {
+        return must_exist.then(|| format!("{METRICS} is gone"));
+    };
     let out = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -292,7 +297,8 @@ fn every_step(
             .sb
             .portico(&[("PORTICO_FAILPOINT", at.as_str())], run);
         let killed = out.status.code().is_none();
-        let wrong = after_kill(&before.sb, names, next);
+        let keeps_metrics = !run.contains(&"--purge");
+        let wrong = after_kill(&before.sb, names, next, keeps_metrics);
         if !wrong.is_empty() {
             problems.push(format!(
                 "killed at step {i} ({}){}:\n  {}",

@@ -106,7 +106,8 @@ pub enum Cmd {
     /// whether nginx serves the file's), sites, nginx and the renewal daemon,
     /// or with --prometheus the metrics. Exit code 1 when a certificate
     /// expired, is missing, keeps failing or is not the one nginx serves, or
-    /// nginx is not running.
+    /// nginx is not running (with --prometheus: 0, the problems are in the
+    /// metrics).
     #[command(
         after_help = "Examples:\n  portico status                 # the installed playbook, /etc/portico/playbook.toml\n  portico status --json | jq '.certificates[] | {name, days: .current.days_left}'\n  portico status || alert        # a monitoring check\n  portico status --prometheus    # the metrics node_exporter reads from [metrics] textfile"
     )]
@@ -200,7 +201,7 @@ pub enum CliError {
     #[error(
         "{}\nportico did not write these and will not overwrite them. Move them away, or run again \
          with --adopt to let portico take them over (a copy of each is kept in {}).",
-        .0.iter().map(|c| format!("{}: exists, and {} wants this path", c.path.display(), c.owner)).collect::<Vec<_>>().join("\n"),
+        .0.iter().map(crate::manifest::Conflict::describe).collect::<Vec<_>>().join("\n"),
         paths::ARCHIVE_DIR
     )]
     NotPortico(Vec<crate::manifest::Conflict>),

@@ -61,24 +61,36 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
     let ran = run_plan(&ctx, &plan, mode, &old, &out, Vec::new(), None);
     // The metrics file stays without --purge, saying how the removal went
     // (and that no certificate is left to watch).
-    let metrics = old
+    let files: Vec<&std::path::Path> = old
         .entries
         .iter()
-        .find(|e| e.owner == crate::owned::METRICS_OWNER)
-        .and_then(|e| e.thing.path());
+        .filter(|e| e.owner == crate::owned::METRICS_OWNER)
+        .filter_map(|e| e.thing.path())
+        .collect();
     if !a.plan.check && !a.purge {
-        record_metrics(
-            &ctx,
-            crate::metrics::Finished {
-                command: "remove",
-                outcome: ran.outcome(&ctx, started),
-                pb: None,
-                playbook: &out.playbook,
-                seed: "",
-                file: metrics,
-                take_over: false,
-            },
-        );
+        // Nothing renews here any more: the renewals' last runs go, so an
+        // alert on renewal runs does not fire for a host that stopped on
+        // purpose.
+        crate::metrics::Runs::forget_renewals(ctx.root);
+        let targets: Vec<Option<&std::path::Path>> = if files.is_empty() {
+            vec![None]
+        } else {
+            files.into_iter().map(Some).collect()
+        };
+        for file in targets {
+            record_metrics(
+                &ctx,
+                crate::metrics::Finished {
+                    command: "remove",
+                    outcome: ran.outcome(&ctx, started),
+                    pb: None,
+                    playbook: &out.playbook,
+                    seed: "",
+                    file,
+                    take_over: false,
+                },
+            );
+        }
     }
     Ok(ran.code)
 }

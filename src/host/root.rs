@@ -451,14 +451,31 @@ impl Root {
         Ok(names)
     }
 
-    /// Reads a file; `Ok(None)` when it does not exist.
+    /// Reads a file; `Ok(None)` when it does not exist. Only a regular
+    /// file is read: a FIFO or a device someone put where portico reads
+    /// (a directory another user can write) is an error, never a wait.
     pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, RootError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let p = self.host_path(path)?;
-        match fs::read(&p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(path)(e)),
+        let mut file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlag::O_NONBLOCK.bits())
+            .open(&p)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let meta = file.metadata().map_err(io_err(path))?;
+        if !meta.file_type().is_file() {
+            return Err(io_err(path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file",
+            )));
         }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(path))?;
+        Ok(Some(bytes))
     }
 
     /// Reads a text file; `Ok(None)` when it does not exist.

@@ -87,6 +87,20 @@ impl Runs {
         run.failed = o.failed;
     }
 
+    /// Drops the renewals' runs (`renew`, `daemon`) from the record on
+    /// disk: after `remove` nothing renews on this host.
+    pub fn forget_renewals(root: &Root) {
+        let mut runs = Runs::load(root);
+        let before = runs.commands.len();
+        runs.commands
+            .retain(|command, _| command != "renew" && command != "daemon");
+        if runs.commands.len() != before {
+            if let Err(e) = runs.save(root) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
     /// Writes the record atomically.
     pub fn save(&self, root: &Root) -> Result<(), RootError> {
         root.create_dir_all(Path::new(paths::STATE_DIR), 0o755)?;

@@ -99,7 +99,11 @@ fn sweep_temporaries(root: &Root, dir: &Path, file: &Path) -> Result<(), RootErr
     let prefix = format!(".{name}{TEMP_MARK}");
     for entry in root.list_dir(dir)? {
         if entry.starts_with(&prefix) && is_temp_name(&entry) {
-            root.remove(&dir.join(entry))?;
+            // Best effort: something else under that name (a directory)
+            // stays, and the write goes on beside it.
+            if let Err(e) = root.remove(&dir.join(&entry)) {
+                tracing::debug!("leaving {entry}: {e}");
+            }
         }
     }
     Ok(())

@@ -230,15 +230,22 @@ pub fn metrics_file_problem(file: &str) -> Option<&'static str> {
     if webroot_problem(dir).is_some() {
         return Some("the daemon writes it: give a directory of its own, at least two levels deep and not under a system directory (/var/lib/prometheus/node-exporter)");
     }
-    if [
+    let under = |roots: &[&str]| {
+        roots
+            .iter()
+            .any(|r| dir == *r || dir.starts_with(&format!("{r}/")))
+    };
+    if under(&[
         crate::paths::STATE_DIR,
         crate::paths::CERT_DIR,
         crate::paths::CONFIG_DIR,
-    ]
-    .iter()
-    .any(|own| dir == *own || dir.starts_with(&format!("{own}/")))
-    {
+    ]) {
         return Some("not in portico's own directories: node_exporter could not read it there, and remove --purge would take it");
+    }
+    // The daemon's sandbox has a private /tmp and no /home or /root; a web
+    // root would publish the file.
+    if under(&["/tmp", "/var/tmp", "/home", "/root", "/var/www"]) {
+        return Some("not under /tmp, /var/tmp, /home, /root (the renewal daemon's sandbox hides them) or /var/www (a web server would publish it)");
     }
     None
 }
@@ -407,6 +414,9 @@ mod tests {
             "/srv/metrics/a b.prom",             // a space
             "/srv/metrics/p.prom\nExecStart=/x", // a new line
             "/srv/metrics//p.prom",              // an empty segment
+            "/tmp/metrics/p.prom",               // the daemon's private /tmp
+            "/home/ops/metrics/p.prom",          // hidden from the daemon
+            "/var/www/html/p.prom",              // published
         ] {
             assert!(metrics_file_problem(bad).is_some(), "{bad:?}");
         }

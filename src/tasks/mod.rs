@@ -4,6 +4,7 @@
 pub mod ca;
 pub mod certificate;
 pub mod challenge;
+pub mod daemon_restart;
 pub mod daemon_sandbox;
 pub mod daemon_unit;
 pub mod default_server;
