@@ -22,14 +22,25 @@ use crate::owned::{sha256_hex, Disposal, Owned, Thing};
 use crate::report::{Report, Status};
 use crate::task::TaskId;
 
-/// This run's archive directory: the time, and this process (two runs in
-/// one second, one of them killed, never share one).
-pub fn archive_for_run(now: i64) -> PathBuf {
-    PathBuf::from(paths::ARCHIVE_DIR).join(format!(
+/// This run's archive directory: the time and this process (two runs in
+/// one second, one of them killed, never share one), and a number where
+/// that is taken already: PIDs repeat after a reboot, and a container
+/// that reboots in under a second runs the same commands with the same
+/// PIDs in the same second. Runs that archive hold the host's lock, so
+/// none takes the name between the look and the use.
+pub fn archive_for_run(root: &Root, now: i64) -> PathBuf {
+    let base = PathBuf::from(paths::ARCHIVE_DIR).join(format!(
         "{}-{}",
         crate::when::stamp(now),
         crate::host::pid()
-    ))
+    ));
+    (1..)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => PathBuf::from(format!("{}-{n}", base.display())),
+        })
+        .find(|dir| !root.exists(dir))
+        .expect("some number is free")
 }
 
 /// The manifest format this portico writes.
@@ -568,6 +579,25 @@ fn dirs_after_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_directory_already_there_is_never_shared() {
+        // A container rebooted in under a second: the same PID, the same
+        // second, an archive from the run before the reboot.
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let first = archive_for_run(&root, 1_800_000_000);
+        root.create_dir_all(&first.join("etc/ssl/portico/pairs/c"), 0o700)
+            .unwrap();
+        let second = archive_for_run(&root, 1_800_000_000);
+        assert_ne!(first, second);
+        assert_eq!(second, PathBuf::from(format!("{}-2", first.display())));
+        root.create_dir_all(&second, 0o700).unwrap();
+        assert_eq!(
+            archive_for_run(&root, 1_800_000_000),
+            PathBuf::from(format!("{}-3", first.display()))
+        );
+    }
 
     fn entry(thing: Thing) -> Entry {
         Entry {

@@ -81,7 +81,7 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
         None => manifest::legacy(ctx.root)?,
     };
     let now = ctx.clock.unix_now();
-    let archive = manifest::archive_for_run(now);
+    let archive = manifest::archive_for_run(ctx.root, now);
     // The kernel's name for this binary, symlinks resolved: the unit task
     // checks that only root can replace it.
     let exe =

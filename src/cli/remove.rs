@@ -42,7 +42,7 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
         Some(m) => m,
         None => manifest::legacy(ctx.root)?,
     };
-    let archive = manifest::archive_for_run(ctx.clock.unix_now());
+    let archive = manifest::archive_for_run(ctx.root, ctx.clock.unix_now());
     let plan = crate::plan::removal(
         &session.facts,
         Converge {
