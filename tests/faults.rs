@@ -235,28 +235,14 @@ fn metrics_problem(sb: &Sandbox, must_exist: bool) -> Option<String> {
     let Ok(text) = std::fs::read_to_string(sb.host_path(METRICS)) else {
         return must_exist.then(|| format!("{METRICS} is gone"));
     };
-    let out = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("promtool (Debian's prometheus package, which tests/run installs)");
     let whole = text.ends_with('\n') && text.contains("portico_build_info");
-    (!(whole && out.status.success() && out.stdout.is_empty() && out.stderr.is_empty())).then(
-        || {
-            format!(
-                "{METRICS} is not a whole metrics file: {}{}\n{text}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        },
-    )
+    match support::promtool::check_metrics(&text) {
+        Ok(()) if whole => None,
+        Ok(()) => Some(format!("{METRICS} is cut short:\n{text}")),
+        Err(e) => Some(format!(
+            "{METRICS} is not a whole metrics file: {e}\n{text}"
+        )),
+    }
 }
 
 /// The certificates under `dir` (`glob`, with `cert`/`key` appended to

@@ -120,28 +120,10 @@ fn portico_lines(text: &str) -> String {
 
 /// `promtool check metrics` on the host, over portico's lines.
 fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package, which tests/run installs)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(portico_lines(text).as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        portico_lines(text)
-    );
+    let ours = portico_lines(text);
+    if let Err(e) = support::promtool::check_metrics(&ours) {
+        panic!("{e}\n{ours}");
+    }
 }
 
 #[test]

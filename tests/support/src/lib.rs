@@ -7,6 +7,7 @@
 //! - [`report`]: reading `--json` reports;
 //! - [`served`]: a playbook rendered into a scratch tree and put before
 //!   the installed nginx;
+//! - [`promtool`]: Prometheus' lint of a metrics text;
 //! - [`acme_stub`]: an ACME server that answers what a test tells it to;
 //! - [`sandbox`]: a host of its own in namespaces (root);
 //! - [`machine`]: a booted systemd-nspawn machine (root).
@@ -17,6 +18,7 @@ pub mod bin;
 pub mod fixtures;
 pub mod https;
 pub mod machine;
+pub mod promtool;
 pub mod report;
 pub mod sandbox;
 pub mod served;
