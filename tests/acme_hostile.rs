@@ -271,3 +271,89 @@ fn a_retry_after_past_the_poll_limit_fails_at_once_and_says_so() {
     let challenge_dir = dir.path().join(CHALLENGES);
     assert_eq!(std::fs::read_dir(&challenge_dir).unwrap().count(), 0);
 }
+
+/// A webroot another user could change (a service user's `/var/www/html`,
+/// a directory anyone can write) is refused before any order, naming the
+/// directory, its owner and its mode; one only root (here: the user the
+/// test runs as) can write is used. Table-driven: the webroot itself, its
+/// challenge directory and a directory above it.
+#[test]
+fn a_webroot_another_user_could_change_is_refused_before_any_order() {
+    use std::os::unix::fs::PermissionsExt;
+    let me = nix::unistd::geteuid().as_raw();
+    // (what, the webroot, the directory made unsafe, its mode, its owner)
+    let mut cases: Vec<(&str, &str, &str, u32, Option<u32>)> = vec![
+        (
+            "webroot anyone can write",
+            "/srv/acme",
+            "/srv/acme",
+            0o777,
+            None,
+        ),
+        (
+            "webroot its group can write",
+            "/srv/acme",
+            "/srv/acme",
+            0o775,
+            None,
+        ),
+        ("a directory above it", "/srv/acme", "/srv", 0o777, None),
+        (
+            ".well-known anyone can write",
+            "/srv/acme",
+            "/srv/acme/.well-known",
+            0o777,
+            None,
+        ),
+        (
+            "the challenge directory",
+            "/srv/acme",
+            "/srv/acme/.well-known/acme-challenge",
+            0o777,
+            None,
+        ),
+        ("only this user", "/srv/acme", "/srv/acme", 0o755, None),
+    ];
+    if me == 0 {
+        // www-data's document root, as Debian's nginx ships it.
+        cases.push(("another user's", "/srv/acme", "/srv/acme", 0o755, Some(33)));
+    }
+    for (what, webroot, unsafe_dir, mode, owner) in cases {
+        let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+        let (dir, playbook) = tree(&stub);
+        let text = std::fs::read_to_string(&playbook).unwrap();
+        let text = text.replace(
+            "agree_terms = true\n",
+            &format!("agree_terms = true\nwebroot = \"{webroot}\"\n"),
+        );
+        std::fs::write(&playbook, text).unwrap();
+        let host = |p: &str| dir.path().join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(host(unsafe_dir)).unwrap();
+        std::fs::set_permissions(host(unsafe_dir), std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(host(unsafe_dir), Some(uid), Some(uid)).unwrap();
+        }
+        let (code, report, stderr) = renew(dir.path(), &playbook);
+        assert_eq!(code, Some(1), "{what}: {report:#}\n{stderr}");
+        let ordered = stub.requests().iter().any(|r| r == "POST /order");
+        if what == "only this user" {
+            assert!(ordered, "{what}: the order was made: {:?}", stub.requests());
+            continue;
+        }
+        let reason = reason(&report);
+        assert!(
+            reason.contains(&format!("{unsafe_dir} is owned by"))
+                && reason.contains(&format!("mode {mode:04o}"))
+                && reason.contains("[acme] webroot"),
+            "{what}: {reason}"
+        );
+        if let Some(uid) = owner {
+            assert!(reason.contains(&format!("uid {uid}")), "{what}: {reason}");
+        }
+        assert!(
+            !ordered,
+            "{what}: nothing is ordered: {:?}",
+            stub.requests()
+        );
+    }
+}

@@ -638,11 +638,11 @@ fn the_daemon_unit_names_only_a_binary_no_one_but_root_can_replace() {
     for (exe, why) in [
         (
             "/home/dev/target/portico",
-            "/home/dev/target is a directory above it (owner uid 0, mode 0777)",
+            "/home/dev/target is a directory above it, owned by uid 0 (root) with mode 0777",
         ),
         (
             "/opt/theirs/portico",
-            "/opt/theirs/portico is the binary (owner uid 1000, mode 0755)",
+            "/opt/theirs/portico is the binary, owned by uid 1000",
         ),
         ("/nowhere/portico", "/nowhere/portico does not exist"),
     ] {

@@ -103,6 +103,27 @@ pub enum AcmeError {
         /// The names.
         names: String,
     },
+    /// Another user could change the webroot: a link swapped in there
+    /// could not send portico's writes elsewhere (every step is made
+    /// relative to an open directory), but it could make or take the
+    /// challenge answers. Nothing is ordered.
+    #[error(
+        "[acme] webroot {webroot}: {path} is owned by {owner} with mode {mode:04o}, so another user \
+         could change what portico writes there; give the webroot a directory only root can write \
+         (the default, {default}, is)"
+    )]
+    WebrootNotRoots {
+        /// The playbook's webroot.
+        webroot: String,
+        /// The directory another user could change.
+        path: PathBuf,
+        /// Its owner, as [`crate::host::user_name`] says it.
+        owner: String,
+        /// Its mode.
+        mode: u32,
+        /// Where portico's own webroot is.
+        default: &'static str,
+    },
     /// The async runtime the client runs on could not start.
     #[error("cannot start the ACME client's runtime: {0}")]
     Runtime(std::io::Error),
@@ -506,6 +527,23 @@ async fn finish(
         Some(dns) => validate_dns01(ctx, req, &mut order, dns).await?,
     }
     complete(ctx, req, &mut order).await
+}
+
+/// Refuses an HTTP-01 webroot (its challenge directory, or one above)
+/// that someone other than root and the user portico runs as could
+/// change.
+pub fn check_webroot(root: &crate::host::Root, webroot: &str) -> Result<(), AcmeError> {
+    let dir = Path::new(webroot).join(".well-known/acme-challenge");
+    match root.others_can_change(&dir, nix::unistd::geteuid().as_raw())? {
+        None => Ok(()),
+        Some((path, m)) => Err(AcmeError::WebrootNotRoots {
+            webroot: webroot.to_string(),
+            path,
+            owner: crate::host::user_name(m.uid),
+            mode: m.mode,
+            default: crate::paths::DEFAULT_WEBROOT,
+        }),
+    }
 }
 
 /// Writes a file per challenge, tells the CA, waits until the order is

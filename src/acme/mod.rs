@@ -163,6 +163,9 @@ async fn guarded_order(
             "the run is near its time limit; the next run orders it",
         ));
     }
+    if job.dns.is_none() {
+        issue::check_webroot(net.root, &job.acme.webroot)?;
+    }
     if !served {
         return Err(issue::AcmeError::NotServed {
             names: job.names.join(", "),

@@ -216,7 +216,10 @@ impl DbusSystemd {
 
 impl Systemd for DbusSystemd {
     fn run(&self, op: ServiceOp, unit: &str) -> Result<(), SystemdError> {
-        let _t = crate::timing::step("systemd", &format!("{} {unit}", op.name()));
+        let what = format!("{} {unit}", op.name());
+        // Every call here changes the host (a start, a reload, an enable).
+        super::failpoint::hit("systemd", &what);
+        let _t = crate::timing::step("systemd", &what);
         match op {
             ServiceOp::Hup => self.rt.block_on(self.hup(unit)),
             ServiceOp::Enable => self.rt.block_on(self.unit_files(unit, true)),

@@ -44,6 +44,15 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// A user as a message names it: `uid 33 (www-data)`, or the number
+/// alone when this host's user database has no name for it.
+pub fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("uid {uid} ({})", crate::untrusted::shown(&u.name)),
+        _ => format!("uid {uid}"),
+    }
+}
+
 /// The kernel's host name, when it has one that is text.
 pub fn kernel_hostname() -> Option<String> {
     nix::unistd::gethostname().ok()?.into_string().ok()

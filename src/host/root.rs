@@ -535,6 +535,27 @@ impl Root {
         }
     }
 
+    /// The first of `path` and the directories above it (inside the root)
+    /// that another user could change: owned by someone other than root
+    /// and `trusted`, or writable by its group or by everyone (whoever can
+    /// write a directory can rename what is in it). What does not exist
+    /// is skipped: it is made by whoever asks.
+    pub fn others_can_change(
+        &self,
+        path: &Path,
+        trusted: u32,
+    ) -> Result<Option<(PathBuf, FileMeta)>, RootError> {
+        for p in path.ancestors() {
+            if let Some(m) = self.meta(p)? {
+                let owner_ok = m.uid == 0 || m.uid == trusted;
+                if !owner_ok || (m.mode & 0o022 != 0 && !m.is_symlink) {
+                    return Ok(Some((p.to_path_buf(), m)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Does `path` lead to something, symlinks followed (a dangling link
     /// does not)?
     pub fn resolves(&self, path: &Path) -> bool {

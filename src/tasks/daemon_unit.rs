@@ -152,24 +152,19 @@ pub fn render(exe: &str, writable: &[String]) -> Result<String, String> {
 /// Why `exe` must not be run as root by a unit, if it must not: it, or a
 /// directory above it, is not root's alone.
 fn binary_problem(ctx: &Ctx, exe: &Path) -> Result<Option<String>, TaskError> {
-    let mut p: Option<&Path> = Some(exe);
-    while let Some(path) = p {
-        let Some(m) = ctx.root.meta(path)? else {
-            return Ok(Some(format!("{} does not exist", path.display())));
-        };
-        if m.uid != 0 || m.mode & 0o022 != 0 {
-            return Ok(Some(format!(
-                "{} is {} (owner uid {}, mode {:04o}): someone other than root could replace what the \
-                 daemon runs as root",
-                path.display(),
-                if path == exe { "the binary" } else { "a directory above it" },
-                m.uid,
-                m.mode
-            )));
-        }
-        p = path.parent();
+    if ctx.root.meta(exe)?.is_none() {
+        return Ok(Some(format!("{} does not exist", exe.display())));
     }
-    Ok(None)
+    Ok(ctx.root.others_can_change(exe, 0)?.map(|(path, m)| {
+        format!(
+            "{} is {}, owned by {} with mode {:04o}: someone other than root could replace what the \
+             daemon runs as root",
+            path.display(),
+            if path == exe { "the binary" } else { "a directory above it" },
+            crate::host::user_name(m.uid),
+            m.mode
+        )
+    }))
 }
 
 impl Task for DaemonUnitTask {
