@@ -170,6 +170,9 @@ fn ansible_checks_applies_converges_and_reports_portico_errors() {
         "subject CN=127.0.0.1; names 127.0.0.1, app.internal",
         "@@ key material redacted",
         "+++ /etc/nginx/portico/live/portico-app.internal.https.conf",
+        // Only root may read the installed playbook (hook arguments):
+        // named, never shown.
+        "@@ not shown: only root may read it (mode 0600",
     ] {
         assert!(
             check.output.contains(planned),
@@ -177,6 +180,11 @@ fn ansible_checks_applies_converges_and_reports_portico_errors() {
             check.output
         );
     }
+    assert!(
+        !check.output.contains("+[[site]]"),
+        "the installed playbook's text is in the plan:\n{}",
+        check.output
+    );
     assert_eq!(etc(&m), before, "check mode changed /etc");
     for absent in [
         "etc/portico/playbook.toml",

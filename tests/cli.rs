@@ -413,17 +413,26 @@ fn provided_certificate_files_are_validated() {
     for t in [&a, &b] {
         let out = portico(&["apply", "--root", t.path().to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0));
+        // The operator's own files live outside portico's directories.
+        let own = t.path().join("etc/ssl/own");
+        std::fs::create_dir_all(&own).unwrap();
+        for (from, to) in [
+            ("etc/ssl/portico/certs/default.crt", "default.crt"),
+            ("etc/ssl/portico/private/default.key", "default.key"),
+        ] {
+            std::fs::copy(t.path().join(from), own.join(to)).unwrap();
+        }
     }
     let pb = a.path().join("files.toml");
     let playbook = |key: &str| {
         format!(
             "version = 1\n[[certificate]]\nname = \"own\"\nsource = \"files\"\n\
-             cert_file = \"/etc/ssl/portico/certs/default.crt\"\nkey_file = \"{key}\"\n\
+             cert_file = \"/etc/ssl/own/default.crt\"\nkey_file = \"{key}\"\n\
              [[site]]\nserver_names = [\"localhost\"]\ncertificate = \"own\"\n\
              [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
         )
     };
-    std::fs::write(&pb, playbook("/etc/ssl/portico/private/default.key")).unwrap();
+    std::fs::write(&pb, playbook("/etc/ssl/own/default.key")).unwrap();
     let root = a.path().to_str().unwrap();
     let out = portico(&[
         "apply",
@@ -438,11 +447,11 @@ fn provided_certificate_files_are_validated() {
 
     // The other tree's key does not belong to this certificate.
     std::fs::copy(
-        b.path().join("etc/ssl/portico/private/default.key"),
-        a.path().join("etc/ssl/portico/private/other.key"),
+        b.path().join("etc/ssl/own/default.key"),
+        a.path().join("etc/ssl/own/other.key"),
     )
     .unwrap();
-    std::fs::write(&pb, playbook("/etc/ssl/portico/private/other.key")).unwrap();
+    std::fs::write(&pb, playbook("/etc/ssl/own/other.key")).unwrap();
     let out = portico(&[
         "apply",
         "--check",
@@ -457,7 +466,7 @@ fn provided_certificate_files_are_validated() {
     assert_eq!(t["status"], "failed");
     assert_eq!(
         t["reason"],
-        "/etc/ssl/portico/certs/default.crt with /etc/ssl/portico/private/other.key: the key does not match the certificate"
+        "/etc/ssl/own/default.crt with /etc/ssl/own/other.key: the key does not match the certificate"
     );
 }
 
@@ -1538,4 +1547,62 @@ fn the_readme_tables_match_the_help() {
         let row = format!("| {code} | {} |", squash(meaning));
         assert!(readme.contains(&row), "README lacks the row:\n{row}");
     }
+}
+
+/// A playbook's secrets (a deploy hook's token) never reach a diff, a
+/// JSON report or an error message: the installed playbook is only root's
+/// to read, so its diff names it and shows nothing; a hook written as a
+/// string instead of a list is refused without echoing it.
+#[test]
+fn a_hooks_token_is_never_shown_by_diffs_reports_or_errors() {
+    const SECRET: &str = "S3CRET-t0ken";
+    let dir = copy_of_tree("debian12");
+    let root = dir.path().to_str().unwrap();
+    let playbook = |token: &str| {
+        format!(
+            "version = 1\n[renewal]\ndeploy_hook = [\"/usr/local/bin/notify\", \"--token\", \"{token}\"]\n\
+             [[certificate]]\nname = \"app\"\nsource = \"self-signed\"\n\
+             [[site]]\nserver_names = [\"app.test\"]\ncertificate = \"app\"\n\
+             [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        )
+    };
+    let file = dir.path().join("p.toml");
+    let shown = |args: &[&str]| {
+        let out = portico(args);
+        format!("{}{}", said(&out), String::from_utf8_lossy(&out.stdout))
+    };
+    // The first install, and a changed token, in text and in JSON.
+    std::fs::write(&file, playbook(SECRET)).unwrap();
+    let p = file.to_str().unwrap();
+    for args in [
+        vec!["apply", "--check", "--diff", "--root", root, p],
+        vec!["apply", "--check", "--diff", "--json", "--root", root, p],
+    ] {
+        let text = shown(&args);
+        assert!(!text.contains(SECRET), "{args:?}:\n{text}");
+        assert!(
+            text.contains("+++ /etc/portico/playbook.toml")
+                && text.contains("not shown: only root may read it"),
+            "{args:?}: the playbook's change is named:\n{text}"
+        );
+    }
+    let applied = portico(&["apply", "--replace", "--root", root, p]);
+    assert_eq!(applied.status.code(), Some(0), "{}", said(&applied));
+    std::fs::write(&file, playbook("An0ther-t0ken")).unwrap();
+    let text = shown(&["apply", "--check", "--diff", "--replace", "--root", root, p]);
+    assert!(
+        !text.contains(SECRET) && !text.contains("An0ther-t0ken"),
+        "{text}"
+    );
+    // A hook as one string (a common slip) is refused, the string unshown.
+    let slip = playbook(SECRET).replace(
+        &format!("[\"/usr/local/bin/notify\", \"--token\", \"{SECRET}\"]"),
+        &format!("\"/usr/local/bin/notify --token {SECRET}\""),
+    );
+    std::fs::write(&file, slip).unwrap();
+    let out = portico(&["apply", "--check", "--root", root, p]);
+    let text = format!("{}{}", said(&out), String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("renewal.deploy_hook"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
 }

@@ -26,6 +26,10 @@
 //! path = "/var/lib/apt/lists/deb_Packages"
 //! content = ""                      # or content_file = "firewall/ufw-user.rules"
 //! age_days = 2
+//! [[file]]                          # a directory, with its mode
+//! path = "/srv/site"
+//! directory = true
+//! mode = 0o777
 //! [[file]]                          # a certificate and its key
 //! certificate = "/etc/ssl/portico/certs/app.crt"
 //! key = "/etc/ssl/portico/private/app.key"
@@ -143,6 +147,11 @@ struct FileCase {
     /// self-signed).
     #[serde(default)]
     issuer: Option<String>,
+    /// `path` is a directory (made, with `mode` if given).
+    #[serde(default)]
+    directory: bool,
+    /// The mode of what `path` names.
+    mode: Option<u32>,
 }
 
 fn default_days() -> u32 {
@@ -241,6 +250,15 @@ fn lay_out(case: &Case, root: &Path) {
             .unwrap();
     };
     for f in &case.files {
+        if let (Some(path), true) = (&f.path, f.directory) {
+            let p = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(&p).unwrap();
+            if let Some(mode) = f.mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            continue;
+        }
         if let Some(path) = &f.path {
             let content = match &f.content_file {
                 Some(rel) => {

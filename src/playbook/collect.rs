@@ -298,8 +298,11 @@ fn kind(expected: &str) -> String {
 
 /// What serde found, in a playbook's words.
 fn found_as(found: &str) -> String {
+    // A string in the wrong place is not echoed: it may be a hook's
+    // command line with a token in it (the error reaches logs and Ansible).
     if let Some(s) = found.strip_prefix("string ") {
-        return format!("the string {s}");
+        let len = s.trim_matches('"').chars().count();
+        return format!("a string of {len} characters");
     }
     if let Some(n) = found
         .strip_prefix("integer `")
@@ -372,7 +375,7 @@ mod tests {
     fn messages_speak_toml_not_rust() {
         assert_eq!(
             plain("invalid type: string \"365\", expected u32"),
-            "expected a whole number from 0 to 4294967295, found the string \"365\" (write it without quotes: 365)"
+            "expected a whole number from 0 to 4294967295, found a string of 3 characters (write it without quotes: 365)"
         );
         assert_eq!(
             plain("unknown field `backnd`, expected `path` or `proxy`"),

@@ -91,9 +91,23 @@ fn check_days(p: &mut Problems, path: FieldPath, days: u32, max: u32) {
     }
 }
 
+/// A file the operator gives portico to read (a certificate and key, a
+/// TSIG or EAB secret, a CA bundle): a usable path, and not inside
+/// portico's own directories, which `remove --purge` deletes whole.
 fn check_path(p: &mut Problems, path: FieldPath, value: &str) {
     if let Some(why) = names::safe_path_problem(value) {
         p.add(path, format!("{value:?} is not a usable path: {why}"));
+    } else if let Some(dir) = [crate::paths::CERT_DIR, crate::paths::STATE_DIR]
+        .into_iter()
+        .find(|d| std::path::Path::new(value).starts_with(d))
+    {
+        p.add(
+            path,
+            format!(
+                "{value:?} is inside {dir}, which portico owns and `remove --purge` deletes: keep \
+                 your own files elsewhere (/etc/ssl/private, /etc/portico)"
+            ),
+        );
     }
 }
 
@@ -144,11 +158,17 @@ fn check_argv(p: &mut Problems, parent: &FieldPath, field: &str, argv: &[String]
         ),
         Some(program) => {
             if let Some(why) = names::safe_path_problem(program) {
+                // Up to the first blank only: a command line written as one
+                // string may carry a token after it.
+                let shown = match program.split_once(char::is_whitespace) {
+                    Some((first, _)) => format!("{first:?} (and the rest, not shown)"),
+                    None => format!("{program:?}"),
+                };
                 p.add(
                     parent.item(field, 0),
                     format!(
-                        "{program:?} is not a usable program path: {why} (an argv list runs no shell, \
-                         so name the program by its absolute path)"
+                        "{shown} is not a usable program path: {why} (an argv list runs no shell, \
+                         so name the program by its absolute path and each argument as its own item)"
                     ),
                 );
             }
@@ -534,6 +554,8 @@ fn check_acme(p: &mut Problems, a: &Acme) {
         if let Some(v) = value {
             if !v.starts_with('/') {
                 p.add(path.key(field), format!("{v:?} is not an absolute path"));
+            } else {
+                check_path(p, path.key(field), v);
             }
         }
     }

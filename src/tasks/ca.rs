@@ -46,7 +46,7 @@ impl Task for CaTask {
             .collect();
         let files = ca.new_files(self.days)?;
         for (path, content, mode) in files {
-            let diff = crate::tasks::file::unified_diff(&path, None, &content);
+            let diff = crate::tasks::file::unified_diff(&path, None, &content, mode);
             let summary = format!("create {} (mode {mode:04o})", path.display());
             changes.push(
                 Change::new(

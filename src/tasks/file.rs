@@ -72,7 +72,7 @@ pub fn file_changes(
                     mode,
                 },
             )
-            .with_diff(unified_diff(path, old.as_deref(), content)),
+            .with_diff(unified_diff(path, old.as_deref(), content, mode)),
         );
     } else if let Some(m) = meta.filter(|m| m.mode != mode) {
         changes.push(Change::new(
@@ -132,14 +132,24 @@ fn parent_dir(ctx: &Ctx, path: &Path, mode: u32) -> Result<Vec<Change>, TaskErro
     }
 }
 
-/// A unified diff of a file change; private keys are never printed.
-pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
+/// A unified diff of a file change; private keys are never printed, nor
+/// is a file of `mode` only its owner may read (the installed playbook:
+/// hook arguments, tokens), since a diff goes to terminals, CI logs and
+/// Ansible's output.
+pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8], mode: u32) -> String {
     let name = path.display().to_string();
     let was = if old.is_some() {
         name.as_str()
     } else {
         "/dev/null"
     };
+    if mode & 0o077 == 0 {
+        return format!(
+            "--- {was}\n+++ {name}\n@@ not shown: only root may read it (mode {mode:04o}; {} bytes, was {}) @@\n",
+            new.len(),
+            old.map_or("absent".to_string(), |o| format!("{} bytes", o.len()))
+        );
+    }
     let has = |b: &[u8], what: &str| String::from_utf8_lossy(b).contains(what);
     if has(new, "PRIVATE KEY-----") || old.is_some_and(|o| has(o, "PRIVATE KEY-----")) {
         return format!(

@@ -201,6 +201,7 @@ fn diff(old: &Generation, new: &Generation) -> String {
             &path,
             a.map(|s| s.as_bytes()),
             b.map_or(&b""[..], |s| s.as_bytes()),
+            0o644,
         ));
     }
     out

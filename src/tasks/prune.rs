@@ -75,7 +75,7 @@ impl PruneTask {
                     path: path.to_path_buf(),
                 },
             );
-            change.diff = bytes.map(|b| unified_diff(path, Some(&b), b""));
+            change.diff = bytes.map(|b| unified_diff(path, Some(&b), b"", meta.mode));
             return Ok(vec![change]);
         }
         let (to, mut changes) = archive_place(&self.archive, path);
@@ -220,7 +220,12 @@ impl PruneTask {
                 mode,
             },
         );
-        change.diff = Some(unified_diff(path, Some(text.as_bytes()), new.as_bytes()));
+        change.diff = Some(unified_diff(
+            path,
+            Some(text.as_bytes()),
+            new.as_bytes(),
+            mode,
+        ));
         Ok(vec![change])
     }
 }

@@ -70,6 +70,24 @@ pub enum SelinuxError {
         /// The webroot.
         webroot: String,
     },
+    /// Another user could change the webroot: `restorecon -R` walks it by
+    /// path, so a link swapped in during the walk would label a file
+    /// outside it (the same refusal as before an ACME order).
+    #[error(
+        "not labelling the ACME webroot {webroot}: {path} is owned by {owner} with mode {mode:04o}, \
+         so another user could swap a link into the relabelling; give the webroot a directory only \
+         root can write"
+    )]
+    WebrootNotRoots {
+        /// The webroot.
+        webroot: String,
+        /// The directory another user could change.
+        path: std::path::PathBuf,
+        /// Its owner.
+        owner: String,
+        /// Its mode.
+        mode: u32,
+    },
     /// A tool's answer portico cannot read.
     #[error("`{command}` said what portico cannot read: {said:?}")]
     Unreadable {
@@ -227,6 +245,16 @@ impl SelinuxTask {
         let Some(webroot) = &self.webroot else {
             return Ok(Vec::new());
         };
+        let trusted = nix::unistd::geteuid().as_raw();
+        if let Some((path, m)) = ctx.root.others_can_change(Path::new(webroot), trusted)? {
+            return Err(SelinuxError::WebrootNotRoots {
+                webroot: webroot.clone(),
+                path,
+                owner: crate::host::user_name(m.uid),
+                mode: m.mode,
+            }
+            .into());
+        }
         let spec = webroot_spec(webroot);
         let local = ask(ctx, &["semanage", "fcontext", "-l", "-C"])?;
         if selinux::has_fcontext(&local, &spec, "httpd_sys_content_t") {
