@@ -459,7 +459,7 @@ impl Root {
         let p = self.host_path(path)?;
         let mut file = match fs::OpenOptions::new()
             .read(true)
-            .custom_flags(OFlag::O_NONBLOCK.bits())
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
             .open(&p)
         {
             Ok(f) => f,
@@ -844,11 +844,38 @@ impl Root {
     /// Changes the mode of an existing file or directory (never follows a
     /// symlink: the file is opened `O_NOFOLLOW` and changed on its handle).
     pub fn set_mode(&self, path: &Path, mode: u32) -> Result<(), RootError> {
+        let fd = self.open_to_change(path)?;
+        failpoint::hit("fs.chmod", &path.display());
+        nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(path))
+    }
+
+    /// Changes the owner of an existing file (never follows a symlink).
+    pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<(), RootError> {
+        let fd = self.open_to_change(path)?;
+        failpoint::hit("fs.chown", &path.display());
+        nix::unistd::fchown(
+            &fd,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(errno_err(path))
+    }
+
+    /// The existing file or directory at `path`, opened so that a mode or
+    /// owner change acts on exactly it: never through a symlink, never a
+    /// terminal made the controlling one, and never a file with another
+    /// name elsewhere (a hard link another user made to `/etc/shadow`,
+    /// where `fs.protected_hardlinks` is off, would pass its change on).
+    fn open_to_change(&self, path: &Path) -> Result<OwnedFd, RootError> {
         let (dir, name) = self.existing_parent(path)?;
         let fd = match nix::fcntl::openat(
             &dir.fd,
             name.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
@@ -859,22 +886,24 @@ impl Root {
             }
             Err(e) => return Err(errno_err(path)(e)),
         };
-        failpoint::hit("fs.chmod", &path.display());
-        nix::sys::stat::fchmod(&fd, mode_of(mode)).map_err(errno_err(path))
-    }
-
-    /// Changes the owner of an existing file (never follows a symlink).
-    pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<(), RootError> {
-        let (dir, name) = self.existing_parent(path)?;
-        failpoint::hit("fs.chown", &path.display());
-        nix::unistd::fchownat(
-            &dir.fd,
-            name.as_str(),
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(errno_err(path))
+        let st = nix::sys::stat::fstat(&fd).map_err(errno_err(path))?;
+        let kind = st.st_mode & nix::libc::S_IFMT;
+        if kind != nix::libc::S_IFREG && kind != nix::libc::S_IFDIR {
+            return Err(io_err(path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "neither a regular file nor a directory",
+            )));
+        }
+        if kind == nix::libc::S_IFREG && st.st_nlink > 1 {
+            return Err(io_err(path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "has {} names (hard links): a change here would reach the others too",
+                    st.st_nlink
+                ),
+            )));
+        }
+        Ok(fd)
     }
 
     /// Renames a file within the root (never through symlinked directories).
@@ -1100,6 +1129,34 @@ mod tests {
         assert!(dir.path().join("cert.pem/inside").is_dir());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn a_mode_or_owner_change_never_reaches_another_name_of_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let victim = dir.path().join("shadow");
+        std::fs::write(&victim, b"secret").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // Where the key would be, a second name of the victim.
+        std::fs::create_dir(dir.path().join("private")).unwrap();
+        std::fs::hard_link(&victim, dir.path().join("private/app.key")).unwrap();
+        let key = Path::new("/private/app.key");
+        let err = root.set_mode(key, 0o644).unwrap_err().to_string();
+        assert!(err.contains("hard links"), "{err}");
+        let me = nix::unistd::geteuid().as_raw();
+        assert!(root.set_owner(key, me, me).is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "the other name changed mode");
+        // A FIFO is neither opened for long nor changed.
+        nix::unistd::mkfifo(&dir.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(root.set_mode(Path::new("/fifo"), 0o644).is_err());
+        // A plain file and a directory are.
+        std::fs::write(dir.path().join("plain"), b"x").unwrap();
+        root.set_mode(Path::new("/plain"), 0o600).unwrap();
+        root.set_mode(Path::new("/private"), 0o700).unwrap();
+        root.set_owner(Path::new("/plain"), me, me).unwrap();
     }
 
     #[test]
