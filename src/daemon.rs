@@ -37,6 +37,16 @@ pub struct Source {
     pub pb: Playbook,
 }
 
+/// What one renewal came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The line `STATUS=` shows.
+    pub line: String,
+    /// Renew again at this time (Unix seconds), before the schedule's next
+    /// run: certificates wait for their account's next order.
+    pub wake_at: Option<i64>,
+}
+
 /// What the renewal worker is asked to do.
 pub enum Msg {
     /// Renew now, with the playbook in use.
@@ -61,19 +71,24 @@ fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
     format!("STATUS={last}; next renewal run {next}")
 }
 
+/// What the daemon renews with.
+pub trait Renewer {
+    /// One renewal with `source`: what it came to.
+    fn renew(&mut self, source: &Source) -> Outcome;
+    /// When certificates of `source` may wait for their ACME account (its
+    /// hour's orders are sent, or the CA holds it: an apply queued them),
+    /// read without renewing; `None` when nothing can be waiting.
+    fn account_free_at(&mut self, source: &Source) -> Option<i64>;
+}
+
 /// Runs until SIGTERM/SIGINT. `renew` does one renewal with the playbook it
 /// is given and returns a line saying what it came to; it runs on a worker
 /// thread, never two at once.
-pub fn run<F>(file: Option<PathBuf>, first: Source, seed: &str, renew: F) -> Result<(), DaemonError>
+pub fn run<R>(file: Option<PathBuf>, first: Source, seed: &str, renew: R) -> Result<(), DaemonError>
 where
-    F: FnMut(&Source) -> String + Send + 'static,
+    R: Renewer + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let queue = Queue {
-        tx,
-        pending: Arc::new(AtomicBool::new(false)),
-        stopping: Arc::new(AtomicBool::new(false)),
-    };
+    let (queue, rx) = Queue::new();
     let worker = Worker {
         identity: file.as_deref().and_then(crate::host::file_identity),
         file: file.clone(),
@@ -104,9 +119,24 @@ struct Queue {
     /// The daemon stops: a renewal queued behind the running one is not
     /// started.
     stopping: Arc<AtomicBool>,
+    /// Counts the wishes to renew at a given time: a sleeper that finds
+    /// a later wish made since does nothing.
+    wakes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Queue {
+    /// A way to a worker, and the worker's end of it.
+    fn new() -> (Queue, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let queue = Queue {
+            tx,
+            pending: Arc::new(AtomicBool::new(false)),
+            stopping: Arc::new(AtomicBool::new(false)),
+            wakes: Arc::default(),
+        };
+        (queue, rx)
+    }
+
     /// Asks for a renewal, unless one is already waiting.
     fn request(&self) {
         if !self.pending.swap(true, Ordering::SeqCst) {
@@ -130,26 +160,58 @@ struct Worker {
 }
 
 impl Worker {
-    fn serve<F: FnMut(&Source) -> String>(mut self, rx: mpsc::Receiver<Msg>, mut renew: F) {
+    fn serve<R: Renewer>(mut self, rx: mpsc::Receiver<Msg>, mut renew: R) {
         for msg in rx {
             match msg {
                 Msg::Renew if self.queue.stopping.load(Ordering::SeqCst) => {}
                 Msg::Renew => self.renew(&mut renew),
-                Msg::Use(new) => self.current = *new,
+                Msg::Use(new) => {
+                    self.current = *new;
+                    // An apply that queued certificates behind the account's
+                    // limit sends SIGHUP: renew when the account frees.
+                    if let Some(at) = renew.account_free_at(&self.current) {
+                        use crate::host::Clock;
+                        self.wake_at(at, crate::host::clock::SystemClock::default().unix_now());
+                    }
+                }
                 Msg::Stop => break,
             }
             self.notify(&self.last);
         }
     }
 
-    fn renew<F: FnMut(&Source) -> String>(&mut self, renew: &mut F) {
+    fn renew<R: Renewer>(&mut self, renew: &mut R) {
         use crate::host::Clock;
         self.queue.pending.store(false, Ordering::SeqCst);
         self.reread_if_changed();
         self.notify("renewing");
-        let outcome = renew(&self.current);
+        let outcome = renew.renew(&self.current);
         let now = crate::host::clock::SystemClock::default().unix_now();
-        self.last = format!("last run {}: {outcome}", crate::when::rfc3339(now));
+        self.last = format!("last run {}: {}", crate::when::rfc3339(now), outcome.line);
+        if let Some(at) = outcome.wake_at {
+            self.wake_at(at, now);
+        }
+    }
+
+    /// Asks for a renewal at `at` (certificates wait for their account's
+    /// next order), between the schedule's runs. Only the latest such
+    /// wish stands; a stop cancels it.
+    fn wake_at(&self, at: i64, now: i64) {
+        let wait = std::time::Duration::from_secs((at - now).clamp(1, 86_400) as u64);
+        tracing::info!(
+            "certificates wait for the ACME account: renewing again at {}",
+            crate::when::rfc3339(now + wait.as_secs() as i64)
+        );
+        let generation = self.queue.wakes.fetch_add(1, Ordering::SeqCst) + 1;
+        let queue = self.queue.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(wait);
+            if queue.wakes.load(Ordering::SeqCst) == generation
+                && !queue.stopping.load(Ordering::SeqCst)
+            {
+                queue.request();
+            }
+        });
     }
 
     /// The playbook file again, when it changed since it was read (a bad
@@ -283,4 +345,83 @@ async fn serve(
     tracing::info!("stopping: waiting for a renewal in progress to finish");
     let _ = schedule.scheduler.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose renewals say `wake_at`, with the way to it.
+    fn worker(wake_at: Option<i64>) -> (Worker, mpsc::Receiver<Msg>, Fake) {
+        let (queue, rx) = Queue::new();
+        let pb = playbook::parse("t", "version = 1\n").unwrap();
+        let w = Worker {
+            current: Source {
+                text: String::new(),
+                pb,
+            },
+            file: None,
+            identity: None,
+            seed: "seed".into(),
+            last: String::new(),
+            queue,
+        };
+        (w, rx, Fake { wake_at, runs: 0 })
+    }
+
+    struct Fake {
+        wake_at: Option<i64>,
+        runs: usize,
+    }
+
+    impl Renewer for Fake {
+        fn renew(&mut self, _: &Source) -> Outcome {
+            self.runs += 1;
+            Outcome {
+                line: "ok".into(),
+                wake_at: self.wake_at,
+            }
+        }
+        fn account_free_at(&mut self, _: &Source) -> Option<i64> {
+            self.wake_at
+        }
+    }
+
+    fn now() -> i64 {
+        use crate::host::Clock;
+        crate::host::clock::SystemClock::default().unix_now()
+    }
+
+    #[test]
+    fn certificates_waiting_for_the_account_bring_a_renewal_when_it_frees() {
+        let (mut w, rx, mut fake) = worker(Some(now() + 1));
+        w.renew(&mut fake);
+        assert_eq!(fake.runs, 1);
+        let msg = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(matches!(msg, Ok(Msg::Renew)), "no renewal was asked for");
+        // Nothing waiting: no wake.
+        let (mut w, rx, mut fake) = worker(None);
+        w.renew(&mut fake);
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(1500))
+            .is_err());
+    }
+
+    #[test]
+    fn only_the_latest_wake_stands_and_a_stop_cancels_it() {
+        let (w, rx, _) = worker(None);
+        w.wake_at(now() + 1, now());
+        w.wake_at(now() + 2, now());
+        let first = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(matches!(first, Ok(Msg::Renew)));
+        w.queue.pending.store(false, Ordering::SeqCst);
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(1500))
+                .is_err(),
+            "the earlier wish fired too"
+        );
+        w.wake_at(now() + 1, now());
+        w.queue.stopping.store(true, Ordering::SeqCst);
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(2)).is_err());
+    }
 }

@@ -103,6 +103,10 @@ pub const STATE_FILE: &str = "/var/lib/portico/state.json";
 /// Each command's last run, for the metrics (`metrics::runs`).
 pub const RUNS_FILE: &str = "/var/lib/portico/runs.json";
 
+/// What each ACME account asked of its CA in the last hour, and whether
+/// the CA holds it back (src/acme/ledger.rs).
+pub const ORDERS_FILE: &str = "/var/lib/portico/orders.json";
+
 /// Debian's node_exporter textfile directory: where the metrics go by
 /// default, when it exists.
 pub const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";

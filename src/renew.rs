@@ -88,6 +88,14 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         });
     }
     record_outcomes(&mut state, &report, now);
+    report.queue = queue_report(pb, ctx, &report);
+    if let Some(q) = &report.queue {
+        report.warnings.push(format!(
+            "{} certificate(s) wait for the ACME account (order limit or rate limit); the next \
+             order may go at {} (the daemon wakes for it)",
+            q.certificates, q.next_order_at
+        ));
+    }
     // A certificate that arrived for a site that was waiting for it (a
     // first apply before DNS pointed here): the site goes live now, with
     // the same configuration task apply runs, not at the next apply.
@@ -175,16 +183,46 @@ fn record_outcomes(state: &mut State, report: &Report, now: i64) {
         };
         match t.status {
             Status::Changed => state.succeeded(name, now),
-            // Not ordered (stopping, or no time left): not a failure of
-            // the CA's, no back-off; still due for the next run.
+            // Not ordered (stopping, no time left, queued behind the
+            // account's order limit, or the account is rate-limited): no
+            // back-off of its own; still due for the next run.
             Status::Failed
                 if t.reason
                     .as_deref()
-                    .is_some_and(|r| r.starts_with(crate::acme::issue::NOT_STARTED)) => {}
+                    .is_some_and(crate::acme::issue::not_its_own_failure) => {}
             Status::Failed => state.failed(name, now, t.reason.as_deref().unwrap_or("failed")),
             _ => {}
         }
     }
+}
+
+/// The certificates this run left waiting for their account, and when
+/// the account may order next (from the ledger the run just wrote).
+fn queue_report(pb: &Playbook, ctx: &Ctx, report: &Report) -> Option<crate::report::QueueReport> {
+    use crate::acme::issue::{HELD, QUEUED};
+    let waiting = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Failed)
+        .filter(|t| {
+            t.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(QUEUED) || r.starts_with(HELD))
+        })
+        .count();
+    let acme = pb.acme.as_ref().filter(|_| waiting > 0)?;
+    let now = ctx.clock.unix_now();
+    let (mut ledger, _) = crate::acme::ledger::Ledger::load(ctx.root, now).ok()?;
+    let directory = crate::acme::issue::directory_url(&acme.directory);
+    let next = ledger
+        .account(&directory)
+        .next_chance(now, crate::acme::ledger::limit(acme))
+        .max(now + 1);
+    Some(crate::report::QueueReport {
+        certificates: waiting,
+        next_order_at: crate::when::rfc3339(next),
+        next_order_at_unix: next,
+    })
 }
 
 /// Does a site of a certificate in `obtained` wait for it: is its HTTPS

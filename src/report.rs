@@ -185,12 +185,27 @@ pub struct Report {
     /// try, backing off after failures (also among the warnings).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backing_off: Vec<String>,
+    /// Renewal: certificates waiting for their account's order budget or
+    /// rate-limit hold, and when the next order may go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueReport>,
     /// Directories the run created and kept.
     #[serde(skip)]
     pub created_dirs: Vec<std::path::PathBuf>,
     /// A gate failed and the run's file changes were put back: what its
     /// file tasks report as changed is not on disk.
     pub rolled_back: bool,
+}
+
+/// The certificates a renewal left waiting for their account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueReport {
+    /// How many.
+    pub certificates: usize,
+    /// When the next order may go (RFC 3339).
+    pub next_order_at: String,
+    /// The same, Unix seconds (what the daemon wakes for).
+    pub next_order_at_unix: i64,
 }
 
 impl Default for Report {
@@ -206,6 +221,7 @@ impl Default for Report {
             tasks: Vec::new(),
             warnings: Vec::new(),
             backing_off: Vec::new(),
+            queue: None,
             created_dirs: Vec::new(),
             rolled_back: false,
         }

@@ -31,6 +31,9 @@ pub struct Status {
     /// The renewal daemon's unit (present when the playbook has ACME certificates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon: Option<Daemon>,
+    /// The ACME account's order budget and hold (src/acme/ledger.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountQueue>,
     /// Every certificate of the playbook.
     pub certificates: Vec<Certificate>,
     /// Every site of the playbook.
@@ -62,6 +65,32 @@ pub struct Daemon {
     /// Its next run (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_run: Option<String>,
+}
+
+/// The ACME account's queue: what it sent in the last hour, what waits.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountQueue {
+    /// The directory URL.
+    pub directory: String,
+    /// New orders sent in the last hour.
+    pub orders_last_hour: usize,
+    /// At most this many an hour (`[acme] max_orders_per_hour`, or the
+    /// CA's published limit); none when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_orders_per_hour: Option<u32>,
+    /// ACME certificates due now or missing.
+    pub due: usize,
+    /// Of those, how many wait for a slot or the end of a hold.
+    pub queued: usize,
+    /// When the next order may go, if not now (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_order_at: Option<String>,
+    /// The CA rate-limited the account until then (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
+    /// What it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_because: Option<String>,
 }
 
 /// One certificate.
@@ -203,7 +232,7 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         }
     }
     let presented = presented(ctx, &first_site);
-    let certificates = pb
+    let certificates: Vec<Certificate> = pb
         .certificates
         .iter()
         .map(|c| {
@@ -224,15 +253,68 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         })
         .collect();
     let sites = sites(pb, &served, &mut problems);
+    let account = account_queue(pb, ctx, &certificates, now, &mut problems);
     Status {
         playbook: playbook.to_string(),
         now: rfc3339(now),
         nginx,
         daemon,
+        account,
         certificates,
         sites,
         problems,
     }
+}
+
+/// The account's queue, when the playbook has ACME certificates: a hold
+/// while certificates are due is a problem (nothing renews before it
+/// ends); a queue is not (it drains on its own, the daemon wakes for it).
+fn account_queue(
+    pb: &Playbook,
+    ctx: &Ctx,
+    certificates: &[Certificate],
+    now: i64,
+    problems: &mut Vec<String>,
+) -> Option<AccountQueue> {
+    let acme = pb.acme.as_ref()?;
+    let due = certificates
+        .iter()
+        .filter(|c| c.source == "acme")
+        .filter(|c| c.current.is_none() || c.renewal.as_ref().is_some_and(|r| r.due))
+        .count();
+    if !pb.certificates.iter().any(|c| c.source.is_acme()) {
+        return None;
+    }
+    let ledger = match crate::acme::ledger::Ledger::load_read_only(ctx.root) {
+        Ok(l) => l,
+        Err(e) => {
+            problems.push(format!("order ledger: {e}"));
+            crate::acme::ledger::Ledger::default()
+        }
+    };
+    let directory = crate::acme::issue::directory_url(&acme.directory);
+    let limit = crate::acme::ledger::limit(acme);
+    let account = ledger.accounts.get(&directory).cloned().unwrap_or_default();
+    let free = account.free(now, limit);
+    let next = account.next_chance(now, limit);
+    let held = account.held(now);
+    if let (Some(until), true) = (held, due > 0) {
+        problems.push(format!(
+            "the CA rate-limited the ACME account until {} ({}): {due} due certificate(s) wait",
+            rfc3339(until),
+            account.held_because.as_deref().unwrap_or("rateLimited")
+        ));
+    }
+    Some(AccountQueue {
+        directory,
+        orders_last_hour: account.recent(now),
+        max_orders_per_hour: limit,
+        due,
+        queued: due.saturating_sub(free),
+        next_order_at: (next > now).then(|| rfc3339(next)),
+        held_until: held.map(rfc3339),
+        held_because: held.and(account.held_because.clone()),
+    })
 }
 
 /// A unit's state, as the service manager tells it.
@@ -465,7 +547,7 @@ fn certificate(
     }
     let renewal = info
         .as_ref()
-        .and_then(|i| renewal(pb, &c.source, i, remembered, now));
+        .and_then(|i| renewal(pb, c, i, remembered, now));
     let backing_off_until = state.next_attempt(&c.name, now).filter(|t| *t > now);
     Certificate {
         name: c.name.clone(),
@@ -487,21 +569,28 @@ fn certificate(
 /// never do).
 fn renewal(
     pb: &Playbook,
-    source: &Source,
+    c: &crate::playbook::Certificate,
     i: &CertInfo,
     remembered: Option<&crate::acme::state::CertState>,
     now: i64,
 ) -> Option<Renewal> {
+    let source = &c.source;
     if matches!(source, Source::Files { .. }) {
         return None;
     }
-    let (window, jitter): (Option<Window>, f64) = if source.is_acme() {
-        (
-            remembered.and_then(|s| s.ari_window),
-            remembered.and_then(|s| s.jitter).unwrap_or(0.5),
-        )
-    } else {
-        (None, 0.0)
+    // As the renewal decides (src/tasks/certificate.rs): an ARI window and
+    // the place drawn in it, else the lifetime spread by name (ACME).
+    let window: Option<Window> = remembered
+        .and_then(|s| s.ari_window)
+        .filter(|_| source.is_acme());
+    let jitter = match window {
+        Some(_) => remembered.and_then(|s| s.jitter).unwrap_or(0.5),
+        None if source.is_acme() => policy::lifetime_jitter(&c.name),
+        None => 0.0,
+    };
+    let fraction = match window {
+        Some(_) => pb.renewal.remaining_fraction,
+        None => policy::spread_fraction(pb.renewal.remaining_fraction, jitter),
     };
     let at = policy::renew_at(
         i.not_before,
@@ -515,7 +604,7 @@ fn renewal(
         rule: if window.is_some() { "ari" } else { "lifetime" }.into(),
         window: window.map(|w| (rfc3339(w.start), rfc3339(w.end))),
         by: if source.is_acme() { "daemon" } else { "apply" }.into(),
-        remaining_fraction: pb.renewal.remaining_fraction,
+        remaining_fraction: fraction,
         due: now >= at,
         at_unix: at,
     })
@@ -546,6 +635,23 @@ impl Status {
                 running(&d.service),
                 d.next_run.as_deref().unwrap_or("unknown"),
                 d.schedule
+            ));
+        }
+        if let Some(a) = &self.account {
+            out.push_str(&format!(
+                "account:  {} new orders in the last hour (limit {}); {} due, {} queued{}{}\n",
+                a.orders_last_hour,
+                a.max_orders_per_hour
+                    .map_or("none".to_string(), |l| format!("{l} an hour")),
+                a.due,
+                a.queued,
+                a.next_order_at
+                    .as_deref()
+                    .map_or(String::new(), |t| format!("; next order at {t}")),
+                a.held_until.as_deref().map_or(String::new(), |t| format!(
+                    "; HELD by the CA until {t} ({})",
+                    a.held_because.as_deref().unwrap_or("rateLimited")
+                )),
             ));
         }
         for c in &self.certificates {

@@ -97,8 +97,10 @@ fn reason(report: &Value) -> String {
 
 /// What the account creation and state writes add in any run.
 fn expected_new(rel: &str) -> bool {
-    // The account, the renewal state, and the run's record for the metrics.
+    // The account, its order ledger, the renewal state, and the run's
+    // record for the metrics.
     rel.starts_with("var/lib/portico/acme/")
+        || rel == "var/lib/portico/orders.json"
         || rel == "var/lib/portico/state.json"
         || rel == "var/lib/portico/runs.json"
 }
@@ -354,6 +356,212 @@ fn a_webroot_another_user_could_change_is_refused_before_any_order() {
             !ordered,
             "{what}: nothing is ordered: {:?}",
             stub.requests()
+        );
+    }
+}
+
+/// The playbook of [`tree`] with `n` certificates `c0`..`c{n-1}` (no sites:
+/// a renewal orders them all the same) and `acme_extra` in `[acme]`.
+fn many(dir: &Path, playbook: &Path, n: usize, acme_extra: &str) {
+    let text = std::fs::read_to_string(playbook).unwrap();
+    let head = text.split("[[certificate]]").next().unwrap().replace(
+        "agree_terms = true\n",
+        &format!("agree_terms = true\n{acme_extra}"),
+    );
+    let mut out = head;
+    for i in 0..n {
+        out.push_str(&format!(
+            "[[certificate]]\nname = \"c{i}\"\nsource = \"acme\"\nnames = [\"c{i}.test\"]\n"
+        ));
+    }
+    std::fs::write(playbook, out).unwrap();
+    let _ = dir;
+}
+
+/// How many new orders the stub was sent.
+fn new_orders(stub: &Stub) -> usize {
+    stub.requests()
+        .iter()
+        .filter(|r| *r == "POST /order")
+        .count()
+}
+
+/// The tasks whose reason starts with `prefix`.
+fn reasons_starting(report: &Value, prefix: &str) -> usize {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reason"].as_str().is_some_and(|r| r.starts_with(prefix)))
+        .count()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A burst of 2,000 certificates on an account limited to 300 new orders
+/// an hour: 300 orders go at once, the other 1,700 wait in the queue (no
+/// back-off of their own) with the time the next may go, and a second run
+/// in the same hour sends nothing.
+#[test]
+fn a_burst_of_2000_certificates_orders_300_and_queues_the_rest() {
+    let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+    let (dir, playbook) = tree(&stub);
+    many(dir.path(), &playbook, 2000, "max_orders_per_hour = 300\n");
+    let before = unix_now();
+    let (code, report, stderr) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(new_orders(&stub), 300, "orders sent at once");
+    assert_eq!(
+        reasons_starting(
+            &report,
+            "queued behind the account's order limit: 300 new orders"
+        ),
+        1700,
+        "{stderr}"
+    );
+    let queue = &report["queue"];
+    assert_eq!(queue["certificates"], 1700, "{queue}");
+    let next = queue["next_order_at_unix"].as_i64().unwrap();
+    assert!(
+        (before + 3600..=unix_now() + 3600).contains(&next),
+        "the next order goes an hour after the burst: {next}"
+    );
+    // Queued is not failed: no back-off of their own.
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("var/lib/portico/state.json")).unwrap(),
+    )
+    .unwrap();
+    let backed_off = state["certificates"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|c| c["failures"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert_eq!(backed_off, 300, "only the orders sent count as failures");
+    // The same hour: nothing more is sent, forced or not.
+    let (_, again, _) = renew(dir.path(), &playbook);
+    assert_eq!(new_orders(&stub), 300);
+    assert_eq!(
+        reasons_starting(&again, "queued behind the account's order limit"),
+        2000
+    );
+    let ledger: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("var/lib/portico/orders.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ledger["accounts"][&stub.url]["orders"]
+            .as_array()
+            .unwrap()
+            .len(),
+        300
+    );
+    // `status` shows the queue; a queue alone is no problem.
+    let (code, status) = status(dir.path(), &playbook);
+    let account = &status["account"];
+    assert_eq!(account["orders_last_hour"], 300, "{account}");
+    assert_eq!(account["max_orders_per_hour"], 300, "{account}");
+    assert_eq!(
+        (account["due"].clone(), account["queued"].clone()),
+        (2000.into(), 2000.into())
+    );
+    assert!(account["next_order_at"].is_string(), "{account}");
+    assert!(
+        !status["problems"].to_string().contains("rate-limited"),
+        "{code:?}: {}",
+        status["problems"]
+    );
+}
+
+/// `portico status --json` of the tree: (exit code, JSON).
+fn status(dir: &Path, playbook: &Path) -> (Option<i32>, Value) {
+    let out = Command::new(support::bin::exe())
+        .args(["status", "--json", "--root"])
+        .arg(dir)
+        .arg(playbook)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON status ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+/// A `rateLimited` answer (429, Retry-After) holds every order on the
+/// account, not the certificate that met it alone: nothing more is sent
+/// in this run or the next until the Retry-After, none of them backs off
+/// on its own, and the report says when the account may order again.
+#[test]
+fn a_rate_limited_answer_holds_the_whole_account_until_its_retry_after() {
+    for retry_after in [Some("120"), None] {
+        let stub = Stub::start_rate_limited("Xk_9-abcDEF0123456789_Z", 2, retry_after);
+        let (dir, playbook) = tree(&stub);
+        many(dir.path(), &playbook, 12, "");
+        let before = unix_now();
+        let (code, report, stderr) = renew(dir.path(), &playbook);
+        assert_eq!(code, Some(1), "{stderr}");
+        let sent = new_orders(&stub);
+        // Two taken, the third refused; at most the three others already
+        // in flight (four at a time) also meet the limit.
+        assert!(
+            (3..=6).contains(&sent),
+            "{retry_after:?}: {sent} orders sent"
+        );
+        let limited = reasons_starting(&report, "held with the whole account: ACME new order");
+        let held = reasons_starting(&report, "held with the whole account: the CA answered");
+        assert!(limited >= 1, "{retry_after:?}: {report:#}");
+        assert_eq!(limited + held + 2, 12, "{retry_after:?}: {report:#}");
+        let wait = retry_after.map_or(3600, |w| w.parse::<i64>().unwrap());
+        let next = report["queue"]["next_order_at_unix"].as_i64().unwrap();
+        assert!(
+            (before + wait..=unix_now() + wait).contains(&next),
+            "{retry_after:?}: next order at {next}"
+        );
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("var/lib/portico/state.json")).unwrap(),
+        )
+        .unwrap();
+        let failed: Vec<&String> = state["certificates"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, c)| c["failures"].as_u64().unwrap_or(0) > 0)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            failed.len(),
+            2,
+            "only the two orders the CA took failed on their own: {failed:?}"
+        );
+        // The next run, within the Retry-After: nothing is sent at all.
+        let (_, again, _) = renew(dir.path(), &playbook);
+        assert_eq!(new_orders(&stub), sent, "{retry_after:?}");
+        assert_eq!(
+            reasons_starting(
+                &again,
+                "held with the whole account: the CA answered rateLimited"
+            ),
+            12
+        );
+        // `status` says the account is held, and that is a problem while
+        // certificates are due.
+        let (code, st) = status(dir.path(), &playbook);
+        assert_eq!(code, Some(1), "{st}");
+        assert!(st["account"]["held_until"].is_string(), "{}", st["account"]);
+        assert!(
+            st["problems"]
+                .to_string()
+                .contains("the CA rate-limited the ACME account until"),
+            "{}",
+            st["problems"]
         );
     }
 }

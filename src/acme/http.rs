@@ -59,9 +59,18 @@ pub fn client(ca_root: Option<&[u8]>) -> Result<Box<dyn HttpClient>, String> {
 /// What a CA asked for in `Retry-After`, per request URL: instant-acme
 /// keeps it to itself, and polling must honour it.
 #[derive(Debug, Default)]
-pub struct RetryAfter(std::sync::Mutex<std::collections::HashMap<String, Duration>>);
+pub struct RetryAfter(
+    std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+    /// The `Retry-After` of the last 429 (Too Many Requests), if it had one.
+    std::sync::Mutex<Option<Duration>>,
+);
 
 impl RetryAfter {
+    /// What the last 429 asked to wait, if it said.
+    pub fn rate_limited(&self) -> Option<Duration> {
+        *self.1.lock().ok()?
+    }
+
     /// The wait the last answer from `url` asked for, once.
     pub fn take(&self, url: &str) -> Option<Duration> {
         self.0.lock().ok()?.remove(url)
@@ -131,6 +140,11 @@ impl HttpClient for Observed {
                 rsp.parts
                     .headers
                     .insert(http::header::RETRY_AFTER, w.as_secs().into());
+            }
+            if rsp.parts.status == http::StatusCode::TOO_MANY_REQUESTS {
+                if let Ok(mut last) = notes.1.lock() {
+                    *last = wait;
+                }
             }
             notes.put(url, wait);
             Ok(rsp)

@@ -24,6 +24,24 @@ use crate::playbook::{Acme, KeyType};
 /// How a certificate's failure reads when its order was never started.
 pub const NOT_STARTED: &str = "not ordered in this run";
 
+/// How a certificate reads when it waits for its account's order budget
+/// (src/acme/ledger.rs).
+pub const QUEUED: &str = "queued behind the account's order limit";
+
+/// How a certificate reads when the CA rate-limited its whole account.
+pub const HELD: &str = "held with the whole account";
+
+/// Is `reason` one of a certificate that was not ordered, or waits with
+/// its account: nothing of its own went wrong, so no back-off of its own.
+pub fn not_its_own_failure(reason: &str) -> bool {
+    [NOT_STARTED, QUEUED, HELD]
+        .iter()
+        .any(|p| reason.starts_with(p))
+}
+
+/// The problem type of an ACME rate limit (RFC 8555 §6.7).
+const RATE_LIMITED: &str = "urn:ietf:params:acme:error:rateLimited";
+
 /// Why a certificate could not be obtained from the ACME server.
 #[derive(Debug, Error)]
 pub enum AcmeError {
@@ -123,6 +141,44 @@ pub enum AcmeError {
         mode: u32,
         /// Where portico's own webroot is.
         default: &'static str,
+    },
+    /// The account has sent its hour's orders: this one waits.
+    #[error(
+        "{QUEUED}: {made} new orders in the last hour, the limit ([acme] max_orders_per_hour = \
+         {limit}); the next may go at {next}"
+    )]
+    Queued {
+        /// Orders sent in the last hour.
+        made: usize,
+        /// The budget.
+        limit: u32,
+        /// When a slot frees, RFC 3339.
+        next: String,
+    },
+    /// The CA rate-limited the account earlier: nothing is sent until then.
+    #[error(
+        "{HELD}: the CA answered rateLimited ({because}); no order on this account before {until}"
+    )]
+    Held {
+        /// When the hold ends, RFC 3339.
+        until: String,
+        /// What the CA said.
+        because: String,
+    },
+    /// The CA answered `rateLimited` to this order: the whole account waits.
+    #[error(
+        "{HELD}: ACME {step} ({directory}) answered rateLimited: {message}; no order on this \
+         account for {} s", retry_after.unwrap_or(crate::acme::ledger::DEFAULT_HOLD)
+    )]
+    RateLimited {
+        /// `new order`, `finalize`, ...
+        step: &'static str,
+        /// The directory URL.
+        directory: String,
+        /// The server's words, escaped.
+        message: String,
+        /// Its `Retry-After`, seconds, when it gave one.
+        retry_after: Option<i64>,
     },
     /// The async runtime the client runs on could not start.
     #[error("cannot start the ACME client's runtime: {0}")]
@@ -259,10 +315,21 @@ impl<'a> Session<'a> {
     }
 
     fn server(&self, step: &'static str) -> impl FnOnce(instant_acme::Error) -> AcmeError + '_ {
-        move |e| AcmeError::Server {
-            step,
-            directory: self.url.clone(),
-            message: crate::untrusted::shown(&e.to_string()),
+        move |e| {
+            let message = crate::untrusted::shown(&e.to_string());
+            if is_rate_limited(&e) {
+                return AcmeError::RateLimited {
+                    step,
+                    directory: self.url.clone(),
+                    message,
+                    retry_after: self.retry_after.rate_limited().map(|d| d.as_secs() as i64),
+                };
+            }
+            AcmeError::Server {
+                step,
+                directory: self.url.clone(),
+                message,
+            }
         }
     }
 
@@ -442,6 +509,8 @@ pub async fn issue(ctx: &Session<'_>, req: &Request<'_>) -> Result<Issued, AcmeE
         drop(t);
         match ordered {
             Ok(order) => return finish(ctx, req, order).await,
+            // A limit is the account's: asking again only meets it again.
+            Err(e) if is_rate_limited(&e) => return Err(ctx.server("new order")(e)),
             Err(e) => tracing::debug!("order with `replaces` refused ({e}); ordering without"),
         }
     }
@@ -508,6 +577,11 @@ async fn poll(
 }
 
 /// The name an authorization is for, for messages.
+/// Is `e` the CA's `rateLimited` problem?
+fn is_rate_limited(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some(RATE_LIMITED))
+}
+
 fn identifier(authz: &instant_acme::AuthorizationHandle<'_>) -> String {
     match &authz.identifier().identifier {
         Identifier::Dns(name) => crate::untrusted::shown(name),

@@ -1,8 +1,11 @@
 //! ACME certificates: renewal policy and the state renewal keeps between runs.
 
+use crate::paths;
+
 pub mod ari;
 pub mod http;
 pub mod issue;
+pub mod ledger;
 pub mod policy;
 pub mod probe;
 pub mod state;
@@ -93,15 +96,11 @@ pub fn obtain_all_then(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let message = e.to_string();
-            return jobs
-                .iter()
-                .map(|_| {
-                    Err(issue::AcmeError::Runtime(std::io::Error::other(
-                        message.clone(),
-                    )))
-                })
-                .collect();
+            return every(
+                jobs,
+                |e| issue::AcmeError::Runtime(std::io::Error::other(e)),
+                &e,
+            )
         }
     };
     // One session per server; a playbook names one, so usually one in all.
@@ -112,13 +111,18 @@ pub fn obtain_all_then(
         }
     }
     let sessions = &sessions;
+    // The accounts' budgets and holds, before anything is sent: the slots
+    // of the orders about to start are taken and saved first.
+    let (admitted, ledger) = admit(net, jobs);
+    let held = &Holds::new(ledger);
     // Blocking, before any order, for every name at once: mostly done at
     // the first look (the run's reload waited for the new workers).
     let served = served(net, jobs);
     let orders: Vec<_> = jobs
         .iter()
         .zip(served)
-        .map(|(job, served)| guarded_order(net, sessions, job, served))
+        .zip(admitted)
+        .map(|((job, served), refused)| guarded_order(net, sessions, job, served, refused, held))
         .collect();
     use futures_util::StreamExt;
     let mut results: Vec<Option<Result<issue::Issued, issue::AcmeError>>> =
@@ -132,24 +136,170 @@ pub fn obtain_all_then(
         )
         .buffer_unordered(parallel.max(1));
         while let Some((i, result)) = ended.next().await {
+            held.note(net, jobs[i], &result);
             results[i] = Some(done(i, result));
         }
     });
+    held.save(net);
     results
         .into_iter()
         .map(|r| r.unwrap_or(Err(issue::AcmeError::NotStarted("the run ended before it"))))
         .collect()
 }
 
-/// One order, started only if the run may still start one and nginx
-/// serves its challenges; bounded in time, and a panic over what a CA sent
-/// ends this order alone.
+/// The same error for every job (what stops them all before any order).
+fn every(
+    jobs: &[&Job],
+    error: impl Fn(String) -> issue::AcmeError,
+    why: &dyn std::fmt::Display,
+) -> Vec<Result<issue::Issued, issue::AcmeError>> {
+    jobs.iter().map(|_| Err(error(why.to_string()))).collect()
+}
+
+/// The accounts the CA rate-limited during this run: no order of theirs
+/// starts after the answer, and the hold is saved in the ledger.
+struct Holds {
+    directories: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    ledger: std::sync::Mutex<Option<ledger::Ledger>>,
+}
+
+impl Holds {
+    fn new(ledger: Option<ledger::Ledger>) -> Self {
+        Holds {
+            directories: Default::default(),
+            ledger: std::sync::Mutex::new(ledger),
+        }
+    }
+
+    /// Is `directory`'s account held since an order of this run?
+    fn holds(&self, directory: &str) -> bool {
+        self.directories.lock().is_ok_and(|h| h.contains(directory))
+    }
+
+    /// `job`'s order ended with `result`: a `rateLimited` answer holds its
+    /// whole account from the next order on.
+    fn note(&self, net: Net, job: &Job, result: &Result<issue::Issued, issue::AcmeError>) {
+        let Err(issue::AcmeError::RateLimited {
+            retry_after,
+            message,
+            ..
+        }) = result
+        else {
+            return;
+        };
+        let directory = issue::directory_url(&job.acme.directory);
+        if let Ok(mut h) = self.directories.lock() {
+            h.insert(directory.clone());
+        }
+        if let Ok(mut l) = self.ledger.lock() {
+            if let Some(l) = l.as_mut() {
+                l.account(&directory)
+                    .hold(net.clock.unix_now(), *retry_after, message);
+            }
+        }
+    }
+
+    /// Saves the holds met in this run, if any.
+    fn save(&self, net: Net) {
+        if self.directories.lock().map_or(true, |h| h.is_empty()) {
+            return;
+        }
+        let Ok(mut l) = self.ledger.lock() else {
+            return;
+        };
+        if let Some(l) = l.as_mut() {
+            if let Err(e) = l.save(net.root, net.clock.unix_now()) {
+                tracing::warn!(
+                    "{}: {e}; a rate-limit hold may not be remembered",
+                    paths::ORDERS_FILE
+                );
+            }
+        }
+    }
+}
+
+/// Which jobs may order now: for each, `None` when it may, or why not
+/// (its account is held, or its hour's orders are sent). The slots of
+/// those that may are taken and the ledger saved before any order starts,
+/// so a kill never loses count. Jobs are admitted in the order given. A
+/// ledger that cannot be read or saved admits nothing: the count is what
+/// keeps the account inside its limits.
+fn admit(net: Net, jobs: &[&Job]) -> (Vec<Option<issue::AcmeError>>, Option<ledger::Ledger>) {
+    let now = net.clock.unix_now();
+    let refuse_all = |e: &dyn std::fmt::Display| {
+        let refused = every(
+            jobs,
+            |e| {
+                issue::AcmeError::Install(format!(
+                    "{}: {e}; no order without the account's count",
+                    paths::ORDERS_FILE
+                ))
+            },
+            e,
+        );
+        (refused.into_iter().map(Result::err).collect(), None)
+    };
+    let (mut l, warning) = match ledger::Ledger::load(net.root, now) {
+        Ok(x) => x,
+        Err(e) => return refuse_all(&e),
+    };
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let mut taken = false;
+    let verdicts = jobs
+        .iter()
+        .map(|job| {
+            let limit = ledger::limit(&job.acme);
+            let account = l.account(&issue::directory_url(&job.acme.directory));
+            account.prune(now);
+            if let Some(until) = account.held(now) {
+                return Some(issue::AcmeError::Held {
+                    until: crate::when::rfc3339(until),
+                    because: account.held_because.clone().unwrap_or_default(),
+                });
+            }
+            if account.free(now, limit) == 0 {
+                return Some(issue::AcmeError::Queued {
+                    made: account.recent(now),
+                    limit: limit.unwrap_or_default(),
+                    next: crate::when::rfc3339(account.next_chance(now, limit)),
+                });
+            }
+            account.take(now, 1);
+            taken = true;
+            None
+        })
+        .collect();
+    if taken {
+        if let Err(e) = l.save(net.root, now) {
+            return refuse_all(&e);
+        }
+    }
+    (verdicts, Some(l))
+}
+
+/// One order, started only if its account admitted it, its account was
+/// not rate-limited since, the run may still start one, and nginx serves
+/// its challenges; bounded in time, and a panic over what a CA sent ends
+/// this order alone.
 async fn guarded_order(
     net: Net<'_>,
     sessions: &[issue::Session<'_>],
     job: &Job,
     served: bool,
+    refused: Option<issue::AcmeError>,
+    held: &Holds,
 ) -> Result<issue::Issued, issue::AcmeError> {
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    if held.holds(&issue::directory_url(&job.acme.directory)) {
+        return Err(issue::AcmeError::Held {
+            until: "its Retry-After".into(),
+            because: "an order of this run met the limit".into(),
+        });
+    }
     // Checked as the order is about to start (`buffered` starts them as
     // others end): a run told to stop, or near its own limit, starts no
     // new one.

@@ -12,11 +12,41 @@ pub struct Window {
     pub end: i64,
 }
 
+/// Without ARI, how much further than `remaining_fraction` the renewal
+/// moments of a host's certificates spread: each renews once between
+/// `remaining_fraction` and 1.5 times it of its lifetime is left (a third
+/// to a half), so certificates obtained together (a first apply of
+/// thousands) do not all come due on the same day and meet the CA's
+/// rate limits together.
+pub const SPREAD: f64 = 0.5;
+
+/// Where inside the spread certificate `name` renews without ARI, in
+/// [0, 1): drawn from its name (FNV-1a, then splitmix64's finalizer so
+/// names that differ in one character land far apart), the same at every
+/// run and different between certificates.
+pub fn lifetime_jitter(name: &str) -> f64 {
+    let mut z = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The fraction of its lifetime left when a certificate renews without
+/// ARI: `remaining_fraction`, moved by `jitter` inside the [`SPREAD`].
+pub fn spread_fraction(remaining_fraction: f64, jitter: f64) -> f64 {
+    (remaining_fraction * (1.0 + SPREAD * jitter.clamp(0.0, 0.999_999))).min(0.95)
+}
+
 /// The moment to renew at, in Unix seconds.
 ///
 /// `jitter` in [0, 1) picks the moment inside an ARI window (callers draw it
 /// at random once per certificate and keep it, so the choice is stable
-/// between runs); it is ignored without a window.
+/// between runs) or, without one, inside the [`SPREAD`] (callers pass
+/// [`lifetime_jitter`] for a renewal the daemon spreads, 0 for one at
+/// exactly `remaining_fraction`).
 pub fn renew_at(
     not_before: i64,
     not_after: i64,
@@ -31,7 +61,7 @@ pub fn renew_at(
         Some(w) => w.start,
         None => {
             let lifetime = (not_after - not_before).max(0) as f64;
-            not_after - (lifetime * remaining_fraction) as i64
+            not_after - (lifetime * spread_fraction(remaining_fraction, jitter)) as i64
         }
     }
 }
@@ -59,12 +89,32 @@ mod tests {
         // 6-day (short-lived), 45-day, 90-day and 5-year (pebble) certificates.
         for days in [6, 45, 90, 5 * 365] {
             let (nb, na) = (1_000_000, 1_000_000 + days * DAY);
-            let at = renew_at(nb, na, 1.0 / 3.0, None, 0.5);
+            let at = renew_at(nb, na, 1.0 / 3.0, None, 0.0);
             let left = na - at;
             assert_eq!(left, days * DAY / 3, "{days} days");
-            assert!(!due(at - 1, nb, na, 1.0 / 3.0, None, 0.5));
-            assert!(due(at, nb, na, 1.0 / 3.0, None, 0.5));
+            assert!(!due(at - 1, nb, na, 1.0 / 3.0, None, 0.0));
+            assert!(due(at, nb, na, 1.0 / 3.0, None, 0.0));
         }
+    }
+
+    #[test]
+    fn without_ari_certificates_obtained_together_come_due_over_a_sixth_of_their_lifetime() {
+        let (nb, na) = (0, 90 * DAY);
+        let mut days: Vec<i64> = (0..2000)
+            .map(|i| {
+                let j = lifetime_jitter(&format!("c{i}"));
+                assert!((0.0..1.0).contains(&j));
+                (na - renew_at(nb, na, 1.0 / 3.0, None, j)) / DAY
+            })
+            .collect();
+        // Between a third (30 days) and a half (45 days) left.
+        assert!(days.iter().all(|d| (30..=45).contains(d)), "{days:?}");
+        days.sort_unstable();
+        days.dedup();
+        assert!(days.len() >= 15, "spread over the days: {days:?}");
+        // The same name, the same moment, at every run.
+        assert_eq!(lifetime_jitter("web"), lifetime_jitter("web"));
+        assert_ne!(lifetime_jitter("web"), lifetime_jitter("api"));
     }
 
     #[test]

@@ -36,11 +36,41 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         pb: loaded.pb,
     };
     let seed = super::machine_seed(&root);
-    let root_dir = a.host.root;
-    crate::daemon::run(file, first, &seed, move |source| {
-        renew_in_a_child(&source.text, &root_dir)
-    })?;
+    crate::daemon::run(
+        file,
+        first,
+        &seed,
+        ChildRenewer {
+            root,
+            root_dir: a.host.root,
+        },
+    )?;
     Ok(0)
+}
+
+/// Renews in a child process; reads the order ledger for the account's
+/// next free slot.
+struct ChildRenewer {
+    root: crate::host::Root,
+    root_dir: PathBuf,
+}
+
+impl crate::daemon::Renewer for ChildRenewer {
+    fn renew(&mut self, source: &crate::daemon::Source) -> crate::daemon::Outcome {
+        renew_in_a_child(&source.text, &self.root_dir)
+    }
+
+    fn account_free_at(&mut self, source: &crate::daemon::Source) -> Option<i64> {
+        use crate::host::Clock;
+        let acme = source.pb.acme.as_ref()?;
+        let ledger = crate::acme::ledger::Ledger::load_read_only(&self.root).ok()?;
+        let account = ledger
+            .accounts
+            .get(&crate::acme::issue::directory_url(&acme.directory))?;
+        let now = crate::host::clock::SystemClock::default().unix_now();
+        let at = account.next_chance(now, crate::acme::ledger::limit(acme));
+        (at > now).then_some(at)
+    }
 }
 
 /// The longest a renewal may run before the daemon kills it (and all it
@@ -55,8 +85,10 @@ const RENEWAL_TIMEOUT: std::time::Duration = crate::limits::RUN_MAX;
 /// standard error it is passed; its report comes back as JSON. It runs in
 /// a process group of its own (a Ctrl-C to a daemon in a terminal does not
 /// cut it short) and is killed after [`RENEWAL_TIMEOUT`]. Returns the line
-/// `STATUS=` shows.
-fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> String {
+/// `STATUS=` shows, and when to renew again for certificates that wait for
+/// their account (the report's `queue`).
+fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> crate::daemon::Outcome {
+    use crate::daemon::Outcome;
     use crate::host::{Command, Runner, SystemRunner};
     // This very binary, even if an upgrade replaced the file since.
     let renew = Command::mutation([
@@ -76,11 +108,17 @@ fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> String {
         Ok(out) => out,
         Err(e) => {
             tracing::error!("renewal: {e}");
-            return format!("could not run: {e}");
+            return Outcome {
+                line: format!("could not run: {e}"),
+                wake_at: None,
+            };
         }
     };
     match serde_json::from_str::<serde_json::Value>(&out.stdout) {
-        Ok(report) => summarize(&report),
+        Ok(report) => Outcome {
+            line: summarize(&report),
+            wake_at: report["queue"]["next_order_at_unix"].as_i64(),
+        },
         Err(_) => {
             // It said why on the journal; say how it ended.
             let how = match out.code {
@@ -91,7 +129,10 @@ fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> String {
                 ),
             };
             tracing::error!("renewal: `portico renew` ended ({how}) without a report");
-            format!("could not run: `portico renew` ended ({how})")
+            Outcome {
+                line: format!("could not run: `portico renew` ended ({how})"),
+                wake_at: None,
+            }
         }
     }
 }
@@ -129,8 +170,16 @@ fn summarize(report: &serde_json::Value) -> String {
         skipped = count("skipped"),
         "renewal done"
     );
+    let queue = &report["queue"];
+    let waiting = match (
+        queue["certificates"].as_u64(),
+        queue["next_order_at"].as_str(),
+    ) {
+        (Some(n), Some(at)) => format!(", {n} waiting for the account (next order {at})"),
+        _ => String::new(),
+    };
     format!(
-        "{} changed, {} failed, {} backing off",
+        "{} changed, {} failed, {} backing off{waiting}",
         count("changed"),
         count("failed"),
         texts("backing_off").len()
@@ -153,6 +202,14 @@ mod tests {
         assert_eq!(
             summarize(&serde_json::json!({})),
             "0 changed, 0 failed, 0 backing off"
+        );
+        let queued = serde_json::json!({
+            "changed": 300, "failed": 1700,
+            "queue": {"certificates": 1700, "next_order_at": "2026-12-05T10:00:00Z", "next_order_at_unix": 1_796_464_800},
+        });
+        assert_eq!(
+            summarize(&queued),
+            "300 changed, 1700 failed, 0 backing off, 1700 waiting for the account (next order 2026-12-05T10:00:00Z)"
         );
     }
 }

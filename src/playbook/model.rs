@@ -274,6 +274,10 @@ pub struct Acme {
     /// Directory the port-80 server serves `/.well-known/acme-challenge/` from.
     #[serde(default = "default_webroot")]
     pub webroot: String,
+    /// At most this many new orders in any hour on this account; more wait
+    /// in the queue. Default: the CA's published limit where the directory
+    /// is known (src/acme/ledger.rs), else none.
+    pub max_orders_per_hour: Option<u32>,
 }
 
 fn default_directory() -> String {

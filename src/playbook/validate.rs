@@ -510,6 +510,14 @@ fn check_rfc2136(
 
 fn check_acme(p: &mut Problems, a: &Acme) {
     let path = FieldPath::root().key("acme");
+    if let Some(n) = a.max_orders_per_hour {
+        if !(1..=1_000_000).contains(&n) {
+            p.add(
+                path.key("max_orders_per_hour"),
+                format!("{n} is out of range (1-1000000; leave it out for the CA's own limit)"),
+            );
+        }
+    }
     if !matches!(a.directory.as_str(), "letsencrypt" | "letsencrypt-staging")
         && !a.directory.starts_with("https://")
     {

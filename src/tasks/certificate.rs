@@ -184,6 +184,11 @@ impl CertificateTask {
         }
         let (window, jitter) = match self.renewal.ari {
             Some((w, j)) => (Some(w), j),
+            // The daemon's renewals spread over their lifetime; what apply
+            // renews (self-signed, a private CA's) needs no spreading.
+            None if self.source.is_acme() => {
+                (None, crate::acme::policy::lifetime_jitter(&self.name))
+            }
             None => (None, 0.0),
         };
         if crate::acme::policy::due(

@@ -33,6 +33,10 @@ struct Shared {
     /// asks for this wait (a `Retry-After` value); the next says invalid.
     retry_after: Option<String>,
     order_polls: AtomicU64,
+    /// New orders answered `201` before every later one is answered `429`
+    /// `rateLimited`, with this `Retry-After` (if any).
+    limit: Option<(u64, Option<String>)>,
+    new_orders: AtomicU64,
 }
 
 impl Stub {
@@ -44,6 +48,21 @@ impl Stub {
     /// A stub whose first answer to a poll of the order is `pending` with
     /// `Retry-After: {retry_after}`.
     pub fn start_with(token: &str, retry_after: Option<&str>) -> Stub {
+        Self::start_full(token, retry_after, None)
+    }
+
+    /// A stub that takes `after` new orders and answers every later one
+    /// `429 Too Many Requests`, `rateLimited`, with `Retry-After:
+    /// {retry_after}` when given (RFC 8555 §6.7).
+    pub fn start_rate_limited(token: &str, after: u64, retry_after: Option<&str>) -> Stub {
+        Self::start_full(token, None, Some((after, retry_after.map(String::from))))
+    }
+
+    fn start_full(
+        token: &str,
+        retry_after: Option<&str>,
+        limit: Option<(u64, Option<String>)>,
+    ) -> Stub {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -84,6 +103,8 @@ impl Stub {
             nonce: AtomicU64::new(0),
             retry_after: retry_after.map(String::from),
             order_polls: AtomicU64::new(0),
+            limit,
+            new_orders: AtomicU64::new(0),
         });
         let stopping = stop.clone();
         std::thread::spawn(move || {
@@ -174,6 +195,9 @@ fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) {
         if let Some(l) = location {
             head.push_str(&format!("Location: {}{l}\r\n", shared.base));
         }
+        if let (true, Some((_, Some(wait)))) = (status.starts_with("429"), &shared.limit) {
+            head.push_str(&format!("Retry-After: {wait}\r\n"));
+        }
         if let (Some(wait), "/order/1") = (&shared.retry_after, path.as_str()) {
             if shared.order_polls.load(Ordering::SeqCst) == 1 {
                 head.push_str(&format!("Retry-After: {wait}\r\n"));
@@ -211,6 +235,19 @@ fn answer(s: &Shared, method: &str, path: &str) -> (&'static str, Option<&'stati
             Some("/acct/1"),
             r#"{"status":"valid"}"#.into(),
         ),
+        ("POST", "/order")
+            if s
+                .limit
+                .as_ref()
+                .is_some_and(|(after, _)| s.new_orders.fetch_add(1, Ordering::SeqCst) >= *after) =>
+        {
+            (
+                "429 Too Many Requests",
+                None,
+                r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders recently"}"#
+                    .into(),
+            )
+        }
         ("POST", "/order") => ("201 Created", Some("/order/1"), order("pending")),
         ("POST", "/authz/1") => (
             "200 OK",
