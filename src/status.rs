@@ -91,6 +91,9 @@ pub struct AccountQueue {
     /// What it said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_because: Option<String>,
+    /// `held_until` in Unix seconds (for the metrics).
+    #[serde(skip)]
+    pub held_until_unix: Option<i64>,
 }
 
 /// One certificate.
@@ -314,6 +317,7 @@ fn account_queue(
         next_order_at: (next > now).then(|| rfc3339(next)),
         held_until: held.map(rfc3339),
         held_because: held.and(account.held_because.clone()),
+        held_until_unix: held,
     })
 }
 

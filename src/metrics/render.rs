@@ -97,6 +97,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     build.add(vec![("version", s.version.to_string())], 1);
     let mut families = vec![build];
     families.extend(certificates(s));
+    families.extend(account(s));
     families.extend(runs(s.runs));
     families.extend(cas(s.cas));
     let mut out = String::new();
@@ -104,6 +105,32 @@ pub fn render(s: &Snapshot<'_>) -> String {
         f.write(&mut out);
     }
     out
+}
+
+/// The ACME account's queue (src/acme/ledger.rs).
+fn account(s: &Snapshot<'_>) -> Vec<Family> {
+    let Some(a) = s.status.and_then(|st| st.account.as_ref()) else {
+        return Vec::new();
+    };
+    let labels = || vec![("directory", a.directory.clone())];
+    let mut orders = Family::new(
+        "portico_acme_orders_last_hour",
+        "New orders the ACME account sent in the last hour.",
+    );
+    orders.add(labels(), a.orders_last_hour as i64);
+    let mut queued = Family::new(
+        "portico_acme_certificates_queued",
+        "Due ACME certificates waiting for the account's order limit or rate-limit hold.",
+    );
+    queued.add(labels(), a.queued as i64);
+    let mut held = Family::new(
+        "portico_acme_account_held_until_timestamp_seconds",
+        "The CA rate-limited the account until then (Unix seconds); absent when it does not.",
+    );
+    if let Some(t) = a.held_until_unix {
+        held.add(labels(), t);
+    }
+    vec![orders, queued, held]
 }
 
 fn certificates(s: &Snapshot<'_>) -> Vec<Family> {
