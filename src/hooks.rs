@@ -22,6 +22,10 @@ pub struct Snapshot(BTreeMap<String, Option<String>>);
 impl Snapshot {
     /// Reads the playbook's certificate files now.
     pub fn take(pb: &Playbook, root: &crate::host::Root) -> Snapshot {
+        // Without a hook nothing asks what changed: no certificate is read.
+        if pb.renewal.deploy_hook.as_ref().is_none_or(|a| a.is_empty()) {
+            return Snapshot(Default::default());
+        }
         Snapshot(
             pb.certificates
                 .iter()
@@ -80,8 +84,9 @@ pub fn run_deploy_hooks(pb: &Playbook, ctx: &Ctx, report: &mut Report, before: &
         return;
     }
     let timeout = Duration::from_secs(u64::from(pb.renewal.deploy_hook_timeout));
+    let certs = pb.certificates_by_name();
     for name in changed {
-        if let Some(cert) = pb.certificates.iter().find(|c| c.name == name) {
+        if let Some(cert) = certs.get(name.as_str()) {
             report.push(run_hook(pb, ctx, argv, cert, timeout));
         }
     }

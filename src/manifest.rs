@@ -405,7 +405,7 @@ pub fn conflicts(
 /// lives there).
 pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
     let things: BTreeSet<&Thing> = wanted.iter().map(|w| &w.thing).collect();
-    let paths: Vec<&Path> = wanted.iter().filter_map(|w| w.thing.path()).collect();
+    let paths: BTreeSet<&Path> = wanted.iter().filter_map(|w| w.thing.path()).collect();
     manifest
         .entries
         .iter()
@@ -445,13 +445,17 @@ pub fn after_run(
     pruned: &[(TaskId, Entry)],
     report: &Report,
 ) -> Result<Manifest, ManifestError> {
-    let status = |id: &TaskId| {
-        report
-            .tasks
-            .iter()
-            .find(|t| t.id.as_ref() == Some(id))
-            .map(|t| t.status)
-    };
+    // Looked up once per wanted thing: indexed, not scanned (thousands of
+    // sites own tens of thousands of things).
+    let statuses: std::collections::HashMap<&TaskId, Status> = report
+        .tasks
+        .iter()
+        .rev() // the first report of a task wins, as a scan would find it
+        .filter_map(|t| Some((t.id.as_ref()?, t.status)))
+        .collect();
+    let status = |id: &TaskId| statuses.get(id).copied();
+    let old_entries: std::collections::HashMap<&Thing, &Entry> =
+        old.entries.iter().map(|e| (&e.thing, e)).collect();
     let succeeded = |id: &TaskId| matches!(status(id), Some(Status::Changed | Status::Unchanged));
     // After a rollback the files are as they were before the run: every
     // file, link and line keeps its old entry, and no file prune happened.
@@ -460,7 +464,7 @@ pub fn after_run(
     let claimed: BTreeSet<&Thing> = report.tasks.iter().flat_map(|t| &t.claims).collect();
     let mut entries: Vec<Entry> = Vec::new();
     for (id, w) in wanted {
-        let old_entry = old.get(&w.thing).cloned();
+        let old_entry = old_entries.get(&w.thing).map(|e| (*e).clone());
         let entry = match &w.thing {
             Thing::File { .. } | Thing::Link { .. } | Thing::Tree { .. }
                 if on_disk(id, &w.thing) =>

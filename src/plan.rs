@@ -344,10 +344,11 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
 
 /// Every nginx file of the playbook with what it needs, and the catch-all.
 fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
+    let certs = pb.certificates_by_name();
     let files = rendered(pb, facts)
         .into_iter()
         .map(|f| GenFile {
-            needs: f.needs(pb),
+            needs: f.needs(&certs),
             owner: f.site.map_or_else(
                 || "nginx snippets".to_string(),
                 |s| format!("site {}", s.id()),
@@ -673,12 +674,15 @@ impl Rendered<'_> {
 
     /// The files that must be on disk for it to be served: for a site's
     /// HTTPS server, its certificate and key and its client CA.
-    fn needs(&self, pb: &Playbook) -> Vec<PathBuf> {
+    fn needs(
+        &self,
+        certs: &std::collections::HashMap<&str, &crate::playbook::Certificate>,
+    ) -> Vec<PathBuf> {
         let (Some(site), true) = (self.site, self.needs_cert) else {
             return Vec::new();
         };
         let mut needs = Vec::new();
-        if let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) {
+        if let Some(cert) = certs.get(site.certificate.as_str()) {
             let paths = CertPaths::of(cert);
             needs.extend([paths.cert, paths.key]);
         }
@@ -728,8 +732,9 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
         shared("portico-http.conf", render::http_snippet()),
     ];
     let identity_headers = pb.identity_headers();
+    let certs = pb.certificates_by_name();
     for site in &pb.sites {
-        let Some(cert) = pb.certificates.iter().find(|c| c.name == site.certificate) else {
+        let Some(cert) = certs.get(site.certificate.as_str()) else {
             continue; // validation guarantees it exists
         };
         let paths = CertPaths::of(cert);
@@ -930,11 +935,13 @@ pub fn warnings(pb: &Playbook, facts: &Facts) -> Vec<String> {
         ));
     }
     if pb.tls.profile == Profile::Compat {
+        let used: std::collections::HashSet<&str> =
+            pb.sites.iter().map(|s| s.certificate.as_str()).collect();
         for c in pb.certificates.iter().filter(|c| {
             matches!(
                 c.key,
                 crate::playbook::KeyType::EcdsaP256 | crate::playbook::KeyType::EcdsaP384
-            ) && pb.sites.iter().any(|s| s.certificate == c.name)
+            ) && used.contains(c.name.as_str())
         }) {
             w.push(format!(
                 "certificate {}: the compat profile's DHE suites are DHE-RSA and need an RSA key; \

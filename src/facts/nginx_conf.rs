@@ -166,6 +166,26 @@ pub fn default_sockets(dump: &str) -> BTreeSet<Socket> {
     taken
 }
 
+/// `dump` (as `nginx -T` prints it) with the content of portico's own
+/// files left out, their header lines kept: what reads a dump (the
+/// sockets others claim, the files nginx opens) looks only at the rest,
+/// and a host with thousands of sites need not keep them all in memory.
+pub fn without_portico_files(dump: &str) -> String {
+    let mut out = String::with_capacity(dump.len().min(1 << 20));
+    for (file, content) in sections(dump) {
+        out.push_str("# configuration file ");
+        out.push_str(file);
+        out.push_str(":\n");
+        if content.trim_start().starts_with(PORTICO_MARK) {
+            out.push_str(PORTICO_MARK);
+            out.push('\n');
+        } else {
+            out.push_str(content);
+        }
+    }
+    out
+}
+
 /// `(file, content)` of each `# configuration file PATH:` section.
 fn sections(dump: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
@@ -212,6 +232,15 @@ fn dump_file(
     let Some(text) = root.read_to_string(path)? else {
         return Ok(());
     };
+    // portico's own files (thousands of sites) are named, not copied: what
+    // reads a dump looks at the rest (see [`without_portico_files`]).
+    if text.trim_start().starts_with(PORTICO_MARK) {
+        out.push_str(&format!(
+            "# configuration file {}:\n{PORTICO_MARK}\n",
+            path.display()
+        ));
+        return Ok(());
+    }
     out.push_str(&format!(
         "# configuration file {}:\n{text}\n",
         path.display()
@@ -269,6 +298,22 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dump_keeps_the_admins_files_and_names_portico_s_own() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp { include /etc/nginx/sites-enabled/*; }\n\
+                    # configuration file /etc/nginx/portico/live/portico-a.test.https.conf:\n\
+                    # Managed by portico: do not edit\nserver { listen 443 ssl default_server; }\n\
+                    # configuration file /etc/nginx/sites-enabled/default:\nserver { listen 80 default_server; }\n";
+        let kept = without_portico_files(dump);
+        assert!(kept.contains("# configuration file /etc/nginx/portico/live/portico-a.test.https.conf:\n# Managed by portico\n"));
+        assert!(!kept.contains("listen 443"), "{kept}");
+        assert!(
+            kept.contains("server { listen 80 default_server; }"),
+            "{kept}"
+        );
+        assert_eq!(default_sockets(&kept), default_sockets(dump));
+    }
 
     #[test]
     fn listen_addresses() {

@@ -161,10 +161,9 @@ fn certificates(s: &Snapshot<'_>) -> Vec<Family> {
     let Some(status) = s.status else {
         return Vec::new();
     };
+    let by_name = s.pb.map(|pb| pb.certificates_by_name()).unwrap_or_default();
     for c in &status.certificates {
-        let source =
-            s.pb.and_then(|pb| pb.certificates.iter().find(|p| p.name == c.name))
-                .map(|p| &p.source);
+        let source = by_name.get(c.name.as_str()).map(|p| &p.source);
         let mut labels = vec![
             ("certificate", c.name.clone()),
             ("source", c.source.clone()),

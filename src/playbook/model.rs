@@ -96,6 +96,15 @@ pub struct ProxySettings {
 }
 
 impl Playbook {
+    /// The certificates by name: one lookup per site instead of a scan
+    /// (a host with thousands of sites would make every pass quadratic).
+    pub fn certificates_by_name(&self) -> std::collections::HashMap<&str, &Certificate> {
+        self.certificates
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect()
+    }
+
     /// The TCP ports the firewall opens: the listed ones, or 80 (redirects and
     /// ACME challenges) plus every site's HTTPS port, so a site on 8443 is
     /// reachable without a second setting to keep in step.

@@ -35,7 +35,7 @@ pub fn dump(ctx: &Ctx) -> Result<String, TaskError> {
     let main = Path::new(crate::paths::NGINX_CONF);
     if ctx.live_host {
         match ctx.runner.run(&Command::query(["nginx", "-T", "-q"])) {
-            Ok(out) if out.success() => return Ok(out.stdout),
+            Ok(out) if out.success() => return Ok(nginx_conf::without_portico_files(&out.stdout)),
             Ok(_) => tracing::debug!("nginx -T failed; reading the configuration files instead"),
             Err(e) => tracing::debug!("{e}; reading the configuration files instead"),
         }

@@ -1,0 +1,194 @@
+//! portico's own cost as one front end grows: `cargo bench --bench scale`
+//! (any user; `PORTICO_SCALE=100,1000` picks the sizes, default 100, 1,000
+//! and 10,000 sites). Each size is a copy of the Debian 12 fixture tree
+//! driven with `--root` (no nginx runs: its own `nginx -t` and reload are
+//! the floor portico cannot go under, measured apart), every site with a
+//! self-signed certificate of its own:
+//!
+//! - `apply` on the empty tree (key generation is most of it);
+//! - a second `apply` (nothing to change);
+//! - `apply --check` on the applied tree, and on the empty one;
+//! - `renew` with as many ACME certificates and nothing due (their files
+//!   carried over from certificates a CA of the bench's own signed, so no
+//!   CA is asked for an order).
+//!
+//! Each row gives the wall time and the peak RSS of the command, and the
+//! time per site against the smallest size measured in the same run (the
+//! anchor): 1.0 is linear.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// One command's wall time (seconds) and peak RSS (KiB).
+fn run(bin: &Path, args: &[&str]) -> (f64, i64) {
+    let start = Instant::now();
+    // Waited for with wait4(2) below, which std's Child cannot do.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("portico starts");
+    let pid = child.id() as i32;
+    // wait4(2): this child's own peak RSS, not the largest of all children.
+    let mut status = 0;
+    // SAFETY: a plain C struct, zeroed, filled in by wait4.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for; the pointers are to
+    // locals that outlive the call.
+    let got = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        status & 0x7f == 0,
+        "portico {args:?} was killed by signal {}",
+        status & 0x7f
+    );
+    (secs, usage.ru_maxrss)
+}
+
+/// A writable copy of the Debian 12 fixture tree.
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!(
+            "{}/.",
+            support::fixtures::repo("tests/fixtures/trees/debian12").display()
+        ))
+        .arg(dir.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp -a the fixture tree");
+    dir
+}
+
+/// `n` sites, each with a certificate of `source` of its own.
+fn playbook(n: usize, source: &str) -> String {
+    let mut pb = String::from("version = 1\n[firewall]\nbackend = \"none\"\n");
+    if source == "acme" {
+        // Never asked: nothing is due. A port nothing listens on.
+        pb.push_str(
+            "[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\nagree_terms = true\nca_root = \"/bench-ca.pem\"\n",
+        );
+    }
+    for i in 0..n {
+        pb.push_str(&format!(
+            "[[certificate]]\nname = \"c{i}\"\nsource = \"{source}\"\nnames = [\"s{i}.scale.test\"]\n\
+             [[site]]\nserver_names = [\"s{i}.scale.test\"]\ncertificate = \"c{i}\"\n\
+             [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        ));
+    }
+    pb
+}
+
+/// Certificates for `n` ACME sites where an older portico kept them
+/// (`certs/cN.crt`, `private/cN.key`), signed by a CA of the bench's own
+/// so they look like a CA's, valid for 90 days from yesterday.
+fn acme_certificates(root: &Path, n: usize) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "scale bench CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(root.join("bench-ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let certs = root.join("etc/ssl/portico/certs");
+    let keys = root.join("etc/ssl/portico/private");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::create_dir_all(&keys).unwrap();
+    let day = time::Duration::days(1);
+    let now = time::OffsetDateTime::now_utc();
+    for i in 0..n {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![format!("s{i}.scale.test")]).unwrap();
+        p.not_before = now - day;
+        p.not_after = now + day * 89;
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        std::fs::write(certs.join(format!("c{i}.crt")), cert.pem()).unwrap();
+        std::fs::write(keys.join(format!("c{i}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// One command's row: what, seconds, peak RSS (KiB).
+type Row = (&'static str, f64, i64);
+
+/// One row per command for `n` sites.
+fn measure(bin: &Path, n: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let applied = tree();
+    let root = applied.path().to_str().unwrap().to_string();
+    let pb = applied.path().join("scale.toml");
+    std::fs::write(&pb, playbook(n, "self-signed")).unwrap();
+    let pb = pb.to_str().unwrap().to_string();
+    let empty = tree();
+    let empty_root = empty.path().to_str().unwrap().to_string();
+    rows.push((
+        "check, empty tree",
+        run(bin, &["apply", "--check", "--root", &empty_root, &pb]),
+    ));
+    rows.push((
+        "apply, empty tree",
+        run(bin, &["apply", "--replace", "--root", &root, &pb]),
+    ));
+    rows.push((
+        "apply again",
+        run(bin, &["apply", "--replace", "--root", &root, &pb]),
+    ));
+    rows.push((
+        "check, applied tree",
+        run(
+            bin,
+            &["apply", "--check", "--replace", "--root", &root, &pb],
+        ),
+    ));
+    let acme = tree();
+    let acme_root = acme.path().to_str().unwrap().to_string();
+    acme_certificates(acme.path(), n);
+    let apb = acme.path().join("acme.toml");
+    std::fs::write(&apb, playbook(n, "acme")).unwrap();
+    let apb = apb.to_str().unwrap().to_string();
+    // The first run carries the files over into live pairs.
+    run(bin, &["renew", "--root", &acme_root, &apb]);
+    rows.push((
+        "renew, nothing due",
+        run(bin, &["renew", "--root", &acme_root, &apb]),
+    ));
+    rows.into_iter().map(|(w, (s, r))| (w, s, r)).collect()
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("PORTICO_SCALE")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    let bin = support::bin::exe();
+    let table: Vec<(usize, Vec<Row>)> = sizes.iter().map(|&n| (n, measure(&bin, n))).collect();
+    let anchor = &table[0];
+    println!(
+        "\nportico at scale ({}; per-site time against {} sites, measured in this run: 1.00 = linear)",
+        bin.display(),
+        anchor.0
+    );
+    println!(
+        "{:>7}  {:<22} {:>9} {:>10} {:>10}",
+        "sites", "command", "seconds", "peak RSS", "per site"
+    );
+    for (n, rows) in &table {
+        for (i, (what, secs, rss)) in rows.iter().enumerate() {
+            let base = anchor.1[i].1 / anchor.0 as f64;
+            println!(
+                "{:>7}  {:<22} {:>9.3} {:>7.1} MiB {:>9.2}x",
+                n,
+                what,
+                secs,
+                *rss as f64 / 1024.0,
+                (secs / *n as f64) / base
+            );
+        }
+    }
+}
