@@ -565,3 +565,21 @@ fn a_rate_limited_answer_holds_the_whole_account_until_its_retry_after() {
         );
     }
 }
+
+/// A ledger that cannot be read (here: a directory where the file goes)
+/// orders nothing: the count is what keeps the account inside its limits.
+#[test]
+fn an_unreadable_order_ledger_orders_nothing_and_says_why() {
+    let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+    let (dir, playbook) = tree(&stub);
+    std::fs::create_dir_all(dir.path().join("var/lib/portico/orders.json/x")).unwrap();
+    let (code, report, stderr) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{stderr}");
+    let reason = reason(&report);
+    assert!(
+        reason.contains("/var/lib/portico/orders.json")
+            && reason.contains("no order without the account's count"),
+        "{reason}"
+    );
+    assert_eq!(new_orders(&stub), 0, "{:?}", stub.requests());
+}

@@ -142,6 +142,10 @@ pub enum AcmeError {
         /// Where portico's own webroot is.
         default: &'static str,
     },
+    /// The order ledger could not be read or saved: nothing is ordered
+    /// without the account's count (src/acme/ledger.rs).
+    #[error("{0}; no order without the account's count of its orders")]
+    Ledger(String),
     /// The account has sent its hour's orders: this one waits.
     #[error(
         "{QUEUED}: {made} new orders in the last hour, the limit ([acme] max_orders_per_hour = \

@@ -229,12 +229,7 @@ fn admit(net: Net, jobs: &[&Job]) -> (Vec<Option<issue::AcmeError>>, Option<ledg
     let refuse_all = |e: &dyn std::fmt::Display| {
         let refused = every(
             jobs,
-            |e| {
-                issue::AcmeError::Install(format!(
-                    "{}: {e}; no order without the account's count",
-                    paths::ORDERS_FILE
-                ))
-            },
+            |e| issue::AcmeError::Ledger(format!("{}: {e}", paths::ORDERS_FILE)),
             e,
         );
         (refused.into_iter().map(Result::err).collect(), None)
