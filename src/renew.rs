@@ -89,6 +89,9 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     }
     record_outcomes(&mut state, &report, now);
     report.queue = queue_report(pb, ctx, &report);
+    // Waiting in the queue is not failing: the daemon orders them as the
+    // hour frees slots (a hold by the CA stays a failure).
+    report.mark_skipped(|r| r.starts_with(crate::acme::issue::QUEUED));
     if let Some(q) = &report.queue {
         report.warnings.push(format!(
             "{} certificate(s) wait for the ACME account (order limit or rate limit); the next \
@@ -167,6 +170,7 @@ fn certificate_tasks(
                     .certificates
                     .get(&c.name)
                     .and_then(|s| Some((s.ari_window?, s.jitter.unwrap_or(0.5)))),
+                spread: true,
             };
             Box::new(crate::plan::certificate_task(pb, c, now, renewal)) as Box<dyn Task>
         })
@@ -203,7 +207,7 @@ fn queue_report(pb: &Playbook, ctx: &Ctx, report: &Report) -> Option<crate::repo
     let waiting = report
         .tasks
         .iter()
-        .filter(|t| t.status == Status::Failed)
+        .filter(|t| matches!(t.status, Status::Failed | Status::Skipped))
         .filter(|t| {
             t.reason
                 .as_deref()

@@ -240,6 +240,18 @@ impl Report {
         self.tasks.push(t);
     }
 
+    /// Marks the failed tasks whose reason `waits` says only wait skipped,
+    /// not failed (their reason stays).
+    pub fn mark_skipped(&mut self, waits: impl Fn(&str) -> bool) {
+        for t in &mut self.tasks {
+            if t.status == Status::Failed && t.reason.as_deref().is_some_and(&waits) {
+                t.status = Status::Skipped;
+                self.failed -= 1;
+                self.skipped += 1;
+            }
+        }
+    }
+
     /// Marks the changed tasks named in `undone` failed with `why`: their
     /// changes were rolled back after they were reported (a reload nginx
     /// refused). A renewal that was thrown away is not a success.

@@ -89,10 +89,7 @@ fn renew(dir: &Path, playbook: &Path) -> (Option<i32>, Value, String) {
 
 /// Why the certificate task failed, as the report says.
 fn reason(report: &Value) -> String {
-    report_json::task(report, "certificate site")["reason"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no reason: {report:#}"))
-        .to_string()
+    reason_of(report, "certificate site")
 }
 
 /// What the account creation and state writes add in any run.
@@ -582,4 +579,70 @@ fn an_unreadable_order_ledger_orders_nothing_and_says_why() {
         "{reason}"
     );
     assert_eq!(new_orders(&stub), 0, "{:?}", stub.requests());
+}
+
+/// A limit of one set of names (Let's Encrypt's duplicate-certificate
+/// limit) is that certificate's failure alone, with its own back-off: the
+/// other certificates on the account are still ordered.
+#[test]
+fn a_limit_of_one_set_of_names_backs_off_that_certificate_not_the_account() {
+    let stub = Stub::start_rate_limited_saying(
+        "Xk_9-abcDEF0123456789_Z",
+        0,
+        "too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s",
+    );
+    let (dir, playbook) = tree(&stub);
+    many(dir.path(), &playbook, 3, "");
+    let (code, report, stderr) = renew(dir.path(), &playbook);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(new_orders(&stub), 3, "every certificate was tried");
+    assert_eq!(
+        reasons_starting(&report, "held with the whole account"),
+        0,
+        "{report:#}"
+    );
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("var/lib/portico/state.json")).unwrap(),
+    )
+    .unwrap();
+    for c in ["c0", "c1", "c2"] {
+        assert_eq!(state["certificates"][c]["failures"], 1, "{c}: {state}");
+    }
+    assert!(report["queue"].is_null(), "nothing waits for the account");
+}
+
+/// A slot taken for an order that is never sent (here: the webroot is
+/// refused first) is given back: a limit of one order an hour still lets
+/// the next run try.
+#[test]
+fn an_order_never_sent_gives_its_slot_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+    let (dir, playbook) = tree(&stub);
+    many(
+        dir.path(),
+        &playbook,
+        1,
+        "max_orders_per_hour = 1\nwebroot = \"/srv/acme\"\n",
+    );
+    let webroot = dir.path().join("srv/acme");
+    std::fs::create_dir_all(&webroot).unwrap();
+    std::fs::set_permissions(&webroot, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for run in 0..2 {
+        let (_, report, _) = renew(dir.path(), &playbook);
+        let reason = reason_of(&report, "certificate c0");
+        assert!(
+            reason.contains("[acme] webroot /srv/acme"),
+            "run {run}: {reason}"
+        );
+    }
+    assert_eq!(new_orders(&stub), 0);
+}
+
+/// Why the task named `name` did not succeed.
+fn reason_of(report: &Value, name: &str) -> String {
+    report_json::task(report, name)["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {report:#}"))
+        .to_string()
 }

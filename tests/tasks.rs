@@ -420,6 +420,8 @@ fn task_of(case: &Case, facts: &Facts) -> Box<dyn Task> {
                     a.jitter,
                 )
             }),
+            // As `portico renew` makes them.
+            spread: true,
             ..Renewal::default()
         };
         return Box::new(portico::plan::certificate_task(&pb, c, case.now, renewal));

@@ -321,7 +321,7 @@ impl<'a> Session<'a> {
     fn server(&self, step: &'static str) -> impl FnOnce(instant_acme::Error) -> AcmeError + '_ {
         move |e| {
             let message = crate::untrusted::shown(&e.to_string());
-            if is_rate_limited(&e) {
+            if is_rate_limited(&e) && account_wide(&e) {
                 return AcmeError::RateLimited {
                     step,
                     directory: self.url.clone(),
@@ -584,6 +584,40 @@ async fn poll(
 /// Is `e` the CA's `rateLimited` problem?
 fn is_rate_limited(e: &instant_acme::Error) -> bool {
     matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some(RATE_LIMITED))
+}
+
+/// Is `e` a limit of the whole account (new orders, registrations), as
+/// the CA's words say? A limit of one set of names (duplicate
+/// certificates, failed authorizations, a registered domain's
+/// certificates) is that certificate's failure alone, with its own
+/// back-off: holding the account for it would hold every other
+/// certificate too.
+fn account_wide(e: &instant_acme::Error) -> bool {
+    let instant_acme::Error::Api(p) = e else {
+        return false;
+    };
+    let detail = p.detail.as_deref().unwrap_or_default().to_ascii_lowercase();
+    ["new orders", "account", "registrations"]
+        .iter()
+        .any(|w| detail.contains(w))
+}
+
+impl AcmeError {
+    /// Did this order end before anything was sent to the CA for it (so
+    /// the slot it took in the account's budget is given back)?
+    pub fn sent_no_order(&self) -> bool {
+        matches!(
+            self,
+            AcmeError::NotStarted(_)
+                | AcmeError::NotServed { .. }
+                | AcmeError::WebrootNotRoots { .. }
+                | AcmeError::Held { .. }
+                | AcmeError::CaRoot { .. }
+                | AcmeError::Account { .. }
+                | AcmeError::EabMissing(_)
+                | AcmeError::EabNotBase64 { .. }
+        )
+    }
 }
 
 fn identifier(authz: &instant_acme::AuthorizationHandle<'_>) -> String {

@@ -2,9 +2,9 @@
 //! of its CA lately, so that a host with thousands of certificates stays
 //! inside the CA's rate limits whatever the runs and the daemon do.
 //!
-//! - **The order budget.** Every new order an account sends (a renewal's
-//!   order with `replaces` and its plain retry are two) is recorded with
-//!   its time. At most `[acme] max_orders_per_hour` are sent in any hour;
+//! - **The order budget.** Every new order an account is about to send is
+//!   recorded with its time (one per certificate: a renewal whose
+//!   `replaces` the CA refuses is sent again without it, uncounted). At most `[acme] max_orders_per_hour` are sent in any hour;
 //!   the rest wait in the queue, in the order the playbook lists them, and
 //!   the next run (the daemon wakes for it) sends them as the hour frees
 //!   slots. Slots are taken *before* the orders start, so a kill cannot
@@ -33,6 +33,9 @@ pub const HOUR: i64 = 3600;
 
 /// A hold without `Retry-After` lasts this long.
 pub const DEFAULT_HOLD: i64 = HOUR;
+
+/// No hold is shorter than this, whatever the CA says.
+pub const SHORTEST_HOLD: i64 = 60;
 
 /// No hold lasts longer than this from the moment it is read (a CA's
 /// answer, or a clock that was far ahead when it was recorded).
@@ -70,12 +73,21 @@ pub struct Account {
 }
 
 impl Account {
-    /// Forgets orders that left the window at `now`.
+    /// Forgets orders that left the window at `now`. Times ahead of `now`
+    /// (recorded while the clock was ahead) count as made now, and a hold
+    /// never ends later than [`LONGEST_HOLD`] from now: a clock put right
+    /// holds nothing back longer than that.
     pub fn prune(&mut self, now: i64) {
-        self.orders.retain(|t| *t > now - HOUR && *t <= now + HOUR);
+        for t in &mut self.orders {
+            *t = (*t).min(now);
+        }
+        self.orders.retain(|t| *t > now - HOUR);
         self.orders.sort_unstable();
-        if self.held_until.is_some_and(|t| t <= now) {
-            self.held_until = None;
+        self.held_until = self
+            .held_until
+            .filter(|t| *t > now)
+            .map(|t| t.min(now.saturating_add(LONGEST_HOLD)));
+        if self.held_until.is_none() {
             self.held_because = None;
         }
     }
@@ -99,13 +111,23 @@ impl Account {
         }
     }
 
+    /// Gives back one slot taken at `at` (its order was never sent: nginx
+    /// did not answer its challenges yet, the run was stopping, ...).
+    pub fn give_back(&mut self, at: i64) {
+        if let Some(i) = self.orders.iter().rposition(|t| *t == at) {
+            self.orders.remove(i);
+        }
+    }
+
     /// When the next order may start, after `now`: the end of a hold, or
     /// when the oldest order in a full window leaves it.
     pub fn next_chance(&self, now: i64, limit: Option<u32>) -> i64 {
         if let Some(until) = self.held(now) {
             return until;
         }
-        let Some(limit) = limit else { return now };
+        let Some(limit) = limit.filter(|l| *l > 0) else {
+            return now;
+        };
         let mut recent: Vec<i64> = self
             .orders
             .iter()
@@ -136,8 +158,13 @@ impl Account {
     }
 
     /// The CA said `rateLimited` at `now`, with `retry_after` seconds or none.
+    /// A hold lasts at least [`SHORTEST_HOLD`]: a `Retry-After: 0` (or a
+    /// date in the past) must not turn into a loop of orders the CA refuses.
     pub fn hold(&mut self, now: i64, retry_after: Option<i64>, because: &str) {
-        let until = now + retry_after.unwrap_or(DEFAULT_HOLD).clamp(1, LONGEST_HOLD);
+        let until = now
+            + retry_after
+                .unwrap_or(DEFAULT_HOLD)
+                .clamp(SHORTEST_HOLD, LONGEST_HOLD);
         self.held_until = Some(self.held_until.map_or(until, |t| t.max(until)));
         self.held_because = Some(because.to_string());
     }
@@ -264,10 +291,36 @@ mod tests {
         assert_eq!(a.held(NOW), Some(NOW + LONGEST_HOLD));
         a.prune(NOW + 365 * 86_400);
         assert_eq!(a.held_until, None);
-        // No Retry-After: an hour.
+        // No Retry-After: an hour; none, or one in the past: a minute.
         let mut b = Account::default();
         b.hold(NOW, None, "x");
         assert_eq!(b.held(NOW), Some(NOW + HOUR));
+        let mut c = Account::default();
+        c.hold(NOW, Some(0), "x");
+        assert_eq!(c.held(NOW), Some(NOW + SHORTEST_HOLD));
+        c.hold(NOW, Some(-5000), "x");
+        assert_eq!(c.held(NOW), Some(NOW + SHORTEST_HOLD));
+    }
+
+    #[test]
+    fn a_clock_put_right_keeps_orders_counted_and_shortens_a_hold_for_good() {
+        // Recorded three weeks ahead, read now.
+        let ahead = NOW + 21 * 86_400;
+        let mut a = Account::default();
+        a.take(ahead, 2);
+        a.hold(ahead, Some(3600), "too many new orders");
+        a.prune(NOW);
+        assert_eq!(a.orders, vec![NOW, NOW], "counted as made now");
+        assert_eq!(a.recent(NOW), 2);
+        assert_eq!(a.held_until, Some(NOW + LONGEST_HOLD), "stored capped");
+        a.prune(NOW + LONGEST_HOLD);
+        assert_eq!(a.held(NOW + LONGEST_HOLD), None);
+        // A slot given back.
+        let mut b = Account::default();
+        b.take(NOW, 3);
+        b.give_back(NOW);
+        assert_eq!(b.recent(NOW), 2);
+        assert_eq!(b.next_chance(NOW, Some(0)), NOW, "no limit of zero divides");
     }
 
     #[test]

@@ -113,8 +113,10 @@ pub fn obtain_all_then(
     let sessions = &sessions;
     // The accounts' budgets and holds, before anything is sent: the slots
     // of the orders about to start are taken and saved first.
-    let (admitted, ledger) = admit(net, jobs);
-    let held = &Holds::new(ledger);
+    let admitted_at = net.clock.unix_now();
+    let (admitted, ledger) = admit(net, jobs, admitted_at);
+    let took: Vec<bool> = admitted.iter().map(Option::is_none).collect();
+    let held = &Holds::new(ledger, admitted_at);
     // Blocking, before any order, for every name at once: mostly done at
     // the first look (the run's reload waited for the new workers).
     let served = served(net, jobs);
@@ -136,7 +138,7 @@ pub fn obtain_all_then(
         )
         .buffer_unordered(parallel.max(1));
         while let Some((i, result)) = ended.next().await {
-            held.note(net, jobs[i], &result);
+            held.note(net, jobs[i], took[i], &result);
             results[i] = Some(done(i, result));
         }
     });
@@ -156,18 +158,25 @@ fn every(
     jobs.iter().map(|_| Err(error(why.to_string()))).collect()
 }
 
-/// The accounts the CA rate-limited during this run: no order of theirs
-/// starts after the answer, and the hold is saved in the ledger.
+/// The batch's accounts, as the orders end: the CA rate-limited one (no
+/// order of its starts after the answer, and the hold is saved at once),
+/// or a slot taken for an order that was never sent (given back).
 struct Holds {
     directories: std::sync::Mutex<std::collections::BTreeSet<String>>,
     ledger: std::sync::Mutex<Option<ledger::Ledger>>,
+    /// When the slots were taken.
+    admitted_at: i64,
+    /// Slots were given back: the ledger is saved after the batch.
+    gave_back: std::sync::atomic::AtomicBool,
 }
 
 impl Holds {
-    fn new(ledger: Option<ledger::Ledger>) -> Self {
+    fn new(ledger: Option<ledger::Ledger>, admitted_at: i64) -> Self {
         Holds {
             directories: Default::default(),
             ledger: std::sync::Mutex::new(ledger),
+            admitted_at,
+            gave_back: Default::default(),
         }
     }
 
@@ -176,45 +185,63 @@ impl Holds {
         self.directories.lock().is_ok_and(|h| h.contains(directory))
     }
 
-    /// `job`'s order ended with `result`: a `rateLimited` answer holds its
-    /// whole account from the next order on.
-    fn note(&self, net: Net, job: &Job, result: &Result<issue::Issued, issue::AcmeError>) {
-        let Err(issue::AcmeError::RateLimited {
+    /// `job`'s order ended with `result` (`admitted`: it had taken a slot).
+    /// A `rateLimited` answer holds its whole account from the next order
+    /// on, saved now (a kill later must not forget it); an order that was
+    /// never sent gives its slot back.
+    fn note(
+        &self,
+        net: Net,
+        job: &Job,
+        admitted: bool,
+        result: &Result<issue::Issued, issue::AcmeError>,
+    ) {
+        let directory = issue::directory_url(&job.acme.directory);
+        let Err(e) = result else { return };
+        if let issue::AcmeError::RateLimited {
             retry_after,
             message,
             ..
-        }) = result
-        else {
-            return;
-        };
-        let directory = issue::directory_url(&job.acme.directory);
-        if let Ok(mut h) = self.directories.lock() {
-            h.insert(directory.clone());
-        }
-        if let Ok(mut l) = self.ledger.lock() {
-            if let Some(l) = l.as_mut() {
+        } = e
+        {
+            if let Ok(mut h) = self.directories.lock() {
+                h.insert(directory.clone());
+            }
+            self.with_ledger(net, |l| {
                 l.account(&directory)
                     .hold(net.clock.unix_now(), *retry_after, message);
-            }
+                true
+            });
+        } else if admitted && e.sent_no_order() {
+            self.with_ledger(net, |l| {
+                l.account(&directory).give_back(self.admitted_at);
+                self.gave_back
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                false
+            });
         }
     }
 
-    /// Saves the holds met in this run, if any.
-    fn save(&self, net: Net) {
-        if self.directories.lock().map_or(true, |h| h.is_empty()) {
-            return;
-        }
+    /// Changes the ledger with `change`, and saves it when `change` says so.
+    fn with_ledger(&self, net: Net, change: impl FnOnce(&mut ledger::Ledger) -> bool) {
         let Ok(mut l) = self.ledger.lock() else {
             return;
         };
-        if let Some(l) = l.as_mut() {
+        let Some(l) = l.as_mut() else { return };
+        if change(l) {
             if let Err(e) = l.save(net.root, net.clock.unix_now()) {
                 tracing::warn!(
-                    "{}: {e}; a rate-limit hold may not be remembered",
+                    "{}: {e}; the account's count or hold may be lost",
                     paths::ORDERS_FILE
                 );
             }
         }
+    }
+
+    /// Saves the slots given back, if any.
+    fn save(&self, net: Net) {
+        let gave_back = self.gave_back.load(std::sync::atomic::Ordering::SeqCst);
+        self.with_ledger(net, |_| gave_back);
     }
 }
 
@@ -224,8 +251,11 @@ impl Holds {
 /// so a kill never loses count. Jobs are admitted in the order given. A
 /// ledger that cannot be read or saved admits nothing: the count is what
 /// keeps the account inside its limits.
-fn admit(net: Net, jobs: &[&Job]) -> (Vec<Option<issue::AcmeError>>, Option<ledger::Ledger>) {
-    let now = net.clock.unix_now();
+fn admit(
+    net: Net,
+    jobs: &[&Job],
+    now: i64,
+) -> (Vec<Option<issue::AcmeError>>, Option<ledger::Ledger>) {
     let refuse_all = |e: &dyn std::fmt::Display| {
         let refused = every(
             jobs,

@@ -37,7 +37,9 @@ pub fn lifetime_jitter(name: &str) -> f64 {
 /// The fraction of its lifetime left when a certificate renews without
 /// ARI: `remaining_fraction`, moved by `jitter` inside the [`SPREAD`].
 pub fn spread_fraction(remaining_fraction: f64, jitter: f64) -> f64 {
-    (remaining_fraction * (1.0 + SPREAD * jitter.clamp(0.0, 0.999_999))).min(0.95)
+    let spread = remaining_fraction * (1.0 + SPREAD * jitter.clamp(0.0, 0.999_999));
+    // Never later than `remaining_fraction` says, never the whole lifetime.
+    remaining_fraction.max(spread.min(0.95))
 }
 
 /// The moment to renew at, in Unix seconds.

@@ -80,6 +80,11 @@ pub struct Renewal {
     /// The CA's suggested renewal window (ARI) and this certificate's place
     /// in it, in [0, 1); without a window the lifetime rule decides.
     pub ari: Option<(crate::acme::policy::Window, f64)>,
+    /// A renewal run (the daemon, `portico renew`): without a window, an
+    /// ACME certificate renews at its place in the lifetime spread. An
+    /// `apply` renews only at `remaining_fraction`, never before the
+    /// daemon would.
+    pub spread: bool,
 }
 
 /// One certificate of the playbook, with the names it must cover.
@@ -186,7 +191,7 @@ impl CertificateTask {
             Some((w, j)) => (Some(w), j),
             // The daemon's renewals spread over their lifetime; what apply
             // renews (self-signed, a private CA's) needs no spreading.
-            None if self.source.is_acme() => {
+            None if self.source.is_acme() && self.renewal.spread => {
                 (None, crate::acme::policy::lifetime_jitter(&self.name))
             }
             None => (None, 0.0),

@@ -36,6 +36,8 @@ struct Shared {
     /// New orders answered `201` before every later one is answered `429`
     /// `rateLimited`, with this `Retry-After` (if any).
     limit: Option<(u64, Option<String>)>,
+    /// The problem's detail for those 429s.
+    limit_detail: String,
     new_orders: AtomicU64,
 }
 
@@ -48,20 +50,32 @@ impl Stub {
     /// A stub whose first answer to a poll of the order is `pending` with
     /// `Retry-After: {retry_after}`.
     pub fn start_with(token: &str, retry_after: Option<&str>) -> Stub {
-        Self::start_full(token, retry_after, None)
+        Self::start_full(token, retry_after, None, "")
     }
 
     /// A stub that takes `after` new orders and answers every later one
     /// `429 Too Many Requests`, `rateLimited`, with `Retry-After:
     /// {retry_after}` when given (RFC 8555 §6.7).
     pub fn start_rate_limited(token: &str, after: u64, retry_after: Option<&str>) -> Stub {
-        Self::start_full(token, None, Some((after, retry_after.map(String::from))))
+        Self::start_full(
+            token,
+            None,
+            Some((after, retry_after.map(String::from))),
+            "too many new orders (2) from this account in the last 3h0m0s",
+        )
+    }
+
+    /// [`Stub::start_rate_limited`] with the problem's `detail` (what tells
+    /// a limit of the account from one of a set of names).
+    pub fn start_rate_limited_saying(token: &str, after: u64, detail: &str) -> Stub {
+        Self::start_full(token, None, Some((after, Some("120".into()))), detail)
     }
 
     fn start_full(
         token: &str,
         retry_after: Option<&str>,
         limit: Option<(u64, Option<String>)>,
+        limit_detail: &str,
     ) -> Stub {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -104,6 +118,7 @@ impl Stub {
             retry_after: retry_after.map(String::from),
             order_polls: AtomicU64::new(0),
             limit,
+            limit_detail: limit_detail.to_string(),
             new_orders: AtomicU64::new(0),
         });
         let stopping = stop.clone();
@@ -236,16 +251,18 @@ fn answer(s: &Shared, method: &str, path: &str) -> (&'static str, Option<&'stati
             r#"{"status":"valid"}"#.into(),
         ),
         ("POST", "/order")
-            if s
-                .limit
-                .as_ref()
-                .is_some_and(|(after, _)| s.new_orders.fetch_add(1, Ordering::SeqCst) >= *after) =>
+            if s.limit.as_ref().is_some_and(|(after, _)| {
+                s.new_orders.fetch_add(1, Ordering::SeqCst) >= *after
+            }) =>
         {
             (
                 "429 Too Many Requests",
                 None,
-                r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders recently"}"#
-                    .into(),
+                serde_json::json!({
+                    "type": "urn:ietf:params:acme:error:rateLimited",
+                    "detail": s.limit_detail,
+                })
+                .to_string(),
             )
         }
         ("POST", "/order") => ("201 Created", Some("/order/1"), order("pending")),
