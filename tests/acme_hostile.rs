@@ -646,3 +646,26 @@ fn reason_of(report: &Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("no reason: {report:#}"))
         .to_string()
 }
+
+/// The state directory is made 0755 by whichever writer comes first (here
+/// the order ledger, before any order): the default webroot is inside it,
+/// and nginx, not root, must reach the challenge answers there.
+#[test]
+fn the_state_directory_stays_reachable_for_nginx_whoever_makes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let stub = Stub::start("Xk_9-abcDEF0123456789_Z");
+    let (dir, playbook) = tree(&stub);
+    let state = dir.path().join("var/lib/portico");
+    assert!(!state.exists(), "the fixture tree has no state directory");
+    renew(dir.path(), &playbook);
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "{}", state.display());
+    for private in ["state.json", "orders.json"] {
+        let m = std::fs::metadata(state.join(private))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(m, 0o600, "{private}");
+    }
+}

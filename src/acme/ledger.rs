@@ -233,7 +233,9 @@ impl Ledger {
         self.accounts
             .retain(|_, a| !a.orders.is_empty() || a.held_until.is_some());
         let path = Path::new(paths::ORDERS_FILE);
-        root.create_dir_all(path.parent().expect("has a parent"), 0o700)?;
+        // 0755 like every writer of the state directory: the default ACME
+        // webroot is inside it, and nginx must reach it (the file is 0600).
+        root.create_dir_all(Path::new(paths::STATE_DIR), 0o755)?;
         let json = serde_json::to_vec_pretty(self).expect("the ledger serializes");
         root.write_atomic(path, &json, 0o600)
     }

@@ -135,10 +135,12 @@ impl State {
         }
     }
 
-    /// Writes the state atomically (0600, in a 0700 directory).
+    /// Writes the state atomically (0600).
     pub fn save(&self, root: &Root) -> Result<(), StateError> {
         let path = Path::new(paths::STATE_FILE);
-        root.create_dir_all(path.parent().expect("has a parent"), 0o700)?;
+        // 0755 like every writer of the state directory: the default ACME
+        // webroot is inside it, and nginx must reach it (the file is 0600).
+        root.create_dir_all(Path::new(paths::STATE_DIR), 0o755)?;
         let json = serde_json::to_vec_pretty(self).expect("state serializes");
         root.write_atomic(path, &json, 0o600)?;
         Ok(())
