@@ -20,7 +20,7 @@
 //! warning: the budget starts afresh rather than blocking renewals.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -196,8 +196,7 @@ impl Ledger {
         match serde_json::from_str::<Ledger>(&text) {
             Ok(l) => Ok((l, None)),
             Err(e) => {
-                let aside = PathBuf::from(format!("{}.corrupt-{now}", paths::ORDERS_FILE));
-                root.rename(path, &aside)?;
+                let aside = super::state::move_corrupt_aside(root, paths::ORDERS_FILE, now)?;
                 Ok((
                     fresh,
                     Some(format!(

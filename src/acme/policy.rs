@@ -25,9 +25,7 @@ pub const SPREAD: f64 = 0.5;
 /// names that differ in one character land far apart), the same at every
 /// run and different between certificates.
 pub fn lifetime_jitter(name: &str) -> f64 {
-    let mut z = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let mut z = crate::playbook::schedule::stable_hash(name);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;

@@ -38,6 +38,14 @@ pub enum StateError {
     },
 }
 
+/// Renames a file portico cannot read as its own to `FILE.corrupt-NOW`,
+/// kept for a look, so the next run starts afresh; returns the new name.
+pub fn move_corrupt_aside(root: &Root, file: &str, now: i64) -> Result<PathBuf, RootError> {
+    let aside = PathBuf::from(format!("{file}.corrupt-{now}"));
+    root.rename(Path::new(file), &aside)?;
+    Ok(aside)
+}
+
 /// What is remembered about one certificate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +116,6 @@ impl State {
         match State::load(root) {
             Ok(s) => Ok((s, None)),
             Err(e @ StateError::Corrupt { .. }) => {
-                let aside = PathBuf::from(format!("{}.corrupt-{now}", paths::STATE_FILE));
                 if !move_aside {
                     return Ok((
                         State {
@@ -118,7 +125,7 @@ impl State {
                         Some(format!("{e}; going on without it (dry run: left in place)")),
                     ));
                 }
-                root.rename(Path::new(paths::STATE_FILE), &aside)?;
+                let aside = move_corrupt_aside(root, paths::STATE_FILE, now)?;
                 Ok((
                     State {
                         version: 1,

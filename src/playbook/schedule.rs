@@ -33,6 +33,15 @@ impl TryFrom<String> for Schedule {
     }
 }
 
+/// FNV-1a of `text`: small, and the same across builds and platforms
+/// (what a host's daily minute and a certificate's renewal moment are
+/// drawn from, so each stays put between runs).
+pub fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 impl Schedule {
     /// The cron expression (with seconds) the scheduler runs: `daily`
     /// becomes a time of day drawn from `seed` (the machine ID).
@@ -40,10 +49,7 @@ impl Schedule {
         match self {
             Schedule::Cron(expr) => expr.clone(),
             Schedule::Daily => {
-                // FNV-1a: small, stable across builds and platforms.
-                let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+                let h = stable_hash(seed);
                 format!("0 {} {} * * *", h % 60, (h / 60) % 24)
             }
         }
