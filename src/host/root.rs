@@ -101,6 +101,19 @@ pub struct FileMeta {
     pub modified: i64,
 }
 
+impl FileMeta {
+    fn of(m: &fs::Metadata) -> Self {
+        FileMeta {
+            mode: m.permissions().mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            is_symlink: m.file_type().is_symlink(),
+            is_dir: m.is_dir(),
+            modified: m.mtime(),
+        }
+    }
+}
+
 /// One file of a directory written whole ([`Root::write_tree`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeFile {
@@ -247,6 +260,41 @@ fn write_new(dir: &Dir, name: &str, f: &TreeFile, path: &Path) -> Result<(), Roo
 }
 
 /// what recovery recognises and sweeps after a kill.
+/// The whole of a regular file whose size `len` was just read from its
+/// metadata: one `read` when the size holds, where `read_to_end` would
+/// ask the size again, seek and read once more to see the end (thousands
+/// of sites read thousands of files, and each call counts). A file that
+/// grew meanwhile is read on to its end.
+fn read_sized(file: &mut fs::File, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    // One byte more than the size: a read that does not fill it has
+    // reached the end (a regular file reads short only there).
+    let want = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1);
+    let mut bytes = vec![0u8; want];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled < bytes.len() {
+                    break;
+                }
+                // Full: the file grew; read the rest the ordinary way.
+                let mut rest = Vec::new();
+                file.read_to_end(&mut rest)?;
+                bytes.truncate(filled);
+                bytes.extend_from_slice(&rest);
+                return Ok(bytes);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
 fn temp_name(name: &str, attempt: u32) -> String {
     format!(".{name}{TEMP_MARK}{}-{attempt}", std::process::id())
 }
@@ -473,9 +521,37 @@ impl Root {
                 "not a regular file",
             )));
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(path))?;
-        Ok(Some(bytes))
+        read_sized(&mut file, meta.len())
+            .map(Some)
+            .map_err(io_err(path))
+    }
+
+    /// A plain file's bytes and metadata, read through one descriptor;
+    /// `Ok(None)` when nothing is there, or a symlink, a directory or
+    /// anything but a regular file is (never followed, never waited on).
+    pub fn read_plain(&self, path: &Path) -> Result<Option<(Vec<u8>, FileMeta)>, RootError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = self.host_path(path)?;
+        let mut file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW).bits())
+            .open(&p)
+        {
+            Ok(f) => f,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(Errno::ELOOP as i32) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let meta = file.metadata().map_err(io_err(path))?;
+        if !meta.file_type().is_file() {
+            return Ok(None);
+        }
+        let bytes = read_sized(&mut file, meta.len()).map_err(io_err(path))?;
+        Ok(Some((bytes, FileMeta::of(&meta))))
     }
 
     /// Reads a text file; `Ok(None)` when it does not exist.
@@ -489,14 +565,29 @@ impl Root {
     /// `Ok(None)` when the directory does not exist. Symlinks inside are
     /// not followed (they are not part of a tree portico writes).
     pub fn read_tree(&self, path: &Path) -> Result<Option<BTreeMap<String, Vec<u8>>>, RootError> {
+        let mut out = BTreeMap::new();
+        let found = self.each_file(path, |rel, bytes| {
+            out.insert(rel, bytes);
+            true
+        })?;
+        Ok(found.then_some(out))
+    }
+
+    /// Each file under a directory, as [`Self::read_tree`] finds them, given
+    /// to `f` one at a time (only one is held) until `f` says stop (false);
+    /// `false` when the directory does not exist.
+    pub fn each_file(
+        &self,
+        path: &Path,
+        mut f: impl FnMut(String, Vec<u8>) -> bool,
+    ) -> Result<bool, RootError> {
         let p = self.host_path(path)?;
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_err(path)(e)),
         }
-        let mut out = BTreeMap::new();
         let mut stack = vec![(p, String::new())];
         while let Some((dir, prefix)) = stack.pop() {
             for e in fs::read_dir(&dir).map_err(io_err(path))? {
@@ -511,25 +602,23 @@ impl Root {
                 if ft.is_dir() {
                     stack.push((e.path(), rel));
                 } else if ft.is_file() {
-                    out.insert(rel, fs::read(e.path()).map_err(io_err(path))?);
+                    let mut file = fs::File::open(e.path()).map_err(io_err(path))?;
+                    let len = file.metadata().map_err(io_err(path))?.len();
+                    let bytes = read_sized(&mut file, len).map_err(io_err(path))?;
+                    if !f(rel, bytes) {
+                        return Ok(true);
+                    }
                 }
             }
         }
-        Ok(Some(out))
+        Ok(true)
     }
 
     /// Metadata without following a final symlink; `Ok(None)` when absent.
     pub fn meta(&self, path: &Path) -> Result<Option<FileMeta>, RootError> {
         let p = self.host_path(path)?;
         match fs::symlink_metadata(&p) {
-            Ok(m) => Ok(Some(FileMeta {
-                mode: m.permissions().mode() & 0o7777,
-                uid: m.uid(),
-                gid: m.gid(),
-                is_symlink: m.file_type().is_symlink(),
-                is_dir: m.is_dir(),
-                modified: m.mtime(),
-            })),
+            Ok(m) => Ok(Some(FileMeta::of(&m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }
@@ -1077,6 +1166,31 @@ impl Root {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sized_read_returns_every_byte_whatever_the_size_said() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bytes, said) in [
+            (&b""[..], 0u64),
+            (b"x", 1),
+            (&[7u8; 70_000][..], 70_000),
+            // The file grew after its size was read; or shrank.
+            (&[1u8; 5000][..], 10),
+            (b"short", 4096),
+        ] {
+            let p = dir.path().join("f");
+            fs::write(&p, bytes).unwrap();
+            let mut f = fs::File::open(&p).unwrap();
+            assert_eq!(read_sized(&mut f, said).unwrap(), bytes, "size said {said}");
+        }
+        let root = Root::new(dir.path());
+        fs::create_dir_all(dir.path().join("t/sub")).unwrap();
+        fs::write(dir.path().join("t/sub/a"), [9u8; 3000]).unwrap();
+        fs::write(dir.path().join("t/b"), b"").unwrap();
+        let tree = root.read_tree(Path::new("/t")).unwrap().unwrap();
+        assert_eq!(tree["sub/a"], vec![9u8; 3000]);
+        assert_eq!(tree["b"], b"");
+    }
 
     #[test]
     fn writes_atomically_with_exact_mode() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::facts::cert::{check_pair, inspect_pem, CertInfo, CertProblem, PairProblem};
 use crate::playbook::{KeyType, Source};
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
-use crate::tasks::pair::{self, Layout};
+use crate::tasks::pair::{self, Live};
 
 /// Where a certificate and its key live on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,13 +121,31 @@ impl CertificateTask {
         }
     }
 
-    /// Why the current certificate must be replaced, or `None` when it is fine.
-    pub fn reissue_reason(&self, ctx: &Ctx) -> Result<Option<String>, TaskError> {
-        self.reissue_reason_at(ctx, &self.paths)
+    /// The live pair, read once ([`pair::live`]), when it is fine; else
+    /// why it must be replaced.
+    fn checked_live(&self, ctx: &Ctx) -> Result<Result<Live, String>, TaskError> {
+        if self.renewal.force {
+            return Ok(Err("forced".into()));
+        }
+        let Some(live) = pair::live(ctx.root, &self.name)? else {
+            return Ok(Err("missing".into()));
+        };
+        // A key beside another order's certificate is no pair: nginx would
+        // refuse it. Made again, never served. A live pair portico wrote
+        // was checked then: its hash says it is intact.
+        if !live.intact() {
+            return Ok(Err("its key does not belong to it".into()));
+        }
+        let why = match read_pair(&live.cert, &live.key, true) {
+            Ok(info) => self.reason_in(ctx, &live.cert, &info)?,
+            Err(why) => Some(why.into()),
+        };
+        Ok(why.map_or(Ok(live), Err))
     }
 
-    /// [`Self::reissue_reason`] for the certificate and key at `paths`.
-    fn reissue_reason_at(&self, ctx: &Ctx, paths: &CertPaths) -> Result<Option<String>, TaskError> {
+    /// Why the plain certificate and key at `paths` (an older portico's
+    /// files) would have to be replaced, or `None` when they are fine.
+    fn plain_reason(&self, ctx: &Ctx, paths: &CertPaths) -> Result<Option<String>, TaskError> {
         if self.renewal.force {
             return Ok(Some("forced".into()));
         }
@@ -137,22 +155,10 @@ impl CertificateTask {
         let Some(key) = ctx.root.read(&paths.key)? else {
             return Ok(Some("its key is missing".into()));
         };
-        // A key beside another order's certificate is no pair: nginx would
-        // refuse it. Treated as missing: made again, never served. A live
-        // pair portico wrote was checked then: its hash says it is intact.
-        let live = *paths == CertPaths::managed(&self.name);
-        if live {
-            match pair::intact(ctx.root, &self.name, &pem, &key)? {
-                Some(true) => {}
-                Some(false) => return Ok(Some("its key does not belong to it".into())),
-                None => return Ok(Some("missing".into())),
-            }
+        match read_pair(&pem, &key, false) {
+            Ok(info) => self.reason_in(ctx, &pem, &info),
+            Err(why) => Ok(Some(why.into())),
         }
-        let info = match read_pair(&pem, &key, live) {
-            Ok(info) => info,
-            Err(why) => return Ok(Some(why.into())),
-        };
-        self.reason_in(ctx, &pem, &info)
     }
 
     /// Why the certificate `pem` (its facts `info`) must be replaced: its
@@ -241,7 +247,7 @@ impl CertificateTask {
                 ),
             ),
         ] {
-            if self.reissue_reason_at(ctx, &from)?.is_some() {
+            if self.plain_reason(ctx, &from)?.is_some() {
                 continue;
             }
             let (Some(key), Some(cert)) = (ctx.root.read(&from.key)?, ctx.root.read(&from.cert)?)
@@ -280,28 +286,33 @@ impl CertificateTask {
     /// live and the plain copies its bytes (a pair of plain files from an
     /// older portico becomes one, same bytes), the key 0600 in 0700, all
     /// root's.
-    fn layout_changes(&self, ctx: &Ctx) -> Result<Vec<Change>, TaskError> {
-        let id = match pair::layout(ctx.root, &self.name)? {
-            Layout::Pair { id } => id,
-            Layout::CopiesAmiss { .. } | Layout::Files => {
-                let cert = ctx.root.read(&self.paths.cert)?.unwrap_or_default();
-                let key = ctx.root.read(&self.paths.key)?.unwrap_or_default();
-                return Ok(vec![self.write_pair(
-                    ctx,
-                    cert,
-                    key,
-                    "laid out as a pair",
-                )?]);
-            }
+    fn layout_changes(&self, ctx: &Ctx, live: &Live) -> Result<Vec<Change>, TaskError> {
+        let Some([key_copy, cert_copy]) = pair::copies_of(ctx.root, &self.name, live)? else {
+            return Ok(vec![self.write_pair(
+                ctx,
+                live.cert.clone(),
+                live.key.clone(),
+                "laid out as a pair",
+            )?]);
         };
-        let dir = crate::paths::pair_dir(&self.name).join(id);
+        let dir = crate::paths::pair_dir(&self.name).join(&live.id);
         let copies = CertPaths::copies(&self.name);
         let mut changes = Vec::new();
-        for (path, mode) in [
-            (crate::paths::pair_dir(&self.name), 0o700),
-            (dir.clone(), 0o700),
-            (dir.join(crate::paths::PAIR_KEY), 0o600),
-            (dir.join(crate::paths::PAIR_CERT), 0o644),
+        // The files' metadata came with their bytes; the directories'
+        // is read here.
+        for (path, mode, meta) in [
+            (crate::paths::pair_dir(&self.name), 0o700, None),
+            (dir.clone(), 0o700, None),
+            (
+                dir.join(crate::paths::PAIR_KEY),
+                0o600,
+                Some(&live.key_meta),
+            ),
+            (
+                dir.join(crate::paths::PAIR_CERT),
+                0o644,
+                Some(&live.cert_meta),
+            ),
             (
                 copies
                     .key
@@ -309,11 +320,16 @@ impl CertificateTask {
                     .map(Path::to_path_buf)
                     .unwrap_or_default(),
                 0o700,
+                None,
             ),
-            (copies.key.clone(), 0o600),
-            (copies.cert.clone(), 0o644),
+            (copies.key.clone(), 0o600, Some(&key_copy)),
+            (copies.cert.clone(), 0o644, Some(&cert_copy)),
         ] {
-            let Some(m) = ctx.root.meta(&path)? else {
+            let found = match meta {
+                Some(m) => Some(*m),
+                None => ctx.root.meta(&path)?,
+            };
+            let Some(m) = found else {
                 continue;
             };
             if m.mode & 0o777 & !mode != 0 {
@@ -343,8 +359,9 @@ impl CertificateTask {
 
     fn check_acme(&self, ctx: &Ctx, reuse_key: bool) -> Result<Vec<Change>, TaskError> {
         let acme = self.acme.clone().ok_or(TaskError::NoAcmeSection)?;
-        let Some(reason) = self.reissue_reason(ctx)? else {
-            return self.layout_changes(ctx);
+        let reason = match self.checked_live(ctx)? {
+            Ok(live) => return self.layout_changes(ctx, &live),
+            Err(reason) => reason,
         };
         let directory = crate::acme::issue::directory_url(&acme.directory);
         Ok(vec![Change::new(
@@ -406,8 +423,9 @@ impl CertificateTask {
 
     /// Self-signed or from the playbook's CA: made here, written as a pair.
     fn check_made(&self, ctx: &Ctx, days: u32) -> Result<Vec<Change>, TaskError> {
-        let Some(reason) = self.reissue_reason(ctx)? else {
-            return self.layout_changes(ctx);
+        let reason = match self.checked_live(ctx)? {
+            Ok(live) => return self.layout_changes(ctx, &live),
+            Err(reason) => reason,
         };
         let (issued, what) = match self.signing_ca(ctx) {
             Some((name, ca)) => (

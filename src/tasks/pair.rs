@@ -11,18 +11,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host::root::{RootError, TreeFile};
+use crate::host::root::{FileMeta, RootError, TreeFile};
 use crate::host::Root;
-use crate::owned::sha256_hex;
+use crate::owned::sha256_hex_of;
 use crate::paths;
 
 /// A pair's directory name: its content's hash.
 pub fn id(cert: &[u8], key: &[u8]) -> String {
-    let mut both = Vec::with_capacity(cert.len() + key.len() + 1);
-    both.extend_from_slice(cert);
-    both.push(0);
-    both.extend_from_slice(key);
-    sha256_hex(&both)[..16].to_string()
+    sha256_hex_of([cert, b"\0", key])[..16].to_string()
 }
 
 /// Where `live/NAME` points for pair `id` (relative, so a copied tree or
@@ -81,68 +77,74 @@ pub fn dirs(name: &str) -> Vec<(PathBuf, u32)> {
     ]
 }
 
-/// How a certificate's files stand on disk now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    /// `live/NAME` names a complete pair and the copies are its bytes.
-    Pair {
-        /// The pair's directory name.
-        id: String,
-    },
-    /// `live/NAME` is right; a copy is missing or holds other bytes.
-    CopiesAmiss {
-        /// The pair's directory name.
-        id: String,
-    },
-    /// No live pair (nothing yet, or the plain files of a portico from
-    /// before pairs, read as they are).
-    Files,
+/// The live pair of a certificate, as read from disk: what `live/NAME`
+/// names and both its files, with their metadata (read once: thousands of
+/// certificates are checked in one run).
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The pair's directory name (the hash its bytes must have).
+    pub id: String,
+    /// `fullchain.pem`.
+    pub cert: Vec<u8>,
+    /// `privkey.pem`.
+    pub key: Vec<u8>,
+    /// The certificate file's metadata.
+    pub cert_meta: FileMeta,
+    /// The key file's metadata.
+    pub key_meta: FileMeta,
 }
 
-/// Where `name`'s certificate stands.
-pub fn layout(root: &Root, name: &str) -> Result<Layout, RootError> {
+impl Live {
+    /// Is it the pair portico wrote (its bytes hash to its directory's
+    /// name)? Cheaper than parsing the key, and as sure: the pair was
+    /// checked when it was written.
+    pub fn intact(&self) -> bool {
+        id(&self.cert, &self.key) == self.id
+    }
+}
+
+/// `name`'s live pair; `None` when `live/NAME` is not a link of portico's
+/// form or a file of its pair is missing or not a plain file (nothing yet,
+/// or the plain files of a portico from before pairs).
+pub fn live(root: &Root, name: &str) -> Result<Option<Live>, RootError> {
     let Some(target) = root.read_link(&paths::live_link(name))? else {
-        return Ok(Layout::Files);
+        return Ok(None);
     };
     let Some(id) = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|id| target == live_target(name, id))
     else {
-        return Ok(Layout::Files);
+        return Ok(None);
     };
     let dir = paths::pair_dir(name).join(&id);
-    let (Some(cert), Some(key)) = (
-        root.read(&dir.join(paths::PAIR_CERT))?,
-        root.read(&dir.join(paths::PAIR_KEY))?,
+    let (Some((cert, cert_meta)), Some((key, key_meta))) = (
+        root.read_plain(&dir.join(paths::PAIR_CERT))?,
+        root.read_plain(&dir.join(paths::PAIR_KEY))?,
     ) else {
-        return Ok(Layout::Files);
+        return Ok(None);
     };
-    for ((copy, _), want) in copies(name).into_iter().zip([&key, &cert]) {
-        let plain = root
-            .meta(&copy)?
-            .is_some_and(|m| !m.is_symlink && !m.is_dir);
-        if !plain || root.read(&copy)?.as_ref() != Some(want) {
-            return Ok(Layout::CopiesAmiss { id });
-        }
-    }
-    Ok(Layout::Pair { id })
+    Ok(Some(Live {
+        id,
+        cert,
+        key,
+        cert_meta,
+        key_meta,
+    }))
 }
 
-/// Is the live pair the pair portico wrote (its bytes hash to its
-/// directory's name)? Cheaper than parsing the key, and as sure: the pair
-/// was checked when it was written.
-pub fn intact(root: &Root, name: &str, cert: &[u8], key: &[u8]) -> Result<Option<bool>, RootError> {
-    let Some(target) = root.read_link(&paths::live_link(name))? else {
-        return Ok(None);
-    };
-    let Some(dir_id) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Ok(None);
-    };
-    if target != live_target(name, &dir_id) {
-        return Ok(None);
+/// The plain copies' metadata, key's first, when both are plain files
+/// holding the live pair's bytes; `None` when one is missing, not a plain
+/// file, or holds other bytes.
+pub fn copies_of(root: &Root, name: &str, live: &Live) -> Result<Option<[FileMeta; 2]>, RootError> {
+    let mut metas = Vec::with_capacity(2);
+    for ((copy, _), want) in copies(name).into_iter().zip([&live.key, &live.cert]) {
+        match root.read_plain(&copy)? {
+            Some((bytes, meta)) if &bytes == want => metas.push(meta),
+            _ => return Ok(None),
+        }
     }
-    Ok(Some(id(cert, key) == dir_id))
+    Ok(metas.try_into().ok())
 }
 
 /// What writing a pair changes, for `--diff`: the certificate described
@@ -252,8 +254,8 @@ pub fn collect(root: &Root, name: &str) -> Result<(), RootError> {
     if entries.len() <= 1 && live_id.as_deref() == entries.first().map(String::as_str) {
         return Ok(());
     }
-    let live = match (live_id, layout(root, name)?) {
-        (Some(id), Layout::Pair { .. } | Layout::CopiesAmiss { .. }) => id,
+    let live = match live(root, name)? {
+        Some(pair) => pair.id,
         // No live pair portico recognises (never switched to, or a link
         // someone changed): keys are never deleted on a guess; only what
         // is certainly half-made goes.
@@ -294,10 +296,13 @@ mod tests {
     fn a_pair_goes_live_whole_with_its_copies_and_the_old_one_is_collected() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
-        assert_eq!(layout(&root, "web").unwrap(), Layout::Files);
+        assert!(live(&root, "web").unwrap().is_none());
         install(&root, "web", b"CERT1", b"KEY1").unwrap();
         let first = id(b"CERT1", b"KEY1");
-        assert_eq!(layout(&root, "web").unwrap(), Layout::Pair { id: first });
+        let pair = live(&root, "web").unwrap().unwrap();
+        assert_eq!(pair.id, first);
+        assert!(pair.intact());
+        assert!(copies_of(&root, "web", &pair).unwrap().is_some());
         assert_eq!(
             root.read(&paths::live_cert("web")).unwrap().unwrap(),
             b"CERT1"
@@ -338,9 +343,12 @@ mod tests {
         // A copy edited by hand is found amiss.
         root.write_atomic(&paths::cert_file("web"), b"x", 0o644)
             .unwrap();
-        assert!(matches!(
-            layout(&root, "web").unwrap(),
-            Layout::CopiesAmiss { .. }
-        ));
+        let pair = live(&root, "web").unwrap().unwrap();
+        assert!(copies_of(&root, "web", &pair).unwrap().is_none());
+        // A copy made a symlink to the right bytes is no plain copy either.
+        root.remove(&paths::cert_file("web")).unwrap();
+        root.symlink(&paths::cert_file("web"), &paths::live_cert("web"))
+            .unwrap();
+        assert!(copies_of(&root, "web", &pair).unwrap().is_none());
     }
 }
