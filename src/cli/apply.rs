@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{
-    load_playbook, machine_seed, record_metrics, run_plan, CliError, Loaded, Output, Session,
+    load_playbook, machine_seed, open_root, record_metrics, run_plan, CliError, Loaded, Output,
+    Session,
 };
 use crate::manifest::{self, Manifest};
 use crate::owned::Owned;
@@ -76,8 +77,9 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
     // What portico made before; a host set up before the manifest existed
     // starts from the files carrying portico's header.
     let recorded = Manifest::load(ctx.root)?;
-    let old = match &recorded {
-        Some(m) => m.clone(),
+    let had_manifest = recorded.is_some();
+    let old = match recorded {
+        Some(m) => m,
         None => manifest::legacy(ctx.root)?,
     };
     let now = ctx.clock.unix_now();
@@ -101,7 +103,13 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             reason: "no longer in the playbook",
         }),
     );
-    adopt_or_refuse(ctx.root, recorded.as_ref(), &mut plan, a.adopt, &archive)?;
+    adopt_or_refuse(
+        ctx.root,
+        had_manifest.then_some(&old),
+        &mut plan,
+        a.adopt,
+        &archive,
+    )?;
     let out = Output {
         json: a.json.json,
         diff: a.diff.diff,
@@ -188,6 +196,15 @@ fn replacing(
 /// its sites: the installed sites it would drop.
 fn drops_every_site(loaded: &Loaded, root: &Path) -> Result<Option<Vec<String>>, CliError> {
     if loaded.name == crate::paths::INSTALLED_PLAYBOOK {
+        return Ok(None);
+    }
+    // The same text keeps every site: no second parse (of 10,000 sites).
+    let same_text = open_root(root.to_path_buf())
+        .ok()
+        .and_then(|r| r.read(Path::new(crate::paths::INSTALLED_PLAYBOOK)).ok())
+        .flatten()
+        .is_some_and(|t| t == loaded.text.as_bytes());
+    if same_text {
         return Ok(None);
     }
     let Ok(installed) = load_playbook(None, root) else {

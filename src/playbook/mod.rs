@@ -110,7 +110,10 @@ pub fn load_file_text(path: &Path) -> Result<(String, Playbook), PlaybookError> 
 
 /// Parses and validates playbook text; `file` is only used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
-    let index = SpanIndex::new(text);
+    // Parsing the text a second time for its spans is only for a
+    // playbook with problems: a good one (10,000 sites) pays it never.
+    let index = std::cell::OnceCell::new();
+    let index = || index.get_or_init(|| SpanIndex::new(text));
     let lines = LineIndex::new(text);
     let locate = |offset: usize, path: &FieldPath, message: String| {
         let (line, col) = lines.line_col(offset);
@@ -131,7 +134,7 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
     let mut items: Vec<Located> = read
         .errors
         .iter()
-        .map(|(offset, message)| locate(*offset, &index.path_at(*offset), message.clone()))
+        .map(|(offset, message)| locate(*offset, &index().path_at(*offset), message.clone()))
         .collect();
     // The rules run on what could be read, but for the arrays a table was
     // blanked from: the positions there moved, and what is left is no
@@ -140,7 +143,7 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
         .tables_blanked
         .iter()
         .map(|o| {
-            let mut p = index.path_at(*o);
+            let mut p = index().path_at(*o);
             p.0.truncate(p.0.len().saturating_sub(1));
             p
         })
@@ -151,7 +154,7 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
                 .into_iter()
                 .filter(|p| !moved.iter().any(|m| p.path.0.starts_with(&m.0)))
                 .map(|p| {
-                    let offset = index.offset_of(&p.path).unwrap_or(0);
+                    let offset = index().offset_of(&p.path).unwrap_or(0);
                     locate(offset, &p.path, p.message)
                 }),
         );
