@@ -354,7 +354,7 @@ fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
                 |s| format!("site {}", s.id()),
             ),
             rel: f.rel,
-            content: f.content,
+            content: f.content.into(),
         })
         .collect();
     let ports = catch_alls(pb);
@@ -732,6 +732,10 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
         shared("portico-http.conf", render::http_snippet()),
     ];
     let identity_headers = pb.identity_headers();
+    files.push(shared(
+        render::Snippets::IDENTITY,
+        render::identity_snippet(&identity_headers),
+    ));
     let certs = pb.certificates_by_name();
     for site in &pb.sites {
         let Some(cert) = certs.get(site.certificate.as_str()) else {
@@ -762,6 +766,10 @@ pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
             ("http", render::site_http(&input, &target), false),
             ("https", render::site_https(&input, &target), true),
         ] {
+            // Rendered by appending: without this a file keeps up to twice
+            // its size, times thousands of sites.
+            let mut content = content;
+            content.shrink_to_fit();
             files.push(Rendered {
                 rel: format!(
                     "{}.{suffix}.conf",
@@ -862,11 +870,15 @@ pub fn generation(
     facts: &Facts,
     taken: &BTreeSet<crate::facts::nginx_conf::Socket>,
 ) -> crate::nginx::generation::Generation {
-    let mut files: std::collections::BTreeMap<String, String> = rendered(pb, facts)
+    let mut files: std::collections::BTreeMap<String, std::sync::Arc<str>> = rendered(pb, facts)
         .into_iter()
-        .map(|r| (r.rel, r.content))
+        .map(|r| (r.rel, r.content.into()))
         .collect();
-    files.extend(catch_all_file(pb, facts, taken));
+    files.extend(
+        catch_all_file(pb, facts, taken)
+            .into_iter()
+            .map(|(rel, text)| (rel, text.into())),
+    );
     crate::nginx::generation::Generation::new(files)
 }
 

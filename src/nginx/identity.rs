@@ -44,6 +44,9 @@ pub fn auth_request_sets(oauth2: &Oauth2) -> Vec<String> {
         .collect()
 }
 
+/// The value that clears a header (nginx then does not send it).
+pub const EMPTY: &str = "\"\"";
+
 /// `(header, value)` for every identity header in `all`, for one location
 /// of `site`. `oauth2` is the proxy protecting this location, if it is.
 pub fn headers(all: &[String], site: &Site, oauth2: Option<&Oauth2>) -> Vec<(String, String)> {
@@ -72,7 +75,7 @@ pub fn headers(all: &[String], site: &Site, oauth2: Option<&Oauth2>) -> Vec<(Str
                     })?;
                 passed.contains(&field).then(|| variable(field))
             });
-            let value = from_tls.or(from_oauth2).unwrap_or("\"\"");
+            let value = from_tls.or(from_oauth2).unwrap_or(EMPTY);
             (h.clone(), value.to_string())
         })
         .collect()

@@ -66,6 +66,8 @@ pub struct Snippets {
     pub tls: String,
     /// The proxy snippet (headers every proxied request carries).
     pub proxy: String,
+    /// Every identity header set empty ([`identity_snippet`]).
+    pub identity: String,
 }
 
 impl Snippets {
@@ -73,6 +75,8 @@ impl Snippets {
     pub const TLS: &'static str = "snippets/portico-tls.conf";
     /// The proxy snippet's path inside a generation.
     pub const PROXY: &'static str = "snippets/portico-proxy.conf";
+    /// The cleared-identity snippet's path inside a generation.
+    pub const IDENTITY: &'static str = "snippets/portico-identity.conf";
 
     /// Where nginx reads the snippets: in the live generation, on every
     /// layout (the files that include them are in the same generation).
@@ -81,6 +85,7 @@ impl Snippets {
         Snippets {
             tls: format!("{live}/{}", Self::TLS),
             proxy: format!("{live}/{}", Self::PROXY),
+            identity: format!("{live}/{}", Self::IDENTITY),
         }
     }
 }
@@ -110,6 +115,19 @@ pub fn proxy_snippet() -> String {
          proxy_set_header X-Forwarded-Ssl $https;\n\
          proxy_set_header X-Forwarded-Port $server_port;\n"
     )
+}
+
+/// Every identity header of the playbook set empty (nginx then sends
+/// none): what a location neither oauth2 nor a client certificate fills
+/// includes, in place of the same lines written out. `include` is
+/// textual, so the headers are set in that location itself, as if
+/// written there; at thousands of sites this is most of each file.
+pub fn identity_snippet(headers: &[String]) -> String {
+    let mut s = String::from(HEADER);
+    for h in headers {
+        let _ = writeln!(s, "proxy_set_header {h} \"\";");
+    }
+    s
 }
 
 /// http-context helpers, included by both layouts' nginx.conf through
@@ -351,11 +369,20 @@ impl Server<'_> {
     /// Every identity header set empty: what oauth2-proxy's own locations
     /// pass on.
     fn cleared_identity(&self, indent: &str) -> String {
-        self.input
-            .identity_headers
-            .iter()
-            .map(|h| format!("{indent}proxy_set_header {h} \"\";\n"))
-            .collect()
+        format!("{indent}include {};\n", self.snippets.identity)
+    }
+
+    /// The identity headers of one location: the shared snippet when every
+    /// one is empty, else each written out with its value.
+    fn identity(&self, s: &mut String, protecting: Option<&Oauth2>) {
+        let set = identity::headers(self.input.identity_headers, self.input.site, protecting);
+        if set.iter().all(|(_, v)| v == identity::EMPTY) {
+            s.push_str(&self.cleared_identity("        "));
+            return;
+        }
+        for (h, v) in set {
+            let _ = writeln!(s, "        proxy_set_header {h} {v};");
+        }
     }
 
     fn locations(&self, s: &mut String) {
@@ -414,9 +441,7 @@ impl Server<'_> {
             self.host
         );
         // Set here, in every location: never inherited, never client-supplied.
-        for (h, v) in identity::headers(input.identity_headers, site, protecting) {
-            let _ = writeln!(s, "        proxy_set_header {h} {v};");
-        }
+        self.identity(s, protecting);
         if l.websocket {
             // Only a websocket handshake (see the http snippet's maps).
             s.push_str("        proxy_set_header Upgrade $portico_upgrade;\n");
