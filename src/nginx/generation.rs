@@ -15,10 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use super::render::{CHALLENGE_MARKER, HEADER};
 use crate::host::root::TreeFile;
-use crate::owned::sha256_hex;
+use crate::owned::sha256_hex_of;
 use crate::paths::{NGINX_DIR, NGINX_LIVE};
 
 /// The file in a generation that serves ACME challenges for names no
@@ -30,16 +31,17 @@ pub const CHALLENGE_FILE: &str = "portico-acme-challenge.conf";
 pub const PREFIX: &str = "gen-";
 
 /// One generation: file paths inside it (`portico-web.https.conf`,
-/// `snippets/portico-tls.conf`) and their text.
+/// `snippets/portico-tls.conf`) and their text (shared, not copied, with
+/// what rendered it: thousands of sites are megabytes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Generation {
     /// The files, by path inside the generation.
-    pub files: BTreeMap<String, String>,
+    pub files: BTreeMap<String, Arc<str>>,
 }
 
 impl Generation {
     /// A generation of these files.
-    pub fn new(files: BTreeMap<String, String>) -> Self {
+    pub fn new(files: BTreeMap<String, Arc<str>>) -> Self {
         Generation { files }
     }
 
@@ -47,15 +49,22 @@ impl Generation {
     /// configuration is always the same generation (a second apply finds
     /// it live and changes nothing).
     pub fn id(&self) -> String {
-        let mut all = Vec::new();
-        for (rel, text) in &self.files {
-            all.extend_from_slice(rel.as_bytes());
-            all.push(0);
-            all.extend_from_slice(text.len().to_string().as_bytes());
-            all.push(0);
-            all.extend_from_slice(text.as_bytes());
-        }
-        sha256_hex(&all)[..16].to_string()
+        let lens: Vec<String> = self.files.values().map(|t| t.len().to_string()).collect();
+        let parts = self.files.iter().zip(&lens).flat_map(|((rel, text), len)| {
+            [
+                rel.as_bytes(),
+                b"\0",
+                len.as_bytes(),
+                b"\0",
+                text.as_bytes(),
+            ]
+        });
+        sha256_hex_of(parts)[..16].to_string()
+    }
+
+    /// Is `rel` with these bytes one of its files?
+    pub fn has(&self, rel: &str, bytes: &[u8]) -> bool {
+        self.files.get(rel).is_some_and(|t| t.as_bytes() == bytes)
     }
 
     /// Its directory's name (`gen-ID`), what the live link points to.
@@ -86,7 +95,7 @@ impl Generation {
         Generation {
             files: tree
                 .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into()))
                 .collect(),
         }
     }
@@ -95,7 +104,10 @@ impl Generation {
     /// serves challenges while certificates for new names are obtained.
     pub fn with_challenges(&self, names: &[String], webroot: &str) -> Self {
         let mut files = self.files.clone();
-        files.insert(CHALLENGE_FILE.into(), challenge_server(names, webroot));
+        files.insert(
+            CHALLENGE_FILE.into(),
+            challenge_server(names, webroot).into(),
+        );
         Generation { files }
     }
 }
@@ -160,10 +172,10 @@ mod tests {
 
     #[test]
     fn the_same_files_are_the_same_generation_and_any_byte_makes_another() {
-        let a = Generation::new([("a.conf".to_string(), "x".to_string())].into());
-        let b = Generation::new([("a.conf".to_string(), "x".to_string())].into());
-        let c = Generation::new([("a.conf".to_string(), "y".to_string())].into());
-        let d = Generation::new([("b.conf".to_string(), "x".to_string())].into());
+        let a = Generation::new([("a.conf".to_string(), "x".into())].into());
+        let b = Generation::new([("a.conf".to_string(), "x".into())].into());
+        let c = Generation::new([("a.conf".to_string(), "y".into())].into());
+        let d = Generation::new([("b.conf".to_string(), "x".into())].into());
         assert_eq!(a.id(), b.id());
         assert_ne!(a.id(), c.id());
         assert_ne!(a.id(), d.id());

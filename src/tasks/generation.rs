@@ -6,6 +6,7 @@
 use crate::paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::host::root::RootError;
 use crate::host::{Command, Root};
@@ -24,8 +25,8 @@ use paths::{NGINX_DIR, NGINX_ENTRY, NGINX_LIVE};
 pub struct GenFile {
     /// Its path inside the generation.
     pub rel: String,
-    /// Its text.
-    pub content: String,
+    /// Its text (shared with the generation made of it).
+    pub content: Arc<str>,
     /// Files that must exist (symlinks followed) for it to be included.
     pub needs: Vec<PathBuf>,
     /// What it serves, for the report (`site web`).
@@ -42,19 +43,38 @@ pub struct CatchAllSpec {
     pub target: Target,
 }
 
-/// The live generation: its directory's name and its files.
-pub fn current(root: &Root) -> Result<Option<(String, Generation)>, RootError> {
+/// The live generation's directory name, when the link is portico's.
+fn live_name(root: &Root) -> Result<Option<String>, RootError> {
     let Some(target) = root.read_link(Path::new(NGINX_LIVE))? else {
         return Ok(None);
     };
     let name = target.to_string_lossy().into_owned();
-    if name.contains('/') || !name.starts_with(generation::PREFIX) {
+    Ok((!name.contains('/') && name.starts_with(generation::PREFIX)).then_some(name))
+}
+
+/// The live generation: its directory's name and its files.
+pub fn current(root: &Root) -> Result<Option<(String, Generation)>, RootError> {
+    let Some(name) = live_name(root)? else {
         return Ok(None);
-    }
+    };
     let files = root
         .read_tree(&Path::new(NGINX_DIR).join(&name))?
         .unwrap_or_default();
     Ok(Some((name, Generation::from_tree(files))))
+}
+
+/// Does generation directory `name` hold exactly `gen`'s files, byte for
+/// byte? `None` when there is no such directory. Read one file at a time:
+/// the usual answer (yes, nothing changed) never holds a second copy of
+/// thousands of sites' configuration.
+fn holds(root: &Root, name: &str, gen: &Generation) -> Result<Option<bool>, RootError> {
+    let (mut same, mut seen) = (true, 0usize);
+    let exists = root.each_file(&Path::new(NGINX_DIR).join(name), |rel, bytes| {
+        seen += 1;
+        same = gen.has(&rel, &bytes);
+        same
+    })?;
+    Ok(exists.then_some(same && seen == gen.files.len()))
 }
 
 /// The directory `gen` is written to: `gen-ID`, or where something else
@@ -68,13 +88,9 @@ fn dir_for(root: &Root, gen: &Generation) -> Result<String, RootError> {
         } else {
             format!("{base}-{n}")
         };
-        match root.read_tree(&Path::new(NGINX_DIR).join(&name))? {
-            None => return Ok(name),
-            Some(files) => {
-                if Generation::from_tree(files) == *gen {
-                    return Ok(name);
-                }
-            }
+        match holds(root, &name, gen)? {
+            None | Some(true) => return Ok(name),
+            Some(false) => {}
         }
     }
     Ok(format!("{base}-{}", crate::host::pid()))
@@ -87,7 +103,7 @@ fn dir_for(root: &Root, gen: &Generation) -> Result<String, RootError> {
 /// place, and switched to with one rename. Empty when `gen` is live
 /// already, byte for byte.
 pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Change>, TaskError> {
-    let live = current(ctx.root)?;
+    let live = live_name(ctx.root)?;
     let entry = file_changes(
         ctx,
         Path::new(NGINX_ENTRY),
@@ -95,7 +111,10 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
         0o644,
         0o755,
     )?;
-    let is_live = live.as_ref().is_some_and(|(_, g)| g == gen);
+    let is_live = match &live {
+        Some(name) => holds(ctx.root, name, gen)? == Some(true),
+        None => false,
+    };
     if is_live && entry.is_empty() {
         return Ok(Vec::new());
     }
@@ -139,7 +158,12 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
     }
     let name = dir_for(ctx.root, gen)?;
     let dir = Path::new(NGINX_DIR).join(&name);
-    let old = live.map(|(_, g)| g).unwrap_or_default();
+    // What changes, for the report and `--diff`: only now is the live
+    // generation read whole.
+    let old = match live {
+        Some(_) => current(ctx.root)?.map(|(_, g)| g).unwrap_or_default(),
+        None => Generation::default(),
+    };
     let mut write = Change::new(
         format!("write {} ({}; {why})", dir.display(), counts(&old, gen)),
         Action::WriteTree {
@@ -301,14 +325,18 @@ pub struct GenerationTask {
 
 impl GenerationTask {
     /// The files whose needs are met, and a note for each site left out.
-    fn included(&self, ctx: &Ctx) -> (BTreeMap<String, String>, Vec<String>) {
+    fn included(&self, ctx: &Ctx) -> (BTreeMap<String, Arc<str>>, Vec<String>) {
         let mut files = BTreeMap::new();
         let mut left_out = Vec::new();
         for f in &self.files {
-            let missing = f.needs.iter().find(|p| !ctx.root.resolves(p));
+            // Under --check the run would make what is missing first: not
+            // looked for (a stat per site).
+            let missing = match ctx.mode {
+                Mode::Apply => f.needs.iter().find(|p| !ctx.root.resolves(p)),
+                Mode::Check => None,
+            };
             match missing {
-                // Under --check the run would make what is missing first.
-                Some(p) if ctx.mode == Mode::Apply => left_out.push(format!(
+                Some(p) => left_out.push(format!(
                     "{}: not served yet ({} is missing)",
                     f.owner,
                     p.display()
@@ -384,7 +412,7 @@ impl Task for GenerationTask {
         if let Some(spec) = &self.catch_all {
             let (rel, content, throwaway) =
                 crate::tasks::default_server::decide(ctx, &spec.ports, spec.target, &dump)?;
-            files.insert(rel, content);
+            files.insert(rel, content.into());
             changes.extend(throwaway);
         }
         *self.dump.borrow_mut() = dump;
