@@ -360,7 +360,7 @@ pub fn conflicts(
     let mut out = Vec::new();
     // Paths the manifest has, whatever they were then (a file that is now
     // wanted as a link: the layout of a newer portico).
-    let recorded: BTreeSet<&Path> = manifest
+    let recorded: std::collections::HashSet<&Path> = manifest
         .map(|m| m.entries.iter().filter_map(|e| e.thing.path()).collect())
         .unwrap_or_default();
     for w in wanted {
@@ -404,8 +404,17 @@ pub fn conflicts(
 /// wanted path lives under them; the state directory stays (the manifest
 /// lives there).
 pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
-    let things: BTreeSet<&Thing> = wanted.iter().map(|w| &w.thing).collect();
+    // Hashed: tens of thousands of things, looked up once per entry.
+    let things: std::collections::HashSet<&Thing> = wanted.iter().map(|w| &w.thing).collect();
     let paths: BTreeSet<&Path> = wanted.iter().filter_map(|w| w.thing.path()).collect();
+    // What lies under `dir` sorts right after it (paths compare by
+    // component): one look, not a scan of every wanted path.
+    let holds_wanted = |dir: &Path| {
+        paths
+            .range::<Path, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
+            .next()
+            .is_some_and(|p| p.starts_with(dir))
+    };
     manifest
         .entries
         .iter()
@@ -420,8 +429,7 @@ pub fn unwanted(manifest: &Manifest, wanted: &[Owned]) -> Vec<Entry> {
         })
         .filter(|e| match &e.thing {
             Thing::Dir { path } => {
-                !paths.iter().any(|p| p.starts_with(path))
-                    && !Path::new(paths::STATE_DIR).starts_with(path)
+                !holds_wanted(path) && !Path::new(paths::STATE_DIR).starts_with(path)
             }
             _ => true,
         })
@@ -517,13 +525,9 @@ fn fresh(w: &Owned, sha256: Option<String>, target: Option<PathBuf>) -> Entry {
 /// if it is there as that kind of thing.
 fn as_found(root: &Root, w: &Owned) -> Result<Option<Entry>, ManifestError> {
     Ok(match &w.thing {
-        Thing::File { path } => match root.meta(path)? {
-            Some(m) if !m.is_symlink && !m.is_dir => {
-                let bytes = root.read(path)?.unwrap_or_default();
-                Some(fresh(w, Some(sha256_hex(&bytes)), None))
-            }
-            _ => None,
-        },
+        Thing::File { path } => root
+            .read_plain(path)?
+            .map(|(bytes, _)| fresh(w, Some(sha256_hex(&bytes)), None)),
         Thing::Link { path } => root
             .read_link(path)?
             .map(|target| fresh(w, None, Some(target))),

@@ -281,14 +281,15 @@ fn complete_waiting_sites(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
 /// lifetime rule decides, and the CA is asked again within the hour.
 fn refresh_ari(pb: &Playbook, ctx: &Ctx, state: &mut State, now: i64) {
     let Some(acme) = &pb.acme else { return };
-    let certs: Vec<(String, Vec<u8>)> = pb
+    // Read only once the CA answered: a CA that is down costs no read of
+    // thousands of certificates.
+    let certs: Vec<(String, std::path::PathBuf)> = pb
         .certificates
         .iter()
         .filter(|c| c.source.is_acme() && state.ari_due(&c.name, now))
-        .filter_map(|c| {
+        .map(|c| {
             let path = crate::tasks::certificate::CertPaths::of(c).cert;
-            let pem = ctx.root.read(&path).ok()??;
-            Some((c.name.clone(), pem))
+            (c.name.clone(), path)
         })
         .collect();
     if certs.is_empty() {

@@ -46,11 +46,12 @@ pub fn advice(window: Option<Window>, retry_after_secs: Option<u64>, now: i64) -
     }
 }
 
-/// Asks the CA about each (name, chain PEM); one connection for all.
+/// Asks the CA about each (name, path of its chain), read only once the
+/// CA answered; one connection for all.
 pub fn fetch(
     root: &Root,
     acme: &Acme,
-    certs: &[(String, Vec<u8>)],
+    certs: &[(String, std::path::PathBuf)],
     now: i64,
 ) -> Result<Vec<(String, Advice)>, AcmeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -60,9 +61,14 @@ pub fn fetch(
     rt.block_on(async {
         let account = issue::account(root, acme).await?;
         let mut out = Vec::new();
-        for (name, pem) in certs {
-            let Some(id) = identifier(pem) else {
-                continue; // unreadable: the certificate task re-issues it anyway
+        for (name, path) in certs {
+            let Some(id) = root
+                .read(path)
+                .ok()
+                .flatten()
+                .and_then(|pem| identifier(&pem))
+            else {
+                continue; // missing or unreadable: the certificate task re-issues it anyway
             };
             let a = match account.renewal_info(&id).await {
                 Ok((info, retry)) => {
