@@ -10,6 +10,7 @@
 //! - [`promtool`]: Prometheus' lint of a metrics text;
 //! - [`acme_stub`]: an ACME server that answers what a test tells it to;
 //! - [`sandbox`]: a host of its own in namespaces (root);
+//! - [`scale`]: thousands of sites on a fixture tree, timed;
 //! - [`machine`]: a booted systemd-nspawn machine (root).
 
 pub mod acme_stub;
@@ -21,6 +22,7 @@ pub mod machine;
 pub mod promtool;
 pub mod report;
 pub mod sandbox;
+pub mod scale;
 pub mod served;
 
 /// `argv`'s standard output; panics with all it said unless it exited 0.

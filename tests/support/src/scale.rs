@@ -1,0 +1,73 @@
+//! Many sites on one fixture tree, for the scale bench and the test that
+//! the check stays linear: a writable copy of the Debian 12 tree, a
+//! playbook of `n` sites each with a certificate of its own, and one
+//! command timed with its own peak RSS.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// One command's wall time (seconds) and peak RSS (KiB).
+pub fn run(bin: &Path, args: &[&str]) -> (f64, i64) {
+    let start = Instant::now();
+    // Waited for with wait4(2) below, which std's Child cannot do.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("portico starts");
+    let pid = child.id() as i32;
+    // wait4(2): this child's own peak RSS, not the largest of all children.
+    let mut status = 0;
+    // SAFETY: a plain C struct, zeroed, filled in by wait4.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for; the pointers are to
+    // locals that outlive the call.
+    let got = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        status & 0x7f == 0,
+        "portico {args:?} was killed by signal {}",
+        status & 0x7f
+    );
+    (secs, usage.ru_maxrss)
+}
+
+/// A writable copy of the Debian 12 fixture tree.
+pub fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!(
+            "{}/.",
+            crate::fixtures::repo("tests/fixtures/trees/debian12").display()
+        ))
+        .arg(dir.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp -a the fixture tree");
+    dir
+}
+
+/// `n` sites, each with a certificate of `source` of its own.
+pub fn playbook(n: usize, source: &str) -> String {
+    let mut pb = String::from("version = 1\n[firewall]\nbackend = \"none\"\n");
+    if source == "acme" {
+        // Never asked: nothing is due. A port nothing listens on.
+        pb.push_str(
+            "[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\nagree_terms = true\nca_root = \"/bench-ca.pem\"\n",
+        );
+    }
+    for i in 0..n {
+        pb.push_str(&format!(
+            "[[certificate]]\nname = \"c{i}\"\nsource = \"{source}\"\nnames = [\"s{i}.scale.test\"]\n\
+             [[site]]\nserver_names = [\"s{i}.scale.test\"]\ncertificate = \"c{i}\"\n\
+             [[site.location]]\npath = \"/\"\nproxy = \"http://127.0.0.1:3000\"\n"
+        ));
+    }
+    pb
+}
