@@ -176,6 +176,8 @@ impl Worker {
                 }
                 Msg::Stop => break,
             }
+            // What a playbook's parse or a report's took is free again.
+            crate::host::give_back_freed_memory();
             self.notify(&self.last);
         }
     }

@@ -36,6 +36,7 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         pb: loaded.pb,
     };
     let seed = super::machine_seed(&root);
+    crate::host::give_back_freed_memory();
     crate::daemon::run(
         file,
         first,

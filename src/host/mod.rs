@@ -73,6 +73,21 @@ pub fn rewrite_text(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Hands the heap's free pages back to the kernel. The daemon parses a
+/// playbook of thousands of sites now and then (at start, on SIGHUP, when
+/// the file changed) and reads each renewal's report: the parser's tens
+/// of megabytes are freed at once, but glibc keeps them mapped, and the
+/// resident daemon would stay at that peak for good (100 MiB at 10,000
+/// sites, where 12 are in use).
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; any thread
+    // may call it at any time.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Reads a file the operator named on the command line (a playbook, a
 /// relative path is fine): not under any managed root.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
