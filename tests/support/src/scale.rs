@@ -38,19 +38,7 @@ pub fn run(bin: &Path, args: &[&str]) -> (f64, i64) {
 
 /// A writable copy of the Debian 12 fixture tree.
 pub fn tree() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(format!(
-            "{}/.",
-            crate::fixtures::repo("tests/fixtures/trees/debian12").display()
-        ))
-        .arg(dir.path())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cp -a the fixture tree");
-    dir
+    crate::fixtures::debian_tree()
 }
 
 /// `n` sites, each with a certificate of `source` of its own.

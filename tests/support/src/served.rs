@@ -73,17 +73,7 @@ pub fn assert_root() {
 /// certificates, CAs and dhparam they reference. `keep_default_site`:
 /// leave Debian's own default site (a `default_server` on port 80) enabled.
 pub fn materialize(pb: &Playbook, f: &Facts, keep_default_site: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!(
-            "{}/.",
-            crate::fixtures::repo("tests/fixtures/trees/debian12").display()
-        ))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let dir = crate::fixtures::debian_tree();
     let root = Root::new(dir.path());
     if !keep_default_site {
         root.remove(Path::new("/etc/nginx/sites-enabled/default"))
