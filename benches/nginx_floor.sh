@@ -63,7 +63,8 @@ inner() {
             p=$(dirname "$t")
             [ -d "$p" ] || fail "cannot graft $t: $p does not exist"
             keep=$w/keep$(echo "$p" | tr / _)
-            mkdir -p "$keep" && mount --bind "$p" "$keep" || fail "bind $p"
+            mkdir -p "$keep" || fail "mkdir $keep"
+            mount --bind "$p" "$keep" || fail "bind $p"
             mount -t tmpfs -o mode=0755 tmpfs "$p" || fail "tmpfs on $p"
             for e in "$keep"/* "$keep"/.[!.]*; do
                 [ -e "$e" ] || [ -L "$e" ] || continue
@@ -133,7 +134,7 @@ inner() {
     t1=$(now); put start_ns $((t1 - t0)); put probe_status "$(probe)"
     sleep 1  # let the workers settle (all started, first requests done)
 
-    local olds p rss pss n
+    local p rss pss n
     memory() {  # $1 = prefix
         local rt=0 pt=0 wc=0
         rss=$(kb /proc/"$master"/status VmRSS); pss=$(kb /proc/"$master"/smaps_rollup Pss)
@@ -211,11 +212,14 @@ done
 
 top=$(mktemp -d "${TMPDIR:-/tmp}/nginx-floor.XXXXXX") || die "mktemp"
 chmod 0755 "$top"
-cleanup() { [ "${KEEP:-0}" = 1 ] && echo "kept $top" >&2 || rm -rf "$top"; }
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $top" >&2; else rm -rf "$top"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 BIN=$top/portico
-cp "$src_bin" "$BIN" && chmod 0755 "$BIN" || die "cannot copy $src_bin"
+cp "$src_bin" "$BIN" || die "cannot copy $src_bin"
+chmod 0755 "$BIN" || die "cannot chmod $BIN"
 
 declare -A R   # R[n,key]=value
 
@@ -277,8 +281,8 @@ report() {  # $1 = N
 
 echo "nginx_floor: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(openssl version 2>/dev/null | cut -d' ' -f1-2), $(nproc) CPUs, worker_processes from the fixture nginx.conf"
 a=$ANCHOR
-all=($(printf '%s\n' "$a" "${ns[@]}" | awk '!seen[$0]++'))       # anchor first, no repeats
-others=($(printf '%s\n' "${ns[@]}" | awk -v a="$a" '$0 != a && !seen[$0]++'))
+mapfile -t all < <(printf '%s\n' "$a" "${ns[@]}" | awk '!seen[$0]++')   # anchor first, no repeats
+mapfile -t others < <(printf '%s\n' "${ns[@]}" | awk -v a="$a" '$0 != a && !seen[$0]++')
 for n in "${all[@]}"; do measure "$n"; report "$n"; done
 
 echo

@@ -74,14 +74,7 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             eprintln!("{n}");
         }
     }
-    // What portico made before; a host set up before the manifest existed
-    // starts from the files carrying portico's header.
-    let recorded = Manifest::load(ctx.root)?;
-    let had_manifest = recorded.is_some();
-    let old = match recorded {
-        Some(m) => m,
-        None => manifest::legacy(ctx.root)?,
-    };
+    let (old, had_manifest) = made_before(ctx.root)?;
     let now = ctx.clock.unix_now();
     let archive = manifest::archive_for_run(ctx.root, now);
     // The kernel's name for this binary, symlinks resolved: the unit task
@@ -103,13 +96,8 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
             reason: "no longer in the playbook",
         }),
     );
-    adopt_or_refuse(
-        ctx.root,
-        had_manifest.then_some(&old),
-        &mut plan,
-        a.adopt,
-        &archive,
-    )?;
+    let recorded = had_manifest.then_some(&old);
+    adopt_or_refuse(ctx.root, recorded, &mut plan, a.adopt, &archive)?;
     let out = Output {
         json: a.json.json,
         diff: a.diff.diff,
@@ -164,6 +152,16 @@ fn adopt_or_refuse(
         .collect();
     plan.tasks.splice(0..0, adopt);
     Ok(())
+}
+
+/// What portico made before, and whether its manifest says so: a host set
+/// up before the manifest existed starts from the files carrying
+/// portico's header.
+fn made_before(root: &crate::host::Root) -> Result<(Manifest, bool), CliError> {
+    Ok(match Manifest::load(root)? {
+        Some(m) => (m, true),
+        None => (manifest::legacy(root)?, false),
+    })
 }
 
 /// A playbook that keeps none of the installed one's sites: refused

@@ -96,6 +96,32 @@ fn dir_for(root: &Root, gen: &Generation) -> Result<String, RootError> {
     Ok(format!("{base}-{}", crate::host::pid()))
 }
 
+/// An empty generation made live: what nginx includes until the first is
+/// tested.
+fn empty_generation() -> [Change; 2] {
+    let empty = Generation::default();
+    [
+        Change::new(
+            format!(
+                "write {} (an empty generation: what nginx includes until the first is tested)",
+                empty.dir().display()
+            ),
+            Action::WriteTree {
+                path: empty.dir(),
+                files: Vec::new(),
+                mode: 0o755,
+            },
+        ),
+        Change::new(
+            format!("link {NGINX_LIVE} -> {}", empty.dir_name()),
+            Action::Symlink {
+                path: NGINX_LIVE.into(),
+                target: empty.dir_name().into(),
+            },
+        ),
+    ]
+}
+
 /// The changes that make `gen` live: portico's directory and, on a live
 /// host, an empty generation where there is none yet (so the entry file
 /// has something to include and a candidate something to be mounted
@@ -111,10 +137,8 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
         0o644,
         0o755,
     )?;
-    let is_live = match &live {
-        Some(name) => holds(ctx.root, name, gen)? == Some(true),
-        None => false,
-    };
+    let held = live.as_deref().map(|name| holds(ctx.root, name, gen));
+    let is_live = held.transpose()?.flatten() == Some(true);
     if is_live && entry.is_empty() {
         return Ok(Vec::new());
     }
@@ -129,25 +153,7 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
         ));
     }
     if live.is_none() && ctx.live_host {
-        let empty = Generation::default();
-        changes.push(Change::new(
-            format!(
-                "write {} (an empty generation: what nginx includes until the first is tested)",
-                empty.dir().display()
-            ),
-            Action::WriteTree {
-                path: empty.dir(),
-                files: Vec::new(),
-                mode: 0o755,
-            },
-        ));
-        changes.push(Change::new(
-            format!("link {NGINX_LIVE} -> {}", empty.dir_name()),
-            Action::Symlink {
-                path: NGINX_LIVE.into(),
-                target: empty.dir_name().into(),
-            },
-        ));
+        changes.extend(empty_generation());
     }
     // The entry before the new generation is tested: it is what makes
     // nginx read portico's directory at all (through the link, which leads
@@ -160,10 +166,7 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
     let dir = Path::new(NGINX_DIR).join(&name);
     // What changes, for the report and `--diff`: only now is the live
     // generation read whole.
-    let old = match live {
-        Some(_) => current(ctx.root)?.map(|(_, g)| g).unwrap_or_default(),
-        None => Generation::default(),
-    };
+    let old = current(ctx.root)?.map(|(_, g)| g).unwrap_or_default();
     let mut write = Change::new(
         format!("write {} ({}; {why})", dir.display(), counts(&old, gen)),
         Action::WriteTree {
