@@ -292,7 +292,8 @@ fn refresh_ari(pb: &Playbook, ctx: &Ctx, state: &mut State, now: i64) {
             (c.name.clone(), path)
         })
         .collect();
-    if certs.is_empty() {
+    // Nothing issued yet: nothing to ask about, and no account to make.
+    if !certs.iter().any(|(_, path)| ctx.root.exists(path)) {
         return;
     }
     match crate::acme::ari::fetch(ctx.root, acme, &certs, now) {

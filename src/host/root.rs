@@ -263,29 +263,32 @@ fn write_new(dir: &Dir, name: &str, f: &TreeFile, path: &Path) -> Result<(), Roo
 /// The whole of a regular file whose size `len` was just read from its
 /// metadata: one `read` when the size holds, where `read_to_end` would
 /// ask the size again, seek and read once more to see the end (thousands
-/// of sites read thousands of files, and each call counts). A file that
-/// grew meanwhile is read on to its end.
+/// of sites read thousands of files, and each call counts). A read short
+/// of the size (a file that shrank, a network file system, more than the
+/// kernel gives in one call) reads on to the end; so does a file that
+/// grew.
 fn read_sized(file: &mut fs::File, len: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    // One byte more than the size: a read that does not fill it has
-    // reached the end (a regular file reads short only there).
-    let want = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1);
-    let mut bytes = vec![0u8; want];
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    // One byte more than the size: a file that grew fills it.
+    let mut bytes = vec![0u8; len.saturating_add(1)];
     let mut filled = 0;
     loop {
         match file.read(&mut bytes[filled..]) {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
-                if filled < bytes.len() {
+                if filled == bytes.len() {
+                    let mut rest = Vec::new();
+                    file.read_to_end(&mut rest)?;
+                    bytes.truncate(filled);
+                    bytes.extend_from_slice(&rest);
+                    return Ok(bytes);
+                }
+                // Exactly the size it had: its end, without asking again.
+                if filled == len {
                     break;
                 }
-                // Full: the file grew; read the rest the ordinary way.
-                let mut rest = Vec::new();
-                file.read_to_end(&mut rest)?;
-                bytes.truncate(filled);
-                bytes.extend_from_slice(&rest);
-                return Ok(bytes);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
