@@ -259,7 +259,6 @@ fn write_new(dir: &Dir, name: &str, f: &TreeFile, path: &Path) -> Result<(), Roo
     out.sync_all().map_err(io_err(path))
 }
 
-/// what recovery recognises and sweeps after a kill.
 /// The whole of a regular file whose size `len` was just read from its
 /// metadata: one `read` when the size holds, where `read_to_end` would
 /// ask the size again, seek and read once more to see the end (thousands
@@ -298,6 +297,8 @@ fn read_sized(file: &mut fs::File, len: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A temporary name beside `name`, carrying [`TEMP_MARK`] and this
+/// process's id: what recovery recognises and sweeps after a kill.
 fn temp_name(name: &str, attempt: u32) -> String {
     format!(".{name}{TEMP_MARK}{}-{attempt}", std::process::id())
 }
