@@ -15,6 +15,7 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod nginx;
+pub mod nothing_due;
 pub mod owned;
 pub mod paths;
 pub mod plan;

@@ -100,6 +100,10 @@ pub const MANIFEST: &str = "/var/lib/portico/managed.json";
 /// Renewal's state: attempts, failures, back-off, per certificate.
 pub const STATE_FILE: &str = "/var/lib/portico/state.json";
 
+/// What the last renewal run with nothing to do remembers, so the next
+/// can say so without parsing the playbook (src/nothing_due.rs).
+pub const NOTHING_DUE: &str = "/var/lib/portico/nothing-due.json";
+
 /// Each command's last run, for the metrics (`metrics::runs`).
 pub const RUNS_FILE: &str = "/var/lib/portico/runs.json";
 

@@ -9,10 +9,12 @@ use thiserror::Error;
 
 use crate::acme::state::{State, StateError};
 use crate::engine::{self, RunOptions};
+use crate::nothing_due::{self, Memo, Quiet};
 use crate::playbook::Playbook;
 use crate::report::{Report, Status, TaskReport};
 use crate::task::{Ctx, Mode, Task, TaskId};
-use crate::tasks::certificate::Renewal;
+use crate::tasks::certificate::{Renewal, Witness};
+use std::sync::Arc;
 
 /// What stops a renewal run before it starts.
 #[derive(Debug, Error)]
@@ -45,7 +47,14 @@ pub struct Renewed {
     /// The certificates past their renewal time that this run did not
     /// try, backing off after failures: each with when it tries next.
     pub backing_off: Vec<String>,
+    /// What each ACME certificate's task saw, where it had nothing to do
+    /// (for the memo of a quiet run, crate::nothing_due).
+    pub seen: Seen,
 }
+
+/// Per certificate, what its task saw when it had nothing to do: its live
+/// link, the digest of its files' stamps, and when it comes due.
+pub type Seen = std::collections::HashMap<String, (String, String, i64)>;
 
 impl Renewed {
     /// 1 when a certificate failed or is backing off past its renewal
@@ -66,7 +75,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     if !opts.force && !opts.check {
         refresh_ari(pb, ctx, &mut state, now);
     }
-    let (tasks, backing_off) = certificate_tasks(pb, &state, now, opts);
+    let (tasks, backing_off, witnesses) = certificate_tasks(pb, &state, now, opts);
     let certificates = crate::hooks::Snapshot::take(pb, ctx.root);
     let mut report = engine::run_with(
         &tasks,
@@ -85,20 +94,11 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         return Ok(Renewed {
             report,
             backing_off,
+            seen: Seen::new(),
         });
     }
     record_outcomes(&mut state, &report, now);
-    report.queue = queue_report(pb, ctx, &report);
-    // Waiting in the queue is not failing: the daemon orders them as the
-    // hour frees slots (a hold by the CA stays a failure).
-    report.mark_skipped(|r| r.starts_with(crate::acme::issue::QUEUED));
-    if let Some(q) = &report.queue {
-        report.warnings.push(format!(
-            "{} certificate(s) wait for the ACME account (order limit or rate limit); the next \
-             order may go at {} (the daemon wakes for it)",
-            q.certificates, q.next_order_at
-        ));
-    }
+    note_queue(pb, ctx, &mut report);
     // A certificate that arrived for a site that was waiting for it (a
     // first apply before DNS pointed here): the site goes live now, with
     // the same configuration task apply runs, not at the next apply.
@@ -127,10 +127,30 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     }
     // After the state is saved: a hook may take long or be interrupted.
     crate::hooks::run_deploy_hooks(pb, ctx, &mut report, &certificates);
+    let seen = witnesses
+        .into_iter()
+        .filter_map(|(name, w)| Some((name, w.seen()?)))
+        .collect();
     Ok(Renewed {
         report,
         backing_off,
+        seen,
     })
+}
+
+/// The certificates this run left waiting for their account, in the
+/// report: skipped, not failed (the daemon orders them as the hour frees
+/// slots; a hold by the CA stays a failure), with when the next may go.
+fn note_queue(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
+    report.queue = queue_report(pb, ctx, report);
+    report.mark_skipped(|r| r.starts_with(crate::acme::issue::QUEUED));
+    if let Some(q) = &report.queue {
+        report.warnings.push(format!(
+            "{} certificate(s) wait for the ACME account (order limit or rate limit); the next \
+             order may go at {} (the daemon wakes for it)",
+            q.certificates, q.next_order_at
+        ));
+    }
 }
 
 /// A task per ACME certificate, held while it backs off after failures
@@ -140,8 +160,9 @@ fn certificate_tasks(
     state: &State,
     now: i64,
     opts: Options,
-) -> (Vec<Box<dyn Task>>, Vec<String>) {
+) -> (Vec<Box<dyn Task>>, Vec<String>, Vec<(String, Arc<Witness>)>) {
     let mut backing_off = Vec::new();
+    let mut witnesses = Vec::new();
     let tasks = pb
         .certificates
         .iter()
@@ -162,20 +183,98 @@ fn certificate_tasks(
                     s.last_error.as_deref().unwrap_or("?")
                 )
             });
-            let renewal = Renewal {
-                force: opts.force,
-                dry_run: opts.dry_run,
-                hold,
-                ari: state
-                    .certificates
-                    .get(&c.name)
-                    .and_then(|s| Some((s.ari_window?, s.jitter.unwrap_or(0.5)))),
-                spread: true,
-            };
+            let mut renewal = renewal(state, &c.name, opts, hold);
+            // Only a run that writes leaves a memo.
+            if !opts.dry_run && !opts.check {
+                let w = Arc::new(Witness::default());
+                witnesses.push((c.name.clone(), Arc::clone(&w)));
+                renewal.witness = Some(w);
+            }
             Box::new(crate::plan::certificate_task(pb, c, now, renewal)) as Box<dyn Task>
         })
         .collect();
-    (tasks, backing_off)
+    (tasks, backing_off, witnesses)
+}
+
+/// What a renewal run asks of certificate `name`: the CA's window (ARI)
+/// and its place in it from the state, spread over the lifetime without.
+fn renewal(state: &State, name: &str, opts: Options, hold: Option<String>) -> Renewal {
+    Renewal {
+        force: opts.force,
+        dry_run: opts.dry_run,
+        hold,
+        ari: state
+            .certificates
+            .get(name)
+            .and_then(|s| Some((s.ari_window?, s.jitter.unwrap_or(0.5)))),
+        spread: true,
+        witness: None,
+    }
+}
+
+/// What this host's renewal looks like after a run, for the next to skip
+/// the work ([`crate::nothing_due`]): `None` unless every ACME certificate
+/// is quiet (its pair live and laid out right, not due, not backing off,
+/// the CA asked about it recently where it offers ARI). Reads every pair
+/// once more; only a full run pays that.
+pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Option<Memo> {
+    // Stamped before they are read: a change while this run decides moves
+    // a stamp, and the next run is the full one.
+    let state_stamp = ctx
+        .root
+        .stamp(std::path::Path::new(crate::paths::STATE_FILE))
+        .ok()?;
+    let shared = nothing_due::shared_stamps(ctx.root).ok()??;
+    let dirs = nothing_due::dirs(ctx.root).ok()??;
+    let state = State::load(ctx.root).ok()?;
+    let mut until = i64::MAX;
+    let mut certificates = Vec::new();
+    for c in pb.certificates.iter().filter(|c| c.source.is_acme()) {
+        let s = state.certificates.get(&c.name);
+        if s.is_some_and(|s| s.failures > 0 || s.next_attempt.is_some()) {
+            return None;
+        }
+        // The next question to the CA may move the renewal moment.
+        until = until.min(s.and_then(|s| s.ari_next_check)?);
+        // What its task saw; one that had something to do is read again.
+        let (link, files, at) = match seen.get(&c.name) {
+            Some(seen) => seen.clone(),
+            None => read_again(pb, ctx, &state, c, now)?,
+        };
+        until = until.min(at);
+        certificates.push(Quiet {
+            name: c.name.clone(),
+            link,
+            files,
+        });
+    }
+    (until > now).then_some(Memo {
+        version: nothing_due::VERSION,
+        key,
+        written_at: now,
+        until,
+        state: state_stamp,
+        shared,
+        dirs,
+        certificates,
+    })
+}
+
+/// What a certificate whose task had something to do (now done) looks
+/// like, as its task would see it in the next run.
+fn read_again(
+    pb: &Playbook,
+    ctx: &Ctx,
+    state: &State,
+    c: &crate::playbook::Certificate,
+    now: i64,
+) -> Option<(String, String, i64)> {
+    let mut renewal = renewal(state, &c.name, Options::default(), None);
+    let witness = Arc::new(Witness::default());
+    renewal.witness = Some(Arc::clone(&witness));
+    let task = crate::plan::certificate_task(pb, c, now, renewal);
+    task.check(ctx).ok()?.is_empty().then_some(())?;
+    witness.seen()
 }
 
 /// Each certificate's outcome in the state: a success resets it, a
@@ -186,7 +285,13 @@ fn record_outcomes(state: &mut State, report: &Report, now: i64) {
             continue;
         };
         match t.status {
-            Status::Changed => state.succeeded(name, now),
+            // A new certificate: its old ARI window goes with the old one.
+            Status::Changed if t.changes.iter().any(|c| c.action == "obtain") => {
+                state.succeeded(name, now)
+            }
+            // Laid out again (modes, copies, a pair from plain files): the
+            // same certificate, its window and back-off as they were.
+            Status::Changed => {}
             // Not ordered (stopping, no time left, queued behind the
             // account's order limit, or the account is rate-limited): no
             // back-off of its own; still due for the next run.
@@ -302,6 +407,13 @@ fn refresh_ari(pb: &Playbook, ctx: &Ctx, state: &mut State, now: i64) {
                 state.ari_checked(&name, &a);
             }
         }
-        Err(e) => tracing::warn!("ACME renewal information not available: {e}"),
+        Err(e) => {
+            tracing::warn!("ACME renewal information not available: {e}");
+            // Asked again within the hour, not at every run meanwhile.
+            let again = now + crate::acme::ari::MIN_RECHECK;
+            for (name, _) in &certs {
+                state.ari_unanswered(name, again);
+            }
+        }
     }
 }

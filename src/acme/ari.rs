@@ -14,7 +14,7 @@ use crate::host::Root;
 use crate::playbook::Acme;
 
 /// Never ask more often than this, whatever Retry-After says.
-const MIN_RECHECK: i64 = 3600;
+pub const MIN_RECHECK: i64 = 3600;
 /// Ask again after this when the CA offers no ARI or gave no usable delay.
 pub const DEFAULT_RECHECK: i64 = 24 * 3600;
 

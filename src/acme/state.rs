@@ -218,6 +218,12 @@ impl State {
             .is_none_or(|t| now >= t)
     }
 
+    /// The CA did not answer about `name`: ask again at `next_check`,
+    /// keeping the window it gave before (if any).
+    pub fn ari_unanswered(&mut self, name: &str, next_check: i64) {
+        self.cert(name).ari_next_check = Some(next_check);
+    }
+
     /// Records the CA's advice; draws the certificate's place in its window once.
     pub fn ari_checked(&mut self, name: &str, advice: &crate::acme::ari::Advice) {
         let c = self.cert(name);

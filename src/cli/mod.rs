@@ -312,9 +312,6 @@ struct Loaded {
     pb: playbook::Playbook,
 }
 
-/// Reads and validates the named playbook; with none, the one `apply`
-/// installed under this root, and on a host that has none the embedded
-/// default (every command alike).
 /// A playbook's text from `path`, or from standard input for `-` (as for
 /// most Unix tools); `name` is how errors name it.
 fn read_playbook_text(path: &Path, name: &str) -> Result<String, PlaybookError> {
@@ -330,11 +327,39 @@ fn read_playbook_text(path: &Path, name: &str) -> Result<String, PlaybookError> 
     })
 }
 
+/// Reads and validates the named playbook; with none, the one `apply`
+/// installed under this root, and on a host that has none the embedded
+/// default (every command alike).
 fn load_playbook(file: Option<&Path>, root_dir: &Path) -> Result<Loaded, CliError> {
-    let read = |path: &Path, name: String| -> Result<Loaded, CliError> {
+    read_playbook(file, root_dir)?.parse()
+}
+
+/// A playbook's text, not parsed yet.
+struct Text {
+    /// How messages and reports name it: its path, or the embedded default.
+    name: String,
+    /// Its text.
+    text: String,
+}
+
+impl Text {
+    /// Parsed and validated.
+    fn parse(self) -> Result<Loaded, CliError> {
+        let pb = playbook::parse(&self.name, &self.text)?;
+        Ok(Loaded {
+            name: self.name,
+            text: self.text,
+            pb,
+        })
+    }
+}
+
+/// The text of the named playbook; with none, the one `apply` installed
+/// under this root, and on a host that has none the embedded default.
+fn read_playbook(file: Option<&Path>, root_dir: &Path) -> Result<Text, CliError> {
+    let read = |path: &Path, name: String| -> Result<Text, CliError> {
         let text = read_playbook_text(path, &name)?;
-        let pb = playbook::parse(&name, &text)?;
-        Ok(Loaded { name, text, pb })
+        Ok(Text { name, text })
     };
     if let Some(p) = file {
         let name = if p == Path::new("-") {
@@ -351,10 +376,9 @@ fn load_playbook(file: Option<&Path>, root_dir: &Path) -> Result<Loaded, CliErro
     if let Some(host_path) = installed {
         return read(&host_path, paths::INSTALLED_PLAYBOOK.to_string());
     }
-    Ok(Loaded {
+    Ok(Text {
         name: playbook::DEFAULT_NAME.to_string(),
         text: playbook::DEFAULT_PLAYBOOK.to_string(),
-        pb: playbook::parse(playbook::DEFAULT_NAME, playbook::DEFAULT_PLAYBOOK)?,
     })
 }
 
@@ -645,8 +669,8 @@ struct Session {
 }
 
 /// Takes the host's lock for a command that changes it (none with
-/// `lock: None`: a check, which never waits), then sweeps what a killed
-/// run left half-made.
+/// `lock: None`: a check, which never waits), then begins writing
+/// ([`begin_writing`]: sweeps what a killed run left half-made).
 fn lock_host(
     root_dir: &Path,
     lock: Option<&LockArgs>,
@@ -654,8 +678,9 @@ fn lock_host(
     lock_host_sweeping(root_dir, lock, true)
 }
 
-/// [`lock_host`]; `sweep`: false for a run that writes nothing (`renew
-/// --dry-run`), which takes the lock (it orders) but cleans nothing.
+/// [`lock_host`]; `sweep`: false for a renewal, which takes the lock
+/// first and begins writing only once it knows it will (a run with nothing
+/// due or a `--dry-run` writes nothing).
 fn lock_host_sweeping(
     root_dir: &Path,
     lock: Option<&LockArgs>,
@@ -676,19 +701,44 @@ fn lock_host_sweeping(
             wait.map_or(0, |w| w.as_secs())
         );
     })?;
-    // Only after a run that did not end cleanly is there anything to
-    // sweep (a clean end empties the lock file).
-    if !sweep || !held.interrupted {
-        return Ok(Some(held));
+    if sweep {
+        begin_writing(&root, held.interrupted);
     }
-    match crate::recover::sweep(&root) {
+    Ok(Some(held))
+}
+
+/// Is `dir` a directory, not a link to one? (Where the metrics go by
+/// default: only a real textfile directory.)
+fn is_real_dir(root: &Root, dir: &str) -> bool {
+    root.meta(Path::new(dir))
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.is_dir && !m.is_symlink)
+}
+
+/// The first steps of a run that may change the host, under its lock:
+/// the memo of a quiet renewal goes (crate::nothing_due: a run killed
+/// from here on leaves none), and after a run that did not end cleanly
+/// (its line still in the lock file) what it left half-made is swept.
+fn begin_writing(root: &Root, interrupted: bool) {
+    // One that cannot be removed (its directory made a link, which no
+    // write of portico's goes through) still answers for nothing this
+    // run changes: what it writes moves the stamps the memo holds, and a
+    // replaced directory is a miss. The run goes on and reports what it
+    // cannot write, as ever.
+    if let Err(e) = crate::nothing_due::forget(root) {
+        tracing::warn!("{e}");
+    }
+    if !interrupted {
+        return;
+    }
+    match crate::recover::sweep(root) {
         Ok(gone) if !gone.is_empty() => {
             tracing::info!("removed what an interrupted run left: {}", gone.join(", "))
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("cleaning up after an interrupted run: {e}"),
     }
-    Ok(Some(held))
 }
 
 impl Session {
@@ -710,15 +760,16 @@ impl Session {
 
     /// [`Session::open`] for a renewal, which needs only the facts files
     /// give (no tool is asked: a run with nothing due stays cheap).
-    /// `writes`: it may write (not `--dry-run`, not `--check`); `orders`:
-    /// it talks to a CA (not `--check`), which needs root.
+    /// `orders`: it talks to a CA (not `--check`), which needs root. It
+    /// sweeps nothing yet: [`Session::begin_writing`] once it will write.
     fn open_for_renewal(
         root_dir: PathBuf,
         lock: Option<&LockArgs>,
-        writes: bool,
         orders: bool,
     ) -> Result<Session, CliError> {
-        let held = lock_host_sweeping(&root_dir, lock, writes)?;
+        // A renewal with nothing to do writes nothing: it begins writing
+        // (Session::begin_writing) only once it knows it will.
+        let held = lock_host_sweeping(&root_dir, lock, false)?;
         let mut s = Self::open_with(root_dir, orders, |root, _| {
             crate::facts::gather_from_files(root)
         })?;
@@ -757,6 +808,24 @@ impl Session {
         })
     }
 
+    /// May a run that writes nothing leave the sweep to the next that
+    /// writes? Yes, unless the run before this one on a live host did not
+    /// end cleanly. (Under `--root` the lock records nothing: there a
+    /// quiet renewal's memo on disk says it, crate::nothing_due.)
+    fn after_clean_end(&self) -> bool {
+        self._lock
+            .as_ref()
+            .is_none_or(|l| !l.interrupted || !self.root.is_host())
+    }
+
+    /// [`begin_writing`] for a session opened without it.
+    fn begin_writing(&self) {
+        begin_writing(
+            &self.root,
+            self._lock.as_ref().is_some_and(|l| l.interrupted),
+        );
+    }
+
     /// What every task sees, in a run that applies.
     fn ctx(&self) -> Ctx<'_> {
         self.ctx_for(crate::task::Mode::Apply)
@@ -788,13 +857,8 @@ impl Session {
     /// The playbook with `{hostname}` resolved for this host.
     fn resolve(&self, mut pb: playbook::Playbook) -> Result<playbook::Playbook, CliError> {
         pb.resolve_hostname(&self.facts.hostname, &self.facts.hostname_source)?;
-        pb.metrics.resolve_default(|dir| {
-            self.root
-                .meta(Path::new(dir))
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.is_dir && !m.is_symlink)
-        });
+        pb.metrics
+            .resolve_default(|dir| is_real_dir(&self.root, dir));
         Ok(pb)
     }
 }

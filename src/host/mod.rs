@@ -4,6 +4,7 @@
 //! portico decides from what these say, so every task can be tested with
 //! fakes and without root.
 
+pub mod beneath;
 pub mod clock;
 pub mod cmd;
 pub mod cmd_async;

@@ -114,6 +114,22 @@ impl FileMeta {
     }
 }
 
+/// A file's identity and its last change: writing, replacing, chmod or
+/// chown changes it (the kernel sets `ctime`; no one can set it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    /// Device and inode: a file renamed over it is another file.
+    pub dev: u64,
+    /// The inode.
+    pub ino: u64,
+    /// Last status change, seconds.
+    pub ctime: i64,
+    /// Last status change, nanoseconds.
+    pub ctime_nsec: i64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// One file of a directory written whole ([`Root::write_tree`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeFile {
@@ -623,6 +639,23 @@ impl Root {
         let p = self.host_path(path)?;
         match fs::symlink_metadata(&p) {
             Ok(m) => Ok(Some(FileMeta::of(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
+    /// `path`'s [`Stamp`], not following a final symlink (a file portico
+    /// reads plain, replaced by a link, is another file); `Ok(None)` when
+    /// absent.
+    pub fn stamp(&self, path: &Path) -> Result<Option<Stamp>, RootError> {
+        match fs::symlink_metadata(self.host_path(path)?) {
+            Ok(m) => Ok(Some(Stamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                ctime: m.ctime(),
+                ctime_nsec: m.ctime_nsec(),
+                size: m.size(),
+            })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }

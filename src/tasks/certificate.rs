@@ -85,6 +85,28 @@ pub struct Renewal {
     /// `apply` renews only at `remaining_fraction`, never before the
     /// daemon would.
     pub spread: bool,
+    /// Where a renewal run keeps what the task saw of a certificate with
+    /// nothing to do, for the memo of a quiet run (crate::nothing_due).
+    pub witness: Option<std::sync::Arc<Witness>>,
+}
+
+/// What a certificate's task saw when it had nothing to do: its live link
+/// and the digest of its files' stamps (taken before it read them), and
+/// when it comes due.
+#[derive(Debug, Default)]
+pub struct Witness(std::sync::Mutex<Option<(String, String, i64)>>);
+
+impl Witness {
+    /// What was seen, if the task found nothing to do.
+    pub fn seen(&self) -> Option<(String, String, i64)> {
+        self.0.lock().ok()?.clone()
+    }
+
+    fn saw(&self, seen: (String, String, i64)) {
+        if let Ok(mut cell) = self.0.lock() {
+            *cell = Some(seen);
+        }
+    }
 }
 
 /// One certificate of the playbook, with the names it must cover.
@@ -123,7 +145,7 @@ impl CertificateTask {
 
     /// The live pair, read once ([`pair::live`]), when it is fine; else
     /// why it must be replaced.
-    fn checked_live(&self, ctx: &Ctx) -> Result<Result<Live, String>, TaskError> {
+    fn checked_live(&self, ctx: &Ctx) -> Result<Result<(Live, CertInfo), String>, TaskError> {
         if self.renewal.force {
             return Ok(Err("forced".into()));
         }
@@ -136,11 +158,38 @@ impl CertificateTask {
         if !live.intact() {
             return Ok(Err("its key does not belong to it".into()));
         }
-        let why = match read_pair(&live.cert, &live.key, true) {
-            Ok(info) => self.reason_in(ctx, &live.cert, &info)?,
-            Err(why) => Some(why.into()),
+        let info = match read_pair(&live.cert, &live.key, true) {
+            Ok(info) => info,
+            Err(why) => return Ok(Err(why.into())),
         };
-        Ok(why.map_or(Ok(live), Err))
+        Ok(match self.reason_in(ctx, &live.cert, &info)? {
+            Some(why) => Err(why),
+            None => Ok((live, info)),
+        })
+    }
+
+    /// When the certificate with facts `info` comes due (Unix seconds), and
+    /// whether the CA's window (ARI) decided it: a moment drawn inside that
+    /// window; else, in a renewal run, its place in the lifetime spread;
+    /// else exactly at `remaining_fraction`.
+    fn due_at(&self, info: &CertInfo) -> (i64, bool) {
+        let (window, jitter) = match self.renewal.ari {
+            Some((w, j)) => (Some(w), j),
+            // The daemon's renewals spread over their lifetime; what apply
+            // renews (self-signed, a private CA's) needs no spreading.
+            None if self.source.is_acme() && self.renewal.spread => {
+                (None, crate::acme::policy::lifetime_jitter(&self.name))
+            }
+            None => (None, 0.0),
+        };
+        let at = crate::acme::policy::renew_at(
+            info.not_before,
+            info.not_after,
+            self.remaining_fraction,
+            window,
+            jitter,
+        );
+        (at, window.is_some())
     }
 
     /// Why the plain certificate and key at `paths` (an older portico's
@@ -193,25 +242,10 @@ impl CertificateTask {
                 self.key.name()
             )));
         }
-        let (window, jitter) = match self.renewal.ari {
-            Some((w, j)) => (Some(w), j),
-            // The daemon's renewals spread over their lifetime; what apply
-            // renews (self-signed, a private CA's) needs no spreading.
-            None if self.source.is_acme() && self.renewal.spread => {
-                (None, crate::acme::policy::lifetime_jitter(&self.name))
-            }
-            None => (None, 0.0),
-        };
-        if crate::acme::policy::due(
-            self.now,
-            info.not_before,
-            info.not_after,
-            self.remaining_fraction,
-            window,
-            jitter,
-        ) {
+        let (at, ari) = self.due_at(info);
+        if self.now >= at {
             return Ok(Some(
-                if window.is_some() {
+                if ari {
                     "due: inside the CA's suggested renewal window (ARI)"
                 } else {
                     "due for renewal"
@@ -359,8 +393,24 @@ impl CertificateTask {
 
     fn check_acme(&self, ctx: &Ctx, reuse_key: bool) -> Result<Vec<Change>, TaskError> {
         let acme = self.acme.clone().ok_or(TaskError::NoAcmeSection)?;
+        // Stamped before they are read: a change while this task decides
+        // moves a stamp (crate::nothing_due).
+        let before = match &self.renewal.witness {
+            Some(_) => crate::nothing_due::observe(ctx.root, &self.name),
+            None => None,
+        };
         let reason = match self.checked_live(ctx)? {
-            Ok(live) => return self.layout_changes(ctx, &live),
+            Ok((live, info)) => {
+                let changes = self.layout_changes(ctx, &live)?;
+                if let (Some(w), Some((link, files)), true) =
+                    (&self.renewal.witness, before, changes.is_empty())
+                {
+                    if link.ends_with(&format!("/{}", live.id)) {
+                        w.saw((link, files, self.due_at(&info).0));
+                    }
+                }
+                return Ok(changes);
+            }
             Err(reason) => reason,
         };
         let directory = crate::acme::issue::directory_url(&acme.directory);
@@ -424,7 +474,7 @@ impl CertificateTask {
     /// Self-signed or from the playbook's CA: made here, written as a pair.
     fn check_made(&self, ctx: &Ctx, days: u32) -> Result<Vec<Change>, TaskError> {
         let reason = match self.checked_live(ctx)? {
-            Ok(live) => return self.layout_changes(ctx, &live),
+            Ok((live, _)) => return self.layout_changes(ctx, &live),
             Err(reason) => reason,
         };
         let (issued, what) = match self.signing_ca(ctx) {

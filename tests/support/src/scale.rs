@@ -7,6 +7,35 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+/// Certificates for `n` ACME sites where an older portico kept them
+/// (`certs/cN.crt`, `private/cN.key`), signed by a CA of the bench's own
+/// so they look like a CA's, valid for 90 days from yesterday.
+pub fn acme_certificates(root: &Path, n: usize) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "scale bench CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(root.join("bench-ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let certs = root.join("etc/ssl/portico/certs");
+    let keys = root.join("etc/ssl/portico/private");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::create_dir_all(&keys).unwrap();
+    let day = time::Duration::days(1);
+    let now = time::OffsetDateTime::now_utc();
+    for i in 0..n {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![format!("s{i}.scale.test")]).unwrap();
+        p.not_before = now - day;
+        p.not_after = now + day * 89;
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        std::fs::write(certs.join(format!("c{i}.crt")), cert.pem()).unwrap();
+        std::fs::write(keys.join(format!("c{i}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
 /// One command's wall time (seconds) and peak RSS (KiB).
 pub fn run(bin: &Path, args: &[&str]) -> (f64, i64) {
     let start = Instant::now();
