@@ -54,8 +54,10 @@ pub struct Memo {
     pub until: i64,
     /// state.json as the run left it (`None`: there was none).
     pub state: Option<Stamp>,
-    /// The keys' plain copies' directory.
-    pub shared: Stamp,
+    /// What every certificate shares: the keys' plain copies' directory,
+    /// and the live links' (a link replaced, added or removed changes it:
+    /// links are never changed in place).
+    pub shared: [Stamp; 2],
     /// Which directories [`DIRS`] were (device, inode): one swapped for
     /// another or for a link (which portico's writes refuse) is a miss.
     pub dirs: Vec<(u64, u64)>,
@@ -84,8 +86,8 @@ pub enum Miss {
     Due,
     /// The clock is behind the run that wrote the memo.
     Clock,
-    /// The keys' directory changed since.
-    Keys,
+    /// The keys' directory or a live link changed since.
+    Shared,
     /// A directory of portico's is another since (or a link).
     Dirs,
     /// state.json changed since.
@@ -100,7 +102,7 @@ impl std::fmt::Display for Miss {
             Miss::Other => write!(f, "no memo of a quiet run for this playbook"),
             Miss::Due => write!(f, "something may be due"),
             Miss::Clock => write!(f, "the clock is behind the last run's"),
-            Miss::Keys => write!(f, "{} changed", paths::KEY_COPIES),
+            Miss::Shared => write!(f, "the keys' directory or a live link changed"),
             Miss::Dirs => write!(f, "a directory of portico's was replaced"),
             Miss::State => write!(f, "{} changed", paths::STATE_FILE),
             Miss::Certificate(name) => write!(f, "certificate {name} changed"),
@@ -203,9 +205,12 @@ pub fn observe(root: &Root, name: &str) -> Option<(String, String)> {
     Some((link, files))
 }
 
-/// The stamp of what every certificate shares: the keys' directory.
-pub fn shared_stamps(root: &Root) -> Result<Option<Stamp>, RootError> {
-    root.stamp(Path::new(paths::KEY_COPIES))
+/// The stamps of what every certificate shares: the keys' directory and
+/// the live links'.
+pub fn shared_stamps(root: &Root) -> Result<Option<[Stamp; 2]>, RootError> {
+    let keys = root.stamp(Path::new(paths::KEY_COPIES))?;
+    let live = root.stamp(Path::new(paths::LIVE_DIR))?;
+    Ok(keys.zip(live).map(|(k, l)| [k, l]))
 }
 
 /// Where `live/NAME` points.
@@ -263,8 +268,8 @@ pub fn forget(root: &Root) -> Result<(), RootError> {
     root.remove(path)
 }
 
-/// Does `memo` still answer for a run with key `key` at `now`? Reads one
-/// link and six stamps per certificate, and seven more.
+/// Does `memo` still answer for a run with key `key` at `now`? Reads six
+/// stamps per certificate, and eight more.
 pub fn holds(root: &Root, memo: &Memo, key: &str, now: i64) -> Result<(), Miss> {
     if memo.key != key {
         return Err(Miss::Other);
@@ -283,12 +288,12 @@ pub fn holds(root: &Root, memo: &Memo, key: &str, now: i64) -> Result<(), Miss> 
         return Err(Miss::Dirs);
     }
     if shared_stamps(root).map_err(io)? != Some(memo.shared) {
-        return Err(Miss::Keys);
+        return Err(Miss::Shared);
     }
     let Some(certs) = cert_dir(root).map_err(io)? else {
         return Err(Miss::Dirs);
     };
-    // Thousands of certificates are seven system calls each, and the
+    // Thousands of certificates are six system calls each, and the
     // kernel answers them on every core at once.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let part = memo.certificates.len().div_ceil(cores).max(PER_THREAD);
@@ -300,26 +305,20 @@ pub fn holds(root: &Root, memo: &Memo, key: &str, now: i64) -> Result<(), Miss> 
             .collect();
         parts
             .into_iter()
-            .map(|p| p.join().unwrap_or(Err(Miss::Other)))
-            .collect::<Result<(), Miss>>()
+            .try_for_each(|p| p.join().unwrap_or(Err(Miss::Other)))
     })
 }
 
 /// Fewer certificates than this are checked on one thread.
 const PER_THREAD: usize = 512;
 
-/// Is each of `certificates` as the memo has it: the same live link, the
-/// same stamps?
+/// Is each of `certificates` as the memo has it: the same stamps? (Its
+/// live link is the same when the live links' directory is.)
 fn unchanged(certs: &Beneath, certificates: &[Quiet]) -> Result<(), Miss> {
-    let io = |_| Miss::Other;
     for c in certificates {
-        let changed = || Miss::Certificate(c.name.clone());
-        if live_link(certs, &c.name).map_err(io)?.as_deref() != Some(c.link.as_str()) {
-            return Err(changed());
-        }
-        let files = fingerprint(certs, &c.name, &c.link).map_err(io)?;
+        let files = fingerprint(certs, &c.name, &c.link).map_err(|_| Miss::Other)?;
         if files.as_deref() != Some(c.files.as_str()) {
-            return Err(changed());
+            return Err(Miss::Certificate(c.name.clone()));
         }
     }
     Ok(())
@@ -393,7 +392,7 @@ mod tests {
             written_at: 5,
             until: 10,
             state: Some(stamp(7)),
-            shared: stamp(8),
+            shared: [stamp(8), stamp(9)],
             dirs: vec![(1, 2)],
             certificates: vec![Quiet {
                 name: "web".into(),
@@ -505,7 +504,7 @@ mod tests {
                     std::fs::remove_file(&link).unwrap();
                     std::os::unix::fs::symlink(paths::pair_dir("web").join("p2"), link).unwrap();
                 },
-                web(),
+                Miss::Shared,
             ),
             (
                 "the pair's directory opened to all",
@@ -531,7 +530,7 @@ mod tests {
                     std::fs::remove_file(&link).unwrap();
                     std::os::unix::fs::symlink("/tmp/elsewhere/p1", link).unwrap();
                 },
-                web(),
+                Miss::Shared,
             ),
             (
                 "the keys' directory opened to all",
@@ -539,7 +538,7 @@ mod tests {
                     let mode = std::fs::Permissions::from_mode(0o711);
                     std::fs::set_permissions(under(b, paths::KEY_COPIES), mode).unwrap();
                 },
-                Miss::Keys,
+                Miss::Shared,
             ),
             (
                 "the state directory swapped for a link to it",
@@ -601,7 +600,7 @@ mod tests {
             written_at: 0,
             until: 0,
             state: None,
-            shared: stamp(9),
+            shared: [stamp(9), stamp(10)],
             dirs: Vec::new(),
             certificates: ["b", "a"]
                 .iter()

@@ -153,14 +153,18 @@ fn note_queue(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
     }
 }
 
+/// Each certificate's witness (what its task saw), by name.
+type Witnesses = Vec<(String, Arc<Witness>)>;
+
 /// A task per ACME certificate, held while it backs off after failures
-/// (unless forced); and a line for each one held.
+/// (unless forced); a line for each one held; and, in a run that writes,
+/// each one's witness.
 fn certificate_tasks(
     pb: &Playbook,
     state: &State,
     now: i64,
     opts: Options,
-) -> (Vec<Box<dyn Task>>, Vec<String>, Vec<(String, Arc<Witness>)>) {
+) -> (Vec<Box<dyn Task>>, Vec<String>, Witnesses) {
     let mut backing_off = Vec::new();
     let mut witnesses = Vec::new();
     let tasks = pb
@@ -226,6 +230,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         .ok()?;
     let shared = nothing_due::shared_stamps(ctx.root).ok()??;
     let dirs = nothing_due::dirs(ctx.root).ok()??;
+    let certs = nothing_due::cert_dir(ctx.root).ok()??;
     let state = State::load(ctx.root).ok()?;
     let mut until = i64::MAX;
     let mut certificates = Vec::new();
@@ -241,6 +246,12 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
             Some(seen) => seen.clone(),
             None => read_again(pb, ctx, &state, c, now)?,
         };
+        // The link the task decided on is still the link, read after the
+        // live links' directory was stamped (the next run checks that
+        // stamp, not each link).
+        if nothing_due::live_link(&certs, &c.name).ok()?.as_deref() != Some(link.as_str()) {
+            return None;
+        }
         until = until.min(at);
         certificates.push(Quiet {
             name: c.name.clone(),

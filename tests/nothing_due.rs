@@ -135,7 +135,7 @@ fn any_change_it_stands_on_brings_the_full_run_back() {
         (
             "the live link removed",
             |h| std::fs::remove_file(h.path(portico::paths::live_link("c0"))).unwrap(),
-            "certificate c0 changed",
+            "a live link changed",
         ),
         (
             "state.json written again",
