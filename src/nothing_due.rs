@@ -205,6 +205,15 @@ pub fn observe(root: &Root, name: &str) -> Option<(String, String)> {
     Some((link, files))
 }
 
+/// What every certificate shares, as [`Memo::shared`] and [`Memo::dirs`]
+/// hold it.
+pub type Shared = ([Stamp; 2], Vec<(u64, u64)>);
+
+/// [`Shared`] now; `None` when something is missing.
+pub fn shared(root: &Root) -> Option<Shared> {
+    Some((shared_stamps(root).ok()??, dirs(root).ok()??))
+}
+
 /// The stamps of what every certificate shares: the keys' directory and
 /// the live links'.
 pub fn shared_stamps(root: &Root) -> Result<Option<[Stamp; 2]>, RootError> {
@@ -297,15 +306,25 @@ pub fn holds(root: &Root, memo: &Memo, key: &str, now: i64) -> Result<(), Miss> 
     // kernel answers them on every core at once.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let part = memo.certificates.len().div_ceil(cores).max(PER_THREAD);
+    let mut parts = memo.certificates.chunks(part);
+    let first = parts.next().unwrap_or_default();
     std::thread::scope(|s| {
-        let parts: Vec<_> = memo
-            .certificates
-            .chunks(part)
-            .map(|certificates| s.spawn(|| unchanged(&certs, certificates)))
+        // A thread that cannot be had (a pids limit) checks its part here.
+        let others: Vec<_> = parts
+            .map(|part| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, || unchanged(&certs, part))
+                    .map_err(|_| part)
+            })
             .collect();
-        parts
-            .into_iter()
-            .try_for_each(|p| p.join().unwrap_or(Err(Miss::Other)))
+        let mut results = vec![unchanged(&certs, first)];
+        for other in others {
+            results.push(match other {
+                Ok(thread) => thread.join().unwrap_or(Err(Miss::Other)),
+                Err(part) => unchanged(&certs, part),
+            });
+        }
+        results.into_iter().collect()
     })
 }
 

@@ -52,9 +52,16 @@ pub struct Renewed {
     pub seen: Seen,
 }
 
-/// Per certificate, what its task saw when it had nothing to do: its live
-/// link, the digest of its files' stamps, and when it comes due.
-pub type Seen = std::collections::HashMap<String, (String, String, i64)>;
+/// What a run that writes saw before it decided, for the memo of a quiet
+/// run.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Per certificate, what its task saw when it had nothing to do: its
+    /// live link, the digest of its files' stamps, and when it comes due.
+    pub certificates: std::collections::HashMap<String, (String, String, i64)>,
+    /// What every certificate shares, stamped before any task ran.
+    pub shared: Option<nothing_due::Shared>,
+}
 
 impl Renewed {
     /// 1 when a certificate failed or is backing off past its renewal
@@ -76,6 +83,9 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         refresh_ari(pb, ctx, &mut state, now);
     }
     let (tasks, backing_off, witnesses) = certificate_tasks(pb, &state, now, opts);
+    let shared = (!witnesses.is_empty())
+        .then(|| nothing_due::shared(ctx.root))
+        .flatten();
     let certificates = crate::hooks::Snapshot::take(pb, ctx.root);
     let mut report = engine::run_with(
         &tasks,
@@ -94,7 +104,7 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
         return Ok(Renewed {
             report,
             backing_off,
-            seen: Seen::new(),
+            seen: Seen::default(),
         });
     }
     record_outcomes(&mut state, &report, now);
@@ -127,10 +137,13 @@ pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewEr
     }
     // After the state is saved: a hook may take long or be interrupted.
     crate::hooks::run_deploy_hooks(pb, ctx, &mut report, &certificates);
-    let seen = witnesses
-        .into_iter()
-        .filter_map(|(name, w)| Some((name, w.seen()?)))
-        .collect();
+    let seen = Seen {
+        certificates: witnesses
+            .into_iter()
+            .filter_map(|(name, w)| Some((name, w.seen()?)))
+            .collect(),
+        shared,
+    };
     Ok(Renewed {
         report,
         backing_off,
@@ -228,8 +241,11 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         .root
         .stamp(std::path::Path::new(crate::paths::STATE_FILE))
         .ok()?;
-    let shared = nothing_due::shared_stamps(ctx.root).ok()??;
-    let dirs = nothing_due::dirs(ctx.root).ok()??;
+    // What every certificate shares, as it was before the tasks decided.
+    let (shared, dirs) = seen.shared.clone()?;
+    if nothing_due::shared(ctx.root)? != (shared, dirs.clone()) {
+        return None;
+    }
     let certs = nothing_due::cert_dir(ctx.root).ok()??;
     let state = State::load(ctx.root).ok()?;
     let mut until = i64::MAX;
@@ -242,7 +258,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         // The next question to the CA may move the renewal moment.
         until = until.min(s.and_then(|s| s.ari_next_check)?);
         // What its task saw; one that had something to do is read again.
-        let (link, files, at) = match seen.get(&c.name) {
+        let (link, files, at) = match seen.certificates.get(&c.name) {
             Some(seen) => seen.clone(),
             None => read_again(pb, ctx, &state, c, now)?,
         };

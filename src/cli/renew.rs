@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{open_root, print_report, read_playbook, CliError, Session, Text};
+use super::{print_report, read_playbook, CliError, Session, Text};
 use crate::nothing_due;
 use crate::playbook::Playbook;
 use crate::renew::Renewed;
@@ -46,18 +46,12 @@ pub(super) fn run(a: RenewArgs) -> Result<i32, CliError> {
     let started = std::time::Instant::now();
     let root = a.host.root;
     let text = read_playbook(a.playbook.as_deref(), &root)?;
-    // The playbook apply installed (the daemon's, given on stdin or by
-    // name): the same bytes as the file.
-    let installed = open_root(root.clone())?
-        .read_to_string(std::path::Path::new(paths::INSTALLED_PLAYBOOK))
-        .ok()
-        .flatten()
-        .is_some_and(|t| t == text.text);
     let opts = crate::renew::Options {
         force: a.force,
         dry_run: a.dry_run,
         check: a.plan.check,
-        installed_playbook: installed,
+        // Known once a full run is sure (renew_once).
+        installed_playbook: false,
     };
     let lock = (!a.plan.check).then_some(&a.lock);
     let metrics = Metrics {
@@ -118,13 +112,24 @@ fn renew_once(
         return Ok(Renewed {
             report,
             backing_off: Vec::new(),
-            seen: crate::renew::Seen::new(),
+            seen: crate::renew::Seen::default(),
         });
     }
     let writes = !opts.dry_run && !opts.check;
     if writes {
         session.begin_writing();
     }
+    // The playbook apply installed (the daemon's, given on stdin or by
+    // name): the same bytes as the file.
+    let opts = crate::renew::Options {
+        installed_playbook: ctx
+            .root
+            .read_to_string(std::path::Path::new(paths::INSTALLED_PLAYBOOK))
+            .ok()
+            .flatten()
+            .is_some_and(|t| t == text.text),
+        ..opts
+    };
     let loaded = text.parse()?;
     let pb = session.resolve(loaded.pb)?;
     let renewed = crate::renew::renew(&pb, &ctx, opts)?;

@@ -107,6 +107,12 @@ impl Witness {
             *cell = Some(seen);
         }
     }
+
+    fn clear(&self) {
+        if let Ok(mut cell) = self.0.lock() {
+            *cell = None;
+        }
+    }
 }
 
 /// One certificate of the playbook, with the names it must cover.
@@ -396,7 +402,12 @@ impl CertificateTask {
         // Stamped before they are read: a change while this task decides
         // moves a stamp (crate::nothing_due).
         let before = match &self.renewal.witness {
-            Some(_) => crate::nothing_due::observe(ctx.root, &self.name),
+            // Only what the check the engine acts on saw counts (a task
+            // may be checked early, then again in its turn).
+            Some(w) => {
+                w.clear();
+                crate::nothing_due::observe(ctx.root, &self.name)
+            }
             None => None,
         };
         let reason = match self.checked_live(ctx)? {
@@ -405,7 +416,7 @@ impl CertificateTask {
                 if let (Some(w), Some((link, files)), true) =
                     (&self.renewal.witness, before, changes.is_empty())
                 {
-                    if link.ends_with(&format!("/{}", live.id)) {
+                    if std::path::Path::new(&link) == pair::live_target(&self.name, &live.id) {
                         w.saw((link, files, self.due_at(&info).0));
                     }
                 }

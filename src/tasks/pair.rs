@@ -23,7 +23,7 @@ pub fn id(cert: &[u8], key: &[u8]) -> String {
 
 /// Where `live/NAME` points for pair `id` (relative, so a copied tree or
 /// one under `--root` resolves the same).
-fn live_target(name: &str, id: &str) -> PathBuf {
+pub fn live_target(name: &str, id: &str) -> PathBuf {
     PathBuf::from(format!("../pairs/{name}/{id}"))
 }
 
