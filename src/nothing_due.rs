@@ -77,6 +77,16 @@ pub struct Quiet {
     pub files: String,
 }
 
+/// What a certificate's task saw when it had nothing to do (its stamps
+/// taken before it read the files), and when the certificate comes due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// What the memo keeps of it.
+    pub quiet: Quiet,
+    /// When it comes due (Unix seconds).
+    pub due_at: i64,
+}
+
 /// Why a memo does not answer for this run (for the log at `-v`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Miss {
@@ -198,11 +208,15 @@ pub fn fingerprint(certs: &Beneath, name: &str, link: &str) -> Result<Option<Str
 
 /// `name`'s live link and the digest of its files' stamps, now; `None`
 /// when something is missing.
-pub fn observe(root: &Root, name: &str) -> Option<(String, String)> {
+pub fn observe(root: &Root, name: &str) -> Option<Quiet> {
     let certs = cert_dir(root).ok()??;
     let link = live_link(&certs, name).ok()??;
     let files = fingerprint(&certs, name, &link).ok()??;
-    Some((link, files))
+    Some(Quiet {
+        name: name.to_string(),
+        link,
+        files,
+    })
 }
 
 /// What every certificate shares, as [`Memo::shared`] and [`Memo::dirs`]

@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::acme::state::{State, StateError};
 use crate::engine::{self, RunOptions};
-use crate::nothing_due::{self, Memo, Quiet};
+use crate::nothing_due::{self, Memo, Sighting};
 use crate::playbook::Playbook;
 use crate::report::{Report, Status, TaskReport};
 use crate::task::{Ctx, Mode, Task, TaskId};
@@ -56,9 +56,8 @@ pub struct Renewed {
 /// run.
 #[derive(Debug, Default)]
 pub struct Seen {
-    /// Per certificate, what its task saw when it had nothing to do: its
-    /// live link, the digest of its files' stamps, and when it comes due.
-    pub certificates: std::collections::HashMap<String, (String, String, i64)>,
+    /// Per certificate, what its task saw when it had nothing to do.
+    pub certificates: std::collections::HashMap<String, Sighting>,
     /// What every certificate shares, stamped before any task ran.
     pub shared: Option<nothing_due::Shared>,
 }
@@ -232,8 +231,9 @@ fn renewal(state: &State, name: &str, opts: Options, hold: Option<String>) -> Re
 /// What this host's renewal looks like after a run, for the next to skip
 /// the work ([`crate::nothing_due`]): `None` unless every ACME certificate
 /// is quiet (its pair live and laid out right, not due, not backing off,
-/// the CA asked about it recently where it offers ARI). Reads every pair
-/// once more; only a full run pays that.
+/// the CA asked about it recently where it offers ARI). What each task
+/// saw is used as it is; only a certificate whose task changed something
+/// is read again.
 pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Option<Memo> {
     // Stamped before they are read: a change while this run decides moves
     // a stamp, and the next run is the full one.
@@ -258,22 +258,19 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         // The next question to the CA may move the renewal moment.
         until = until.min(s.and_then(|s| s.ari_next_check)?);
         // What its task saw; one that had something to do is read again.
-        let (link, files, at) = match seen.certificates.get(&c.name) {
+        let sighting = match seen.certificates.get(&c.name) {
             Some(seen) => seen.clone(),
             None => read_again(pb, ctx, &state, c, now)?,
         };
         // The link the task decided on is still the link, read after the
         // live links' directory was stamped (the next run checks that
         // stamp, not each link).
-        if nothing_due::live_link(&certs, &c.name).ok()?.as_deref() != Some(link.as_str()) {
+        let link = nothing_due::live_link(&certs, &c.name).ok()?;
+        if link.as_deref() != Some(sighting.quiet.link.as_str()) {
             return None;
         }
-        until = until.min(at);
-        certificates.push(Quiet {
-            name: c.name.clone(),
-            link,
-            files,
-        });
+        until = until.min(sighting.due_at);
+        certificates.push(sighting.quiet);
     }
     (until > now).then_some(Memo {
         version: nothing_due::VERSION,
@@ -295,7 +292,7 @@ fn read_again(
     state: &State,
     c: &crate::playbook::Certificate,
     now: i64,
-) -> Option<(String, String, i64)> {
+) -> Option<Sighting> {
     let mut renewal = renewal(state, &c.name, Options::default(), None);
     let witness = Arc::new(Witness::default());
     renewal.witness = Some(Arc::clone(&witness));

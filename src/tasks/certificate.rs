@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::facts::cert::{check_pair, inspect_pem, CertInfo, CertProblem, PairProblem};
+use crate::nothing_due::Sighting;
 use crate::playbook::{KeyType, Source};
 use crate::task::{Action, Change, Ctx, Handler, Scope, Task, TaskError, TaskId};
 use crate::tasks::pair::{self, Live};
@@ -90,19 +91,18 @@ pub struct Renewal {
     pub witness: Option<std::sync::Arc<Witness>>,
 }
 
-/// What a certificate's task saw when it had nothing to do: its live link
-/// and the digest of its files' stamps (taken before it read them), and
-/// when it comes due.
+/// Where a certificate's task leaves what it saw when it had nothing to
+/// do, for the run that made it.
 #[derive(Debug, Default)]
-pub struct Witness(std::sync::Mutex<Option<(String, String, i64)>>);
+pub struct Witness(std::sync::Mutex<Option<Sighting>>);
 
 impl Witness {
     /// What was seen, if the task found nothing to do.
-    pub fn seen(&self) -> Option<(String, String, i64)> {
+    pub fn seen(&self) -> Option<Sighting> {
         self.0.lock().ok()?.clone()
     }
 
-    fn saw(&self, seen: (String, String, i64)) {
+    fn saw(&self, seen: Sighting) {
         if let Ok(mut cell) = self.0.lock() {
             *cell = Some(seen);
         }
@@ -413,11 +413,14 @@ impl CertificateTask {
         let reason = match self.checked_live(ctx)? {
             Ok((live, info)) => {
                 let changes = self.layout_changes(ctx, &live)?;
-                if let (Some(w), Some((link, files)), true) =
+                if let (Some(w), Some(quiet), true) =
                     (&self.renewal.witness, before, changes.is_empty())
                 {
-                    if std::path::Path::new(&link) == pair::live_target(&self.name, &live.id) {
-                        w.saw((link, files, self.due_at(&info).0));
+                    if Path::new(&quiet.link) == pair::live_target(&self.name, &live.id) {
+                        w.saw(Sighting {
+                            quiet,
+                            due_at: self.due_at(&info).0,
+                        });
                     }
                 }
                 return Ok(changes);
