@@ -6,6 +6,7 @@ pub mod dns;
 pub mod layout;
 pub mod model;
 pub mod names;
+mod pieces;
 mod port;
 pub mod schedule;
 pub mod span;
@@ -114,9 +115,9 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
     // playbook with problems: a good one (10,000 sites) pays it never.
     let index = std::cell::OnceCell::new();
     let index = || index.get_or_init(|| SpanIndex::new(text));
-    let lines = LineIndex::new(text);
+    let lines = std::cell::OnceCell::new();
     let locate = |offset: usize, path: &FieldPath, message: String| {
-        let (line, col) = lines.line_col(offset);
+        let (line, col) = lines.get_or_init(|| LineIndex::new(text)).line_col(offset);
         Located {
             line,
             col,
@@ -130,7 +131,16 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, PlaybookError> {
             items,
         })
     };
-    let read = collect::read_all(text);
+    // A large good playbook is read in pieces (less memory); anything
+    // else whole, which also finds and places every error.
+    let read = match pieces::read(text) {
+        Some(pb) => collect::Read {
+            playbook: Some(pb),
+            errors: Vec::new(),
+            tables_blanked: Vec::new(),
+        },
+        None => collect::read_all(text),
+    };
     let mut items: Vec<Located> = read
         .errors
         .iter()
