@@ -179,6 +179,7 @@ fn certificate_tasks(
 ) -> (Vec<Box<dyn Task>>, Vec<String>, Witnesses) {
     let mut backing_off = Vec::new();
     let mut witnesses = Vec::new();
+    let names = crate::plan::CertificateNames::of(pb);
     let tasks = pb
         .certificates
         .iter()
@@ -206,7 +207,7 @@ fn certificate_tasks(
                 witnesses.push((c.name.clone(), Arc::clone(&w)));
                 renewal.witness = Some(w);
             }
-            Box::new(crate::plan::certificate_task(pb, c, now, renewal)) as Box<dyn Task>
+            Box::new(crate::plan::certificate_task(pb, &names, c, now, renewal)) as Box<dyn Task>
         })
         .collect();
     (tasks, backing_off, witnesses)
@@ -250,6 +251,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
     let state = State::load(ctx.root).ok()?;
     let mut until = i64::MAX;
     let mut certificates = Vec::new();
+    let names = std::cell::OnceCell::new();
     for c in pb.certificates.iter().filter(|c| c.source.is_acme()) {
         let s = state.certificates.get(&c.name);
         if s.is_some_and(|s| s.failures > 0 || s.next_attempt.is_some()) {
@@ -260,7 +262,10 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         // What its task saw; one that had something to do is read again.
         let sighting = match seen.certificates.get(&c.name) {
             Some(seen) => seen.clone(),
-            None => read_again(pb, ctx, &state, c, now)?,
+            None => {
+                let names = names.get_or_init(|| crate::plan::CertificateNames::of(pb));
+                read_again(pb, names, ctx, &state, c, now)?
+            }
         };
         // The link the task decided on is still the link, read after the
         // live links' directory was stamped (the next run checks that
@@ -288,6 +293,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
 /// like, as its task would see it in the next run.
 fn read_again(
     pb: &Playbook,
+    names: &crate::plan::CertificateNames,
     ctx: &Ctx,
     state: &State,
     c: &crate::playbook::Certificate,
@@ -296,7 +302,7 @@ fn read_again(
     let mut renewal = renewal(state, &c.name, Options::default(), None);
     let witness = Arc::new(Witness::default());
     renewal.witness = Some(Arc::clone(&witness));
-    let task = crate::plan::certificate_task(pb, c, now, renewal);
+    let task = crate::plan::certificate_task(pb, names, c, now, renewal);
     task.check(ctx).ok()?.is_empty().then_some(())?;
     witness.seen()
 }

@@ -235,11 +235,12 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         }
     }
     let presented = presented(ctx, &first_site);
+    let names = crate::plan::CertificateNames::of(pb);
     let certificates: Vec<Certificate> = pb
         .certificates
         .iter()
         .map(|c| {
-            let mut cert = certificate(pb, c, ctx, &state, now, &mut problems);
+            let mut cert = certificate(pb, &names, c, ctx, &state, now, &mut problems);
             if let (Some(site), Some(current)) =
                 (first_site.get(c.name.as_str()), cert.current.as_ref())
             {
@@ -500,6 +501,7 @@ fn sites(
 
 fn certificate(
     pb: &Playbook,
+    names: &crate::plan::CertificateNames,
     c: &crate::playbook::Certificate,
     ctx: &Ctx,
     state: &State,
@@ -557,7 +559,7 @@ fn certificate(
         name: c.name.clone(),
         source: c.source.name().into(),
         path: paths.cert.display().to_string(),
-        names: crate::plan::certificate_names(pb, c).into_iter().collect(),
+        names: names.get(c).into_iter().collect(),
         current,
         renewal,
         failures,

@@ -424,7 +424,13 @@ fn task_of(case: &Case, facts: &Facts) -> Box<dyn Task> {
             spread: true,
             ..Renewal::default()
         };
-        return Box::new(portico::plan::certificate_task(&pb, c, case.now, renewal));
+        return Box::new(portico::plan::certificate_task(
+            &pb,
+            &portico::plan::CertificateNames::of(&pb),
+            c,
+            case.now,
+            renewal,
+        ));
     }
     if let Some(thing) = &case.prune {
         let entry = portico::manifest::Entry {

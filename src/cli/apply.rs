@@ -10,7 +10,6 @@ use super::{
     Session,
 };
 use crate::manifest::{self, Manifest};
-use crate::owned::Owned;
 use crate::plan::{Converge, Install};
 use crate::task::Task;
 use crate::tasks::prune::AdoptTask;
@@ -133,8 +132,8 @@ fn adopt_or_refuse(
     adopt: bool,
     archive: &Path,
 ) -> Result<(), CliError> {
-    let wanted: Vec<Owned> = plan.wanted.iter().map(|(_, o)| o.clone()).collect();
-    let conflicts = manifest::conflicts(root, recorded, &wanted)?;
+    let wanted = plan.wanted.iter().map(|(_, o)| o);
+    let conflicts = manifest::conflicts(root, recorded, wanted)?;
     if conflicts.is_empty() {
         return Ok(());
     }
