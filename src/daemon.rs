@@ -28,13 +28,28 @@ pub enum DaemonError {
     Signals(std::io::Error),
 }
 
-/// A playbook and the text it was parsed from (what a renewal is given).
+/// A playbook's text (what a renewal is given) and the little the daemon
+/// itself reads from it. The parsed playbook is not kept: at 10,000 sites
+/// it is ten times the text, and the daemon would hold it between runs.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// The text.
     pub text: String,
-    /// What it says.
-    pub pb: Playbook,
+    /// `[renewal] schedule`.
+    pub schedule: playbook::Schedule,
+    /// `[acme]`: whose account certificates may wait for.
+    pub acme: Option<playbook::model::Acme>,
+}
+
+impl Source {
+    /// What the daemon keeps of `pb`, parsed from `text`.
+    pub fn new(text: String, pb: Playbook) -> Source {
+        Source {
+            text,
+            schedule: pb.renewal.schedule,
+            acme: pb.acme,
+        }
+    }
 }
 
 /// What one renewal came to.
@@ -58,12 +73,10 @@ pub enum Msg {
 }
 
 /// The `STATUS=` line: the last outcome and the next run.
-fn status_line(pb: &Playbook, seed: &str, last: &str) -> String {
+fn status_line(schedule: &playbook::Schedule, seed: &str, last: &str) -> String {
     use crate::host::Clock;
     let now = crate::host::clock::SystemClock::default().unix_now();
-    let next = pb
-        .renewal
-        .schedule
+    let next = schedule
         .next_after(seed, now)
         .map_or("unknown".to_string(), crate::when::rfc3339);
     // One line: a newline would end the STATUS= field and start another.
@@ -89,6 +102,7 @@ where
     R: Renewer + Send + 'static,
 {
     let (queue, rx) = Queue::new();
+    let expr = first.schedule.cron_expression(seed);
     let worker = Worker {
         identity: file.as_deref().and_then(crate::host::file_identity),
         file: file.clone(),
@@ -102,7 +116,7 @@ where
         .enable_all()
         .build()
         .map_err(DaemonError::Signals)?;
-    let result = rt.block_on(serve(file.as_deref(), seed, &queue));
+    let result = rt.block_on(serve(file.as_deref(), expr, seed, &queue));
     let _ = queue.tx.send(Msg::Stop);
     let _ = worker.join();
     result
@@ -229,7 +243,7 @@ impl Worker {
         match playbook::load_file_text(f) {
             Ok((text, pb)) => {
                 tracing::info!("{} changed on disk: re-read", f.display());
-                self.current = Source { text, pb };
+                self.current = Source::new(text, pb);
                 self.identity = now_id;
             }
             Err(e) => tracing::error!("{e}; renewing with the playbook read before"),
@@ -237,7 +251,7 @@ impl Worker {
     }
 
     fn notify(&self, last: &str) {
-        crate::host::notify::notify(&status_line(&self.current.pb, &self.seed, last));
+        crate::host::notify::notify(&status_line(&self.current.schedule, &self.seed, last));
     }
 }
 
@@ -255,17 +269,9 @@ fn sched_err(e: tokio_cron_scheduler::JobSchedulerError) -> DaemonError {
 }
 
 impl<'a> Schedule<'a> {
-    /// Starts the scheduler with the playbook file's schedule (daily when
-    /// there is no file, or it does not read).
-    async fn start(
-        file: Option<&std::path::Path>,
-        seed: &'a str,
-        queue: &'a Queue,
-    ) -> Result<Self, DaemonError> {
-        let expr = file
-            .and_then(|f| playbook::load_file(f).ok())
-            .map(|pb| pb.renewal.schedule.cron_expression(seed))
-            .unwrap_or_else(|| crate::playbook::Schedule::Daily.cron_expression(seed));
+    /// Starts the scheduler with the cron expression of the playbook the
+    /// daemon started with.
+    async fn start(expr: String, seed: &'a str, queue: &'a Queue) -> Result<Self, DaemonError> {
         let scheduler = JobScheduler::new().await.map_err(sched_err)?;
         let job = Self::add(&scheduler, &expr, queue).await?;
         scheduler.start().await.map_err(sched_err)?;
@@ -309,7 +315,10 @@ impl<'a> Schedule<'a> {
             self.job = Self::add(&self.scheduler, &expr, self.queue).await?;
             self.expr = expr;
         }
-        let _ = self.queue.tx.send(Msg::Use(Box::new(Source { text, pb })));
+        let _ = self
+            .queue
+            .tx
+            .send(Msg::Use(Box::new(Source::new(text, pb))));
         tracing::info!(schedule = %self.expr, "SIGHUP: playbook re-read");
         Ok(())
     }
@@ -318,13 +327,14 @@ impl<'a> Schedule<'a> {
 /// Renews at once, then on schedule, until SIGTERM or SIGINT.
 async fn serve(
     file: Option<&std::path::Path>,
+    expr: String,
     seed: &str,
     queue: &Queue,
 ) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-    let mut schedule = Schedule::start(file, seed, queue).await?;
+    let mut schedule = Schedule::start(expr, seed, queue).await?;
     queue.request();
     crate::host::notify::notify("READY=1");
     loop {
@@ -358,10 +368,7 @@ mod tests {
         let (queue, rx) = Queue::new();
         let pb = playbook::parse("t", "version = 1\n").unwrap();
         let w = Worker {
-            current: Source {
-                text: String::new(),
-                pb,
-            },
+            current: Source::new(String::new(), pb),
             file: None,
             identity: None,
             seed: "seed".into(),

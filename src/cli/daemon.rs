@@ -31,10 +31,7 @@ pub(super) fn run(a: DaemonArgs) -> Result<i32, CliError> {
         }
         None => None,
     };
-    let first = crate::daemon::Source {
-        text: loaded.text,
-        pb: loaded.pb,
-    };
+    let first = crate::daemon::Source::new(loaded.text, loaded.pb);
     let seed = super::machine_seed(&root);
     crate::host::give_back_freed_memory();
     crate::daemon::run(
@@ -63,7 +60,7 @@ impl crate::daemon::Renewer for ChildRenewer {
 
     fn account_free_at(&mut self, source: &crate::daemon::Source) -> Option<i64> {
         use crate::host::Clock;
-        let acme = source.pb.acme.as_ref()?;
+        let acme = source.acme.as_ref()?;
         let ledger = crate::acme::ledger::Ledger::load_read_only(&self.root).ok()?;
         let account = ledger
             .accounts
@@ -115,10 +112,10 @@ fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> crate::daemon::Outc
             };
         }
     };
-    match serde_json::from_str::<serde_json::Value>(&out.stdout) {
+    match serde_json::from_str::<Report>(&out.stdout) {
         Ok(report) => Outcome {
             line: summarize(&report),
-            wake_at: report["queue"]["next_order_at_unix"].as_i64(),
+            wake_at: report.queue.as_ref().and_then(|q| q.next_order_at_unix),
         },
         Err(_) => {
             // It said why on the journal; say how it ended.
@@ -138,52 +135,76 @@ fn renew_in_a_child(playbook_text: &str, root_dir: &Path) -> crate::daemon::Outc
     }
 }
 
+/// What the daemon reads of a renewal's JSON report (`portico renew
+/// --json`): the counts, the failed tasks, the warnings and the queue. The
+/// strings borrow from the report's text, and what is not named here is
+/// skipped unread: at 10,000 certificates the report lists 10,000 tasks,
+/// which as a JSON tree would be the daemon's largest moment.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Report<'a> {
+    changed: u64,
+    unchanged: u64,
+    failed: u64,
+    skipped: u64,
+    #[serde(borrow)]
+    tasks: Vec<TaskLine<'a>>,
+    #[serde(borrow)]
+    warnings: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    backing_off: Vec<std::borrow::Cow<'a, str>>,
+    queue: Option<QueueLine>,
+}
+
+/// One task of the report.
+#[derive(Debug, serde::Deserialize)]
+struct TaskLine<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    status: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The report's `queue`: certificates waiting for the account's next order.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct QueueLine {
+    certificates: Option<u64>,
+    next_order_at: Option<String>,
+    next_order_at_unix: Option<i64>,
+}
+
 /// Logs what a renewal's JSON report says, as the daemon always has, and
 /// returns its one-line summary.
-fn summarize(report: &serde_json::Value) -> String {
-    let count = |k: &str| report[k].as_u64().unwrap_or(0);
-    let texts = |k: &str| -> Vec<String> {
-        report[k]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|w| w.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for t in report["tasks"].as_array().into_iter().flatten() {
-        if t["status"] == "failed" {
-            tracing::warn!(
-                "{}: {}",
-                t["name"].as_str().unwrap_or("?"),
-                t["reason"].as_str().unwrap_or("failed")
-            );
-        }
+fn summarize(report: &Report) -> String {
+    for t in report.tasks.iter().filter(|t| t.status == "failed") {
+        tracing::warn!("{}: {}", t.name, t.reason.as_deref().unwrap_or("failed"));
     }
-    for w in texts("warnings") {
+    for w in &report.warnings {
         tracing::warn!("{w}");
     }
     tracing::info!(
-        changed = count("changed"),
-        unchanged = count("unchanged"),
-        failed = count("failed"),
-        skipped = count("skipped"),
+        changed = report.changed,
+        unchanged = report.unchanged,
+        failed = report.failed,
+        skipped = report.skipped,
         "renewal done"
     );
-    let queue = &report["queue"];
-    let waiting = match (
-        queue["certificates"].as_u64(),
-        queue["next_order_at"].as_str(),
-    ) {
-        (Some(n), Some(at)) => format!(", {n} waiting for the account (next order {at})"),
-        _ => String::new(),
+    let waiting = match report
+        .queue
+        .as_ref()
+        .and_then(|q| Some((q.certificates?, q.next_order_at.as_deref()?)))
+    {
+        Some((n, at)) => format!(", {n} waiting for the account (next order {at})"),
+        None => String::new(),
     };
     format!(
         "{} changed, {} failed, {} backing off{waiting}",
-        count("changed"),
-        count("failed"),
-        texts("backing_off").len()
+        report.changed,
+        report.failed,
+        report.backing_off.len()
     )
 }
 
@@ -191,26 +212,63 @@ fn summarize(report: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
+    fn summary(json: &str) -> String {
+        summarize(&serde_json::from_str::<Report>(json).expect("a report"))
+    }
+
     #[test]
     fn the_summary_counts_what_the_report_says() {
-        let report = serde_json::json!({
+        let report = r#"{
+            "schema": 3, "mode": "renew",
             "changed": 2, "unchanged": 1, "failed": 1, "skipped": 0,
-            "tasks": [{"name": "certificate a", "status": "failed", "reason": "CA down"}],
+            "tasks": [{"name": "certificate a", "status": "failed", "reason": "CA \"down\"", "changes": []},
+                      {"name": "certificate c", "status": "unchanged", "reason": null}],
             "warnings": ["certificate b: backing off"],
             "backing_off": ["certificate b: backing off"],
-        });
-        assert_eq!(summarize(&report), "2 changed, 1 failed, 1 backing off");
-        assert_eq!(
-            summarize(&serde_json::json!({})),
-            "0 changed, 0 failed, 0 backing off"
-        );
-        let queued = serde_json::json!({
+            "queue": null
+        }"#;
+        assert_eq!(summary(report), "2 changed, 1 failed, 1 backing off");
+        assert_eq!(summary("{}"), "0 changed, 0 failed, 0 backing off");
+        let queued = r#"{
             "changed": 300, "failed": 1700,
-            "queue": {"certificates": 1700, "next_order_at": "2026-12-05T10:00:00Z", "next_order_at_unix": 1_796_464_800},
-        });
+            "queue": {"certificates": 1700, "next_order_at": "2026-12-05T10:00:00Z", "next_order_at_unix": 1796464800}
+        }"#;
         assert_eq!(
-            summarize(&queued),
+            summary(queued),
             "300 changed, 1700 failed, 0 backing off, 1700 waiting for the account (next order 2026-12-05T10:00:00Z)"
+        );
+    }
+
+    #[test]
+    fn a_real_report_of_renew_json_reads() {
+        // What `portico renew --json` prints (src/report.rs), read back:
+        // a field renamed there would make every daemon run "without a
+        // report".
+        let r = crate::report::Report {
+            changed: 1,
+            failed: 1,
+            tasks: vec![crate::report::TaskReport::failed_named(
+                "certificate a".into(),
+                Vec::new(),
+                "the CA said no".into(),
+            )],
+            queue: Some(crate::report::QueueReport {
+                certificates: 3,
+                next_order_at: "2026-12-05T10:00:00Z".into(),
+                next_order_at_unix: 1_796_464_800,
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        let read: Report = serde_json::from_str(&json).expect("the report reads");
+        assert_eq!(read.tasks[0].reason.as_deref(), Some("the CA said no"));
+        assert_eq!(
+            read.queue.and_then(|q| q.next_order_at_unix),
+            Some(1_796_464_800)
+        );
+        assert_eq!(
+            summary(&json),
+            "1 changed, 1 failed, 0 backing off, 3 waiting for the account (next order 2026-12-05T10:00:00Z)"
         );
     }
 }
