@@ -180,15 +180,42 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// [`sha256_hex`] of the parts one after the other, hashed as they come
 /// (never copied into one buffer: a generation is megabytes).
 pub fn sha256_hex_of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hash = Sha256::new();
     for part in parts {
-        ctx.update(part);
+        hash.update(part);
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hash.hex()
+}
+
+/// SHA-256 fed one part at a time, for parts that do not live together.
+pub struct Sha256(ring::digest::Context);
+
+impl Sha256 {
+    /// An empty hash.
+    pub fn new() -> Self {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    /// Hashes `part` next.
+    pub fn update(&mut self, part: &[u8]) {
+        self.0.update(part);
+    }
+
+    /// The digest, lower-case hex.
+    pub fn hex(self) -> String {
+        self.0
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 use crate::paths;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::facts::Facts;
 use crate::facts::FirewallBackend as Active;
 use crate::manifest::{Entry, Manifest};
 use crate::nginx::default_server::CatchAll;
+use crate::nginx::generation::{Render, Text};
 use crate::nginx::{profile, render};
 use crate::owned::{Owned, Thing};
 use crate::playbook::{site_oauth2, FirewallBackend, Playbook, Profile, Site};
@@ -30,7 +32,7 @@ fn nginx_package() -> TaskId {
 /// The tasks that bring the host to what the playbook describes, in order
 /// (without installing the playbook or pruning: see [`full`]).
 pub fn plan(pb: &Playbook, facts: &Facts, now: i64) -> Vec<Box<dyn Task>> {
-    full(pb, facts, now, None, None).tasks
+    full(&Arc::new(pb.clone()), facts, now, None, None).tasks
 }
 
 /// What `apply` installs besides the configuration: the playbook itself
@@ -154,7 +156,7 @@ impl NginxSpec {
 
 /// The playbook's nginx configuration alone, as one task: what a renewal
 /// runs once a certificate a site was waiting for has arrived.
-pub fn nginx_configuration(pb: &Playbook, facts: &Facts) -> Box<After<GenerationTask>> {
+pub fn nginx_configuration(pb: &Arc<Playbook>, facts: &Facts) -> Box<After<GenerationTask>> {
     nginx_spec(pb, facts).task()
 }
 
@@ -163,7 +165,7 @@ pub fn nginx_configuration(pb: &Playbook, facts: &Facts) -> Box<After<Generation
 /// `nginx -t` sees the result and a rejection rolls them back too), the
 /// gate, and what is installed besides.
 pub fn full(
-    pb: &Playbook,
+    pb: &Arc<Playbook>,
     facts: &Facts,
     now: i64,
     install: Option<Install>,
@@ -270,7 +272,7 @@ pub fn removal(facts: &Facts, converge: Converge) -> Plan {
 
 /// The configuration: packages, firewall, CAs, certificates, and what
 /// the nginx generation is made of.
-fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>, NginxSpec) {
+fn configuration(pb: &Arc<Playbook>, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>, NginxSpec) {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let el7 = matches!(facts.distro.id.as_str(), "centos" | "rhel")
         && facts.distro.version.split('.').next() == Some("7");
@@ -341,20 +343,46 @@ fn configuration(pb: &Playbook, facts: &Facts, now: i64) -> (Vec<Box<dyn Task>>,
 }
 
 /// Every nginx file of the playbook with what it needs, and the catch-all.
-fn nginx_spec(pb: &Playbook, facts: &Facts) -> NginxSpec {
-    let certs = pb.certificates_by_name();
-    let files = rendered(pb, facts)
+/// A site's files are kept as how to render them, not their text.
+fn nginx_spec(pb: &Arc<Playbook>, facts: &Facts) -> NginxSpec {
+    let shared = Arc::new(SiteSource::of(pb, facts));
+    let mut files: Vec<GenFile> = snippets(pb, &shared)
         .into_iter()
         .map(|f| GenFile {
-            needs: f.needs(&certs),
-            owner: f.site.map_or_else(
-                || "nginx snippets".to_string(),
-                |s| format!("site {}", s.id()),
-            ),
             rel: f.rel,
             content: f.content.into(),
+            needs: Vec::new(),
+            owner: "nginx snippets".to_string(),
         })
         .collect();
+    let certs: std::collections::HashMap<&str, usize> = pb
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    for (i, site) in pb.sites.iter().enumerate() {
+        let Some(&cert) = certs.get(site.certificate.as_str()) else {
+            continue; // validation guarantees it exists
+        };
+        let owner = format!("site {}", site.id());
+        files.extend([false, true].map(|https| GenFile {
+            rel: site_file(site, https),
+            content: Text::Rendered(Arc::new(LazySiteFile {
+                pb: Arc::clone(pb),
+                shared: Arc::clone(&shared),
+                site: i,
+                cert,
+                https,
+            })),
+            needs: if https {
+                https_needs(site, &pb.certificates[cert])
+            } else {
+                Vec::new()
+            },
+            owner: owner.clone(),
+        }));
+    }
     let ports = catch_alls(pb);
     let catch_all = (!ports.is_empty()).then(|| CatchAllSpec {
         ports,
@@ -687,44 +715,31 @@ fn firewall(pb: &Playbook, facts: &Facts) -> Vec<Box<dyn Task>> {
 }
 
 /// One nginx file portico writes, inside the generation.
-pub struct Rendered<'a> {
+pub struct Rendered {
     /// Its path inside the generation (`portico-web.https.conf`,
     /// `snippets/portico-tls.conf`).
     pub rel: String,
     /// Its text.
     pub content: String,
-    /// The site it serves, for what it needs (certificate, CA).
-    pub site: Option<&'a Site>,
-    /// The HTTPS half of a site: served once its certificate is there.
-    pub needs_cert: bool,
 }
 
-impl Rendered<'_> {
+impl Rendered {
     /// Where nginx reads it, through the live link.
     pub fn path(&self) -> String {
         format!("{}/{}", paths::NGINX_LIVE, self.rel)
     }
+}
 
-    /// The files that must be on disk for it to be served: for a site's
-    /// HTTPS server, its certificate and key and its client CA.
-    fn needs(
-        &self,
-        certs: &std::collections::HashMap<&str, &crate::playbook::Certificate>,
-    ) -> Vec<PathBuf> {
-        let (Some(site), true) = (self.site, self.needs_cert) else {
-            return Vec::new();
-        };
-        let mut needs = Vec::new();
-        if let Some(cert) = certs.get(site.certificate.as_str()) {
-            let paths = CertPaths::of(cert);
-            needs.extend([paths.cert, paths.key]);
-        }
-        if let Some(a) = &site.client_auth {
-            let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
-            needs.extend([cert, crl]);
-        }
-        needs
+/// The files that must be on disk for a site's HTTPS server to be served:
+/// its certificate and key, and its client CA.
+fn https_needs(site: &Site, cert: &crate::playbook::Certificate) -> Vec<PathBuf> {
+    let paths = CertPaths::of(cert);
+    let mut needs = vec![paths.cert, paths.key];
+    if let Some(a) = &site.client_auth {
+        let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
+        needs.extend([cert, crl]);
     }
+    needs
 }
 
 /// What the nginx target looks like, from the facts.
@@ -743,78 +758,129 @@ pub fn target(facts: &Facts) -> render::Target {
 
 /// Every nginx file of the playbook, rendered (pure: the golden tests and
 /// the plan use exactly this).
-pub fn rendered<'a>(pb: &'a Playbook, facts: &Facts) -> Vec<Rendered<'a>> {
-    let target = target(facts);
-    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(paths::DHPARAM);
-    let shared = |rel: &str, content: String| Rendered {
-        rel: rel.to_string(),
-        content,
-        site: None,
-        needs_cert: false,
-    };
-    let mut files = vec![
-        shared(
-            render::Snippets::TLS,
-            render::tls_snippet(&profile::directives(
-                pb.tls.profile,
-                dhparam_path,
-                target.openssl,
-            )),
-        ),
-        shared(render::Snippets::PROXY, render::proxy_snippet()),
-        shared("portico-http.conf", render::http_snippet()),
-    ];
-    let identity_headers = pb.identity_headers();
-    files.push(shared(
-        render::Snippets::IDENTITY,
-        render::identity_snippet(&identity_headers),
-    ));
+pub fn rendered(pb: &Playbook, facts: &Facts) -> Vec<Rendered> {
+    let shared = SiteSource::of(pb, facts);
+    let mut files = snippets(pb, &shared);
     let certs = pb.certificates_by_name();
     for site in &pb.sites {
         let Some(cert) = certs.get(site.certificate.as_str()) else {
             continue; // validation guarantees it exists
         };
-        let paths = CertPaths::of(cert);
-        let (cert_path, key_path) = (
-            paths.cert.display().to_string(),
-            paths.key.display().to_string(),
-        );
-        let client_ca = site.client_auth.as_ref().map(|a| {
-            let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
-            (cert.display().to_string(), crl.display().to_string())
-        });
-        let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
-        let input = render::SiteInput {
-            site,
-            cert: &cert_path,
-            key: &key_path,
-            client_ca,
-            oauth2,
-            webroot: webroot(pb),
-            identity_headers: &identity_headers,
-            trusted_proxies: &pb.proxy.trusted_proxies,
-            backend_ca: pb.proxy.backend_ca.as_deref(),
-        };
-        for (suffix, content, needs_cert) in [
-            ("http", render::site_http(&input, &target), false),
-            ("https", render::site_https(&input, &target), true),
-        ] {
-            // Rendered by appending: without this a file keeps up to twice
-            // its size, times thousands of sites.
-            let mut content = content;
-            content.shrink_to_fit();
-            files.push(Rendered {
-                rel: format!(
-                    "{}.{suffix}.conf",
-                    crate::playbook::names::site_file_stem(&site.id())
-                ),
-                content,
-                site: Some(site),
-                needs_cert,
-            });
-        }
+        files.extend([false, true].map(|https| Rendered {
+            rel: site_file(site, https),
+            content: site_text(pb, &shared, site, cert, https),
+        }));
     }
     files
+}
+
+/// The snippets every site includes, and the http-level settings.
+fn snippets(pb: &Playbook, shared: &SiteSource) -> Vec<Rendered> {
+    let dhparam_path = (pb.tls.profile == Profile::Compat).then_some(paths::DHPARAM);
+    let file = |rel: &str, content: String| Rendered {
+        rel: rel.to_string(),
+        content,
+    };
+    vec![
+        file(
+            render::Snippets::TLS,
+            render::tls_snippet(&profile::directives(
+                pb.tls.profile,
+                dhparam_path,
+                shared.target.openssl,
+            )),
+        ),
+        file(render::Snippets::PROXY, render::proxy_snippet()),
+        file("portico-http.conf", render::http_snippet()),
+        file(
+            render::Snippets::IDENTITY,
+            render::identity_snippet(&shared.identity_headers),
+        ),
+    ]
+}
+
+/// What every site's files are rendered with, worked out once for all
+/// sites: the nginx rendered for, and the playbook's identity headers.
+struct SiteSource {
+    target: render::Target,
+    identity_headers: Vec<String>,
+}
+
+impl SiteSource {
+    fn of(pb: &Playbook, facts: &Facts) -> Self {
+        SiteSource {
+            target: target(facts),
+            identity_headers: pb.identity_headers(),
+        }
+    }
+}
+
+/// A site's file inside the generation: its HTTP or its HTTPS servers.
+fn site_file(site: &Site, https: bool) -> String {
+    let suffix = if https { "https" } else { "http" };
+    format!(
+        "{}.{suffix}.conf",
+        crate::playbook::names::site_file_stem(&site.id())
+    )
+}
+
+/// The text of a site's HTTP (port 80) or HTTPS file.
+fn site_text(
+    pb: &Playbook,
+    shared: &SiteSource,
+    site: &Site,
+    cert: &crate::playbook::Certificate,
+    https: bool,
+) -> String {
+    let paths = CertPaths::of(cert);
+    let (cert_path, key_path) = (
+        paths.cert.display().to_string(),
+        paths.key.display().to_string(),
+    );
+    let client_ca = site.client_auth.as_ref().map(|a| {
+        let (cert, crl) = crate::tls::ca::ca_files(&a.ca);
+        (cert.display().to_string(), crl.display().to_string())
+    });
+    let oauth2 = site_oauth2(site).and_then(|name| pb.oauth2.iter().find(|o| o.name == name));
+    let input = render::SiteInput {
+        site,
+        cert: &cert_path,
+        key: &key_path,
+        client_ca,
+        oauth2,
+        webroot: webroot(pb),
+        identity_headers: &shared.identity_headers,
+        trusted_proxies: &pb.proxy.trusted_proxies,
+        backend_ca: pb.proxy.backend_ca.as_deref(),
+    };
+    if https {
+        render::site_https(&input, &shared.target)
+    } else {
+        render::site_http(&input, &shared.target)
+    }
+}
+
+/// One of a site's two files in a plan, rendered each time it is read
+/// (see [`Text`]): by index into the shared playbook.
+struct LazySiteFile {
+    pb: Arc<Playbook>,
+    shared: Arc<SiteSource>,
+    site: usize,
+    cert: usize,
+    https: bool,
+}
+
+impl Render for LazySiteFile {
+    fn render(&self) -> String {
+        let pb = &*self.pb;
+        site_text(
+            pb,
+            &self.shared,
+            &pb.sites[self.site],
+            &pb.certificates[self.cert],
+            self.https,
+        )
+    }
 }
 
 /// The catch-all server for every port the playbook's sites listen on:
@@ -903,7 +969,7 @@ pub fn generation(
     facts: &Facts,
     taken: &BTreeSet<crate::facts::nginx_conf::Socket>,
 ) -> crate::nginx::generation::Generation {
-    let mut files: std::collections::BTreeMap<String, std::sync::Arc<str>> = rendered(pb, facts)
+    let mut files: std::collections::BTreeMap<String, Text> = rendered(pb, facts)
         .into_iter()
         .map(|r| (r.rel, r.content.into()))
         .collect();

@@ -71,7 +71,7 @@ impl Renewed {
 }
 
 /// Renews and records the outcome in the state file.
-pub fn renew(pb: &Playbook, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewError> {
+pub fn renew(pb: &Arc<Playbook>, ctx: &Ctx, opts: Options) -> Result<Renewed, RenewError> {
     // The run's time limit counts from here (crate::limits).
     let _ = crate::acme::run_started();
     let now = ctx.clock.unix_now();
@@ -390,7 +390,7 @@ fn waiting(pb: &Playbook, ctx: &Ctx, obtained: &[&str]) -> bool {
 /// Runs the playbook's nginx configuration task (facts asked of the host:
 /// rendering depends on the installed nginx) and appends what it did. A
 /// configuration unchanged is not written again.
-fn complete_waiting_sites(pb: &Playbook, ctx: &Ctx, report: &mut Report) {
+fn complete_waiting_sites(pb: &Arc<Playbook>, ctx: &Ctx, report: &mut Report) {
     let live = std::path::Path::new(crate::paths::NGINX_LIVE);
     if ctx.root.read_link(live).ok().flatten().is_none() {
         return; // never applied here: nothing of apply's to complete

@@ -326,9 +326,12 @@ impl Change {
         }
     }
 
-    /// The same, with the diff a report shows for it.
-    pub fn with_diff(mut self, diff: String) -> Change {
-        self.diff = Some(diff);
+    /// The same, with the diff a report shows for it, when the run shows
+    /// diffs (see [`Ctx::diffs`]).
+    pub fn with_diff(mut self, ctx: &Ctx, diff: impl FnOnce() -> String) -> Change {
+        if ctx.diffs {
+            self.diff = Some(diff());
+        }
         self
     }
 
@@ -410,6 +413,10 @@ pub struct Ctx<'a> {
     /// earlier tasks would make (a site served once its certificate is
     /// there) assumes they made it.
     pub mode: Mode,
+    /// Whether the run's report shows diffs (`--diff`). A diff compares
+    /// whole files: at thousands of sites, megabytes of text no other
+    /// output reads.
+    pub diffs: bool,
 }
 
 /// A unit of work. `check` must only read.

@@ -139,6 +139,7 @@ impl Host {
             // does not ask for root's ownership either.
             is_root: runs_as_root(self.dir.path()),
             mode: portico::task::Mode::Apply,
+            diffs: true,
         }
     }
 

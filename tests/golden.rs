@@ -116,6 +116,32 @@ fn every_seed_playbook_matches_its_golden_files() {
     );
 }
 
+/// The plan keeps how to render each site's files, not their text (a run
+/// renders a file when it compares or writes it): what it renders is, byte
+/// for byte, what the golden files hold.
+#[test]
+fn the_plan_renders_on_demand_exactly_the_golden_files() {
+    let f = facts("1.22.1", "3.0.19");
+    for (name, pb) in playbooks() {
+        let want: Vec<(String, String)> = portico::plan::rendered(&pb, &f)
+            .into_iter()
+            .map(|r| (r.rel, r.content))
+            .collect();
+        let task = portico::plan::nginx_configuration(&std::sync::Arc::new(pb), &f);
+        let got: Vec<(String, String)> = task
+            .task
+            .files
+            .iter()
+            .map(|g| (g.rel.clone(), g.content.get().into_owned()))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{name}: the same files");
+        for ((rel, text), (want_rel, want_text)) in got.iter().zip(&want) {
+            assert_eq!(rel, want_rel, "{name}");
+            assert_eq!(text, want_text, "{name}: {rel} rendered on demand");
+        }
+    }
+}
+
 #[test]
 #[cfg(feature = "system")]
 fn every_rendered_configuration_passes_real_nginx_t() {

@@ -320,6 +320,7 @@ fn status_compares_what_nginx_presents_with_the_file() {
             live_host: true,
             is_root: false,
             mode: portico::task::Mode::Check,
+            diffs: false,
         };
         let status = portico::status::gather(&pb, &ctx, "p.toml", "seed");
         let got: Vec<Option<bool>> = status

@@ -505,6 +505,8 @@ fn run_case(file: &Path) -> Result<(), String> {
             std::fs::metadata(dir.path()).is_ok_and(|m| m.uid() == 0)
         },
         mode: portico::task::Mode::Apply,
+        // As with --diff: each task's diff is made too (and must not fail).
+        diffs: true,
     };
     let task = task_of(&case, &facts);
     let result = task.check(&ctx);

@@ -64,9 +64,14 @@ pub(super) fn run(a: ApplyArgs) -> Result<i32, CliError> {
     let check = a.plan.check;
     let mut warnings = replacing(&loaded, root, check, a.replace)?;
     let session = Session::open_locked(root.clone(), (!check).then_some(&a.lock))?;
-    let pb = session.resolve(loaded.pb)?;
+    // Shared with the plan, which renders each site's files when it reads
+    // them rather than keeping their text.
+    let pb = std::sync::Arc::new(session.resolve(loaded.pb)?);
     let mode = a.plan.mode();
-    let ctx = session.ctx_for(mode);
+    let ctx = crate::task::Ctx {
+        diffs: a.diff.diff,
+        ..session.ctx_for(mode)
+    };
     let facts = &session.facts;
     if ctx.live_host {
         if let Some(n) = crate::plan::firewall_notice(&pb, facts) {

@@ -851,6 +851,7 @@ impl Session {
             live_host: root.is_host(),
             is_root: crate::host::is_root(),
             mode,
+            diffs: false,
         }
     }
 

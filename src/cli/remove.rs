@@ -37,7 +37,10 @@ pub(super) fn run(a: RemoveArgs) -> Result<i32, CliError> {
     let started = std::time::Instant::now();
     let session = Session::open_locked(a.host.root.clone(), (!a.plan.check).then_some(&a.lock))?;
     let mode = a.plan.mode();
-    let ctx = session.ctx_for(mode);
+    let ctx = crate::task::Ctx {
+        diffs: a.diff.diff,
+        ..session.ctx_for(mode)
+    };
     let old = match Manifest::load(ctx.root)? {
         Some(m) => m,
         None => manifest::legacy(ctx.root)?,

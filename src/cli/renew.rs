@@ -131,7 +131,7 @@ fn renew_once(
         ..opts
     };
     let loaded = text.parse()?;
-    let pb = session.resolve(loaded.pb)?;
+    let pb = std::sync::Arc::new(session.resolve(loaded.pb)?);
     let renewed = crate::renew::renew(&pb, &ctx, opts)?;
     // Only a run that changed something leaves pairs or generations behind.
     if writes && renewed.report.changed + renewed.report.failed > 0 {

@@ -136,6 +136,7 @@ pub(super) fn run(a: ValidateArgs) -> Result<i32, CliError> {
         return Ok(1);
     }
     stand_ins(&mut pb, host, as_root, &mut v.skipped);
+    let pb = std::sync::Arc::new(pb);
     let tree = Root::new(dir);
     let ctx = session.ctx_in(&tree, Mode::Apply);
     // What this host's portico made and the playbook drops is pruned in

@@ -13,13 +13,14 @@
 //!
 //! This module is pure: what a generation holds and how it is named.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use super::render::{CHALLENGE_MARKER, HEADER};
 use crate::host::root::TreeFile;
-use crate::owned::sha256_hex_of;
+use crate::owned::Sha256;
 use crate::paths::{NGINX_DIR, NGINX_LIVE};
 
 /// The file in a generation that serves ACME challenges for names no
@@ -30,41 +31,103 @@ pub const CHALLENGE_FILE: &str = "portico-acme-challenge.conf";
 /// The prefix of every generation directory's name.
 pub const PREFIX: &str = "gen-";
 
+/// What renders one file's text again each time it is read.
+pub trait Render: Send + Sync {
+    /// The file's text.
+    fn render(&self) -> String;
+}
+
+/// A generation file's text: held, or rendered each time it is read.
+/// Thousands of sites are megabytes of configuration: a plan keeps how to
+/// render each site's files, not their text, and a run renders a file when
+/// it hashes, compares or writes it (rendering is pure and cheap next to
+/// reading the file it is compared with).
+#[derive(Clone)]
+pub enum Text {
+    /// Text at hand (shared, not copied): snippets, a file read from disk.
+    Held(Arc<str>),
+    /// Text rendered on demand.
+    Rendered(Arc<dyn Render>),
+}
+
+impl Text {
+    /// The text, rendered if it must be.
+    pub fn get(&self) -> Cow<'_, str> {
+        match self {
+            Text::Held(t) => Cow::Borrowed(t),
+            Text::Rendered(r) => Cow::Owned(r.render()),
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(t: String) -> Self {
+        Text::Held(t.into())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(t: &str) -> Self {
+        Text::Held(t.into())
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Text::Held(t) => write!(f, "{} bytes", t.len()),
+            Text::Rendered(_) => f.write_str("rendered on demand"),
+        }
+    }
+}
+
 /// One generation: file paths inside it (`portico-web.https.conf`,
-/// `snippets/portico-tls.conf`) and their text (shared, not copied, with
-/// what rendered it: thousands of sites are megabytes).
+/// `snippets/portico-tls.conf`) and their text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Generation {
     /// The files, by path inside the generation.
-    pub files: BTreeMap<String, Arc<str>>,
+    pub files: BTreeMap<String, Text>,
 }
 
 impl Generation {
     /// A generation of these files.
-    pub fn new(files: BTreeMap<String, Arc<str>>) -> Self {
+    pub fn new(files: BTreeMap<String, Text>) -> Self {
         Generation { files }
     }
 
     /// Its name: a hash of every path and byte in it, so the same
     /// configuration is always the same generation (a second apply finds
-    /// it live and changes nothing).
+    /// it live and changes nothing). One file's text at a time.
     pub fn id(&self) -> String {
-        let lens: Vec<String> = self.files.values().map(|t| t.len().to_string()).collect();
-        let parts = self.files.iter().zip(&lens).flat_map(|((rel, text), len)| {
-            [
+        let mut hash = Sha256::new();
+        for (rel, text) in &self.files {
+            let text = text.get();
+            for part in [
                 rel.as_bytes(),
                 b"\0",
-                len.as_bytes(),
+                text.len().to_string().as_bytes(),
                 b"\0",
                 text.as_bytes(),
-            ]
-        });
-        sha256_hex_of(parts)[..16].to_string()
+            ] {
+                hash.update(part);
+            }
+        }
+        hash.hex()[..16].to_string()
     }
 
     /// Is `rel` with these bytes one of its files?
     pub fn has(&self, rel: &str, bytes: &[u8]) -> bool {
-        self.files.get(rel).is_some_and(|t| t.as_bytes() == bytes)
+        self.files
+            .get(rel)
+            .is_some_and(|t| t.get().as_bytes() == bytes)
     }
 
     /// Its directory's name (`gen-ID`), what the live link points to.
@@ -83,7 +146,7 @@ impl Generation {
             .iter()
             .map(|(rel, text)| TreeFile {
                 rel: rel.clone(),
-                bytes: text.as_bytes().to_vec(),
+                bytes: text.get().into_owned().into_bytes(),
                 mode: 0o644,
             })
             .collect()
@@ -95,7 +158,7 @@ impl Generation {
         Generation {
             files: tree
                 .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into()))
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned().into()))
                 .collect(),
         }
     }
@@ -145,6 +208,7 @@ pub fn challenge_server(names: &[String], webroot: &str) -> String {
 pub fn port80_names(g: &Generation) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
     for text in g.files.values() {
+        let text = text.get();
         let mut in_port80 = false;
         for line in text.lines() {
             let line = line.trim();
@@ -186,7 +250,7 @@ mod tests {
     fn the_challenge_server_answers_only_challenges_for_its_names() {
         let g = Generation::default()
             .with_challenges(&["new.test".into()], "/var/lib/portico/acme-challenge");
-        let text = &g.files[CHALLENGE_FILE];
+        let text = g.files[CHALLENGE_FILE].get();
         assert!(text.contains("server_name new.test;"), "{text}");
         assert!(
             text.contains("root /var/lib/portico/acme-challenge;"),

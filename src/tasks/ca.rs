@@ -57,7 +57,7 @@ impl Task for CaTask {
                         mode,
                     },
                 )
-                .with_diff(diff),
+                .with_diff(ctx, || diff),
             );
         }
         Ok(changes)

@@ -318,7 +318,9 @@ impl CertificateTask {
                 key: key.clone(),
             },
         );
-        change.diff = Some(pair::diff(ctx.root, &self.name, &cert, &key)?);
+        if ctx.diffs {
+            change.diff = Some(pair::diff(ctx.root, &self.name, &cert, &key)?);
+        }
         Ok(change)
     }
 

@@ -72,7 +72,7 @@ pub fn file_changes(
                     mode,
                 },
             )
-            .with_diff(unified_diff(path, old.as_deref(), content, mode)),
+            .with_diff(ctx, || unified_diff(path, old.as_deref(), content, mode)),
         );
     } else if let Some(m) = meta.filter(|m| m.mode != mode) {
         changes.push(Change::new(

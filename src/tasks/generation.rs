@@ -6,12 +6,11 @@
 use crate::paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::host::root::RootError;
 use crate::host::{Command, Root};
 use crate::nginx::default_server::CatchAll;
-use crate::nginx::generation::{self, Generation};
+use crate::nginx::generation::{self, Generation, Text};
 use crate::nginx::render::Target;
 use crate::owned::{Owned, Thing};
 use crate::task::{Action, Change, Ctx, Handler, Mode, Scope, Task, TaskError, TaskId};
@@ -25,8 +24,8 @@ use paths::{NGINX_DIR, NGINX_ENTRY, NGINX_LIVE};
 pub struct GenFile {
     /// Its path inside the generation.
     pub rel: String,
-    /// Its text (shared with the generation made of it).
-    pub content: Arc<str>,
+    /// Its text (rendered when read, for a site's files).
+    pub content: Text,
     /// Files that must exist (symlinks followed) for it to be included.
     pub needs: Vec<PathBuf>,
     /// What it serves, for the report (`site web`).
@@ -167,15 +166,15 @@ pub fn switch_changes(ctx: &Ctx, gen: &Generation, why: &str) -> Result<Vec<Chan
     // What changes, for the report and `--diff`: only now is the live
     // generation read whole.
     let old = current(ctx.root)?.map(|(_, g)| g).unwrap_or_default();
-    let mut write = Change::new(
+    let write = Change::new(
         format!("write {} ({}; {why})", dir.display(), counts(&old, gen)),
         Action::WriteTree {
             path: dir.clone(),
             files: gen.tree(),
             mode: 0o755,
         },
-    );
-    write.diff = Some(diff(&old, gen));
+    )
+    .with_diff(ctx, || diff(&old, gen));
     changes.push(write);
     changes.push(Change::new(
         format!("nginx -t with {name} in place of the live generation"),
@@ -219,15 +218,18 @@ fn diff(old: &Generation, new: &Generation) -> String {
     let keys: std::collections::BTreeSet<&String> =
         old.files.keys().chain(new.files.keys()).collect();
     for k in keys {
-        let (a, b) = (old.files.get(k), new.files.get(k));
+        let (a, b) = (
+            old.files.get(k).map(Text::get),
+            new.files.get(k).map(Text::get),
+        );
         if a == b {
             continue;
         }
         let path = Path::new(NGINX_LIVE).join(k);
         out.push_str(&unified_diff(
             &path,
-            a.map(|s| s.as_bytes()),
-            b.map_or(&b""[..], |s| s.as_bytes()),
+            a.as_deref().map(str::as_bytes),
+            b.as_deref().map_or(&b""[..], str::as_bytes),
             0o644,
         ));
     }
@@ -328,7 +330,7 @@ pub struct GenerationTask {
 
 impl GenerationTask {
     /// The files whose needs are met, and a note for each site left out.
-    fn included(&self, ctx: &Ctx) -> (BTreeMap<String, Arc<str>>, Vec<String>) {
+    fn included(&self, ctx: &Ctx) -> (BTreeMap<String, Text>, Vec<String>) {
         let mut files = BTreeMap::new();
         let mut left_out = Vec::new();
         for f in &self.files {

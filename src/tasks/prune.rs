@@ -75,7 +75,9 @@ impl PruneTask {
                     path: path.to_path_buf(),
                 },
             );
-            change.diff = bytes.map(|b| unified_diff(path, Some(&b), b"", meta.mode));
+            if let Some(b) = bytes {
+                change = change.with_diff(ctx, || unified_diff(path, Some(&b), b"", meta.mode));
+            }
             return Ok(vec![change]);
         }
         let (to, mut changes) = archive_place(&self.archive, path);
@@ -208,7 +210,7 @@ impl PruneTask {
             new.push('\n');
         }
         let mode = ctx.root.meta(path)?.map_or(0o644, |m| m.mode);
-        let mut change = Change::new(
+        let change = Change::new(
             format!(
                 "take the line {line:?} out of {} ({})",
                 path.display(),
@@ -219,13 +221,10 @@ impl PruneTask {
                 content: new.clone().into_bytes(),
                 mode,
             },
-        );
-        change.diff = Some(unified_diff(
-            path,
-            Some(text.as_bytes()),
-            new.as_bytes(),
-            mode,
-        ));
+        )
+        .with_diff(ctx, || {
+            unified_diff(path, Some(text.as_bytes()), new.as_bytes(), mode)
+        });
         Ok(vec![change])
     }
 }
