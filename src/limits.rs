@@ -13,8 +13,15 @@ pub const DNS_HOOK_MAX: Duration = Duration::from_secs(300);
 /// Waiting for DNS propagation (`[[dns]] propagation_timeout`) at most.
 pub const PROPAGATION_MAX: Duration = Duration::from_secs(600);
 
-/// One order without DNS-01: every request and poll (the HTTP client has no
-/// timeout of its own).
+/// One request to an ACME server, its answer read whole. A server that
+/// stops answering one request (a lost stream, a stuck connection) fails
+/// that request, and so its order, in a minute: it does not hold the order,
+/// and one of the run's few parallel slots, for the order's whole limit.
+/// One of 1,000 orders of a forced renewal against pebble once waited out
+/// all of [`ORDER_BASE`].
+pub const REQUEST_MAX: Duration = Duration::from_secs(60);
+
+/// One order without DNS-01: every request and poll.
 pub const ORDER_BASE: Duration = Duration::from_secs(300);
 
 /// One order at most: DNS-01 waits for propagation on top.
@@ -58,6 +65,7 @@ mod tests {
             "an order, a hook and the rest fit in a run"
         );
         assert!(RUN_MAX < STOP_MAX, "a run fits in a stop");
+        assert!(REQUEST_MAX < ORDER_BASE, "a request fits in an order");
         assert!(may_start_order(Duration::ZERO));
         assert!(!may_start_order(RUN_MAX - ORDER_MAX));
         // The unit systemd runs says the same.

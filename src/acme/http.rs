@@ -125,7 +125,7 @@ impl HttpClient for Observed {
         let notes = self.retry_after.clone();
         let sent = self.inner.request(req);
         Box::pin(async move {
-            let mut rsp = sent.await?;
+            let mut rsp = whole_within(sent, crate::limits::REQUEST_MAX).await?;
             let wait = rsp
                 .parts
                 .headers
@@ -152,9 +152,84 @@ impl HttpClient for Observed {
     }
 }
 
+/// The answer to a request, its body read whole, within `limit` (the HTTP
+/// client has no time limit of its own); else an error saying so.
+async fn whole_within(
+    sent: impl Future<Output = Result<BytesResponse, instant_acme::Error>>,
+    limit: Duration,
+) -> Result<BytesResponse, instant_acme::Error> {
+    let whole = async {
+        let rsp = sent.await?;
+        let mut body = rsp.body;
+        let bytes = body
+            .into_bytes()
+            .await
+            .map_err(instant_acme::Error::Other)?;
+        Ok(BytesResponse::from(http::Response::from_parts(
+            rsp.parts,
+            http_body_util::Full::new(bytes),
+        )))
+    };
+    match tokio::time::timeout(limit, whole).await {
+        Ok(answer) => answer,
+        Err(_) => Err(instant_acme::Error::Other(
+            format!(
+                "no answer within {} s (one request's limit); the next run asks again",
+                limit.as_secs()
+            )
+            .into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer that never comes, or a body that never ends.
+    struct Silent;
+
+    impl HttpClient for Silent {
+        fn request(
+            &self,
+            _: http::Request<BodyWrapper<bytes::Bytes>>,
+        ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>>
+        {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_server_never_answers_fails_at_its_limit() {
+        let observed = Observed::wrap(Box::new(Silent), Arc::default());
+        let req = http::Request::get("https://127.0.0.1:14000/dir")
+            .body(BodyWrapper::default())
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let err = match observed.request(req).await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("an answer from a server that never answers"),
+        };
+        assert!(err.contains("no answer within 60 s"), "{err}");
+        assert_eq!(started.elapsed(), crate::limits::REQUEST_MAX);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_is_read_whole_and_passed_on() {
+        let answer = async {
+            Ok(BytesResponse::from(
+                http::Response::builder()
+                    .status(201)
+                    .header("Retry-After", "7")
+                    .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                    .unwrap(),
+            ))
+        };
+        let rsp = whole_within(answer, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(rsp.parts.status, 201);
+        let mut body = rsp.body;
+        assert_eq!(&body.into_bytes().await.unwrap()[..], b"{}");
+    }
 
     #[test]
     fn retry_after_in_both_forms() {
