@@ -5,10 +5,27 @@
 use support::machine;
 
 use machine::pebble::pebble_machine;
+use machine::Machine;
 
 use support::bench::{breakdown, ms, rss, stats};
 
 const RUNS: usize = 10;
+
+/// How many certificates the mass renewal orders from portico
+/// (`PORTICO_BENCH_MASS`, default 1,000), and from certbot and uacme each
+/// (`PORTICO_BENCH_MASS_OTHERS`, default 100: they order one at a time).
+fn mass_sizes() -> (usize, usize) {
+    let get = |var: &str, default: usize| {
+        std::env::var(var).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{var}={v}: not a number of certificates"))
+        })
+    };
+    (
+        get("PORTICO_BENCH_MASS", 1000),
+        get("PORTICO_BENCH_MASS_OTHERS", 100),
+    )
+}
 
 /// `PORTICO_BENCH_ONLY=portico`: skip certbot and uacme (minutes of the
 /// run) while working on portico's own figures.
@@ -34,6 +51,16 @@ fn main() {
     let names: Vec<String> = (1..=11).map(|i| format!("b{i}.test")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let m = pebble_machine(&refs);
+    let (mass_portico, mass_others) = mass_sizes();
+    let mass_names: Vec<String> = (1..=mass_portico.max(mass_others))
+        .map(|i| format!("m{i}.test"))
+        .collect();
+    // One hosts line per 50 names: the names resolve here like b*.test.
+    let mut hosts = std::fs::read_to_string(m.root().join("etc/hosts")).unwrap();
+    for chunk in mass_names.chunks(50) {
+        hosts.push_str(&format!("127.0.0.1 {}\n", chunk.join(" ")));
+    }
+    m.write("/etc/hosts", &hosts);
     // certbot and uacme check the CA's certificate against the system store.
     m.ok(&[
         "cp",
@@ -134,6 +161,7 @@ fn main() {
         println!("\nportico alone (PORTICO_BENCH_ONLY=portico):");
         println!("first certificate, whole apply {p_first:.0} ms; further issuance median {:.0} ms worst {:.0} ms (incl. reload median {:.0} ms worst {:.0} ms); nothing due {:.1} ms; forced 11 {:.0} ms; RSS nothing due {p_rss_idle:.1} Mi, forced {p_rss_forced:.1} Mi; daemon idle {daemon_rss:.1} Mi",
             p_acme.0, p_acme.1, p_next.0, p_next.1, p_idle.0, p_forced.0);
+        mass(&m, &mass_names[..mass_portico], None);
         return;
     }
     // certbot (webroot into the same directory nginx serves)
@@ -152,17 +180,16 @@ fn main() {
     for n in &names[1..] {
         ms(&m, &cb("", n));
     }
-    let c_idle = stats(
-        (0..3)
-            .map(|_| ms(&m, "certbot renew --non-interactive"))
-            .collect(),
-    );
+    // Without a terminal certbot sleeps up to 8 minutes at random before
+    // renewing (to spread cron jobs over the CA): that is waiting, not work.
+    let c_renew = "certbot renew --non-interactive --no-random-sleep-on-renew";
+    let c_idle = stats((0..3).map(|_| ms(&m, c_renew)).collect());
     let c_forced = stats(
         (0..1)
-            .map(|_| ms(&m, "certbot renew --non-interactive --force-renewal"))
+            .map(|_| ms(&m, &format!("{c_renew} --force-renewal")))
             .collect(),
     );
-    let c_rss_idle = rss(&m, "certbot renew --non-interactive");
+    let c_rss_idle = rss(&m, c_renew);
 
     // uacme (its http-01 hook writes into the same webroot)
     let ua = "UACME_CHALLENGE_PATH=/var/lib/portico/acme-challenge/.well-known/acme-challenge uacme -y -o -t EC \
@@ -270,4 +297,97 @@ fn main() {
     );
     row("daemon idle RSS", "Mi", &[Some(daemon_rss), None, None]);
     println!("(certbot and uacme never reload nginx here: the rows with the reload compare portico's whole renewal with their issuance alone)");
+    mass(
+        &m,
+        &mass_names[..mass_portico],
+        Some(&mass_names[..mass_others]),
+    );
+}
+
+/// Seconds and orders per second of `n` orders that took `ms`.
+fn rate(n: usize, ms: f64) -> String {
+    format!("{:>8.1} s {:>7.1}/s", ms / 1000.0, n as f64 / (ms / 1000.0))
+}
+
+/// One client's row of the mass table, printed as soon as it is measured
+/// (a later client's failure keeps it); its forced renewals per second.
+fn mass_row(who: &str, n: usize, first: f64, forced: f64, how: &str) -> f64 {
+    println!(
+        "{who:<8} {n:>6} {:>20} {:>20}   {how}",
+        rate(n, first),
+        rate(n, forced)
+    );
+    n as f64 / (forced / 1000.0)
+}
+
+/// The mass issuance and forced renewal: portico orders every name in
+/// `names` (its first `apply` of them, then `renew --force`); certbot and
+/// uacme order `others` (when given) in their own directories, one process
+/// per certificate for the first issuance as an operator's loop would.
+fn mass(m: &Machine, names: &[String], others: Option<&[String]>) {
+    m.ok(&["portico", "remove", "--purge"]);
+    m.write("/root/mass.toml", &playbook(names));
+    let n = names.len();
+    let p_first = ms(m, "portico apply /root/mass.toml");
+    m.ok(&["systemctl", "stop", "portico"]); // the bench drives renewals itself
+    let p_forced = ms(m, "portico renew --force /root/mass.toml");
+    // GNU time's peak is the largest of the process and the children it
+    // waited for: with the write, that is `nginx -t` on 1,000 TLS servers
+    // (about 105 MiB, see benches/nginx_floor.sh). The dry run's is
+    // portico's own: every order, no write, no nginx.
+    let p_rss = rss(m, "portico renew --force /root/mass.toml");
+    let p_rss_own = rss(m, "portico renew --force --dry-run /root/mass.toml");
+    println!("\nMass issuance and forced renewal against the same pebble (pebble reuses some valid authorizations, alike for all three)");
+    println!(
+        "{:<8} {:>6} {:>20} {:>20}   how",
+        "", "certs", "first issuance", "forced renewal"
+    );
+    let p_rate = mass_row(
+        "portico",
+        n,
+        p_first,
+        p_forced,
+        "one apply (incl. nginx -t, reloads, daemon); renew --force",
+    );
+    println!("(peak RSS of portico's forced renewal of {n}: {p_rss_own:.1} Mi its own, in a dry run; {p_rss:.1} Mi with its children, nginx -t the largest)");
+    let Some(others) = others else {
+        return;
+    };
+    let k = others.len();
+    let cb = "certbot --non-interactive --agree-tos -m ops@bench.test --server https://127.0.0.1:14000/dir \
+              --config-dir /root/cbm/etc --work-dir /root/cbm/work --logs-dir /root/cbm/log";
+    let first: Vec<String> = others
+        .iter()
+        .map(|name| {
+            format!("{cb} certonly --key-type ecdsa --webroot -w /var/lib/portico/acme-challenge -d {name}")
+        })
+        .collect();
+    let c_first = ms(m, &first.join(" && "));
+    let c_forced = ms(
+        m,
+        &format!("{cb} renew --no-random-sleep-on-renew --force-renewal"),
+    );
+    let c_rate = mass_row(
+        "certbot",
+        k,
+        c_first,
+        c_forced,
+        "certonly per name; renew --force-renewal",
+    );
+    let ua = "UACME_CHALLENGE_PATH=/var/lib/portico/acme-challenge/.well-known/acme-challenge uacme -y -o -t EC \
+              -a https://127.0.0.1:14000/dir -c /root/uacm -h /usr/share/uacme/uacme.sh";
+    m.ok(&["sh", "-c", &format!("{ua} new ops@bench.test")]);
+    let issue: Vec<String> = others.iter().map(|n| format!("{ua} issue {n}")).collect();
+    let u_first = ms(m, &issue.join(" && "));
+    // uacme's forced reissue trips over its own backup link within the
+    // same second (see above): the certificates go, the account stays.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    m.ok(&["sh", "-c", "rm -rf /root/uacm/m*.test"]);
+    let u_forced = ms(m, &issue.join(" && "));
+    let u_rate = mass_row("uacme", k, u_first, u_forced, "issue per name, twice");
+    println!(
+        "portico's forced renewals per second: certbot's {:.1}x, uacme's {:.1}x",
+        p_rate / c_rate,
+        p_rate / u_rate
+    );
 }

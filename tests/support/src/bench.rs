@@ -10,7 +10,8 @@ use crate::machine::Machine;
 /// (ngx_master_process_cycle), so a reload right behind another waits out
 /// nginx's sleep, which no real host sees between two renewals.
 pub fn ms(m: &Machine, cmd: &str) -> f64 {
-    let script = format!("sleep 0.2; s=$(date +%s%N); {cmd} >/tmp/bench.out 2>&1 || {{ cat /tmp/bench.out >&2; exit 1; }}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))");
+    // In braces: `a && b` is one command here, all its output kept aside.
+    let script = format!("sleep 0.2; s=$(date +%s%N); {{ {cmd}; }} >/tmp/bench.out 2>&1 || {{ cat /tmp/bench.out >&2; exit 1; }}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))");
     let out = m.ok(&["sh", "-c", &script]);
     out.trim().parse::<f64>().unwrap() / 1000.0
 }
