@@ -93,6 +93,9 @@ impl<'a, 't> Run<'a, 't> {
                         Mode::Check => "check",
                         Mode::Apply => "apply",
                     },
+                    // A report per task, and a few for the handlers: not
+                    // grown by doubling past 10,000 of them.
+                    tasks: Vec::with_capacity(tasks.len() + 4),
                     ..Report::default()
                 },
                 progress: opts.progress,

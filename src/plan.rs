@@ -319,12 +319,12 @@ fn configuration(pb: &Arc<Playbook>, facts: &Facts, now: i64) -> (Vec<Box<dyn Ta
     // Before a certificate is asked of an ACME server over HTTP-01, nginx
     // must answer challenges for its names on port 80 (DNS-01 needs
     // nothing from nginx: its port 80 may be closed).
-    let names = CertificateNames::of(pb);
+    let shared = CertificateShared::of(pb);
     let acme_names: Vec<String> = pb
         .certificates
         .iter()
         .filter(|c| c.source.challenge() == Some(&crate::playbook::Challenge::Http01))
-        .flat_map(|c| names.get(c))
+        .flat_map(|c| shared.get(c))
         .collect();
     if !acme_names.is_empty() {
         tasks.push(After::new(
@@ -336,7 +336,7 @@ fn configuration(pb: &Arc<Playbook>, facts: &Facts, now: i64) -> (Vec<Box<dyn Ta
         ));
     }
     tasks.extend(pb.certificates.iter().map(|c| {
-        Box::new(certificate_task(pb, &names, c, now, Renewal::default())) as Box<dyn Task>
+        Box::new(certificate_task(pb, &shared, c, now, Renewal::default())) as Box<dyn Task>
     }));
 
     (tasks, nginx_spec(pb, facts))
@@ -346,15 +346,13 @@ fn configuration(pb: &Arc<Playbook>, facts: &Facts, now: i64) -> (Vec<Box<dyn Ta
 /// A site's files are kept as how to render them, not their text.
 fn nginx_spec(pb: &Arc<Playbook>, facts: &Facts) -> NginxSpec {
     let shared = Arc::new(SiteSource::of(pb, facts));
-    let mut files: Vec<GenFile> = snippets(pb, &shared)
-        .into_iter()
-        .map(|f| GenFile {
-            rel: f.rel,
-            content: f.content.into(),
-            needs: Vec::new(),
-            owner: "nginx snippets".to_string(),
-        })
-        .collect();
+    let mut files: Vec<GenFile> = Vec::with_capacity(4 + 2 * pb.sites.len());
+    files.extend(snippets(pb, &shared).into_iter().map(|f| GenFile {
+        rel: f.rel,
+        content: f.content.into(),
+        needs: Vec::new(),
+        owner: "nginx snippets".to_string(),
+    }));
     let certs: std::collections::HashMap<&str, usize> = pb
         .certificates
         .iter()
@@ -543,21 +541,30 @@ fn names_from<'s, I: Iterator<Item = &'s Site>>(
     }
 }
 
-/// [`certificate_names`] for every certificate of a playbook: the sites
-/// are gathered by certificate once, not scanned again for each (10,000
-/// certificates without `names` would mean 100 million comparisons).
-pub struct CertificateNames<'p> {
+/// What every certificate of a playbook is planned from, gathered once:
+/// the sites by certificate, for [`certificate_names`] (scanned again for
+/// each, 10,000 certificates without `names` would mean 100 million
+/// comparisons), and `[acme]` and the `[[dns]]` providers, which the tasks
+/// share rather than each holding a copy.
+pub struct CertificateShared<'p> {
     by_certificate: std::collections::HashMap<&'p str, Vec<&'p Site>>,
+    acme: Option<Arc<crate::playbook::Acme>>,
+    dns: Vec<Arc<crate::playbook::Dns>>,
 }
 
-impl<'p> CertificateNames<'p> {
-    /// The sites of `pb`, by the certificate each uses.
+impl<'p> CertificateShared<'p> {
+    /// The sites of `pb` by the certificate each uses; its `[acme]` and
+    /// `[[dns]]`.
     pub fn of(pb: &'p Playbook) -> Self {
         let mut by_certificate = std::collections::HashMap::<&str, Vec<&Site>>::new();
         for s in &pb.sites {
             by_certificate.entry(&s.certificate).or_default().push(s);
         }
-        CertificateNames { by_certificate }
+        CertificateShared {
+            by_certificate,
+            acme: pb.acme.clone().map(Arc::new),
+            dns: pb.dns.iter().cloned().map(Arc::new).collect(),
+        }
     }
 
     /// The names certificate `c` is for.
@@ -576,7 +583,7 @@ impl<'p> CertificateNames<'p> {
 /// treats it).
 pub fn certificate_task(
     pb: &Playbook,
-    names: &CertificateNames,
+    shared: &CertificateShared,
     c: &crate::playbook::Certificate,
     now: i64,
     renewal: Renewal,
@@ -584,15 +591,15 @@ pub fn certificate_task(
     CertificateTask {
         name: c.name.clone(),
         source: c.source.clone(),
-        names: names.get(c),
+        names: shared.get(c),
         key: c.key,
         remaining_fraction: pb.renewal.remaining_fraction,
         paths: CertPaths::of(c),
         now,
-        acme: pb.acme.clone(),
+        acme: shared.acme.clone(),
         dns: match c.source.challenge() {
             Some(crate::playbook::Challenge::Dns01 { dns }) => {
-                pb.dns.iter().find(|d| &d.name == dns).cloned()
+                shared.dns.iter().find(|d| &d.name == dns).cloned()
             }
             _ => None,
         },

@@ -179,7 +179,7 @@ fn certificate_tasks(
 ) -> (Vec<Box<dyn Task>>, Vec<String>, Witnesses) {
     let mut backing_off = Vec::new();
     let mut witnesses = Vec::new();
-    let names = crate::plan::CertificateNames::of(pb);
+    let names = crate::plan::CertificateShared::of(pb);
     let tasks = pb
         .certificates
         .iter()
@@ -263,7 +263,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
         let sighting = match seen.certificates.get(&c.name) {
             Some(seen) => seen.clone(),
             None => {
-                let names = names.get_or_init(|| crate::plan::CertificateNames::of(pb));
+                let names = names.get_or_init(|| crate::plan::CertificateShared::of(pb));
                 read_again(pb, names, ctx, &state, c, now)?
             }
         };
@@ -293,7 +293,7 @@ pub fn quiet(pb: &Playbook, ctx: &Ctx, seen: &Seen, key: String, now: i64) -> Op
 /// like, as its task would see it in the next run.
 fn read_again(
     pb: &Playbook,
-    names: &crate::plan::CertificateNames,
+    names: &crate::plan::CertificateShared,
     ctx: &Ctx,
     state: &State,
     c: &crate::playbook::Certificate,

@@ -235,7 +235,7 @@ pub fn gather(pb: &Playbook, ctx: &Ctx, playbook: &str, seed: &str) -> Status {
         }
     }
     let presented = presented(ctx, &first_site);
-    let names = crate::plan::CertificateNames::of(pb);
+    let names = crate::plan::CertificateShared::of(pb);
     let certificates: Vec<Certificate> = pb
         .certificates
         .iter()
@@ -501,7 +501,7 @@ fn sites(
 
 fn certificate(
     pb: &Playbook,
-    names: &crate::plan::CertificateNames,
+    names: &crate::plan::CertificateShared,
     c: &crate::playbook::Certificate,
     ctx: &Ctx,
     state: &State,

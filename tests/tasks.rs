@@ -426,7 +426,7 @@ fn task_of(case: &Case, facts: &Facts) -> Box<dyn Task> {
         };
         return Box::new(portico::plan::certificate_task(
             &pb,
-            &portico::plan::CertificateNames::of(&pb),
+            &portico::plan::CertificateShared::of(&pb),
             c,
             case.now,
             renewal,

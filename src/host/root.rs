@@ -142,6 +142,9 @@ pub struct TreeFile {
     pub mode: u32,
 }
 
+/// What writes a file's content into it (called once, on the new file).
+pub type Fill<'a> = &'a mut dyn FnMut(&mut dyn Write) -> io::Result<()>;
+
 /// The filesystem under a root directory.
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -757,7 +760,7 @@ impl Root {
     fn write_temp(
         dir: &Dir,
         name: &str,
-        bytes: &[u8],
+        fill: Fill<'_>,
         mode: u32,
         sync: bool,
     ) -> Result<String, RootError> {
@@ -779,7 +782,7 @@ impl Root {
             };
             let mut file = fs::File::from(fd);
             let written = (|| {
-                file.write_all(bytes)?;
+                fill(&mut file)?;
                 // Exact mode even where the umask dropped bits at creation.
                 nix::sys::stat::fchmod(file.as_fd(), mode_of(mode)).map_err(io::Error::from)?;
                 if sync {
@@ -818,7 +821,18 @@ impl Root {
 
     /// Writes `bytes` atomically with exactly `mode`.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), RootError> {
-        self.write_atomic_with(path, bytes, mode, true)
+        self.write_atomic_with(path, &mut |f| f.write_all(bytes), mode, true)
+    }
+
+    /// [`Root::write_atomic`] of what `fill` writes, as it writes it: a
+    /// large text (the manifest at thousands of sites) is never held whole.
+    pub fn write_atomic_streamed(
+        &self,
+        path: &Path,
+        mode: u32,
+        fill: Fill<'_>,
+    ) -> Result<(), RootError> {
+        self.write_atomic_with(path, fill, mode, true)
     }
 
     /// [`Root::write_atomic`] without waiting for the disk: still whole or
@@ -831,13 +845,13 @@ impl Root {
         bytes: &[u8],
         mode: u32,
     ) -> Result<(), RootError> {
-        self.write_atomic_with(path, bytes, mode, false)
+        self.write_atomic_with(path, &mut |f| f.write_all(bytes), mode, false)
     }
 
     fn write_atomic_with(
         &self,
         path: &Path,
-        bytes: &[u8],
+        fill: Fill<'_>,
         mode: u32,
         sync: bool,
     ) -> Result<(), RootError> {
@@ -847,7 +861,7 @@ impl Root {
                 path: path.to_path_buf(),
             });
         }
-        let tmp = Self::write_temp(&dir, &name, bytes, mode, sync)?;
+        let tmp = Self::write_temp(&dir, &name, fill, mode, sync)?;
         if !sync {
             failpoint::hit("fs.rename", &path.display());
             return nix::fcntl::renameat(&dir.fd, tmp.as_str(), &dir.fd, name.as_str())

@@ -54,6 +54,9 @@ pub(super) fn read(text: &str) -> Option<Playbook> {
         pb.sites.extend(items.site);
         pb.certificates.extend(items.certificate);
     }
+    // Grown piece by piece, by doubling: the room left over goes.
+    pb.sites.shrink_to_fit();
+    pb.certificates.shrink_to_fit();
     Some(pb)
 }
 

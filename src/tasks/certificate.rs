@@ -132,10 +132,11 @@ pub struct CertificateTask {
     /// Seconds since the epoch, from the clock: what "due" and "expired"
     /// are measured against, and when made certificates start.
     pub now: i64,
-    /// The playbook's `[acme]` (for ACME certificates).
-    pub acme: Option<crate::playbook::Acme>,
-    /// The `[[dns]]` provider of a DNS-01 certificate.
-    pub dns: Option<crate::playbook::Dns>,
+    /// The playbook's `[acme]` (for ACME certificates), shared by every
+    /// certificate's task.
+    pub acme: Option<std::sync::Arc<crate::playbook::Acme>>,
+    /// The `[[dns]]` provider of a DNS-01 certificate (shared likewise).
+    pub dns: Option<std::sync::Arc<crate::playbook::Dns>>,
     /// What a renewal run asks.
     pub renewal: Renewal,
 }
@@ -440,10 +441,10 @@ impl CertificateTask {
                 }
             ),
             Action::Obtain(Box::new(crate::acme::Job {
-                acme,
+                acme: (*acme).clone(),
                 names: self.names.iter().cloned().collect(),
                 key: self.key,
-                dns: self.dns.clone(),
+                dns: self.dns.as_deref().cloned(),
                 // A key of the old type cannot be kept for the new one.
                 reuse_key: reuse_key && !reason.starts_with(KEY_CHANGED),
                 name: self.name.clone(),
