@@ -756,7 +756,8 @@ impl Root {
     }
 
     /// A new file `name` in `dir` under a temporary name, with exactly
-    /// `mode` and `bytes`, synced: the caller renames it into place.
+    /// `mode` and what `fill` writes (called once), synced when `sync`:
+    /// the caller renames it into place. Removed again if anything fails.
     fn write_temp(
         dir: &Dir,
         name: &str,
