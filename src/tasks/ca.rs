@@ -46,18 +46,21 @@ impl Task for CaTask {
             .collect();
         let files = ca.new_files(self.days)?;
         for (path, content, mode) in files {
-            let diff = crate::tasks::file::unified_diff(&path, None, &content, mode);
             let summary = format!("create {} (mode {mode:04o})", path.display());
+            // A CA's two files are small: copied, so the diff is made only
+            // for --diff, like every other.
             changes.push(
                 Change::new(
                     summary,
                     Action::WriteFile {
-                        path,
-                        content,
+                        path: path.clone(),
+                        content: content.clone(),
                         mode,
                     },
                 )
-                .with_diff(ctx, || diff),
+                .with_diff(ctx, || {
+                    crate::tasks::file::unified_diff(&path, None, &content, mode)
+                }),
             );
         }
         Ok(changes)
